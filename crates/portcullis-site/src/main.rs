@@ -1,0 +1,2 @@
+//! The Portcullis site.
+fn main() {}

@@ -1,0 +1,5 @@
+//! Portcullis: secure server-side sessions for axum and tower.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod store;
