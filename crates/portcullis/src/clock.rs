@@ -50,7 +50,9 @@ impl ManualClock {
     /// A clock stopped at `time`.
     #[must_use]
     pub fn at(time: SystemTime) -> Self {
-        Self { now: Arc::new(Mutex::new(time)) }
+        Self {
+            now: Arc::new(Mutex::new(time)),
+        }
     }
 
     /// Moves the clock forward by `by`.

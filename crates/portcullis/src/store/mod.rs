@@ -14,9 +14,7 @@
 //! Implementations: [`MemoryStore`] (one process, tests), [`FileStore`] (the `dev` profile).
 //! Every store passes the same contract suite (`tests/store_contract.rs`).
 
-
 mod memory;
-
 
 pub use memory::MemoryStore;
 
@@ -86,7 +84,10 @@ impl StoreError {
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        Self::Unavailable { context: context.into(), source: source.into() }
+        Self::Unavailable {
+            context: context.into(),
+            source: source.into(),
+        }
     }
 }
 

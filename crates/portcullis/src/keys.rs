@@ -1,0 +1,287 @@
+//! The key ring: `SECRET_KEY` and its fallbacks, each stretched by HKDF-SHA256 into independent
+//! keys for one purpose each (cookie signing, record sealing, CSRF tokens, log hashing), so that
+//! no key is ever used by two algorithms.
+//!
+//! New cookies and records always use the current key; verifying and opening also try the
+//! fallbacks (`SECRET_KEY_FALLBACKS`), so a key can be rotated without logging anybody out.
+//! Once one absolute session lifetime has passed, nothing signed by a fallback is still alive
+//! and it can be dropped.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Salt for HKDF: names this scheme, so keys derived here never equal keys another program
+/// derives from the same `SECRET_KEY` (a Flask app, for one).
+const HKDF_SALT: &[u8] = b"portcullis key ring v1";
+
+/// Length of an XChaCha20-Poly1305 nonce: 192 bits, large enough to draw at random for every
+/// seal without a counter (RFC draft-irtf-cfrg-xchacha).
+pub(crate) const NONCE_LEN: usize = 24;
+
+/// Which key of the ring verified or opened something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyUse {
+    /// The current `SECRET_KEY`.
+    Current,
+    /// A key from `SECRET_KEY_FALLBACKS`: the value should be re-issued under the current key.
+    Fallback,
+}
+
+/// The keys derived from one secret.
+struct DerivedKeys {
+    signing: [u8; 32],
+    sealing: XChaCha20Poly1305,
+    csrf: [u8; 32],
+}
+
+impl DerivedKeys {
+    fn derive(secret: &[u8]) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret);
+        let expand = |label: &[u8]| {
+            let mut key = [0u8; 32];
+            // Invariant: 32 bytes is far below HKDF-SHA256's 255 * 32 byte output limit.
+            hkdf.expand(label, &mut key)
+                .expect("32-byte HKDF output is always valid");
+            key
+        };
+        let sealing = expand(b"session record sealing");
+        Self {
+            signing: expand(b"session cookie signing"),
+            sealing: XChaCha20Poly1305::new(&sealing.into()),
+            csrf: expand(b"csrf token authentication"),
+        }
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.signing)
+            .expect("HMAC-SHA256 accepts keys of any length");
+        for part in parts {
+            // Length-prefix each part so ("ab", "c") and ("a", "bc") never collide.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+}
+
+/// `SECRET_KEY` plus fallbacks, as derived keys.
+///
+/// ```
+/// use portcullis::keys::{KeyRing, KeyUse};
+///
+/// let old = KeyRing::new(b"an old secret key of at least 32 bytes", &[]);
+/// let sealed = old.seal(b"sess:key", b"hello");
+///
+/// let rotated = KeyRing::new(
+///     b"the new secret key, also 32 bytes or more",
+///     &[b"an old secret key of at least 32 bytes"],
+/// );
+/// let (plain, used) = rotated.open(b"sess:key", &sealed).unwrap();
+/// assert_eq!(plain, b"hello");
+/// assert_eq!(used, KeyUse::Fallback);
+/// ```
+pub struct KeyRing {
+    current: DerivedKeys,
+    fallbacks: Vec<DerivedKeys>,
+    /// Keyed hash for log lines, so that ids never appear in logs yet events can be correlated.
+    log_key: [u8; 32],
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("fallbacks", &self.fallbacks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// Derives the ring from the current secret and any fallbacks (oldest last).
+    ///
+    /// Length rules (32 bytes at least in production) are the configuration's job; see
+    /// [`crate::config`].
+    #[must_use]
+    pub fn new(secret: &[u8], fallbacks: &[&[u8]]) -> Self {
+        let current = DerivedKeys::derive(secret);
+        let mut log_key = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(HKDF_SALT), secret)
+            .expand(b"log hashing", &mut log_key)
+            .expect("32-byte HKDF output is always valid");
+        Self {
+            current,
+            fallbacks: fallbacks.iter().map(|s| DerivedKeys::derive(s)).collect(),
+            log_key,
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = (KeyUse, &DerivedKeys)> {
+        std::iter::once((KeyUse::Current, &self.current))
+            .chain(self.fallbacks.iter().map(|k| (KeyUse::Fallback, k)))
+    }
+
+    /// HMAC-SHA256 of `parts` under the current signing key, base64url without padding.
+    #[must_use]
+    pub fn sign(&self, parts: &[&[u8]]) -> String {
+        URL_SAFE_NO_PAD.encode(self.current.mac(parts).finalize().into_bytes())
+    }
+
+    /// Checks a base64url signature made by [`KeyRing::sign`] against every key of the ring,
+    /// in constant time per key.
+    #[must_use]
+    pub fn verify(&self, parts: &[&[u8]], signature: &str) -> Option<KeyUse> {
+        let tag = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        self.all()
+            .find_map(|(used, keys)| keys.mac(parts).verify_slice(&tag).is_ok().then_some(used))
+    }
+
+    /// Seals `plaintext` with XChaCha20-Poly1305 under the current key; `aad` (the store key) is
+    /// authenticated but not stored, so a record cannot be moved to another key.
+    /// Output: nonce (24 bytes) followed by ciphertext and tag.
+    #[must_use]
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        let ciphertext = self
+            .current
+            .sealing
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
+        let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    /// Opens what [`KeyRing::seal`] produced, trying every key of the ring. `None` when the
+    /// data was altered, cut, sealed for another `aad`, or sealed under an unknown key.
+    #[must_use]
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<(Vec<u8>, KeyUse)> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = XNonce::from_slice(nonce);
+        self.all().find_map(|(used, keys)| {
+            keys.sealing
+                .decrypt(
+                    nonce,
+                    Payload {
+                        msg: ciphertext,
+                        aad,
+                    },
+                )
+                .ok()
+                .map(|p| (p, used))
+        })
+    }
+
+    /// The CSRF authentication key of the current secret and of each fallback.
+    pub(crate) fn csrf_keys(&self) -> impl Iterator<Item = (KeyUse, &[u8; 32])> {
+        self.all().map(|(used, keys)| (used, &keys.csrf))
+    }
+
+    /// A short keyed hash of `data` for log lines: correlates events without revealing ids.
+    #[must_use]
+    pub fn log_hash(&self, data: &[u8]) -> String {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.log_key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(data);
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..12])
+    }
+}
+
+/// Fills `buf` from the operating system's generator.
+///
+/// # Panics
+/// If the OS generator fails: continuing without randomness would issue guessable ids.
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the OS random generator must be available to issue session ids");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &[u8] = b"secret key A, long enough for production";
+    const B: &[u8] = b"secret key B, long enough for production";
+
+    #[test]
+    fn signature_verifies_with_current_key_only_for_same_parts() {
+        let ring = KeyRing::new(A, &[]);
+        let sig = ring.sign(&[b"session", b"id"]);
+        assert_eq!(
+            ring.verify(&[b"session", b"id"], &sig),
+            Some(KeyUse::Current)
+        );
+        assert_eq!(ring.verify(&[b"session", b"other"], &sig), None);
+        assert_eq!(
+            ring.verify(&[b"sessioni", b"d"], &sig),
+            None,
+            "parts are length-prefixed"
+        );
+        assert_eq!(
+            KeyRing::new(B, &[]).verify(&[b"session", b"id"], &sig),
+            None
+        );
+    }
+
+    #[test]
+    fn fallback_key_verifies_and_opens_but_new_values_use_current() {
+        let old = KeyRing::new(A, &[]);
+        let rotated = KeyRing::new(B, &[A]);
+        let sig = old.sign(&[b"x"]);
+        assert_eq!(rotated.verify(&[b"x"], &sig), Some(KeyUse::Fallback));
+        let sealed = old.seal(b"k", b"data");
+        assert_eq!(
+            rotated.open(b"k", &sealed),
+            Some((b"data".to_vec(), KeyUse::Fallback))
+        );
+        assert_eq!(old.verify(&[b"x"], &rotated.sign(&[b"x"])), None);
+    }
+
+    #[test]
+    fn sealed_record_is_bound_to_its_aad_and_detects_any_change() {
+        let ring = KeyRing::new(A, &[]);
+        let sealed = ring.seal(b"sess:one", b"payload");
+        assert!(ring.open(b"sess:two", &sealed).is_none());
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(
+                ring.open(b"sess:one", &bad).is_none(),
+                "flip at {i} must fail"
+            );
+        }
+        assert!(
+            ring.open(b"sess:one", &sealed[..sealed.len() - 1])
+                .is_none()
+        );
+        assert_ne!(
+            ring.seal(b"sess:one", b"payload"),
+            sealed,
+            "nonces are fresh"
+        );
+    }
+
+    #[test]
+    fn log_hash_is_keyed_and_short() {
+        let a = KeyRing::new(A, &[]).log_hash(b"id");
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, KeyRing::new(B, &[]).log_hash(b"id"));
+    }
+}

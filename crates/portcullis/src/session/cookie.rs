@@ -1,0 +1,144 @@
+//! Reading the session cookie from a request and writing `Set-Cookie`.
+//!
+//! The value is `id.mac`: the base64url id and an HMAC-SHA256 over the cookie name and the id,
+//! so a cookie cannot be forged, altered, or moved to another cookie name. Verification runs
+//! before anything touches the store; a value that fails it is "no session".
+
+use std::time::{Duration, SystemTime};
+
+use ::cookie::{Cookie, SameSite};
+use http::HeaderValue;
+use http::header::{COOKIE, HeaderMap};
+
+use super::Settings;
+use super::id::{ENCODED_ID_LEN, Id};
+use crate::keys::{KeyRing, KeyUse};
+
+/// Longest cookie value worth looking at: an id, a dot and a 256-bit MAC in base64url.
+const MAX_VALUE_LEN: usize = ENCODED_ID_LEN + 1 + 43;
+
+/// What the request's cookie said.
+#[derive(Clone, Debug)]
+pub(crate) enum Presented {
+    /// No cookie of that name.
+    Absent,
+    /// A well-formed, authentic id (under the current key or a fallback).
+    Valid { id: Id, key_use: KeyUse },
+    /// A cookie that is malformed, overlong or fails its signature. The keyed hash of its value
+    /// goes into the security log.
+    Invalid,
+}
+
+/// Finds the session cookie (exact name) and verifies it. When the browser sends several cookies
+/// of that name (different paths or domains), the first authentic one wins.
+pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> Presented {
+    let mut presented = Presented::Absent;
+    let values = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    for cookie in values.flat_map(Cookie::split_parse).flatten() {
+        if cookie.name() != settings.cookie_name {
+            continue;
+        }
+        match verify(cookie.value(), settings, keys) {
+            Some((id, key_use)) => return Presented::Valid { id, key_use },
+            None => {
+                tracing::warn!(
+                    target: "portcullis::security",
+                    cookie_hash = %keys.log_hash(cookie.value().as_bytes()),
+                    "session cookie failed verification; starting an anonymous session"
+                );
+                presented = Presented::Invalid;
+            }
+        }
+    }
+    presented
+}
+
+fn verify(value: &str, settings: &Settings, keys: &KeyRing) -> Option<(Id, KeyUse)> {
+    if value.len() > MAX_VALUE_LEN {
+        return None;
+    }
+    if !settings.use_signer {
+        return Id::decode(value).map(|id| (id, KeyUse::Current));
+    }
+    let (id_text, mac) = value.split_once('.')?;
+    let id = Id::decode(id_text)?;
+    let key_use = keys.verify(&[settings.cookie_name.as_bytes(), id_text.as_bytes()], mac)?;
+    Some((id, key_use))
+}
+
+/// The cookie value for `id`.
+pub(crate) fn value(id: &Id, settings: &Settings, keys: &KeyRing) -> String {
+    let id_text = id.encode();
+    if settings.use_signer {
+        let mac = keys.sign(&[settings.cookie_name.as_bytes(), id_text.as_bytes()]);
+        format!("{id_text}.{mac}")
+    } else {
+        id_text
+    }
+}
+
+/// How long the browser should keep the cookie.
+pub(crate) enum Lifetime {
+    /// Until the browser closes (no `Expires`/`Max-Age`).
+    BrowserSession,
+    /// Until this deadline (`Max-Age` and `Expires`).
+    Until(SystemTime),
+    /// Remove it now (`Max-Age=0` and an `Expires` in the past).
+    Remove,
+}
+
+/// A `Set-Cookie` header value with the configured attributes.
+pub(crate) fn set_cookie(
+    value: String,
+    lifetime: &Lifetime,
+    now: SystemTime,
+    settings: &Settings,
+) -> HeaderValue {
+    let mut cookie = Cookie::build((settings.cookie_name.clone(), value))
+        .path(settings.cookie_path.clone())
+        .http_only(settings.http_only)
+        .secure(settings.secure)
+        .same_site(settings.same_site);
+    if let Some(domain) = &settings.cookie_domain {
+        cookie = cookie.domain(domain.clone());
+    }
+    match lifetime {
+        Lifetime::BrowserSession => {}
+        Lifetime::Until(deadline) => {
+            let secs = deadline
+                .duration_since(now)
+                .unwrap_or(Duration::ZERO)
+                .as_secs();
+            let unix = deadline
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            cookie = cookie.max_age(::cookie::time::Duration::seconds(saturate(secs)));
+            if let Ok(at) = ::cookie::time::OffsetDateTime::from_unix_timestamp(saturate(unix)) {
+                cookie = cookie.expires(at);
+            }
+        }
+        Lifetime::Remove => {
+            cookie = cookie
+                .max_age(::cookie::time::Duration::ZERO)
+                .expires(::cookie::time::OffsetDateTime::UNIX_EPOCH);
+        }
+    }
+    // Invariant: names are validated tokens and values are base64url, so this is a valid header.
+    HeaderValue::try_from(cookie.build().to_string()).expect("cookie text is a valid header value")
+}
+
+fn saturate(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+/// Maps the configuration's SameSite onto the cookie crate's.
+pub(crate) fn same_site(value: crate::config::SameSite) -> SameSite {
+    match value {
+        crate::config::SameSite::Strict => SameSite::Strict,
+        crate::config::SameSite::Lax => SameSite::Lax,
+        crate::config::SameSite::None => SameSite::None,
+    }
+}

@@ -1,0 +1,147 @@
+//! Server-side sessions: the [`Session`] handle, the [`SessionLayer`] that provides it, and the
+//! rules for ids, cookies, records and expiry. The crate docs explain the model; this module
+//! holds the pieces:
+//!
+//! - `id.rs`: 256-bit ids and the hashed store key;
+//! - `cookie.rs`: reading and verifying `id.mac`, writing `Set-Cookie`;
+//! - `record.rs`: the sealed envelope;
+//! - `handle.rs`: the [`Session`] handle (lazy load, typed access, regenerate, destroy);
+//! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler.
+
+mod cookie;
+mod handle;
+mod id;
+mod layer;
+mod record;
+mod service;
+
+pub use handle::Session;
+pub use id::Id;
+pub use layer::SessionLayer;
+pub use record::Data;
+pub use service::{ResponseFuture, SessionService};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::clock::Clock;
+use crate::keys::KeyRing;
+use crate::response::error_page;
+use crate::store::{SessionStore, StoreError};
+
+/// What went wrong with a session operation. Each variant is also the HTTP answer
+/// ([`IntoResponse`]), so handlers can use `?`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The store could not be reached. The layer turns the whole response into a 503 and leaves
+    /// the client's cookie alone (fail closed).
+    #[error("sessions are temporarily unavailable")]
+    Unavailable {
+        /// The store's error, when there was one in this call.
+        #[source]
+        source: Option<StoreError>,
+    },
+    /// The session would exceed `SESSION_MAX_BYTES`; nothing was changed.
+    #[error("the session would hold {size} bytes, over the limit of {max} (SESSION_MAX_BYTES)")]
+    TooLarge {
+        /// Encoded size the change would have produced.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A stored value is not of the requested type.
+    #[error("a session value could not be decoded as the requested type")]
+    Decode(#[source] rmpv::ext::Error),
+    /// A value could not be encoded as MessagePack.
+    #[error("a value could not be encoded for the session")]
+    Encode(#[source] rmpv::ext::Error),
+}
+
+impl SessionError {
+    fn decode(error: rmpv::ext::Error) -> Self {
+        Self::Decode(error)
+    }
+    fn encode(error: rmpv::ext::Error) -> Self {
+        Self::Encode(error)
+    }
+}
+
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Decode(_) | Self::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error_page(status, &self.to_string(), false)
+    }
+}
+
+/// The extractor finds the [`Session`] the layer put in the request.
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Session>().cloned().ok_or((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Session extractor used without SessionLayer on the route",
+        ))
+    }
+}
+
+/// Cookie and lifetime settings, built by [`SessionLayer`]'s `with_*` methods.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) cookie_name: String,
+    pub(crate) cookie_path: String,
+    pub(crate) cookie_domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: ::cookie::SameSite,
+    pub(crate) idle: Duration,
+    pub(crate) absolute: Duration,
+    pub(crate) permanent: bool,
+    pub(crate) refresh_each_request: bool,
+    pub(crate) key_prefix: String,
+    pub(crate) use_signer: bool,
+    pub(crate) max_bytes: usize,
+    pub(crate) json_prefix: String,
+}
+
+/// What every request of one layer shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
+    pub(crate) health: Health,
+}
+
+/// Whether the store answered last time, so that an outage is logged once when it starts and
+/// once when it ends, not once per request.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Health {
+    down: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub(crate) fn report_failure(&self, error: &StoreError) {
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::error!(error = %error, "session store unreachable: answering 503 until it returns");
+        }
+    }
+
+    pub(crate) fn report_success(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("session store reachable again");
+        }
+    }
+}
