@@ -1,1 +1,53 @@
-fn main() {}
+//! Micro-benchmarks of the per-request work: cookie sign/verify, record seal/open (1 KiB), and
+//! the file store's save and load. Run: `cargo bench -p portcullis --bench core`.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use portcullis::keys::KeyRing;
+use portcullis::session::Id;
+use portcullis::store::{FileStore, SessionStore};
+
+const SECRET: &[u8] = b"a benchmark secret key of 32 bytes or more";
+
+fn cookies(c: &mut Criterion) {
+    let keys = KeyRing::new(SECRET, &[]);
+    let id = Id::random().encode();
+    let mac = keys.sign(&[b"session", id.as_bytes()]);
+    c.bench_function("cookie_sign", |b| {
+        b.iter(|| keys.sign(&[b"session", black_box(id.as_bytes())]));
+    });
+    c.bench_function("cookie_verify", |b| {
+        b.iter(|| keys.verify(&[b"session", black_box(id.as_bytes())], black_box(&mac)));
+    });
+}
+
+fn records(c: &mut Criterion) {
+    let keys = KeyRing::new(SECRET, &[]);
+    let data = vec![0x5a_u8; 1024];
+    let aad = b"sess:0123456789abcdef0123456789abcdef0123456";
+    let sealed = keys.seal(aad, &data);
+    c.bench_function("record_seal_1KiB", |b| b.iter(|| keys.seal(aad, black_box(&data))));
+    c.bench_function("record_open_1KiB", |b| b.iter(|| keys.open(aad, black_box(&sealed))));
+}
+
+fn file_store(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let key = Id::random().store_key("sess:");
+    let record = vec![0x5a_u8; 1100];
+    let deadline = || SystemTime::now() + Duration::from_secs(300);
+    runtime.block_on(store.create(&key, &record, deadline())).unwrap();
+    c.bench_function("file_store_save_1KiB", |b| {
+        b.iter(|| runtime.block_on(store.update(&key, black_box(&record), deadline())).unwrap());
+    });
+    c.bench_function("file_store_load_and_slide", |b| {
+        b.iter(|| runtime.block_on(store.load(&key, Some(deadline()))).unwrap());
+    });
+}
+
+criterion_group!(benches, cookies, records, file_store);
+criterion_main!(benches);

@@ -1,4 +1,4 @@
-//! Portcullis: secure server-side sessions for axum and tower.
+#![doc = include_str!("docs/overview.md")]
 #![forbid(unsafe_code)]
 
 pub mod clock;

@@ -1,0 +1,91 @@
+//! Command-line parsing (clap) and the text of `portcullis config`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+use portcullis::config::{Config, ConfigLoader, Profile};
+
+/// Portcullis: secure server-side sessions, and a reference site that shows them working.
+///
+/// Settings use Flask's names and are read from the environment and from `.env`.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version)]
+pub(crate) struct Cli {
+    /// Configuration profile: `dev` (files, the default) or `redis` (production).
+    /// Overrides PORTCULLIS_PROFILE.
+    #[arg(long, global = true, value_parser = parse_profile)]
+    profile: Option<Profile>,
+
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the site (the default).
+    Serve(ServeArgs),
+    /// Print the effective configuration, where each value came from, and warnings.
+    Config,
+    /// Manage stored sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Self::Serve(ServeArgs { bind: None })
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. Overrides PORTCULLIS_BIND (default 127.0.0.1:8000).
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionsCommand {
+    /// Remove expired sessions from the file store (Redis expires them by itself).
+    PurgeExpired,
+}
+
+fn parse_profile(text: &str) -> Result<Profile, String> {
+    text.parse().map_err(|_| format!("unknown profile {text:?}: use dev or redis"))
+}
+
+impl Cli {
+    /// The configuration loader with this command line's overrides.
+    pub(crate) fn loader(&self) -> ConfigLoader {
+        let mut loader = ConfigLoader::new();
+        if let Some(profile) = self.profile {
+            loader = loader.profile(profile);
+        }
+        if let Some(Command::Serve(ServeArgs { bind: Some(bind) })) = &self.command {
+            loader = loader.bind(*bind);
+        }
+        loader
+    }
+}
+
+/// The text of `portcullis config`: one line per setting, then warnings.
+pub(crate) fn describe(config: &Config) -> String {
+    let settings = config.report();
+    let width = settings.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let mut out = format!("profile: {}\n\n", config.profile);
+    for setting in settings {
+        let _ = writeln!(out, "{:width$}  {}  ({})", setting.name, setting.value, setting.source);
+    }
+    let warnings = config.warnings();
+    if !warnings.is_empty() {
+        out.push('\n');
+        for warning in warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+    }
+    out
+}

@@ -1,0 +1,48 @@
+//! `portcullis serve`: bind, serve, and shut down gracefully on SIGTERM or Ctrl-C (requests in
+//! flight finish, and their session writes land, before the process exits).
+
+use portcullis::config::Config;
+use tokio::net::TcpListener;
+
+use crate::{app, stores};
+
+/// Runs the site until a shutdown signal arrives.
+pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let store = stores::open(&config)?;
+    let router = app::router(&config, store);
+    let listener = TcpListener::bind(config.bind).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        profile = %config.profile,
+        store = ?config.session_type,
+        "listening on http://{address}"
+    );
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing requests in flight");
+}

@@ -1,0 +1,42 @@
+//! Builds the session store that the configuration asks for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis::config::{Config, StoreKind};
+use portcullis::store::{FileStore, MemoryStore, SessionStore, StoreError};
+
+/// How often the file store sweeps expired sessions in the background.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// What went wrong building a store.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoresError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("SESSION_TYPE=redis is not available in this build yet")]
+    RedisUnsupported,
+}
+
+/// The configured store; for files, also starts the background sweeper.
+pub(crate) fn open(config: &Config) -> Result<Arc<dyn SessionStore>, StoresError> {
+    match config.session_type {
+        StoreKind::Filesystem => {
+            let store = FileStore::open(&config.session_file_dir)?;
+            store.spawn_sweeper(SWEEP_EVERY);
+            Ok(Arc::new(store))
+        }
+        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreKind::Redis => Err(StoresError::RedisUnsupported),
+    }
+}
+
+/// `portcullis sessions purge-expired`.
+pub(crate) async fn purge_expired(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let removed = match config.session_type {
+        StoreKind::Filesystem => FileStore::open(&config.session_file_dir)?.purge_expired().await?,
+        StoreKind::Memory | StoreKind::Redis => 0,
+    };
+    println!("removed {removed} expired session(s)");
+    Ok(())
+}
