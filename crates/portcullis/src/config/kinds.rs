@@ -1,0 +1,158 @@
+//! The small vocabularies of the configuration: profiles, session store kinds, `SameSite`
+//! values, and the [`Source`] a setting's value came from.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::ConfigError;
+
+/// A configuration profile: the set of defaults a deployment starts from.
+///
+/// Chosen with `--profile` or `PORTCULLIS_PROFILE`; the default is [`Profile::Dev`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// Development: sessions in local files, cookie not `Secure`, a generated key. Runs with
+    /// nothing installed; refuses to listen beyond loopback unless explicitly allowed.
+    #[default]
+    Dev,
+    /// Production: sessions in Redis, `Secure` cookies, permanent sessions, `SECRET_KEY` required.
+    Redis,
+}
+
+impl Profile {
+    const ALLOWED: &str = "dev or redis";
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Dev => "dev",
+            Self::Redis => "redis",
+        })
+    }
+}
+
+/// Parses `dev` or `redis`, ignoring case.
+impl FromStr for Profile {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "dev" => Ok(Self::Dev),
+            "redis" => Ok(Self::Redis),
+            _ => Err(ConfigError::invalid("PORTCULLIS_PROFILE", s, Self::ALLOWED)),
+        }
+    }
+}
+
+/// Where session records are kept (`SESSION_TYPE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StoreKind {
+    /// One file per session under `SESSION_FILE_DIR` (the `dev` default).
+    Filesystem,
+    /// A Redis server or cluster at `REDIS_URL` (the `redis` default).
+    Redis,
+    /// Process memory: lost on restart, not shared between processes. For tests.
+    Memory,
+}
+
+impl StoreKind {
+    const ALLOWED: &str = "filesystem, redis or memory";
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Filesystem => "filesystem",
+            Self::Redis => "redis",
+            Self::Memory => "memory",
+        })
+    }
+}
+
+/// Parses `filesystem`, `redis` or `memory`, ignoring case (as Flask-Session does).
+impl FromStr for StoreKind {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "filesystem" => Ok(Self::Filesystem),
+            "redis" => Ok(Self::Redis),
+            "memory" => Ok(Self::Memory),
+            _ => Err(ConfigError::invalid("SESSION_TYPE", s, Self::ALLOWED)),
+        }
+    }
+}
+
+/// The session cookie's `SameSite` attribute (`SESSION_COOKIE_SAMESITE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SameSite {
+    /// Sent only with same-site requests.
+    Strict,
+    /// Also sent with top-level cross-site navigations (links), not with cross-site POSTs.
+    Lax,
+    /// Sent with every request; browsers require `Secure` with it.
+    None,
+}
+
+impl SameSite {
+    const ALLOWED: &str = "Strict, Lax or None";
+}
+
+/// Prints the attribute value as it appears in `Set-Cookie`: `Strict`, `Lax` or `None`.
+impl fmt::Display for SameSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Strict => "Strict",
+            Self::Lax => "Lax",
+            Self::None => "None",
+        })
+    }
+}
+
+/// Parses `Strict`, `Lax` or `None`, ignoring case.
+impl FromStr for SameSite {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "strict" => Ok(Self::Strict),
+            "lax" => Ok(Self::Lax),
+            "none" => Ok(Self::None),
+            _ => Err(ConfigError::invalid(
+                "SESSION_COOKIE_SAMESITE",
+                s,
+                Self::ALLOWED,
+            )),
+        }
+    }
+}
+
+/// Where a setting's value came from, as shown by `portcullis config`.
+///
+/// Precedence, highest first: command line, process environment, `.env`, profile default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The profile's default.
+    Default,
+    /// The `.env` file.
+    DotEnv,
+    /// The process environment.
+    Environment,
+    /// A command-line option (`--profile`, `--bind`).
+    CommandLine,
+    /// Generated on this machine: the development `SECRET_KEY` in the state directory.
+    Generated,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Default => "default",
+            Self::DotEnv => ".env",
+            Self::Environment => "environment",
+            Self::CommandLine => "command line",
+            Self::Generated => "generated",
+        })
+    }
+}
