@@ -74,11 +74,18 @@ async fn write_value(session: Session, Json(body): Json<WriteValue>) -> Response
         && body.key.len() <= MAX_API_KEY_LEN
         && !body.key.starts_with('_')
         && body.key != portcullis::csrf::SESSION_KEY
-        && body.key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && body
+            .key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid {
         let reason = "key must be 1 to 64 letters, digits, '-' or '_', not starting with '_', \
                       and not a reserved name";
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": reason }))).into_response();
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": reason })),
+        )
+            .into_response();
     }
     match session.insert(&body.key, body.value).await {
         Ok(()) => Json(json!({ "stored": body.key })).into_response(),

@@ -55,7 +55,8 @@ pub(crate) enum SessionsCommand {
 }
 
 fn parse_profile(text: &str) -> Result<Profile, String> {
-    text.parse().map_err(|_| format!("unknown profile {text:?}: use dev or redis"))
+    text.parse()
+        .map_err(|_| format!("unknown profile {text:?}: use dev or redis"))
 }
 
 impl Cli {
@@ -78,7 +79,11 @@ pub(crate) fn describe(config: &Config) -> String {
     let width = settings.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut out = format!("profile: {}\n\n", config.profile);
     for setting in settings {
-        let _ = writeln!(out, "{:width$}  {}  ({})", setting.name, setting.value, setting.source);
+        let _ = writeln!(
+            out,
+            "{:width$}  {}  ({})",
+            setting.name, setting.value, setting.source
+        );
     }
     let warnings = config.warnings();
     if !warnings.is_empty() {

@@ -33,9 +33,9 @@ async fn main() -> ExitCode {
             print!("{}", cli::describe(&config));
             Ok(())
         }
-        Command::Sessions { command: SessionsCommand::PurgeExpired } => {
-            stores::purge_expired(&config).await
-        }
+        Command::Sessions {
+            command: SessionsCommand::PurgeExpired,
+        } => stores::purge_expired(&config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,5 +49,8 @@ async fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -17,7 +17,9 @@ pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>
         store = ?config.session_type,
         "listening on http://{address}"
     );
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -34,7 +34,11 @@ pub(crate) fn open(config: &Config) -> Result<Arc<dyn SessionStore>, StoresError
 /// `portcullis sessions purge-expired`.
 pub(crate) async fn purge_expired(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let removed = match config.session_type {
-        StoreKind::Filesystem => FileStore::open(&config.session_file_dir)?.purge_expired().await?,
+        StoreKind::Filesystem => {
+            FileStore::open(&config.session_file_dir)?
+                .purge_expired()
+                .await?
+        }
         StoreKind::Memory | StoreKind::Redis => 0,
     };
     println!("removed {removed} expired session(s)");

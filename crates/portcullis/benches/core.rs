@@ -29,23 +29,40 @@ fn records(c: &mut Criterion) {
     let data = vec![0x5a_u8; 1024];
     let aad = b"sess:0123456789abcdef0123456789abcdef0123456";
     let sealed = keys.seal(aad, &data);
-    c.bench_function("record_seal_1KiB", |b| b.iter(|| keys.seal(aad, black_box(&data))));
-    c.bench_function("record_open_1KiB", |b| b.iter(|| keys.open(aad, black_box(&sealed))));
+    c.bench_function("record_seal_1KiB", |b| {
+        b.iter(|| keys.seal(aad, black_box(&data)))
+    });
+    c.bench_function("record_open_1KiB", |b| {
+        b.iter(|| keys.open(aad, black_box(&sealed)))
+    });
 }
 
 fn file_store(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path()).unwrap();
     let key = Id::random().store_key("sess:");
     let record = vec![0x5a_u8; 1100];
     let deadline = || SystemTime::now() + Duration::from_secs(300);
-    runtime.block_on(store.create(&key, &record, deadline())).unwrap();
+    runtime
+        .block_on(store.create(&key, &record, deadline()))
+        .unwrap();
     c.bench_function("file_store_save_1KiB", |b| {
-        b.iter(|| runtime.block_on(store.update(&key, black_box(&record), deadline())).unwrap());
+        b.iter(|| {
+            runtime
+                .block_on(store.update(&key, black_box(&record), deadline()))
+                .unwrap()
+        });
     });
     c.bench_function("file_store_load_and_slide", |b| {
-        b.iter(|| runtime.block_on(store.load(&key, Some(deadline()))).unwrap());
+        b.iter(|| {
+            runtime
+                .block_on(store.load(&key, Some(deadline())))
+                .unwrap()
+        });
     });
 }
 

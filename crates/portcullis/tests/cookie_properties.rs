@@ -22,14 +22,24 @@ struct World {
 }
 
 fn world() -> World {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let probe = Probe::new(MemoryStore::new());
     let stats = Arc::clone(&probe.stats);
     let keys = KeyRing::new(b"a property-test secret key of 32+ bytes", &[]);
     let app = routes().layer(SessionLayer::new(probe, keys));
     let (first, _) = runtime.block_on(send(&app, get_with("/count", None)));
-    let value = cookie_pair(&first).trim_start_matches("session=").to_owned();
-    World { runtime, app, stats, value }
+    let value = cookie_pair(&first)
+        .trim_start_matches("session=")
+        .to_owned();
+    World {
+        runtime,
+        app,
+        stats,
+        value,
+    }
 }
 
 /// Sends `session=<value>` and checks that no session was found and nothing was loaded.
@@ -37,16 +47,24 @@ fn assert_no_session(world: &World, value: &str) -> Result<(), TestCaseError> {
     prop_assume!(value != world.value);
     let loads = world.stats.loads();
     let cookie = format!("session={value}");
-    let (response, body) = world.runtime.block_on(send(&world.app, get_with("/read", Some(&cookie))));
+    let (response, body) = world
+        .runtime
+        .block_on(send(&world.app, get_with("/read", Some(&cookie))));
     prop_assert_eq!(response.status(), StatusCode::OK);
     prop_assert_eq!(body, "0");
-    prop_assert_eq!(world.stats.loads(), loads, "an unauthentic cookie must not reach the store");
+    prop_assert_eq!(
+        world.stats.loads(),
+        loads,
+        "an unauthentic cookie must not reach the store"
+    );
     Ok(())
 }
 
 /// Printable ASCII that a cookie header can carry, without the pair separator `;`.
 fn cookie_char() -> impl Strategy<Value = char> {
-    (0x21u8..=0x7e).prop_filter("pair separator", |b| *b != b';').prop_map(char::from)
+    (0x21u8..=0x7e)
+        .prop_filter("pair separator", |b| *b != b';')
+        .prop_map(char::from)
 }
 
 proptest! {

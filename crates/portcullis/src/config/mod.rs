@@ -75,6 +75,8 @@ pub use kinds::{Profile, SameSite, Source, StoreKind};
 pub use loader::ConfigLoader;
 pub use secret::SecretKey;
 
+pub(crate) use parse::is_token_byte;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -151,6 +153,17 @@ pub struct Setting {
 }
 
 impl Config {
+    /// The key ring for `SECRET_KEY` and `SECRET_KEY_FALLBACKS`.
+    #[must_use]
+    pub fn key_ring(&self) -> crate::keys::KeyRing {
+        let fallbacks: Vec<&[u8]> = self
+            .secret_key_fallbacks
+            .iter()
+            .map(SecretKey::as_bytes)
+            .collect();
+        crate::keys::KeyRing::new(self.secret_key.as_bytes(), &fallbacks)
+    }
+
     /// Loads the configuration from the process environment and `./.env`; the same as
     /// `ConfigLoader::new().load()`.
     ///

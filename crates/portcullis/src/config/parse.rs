@@ -77,13 +77,17 @@ pub(super) fn size(raw: &str) -> Parsed<usize> {
 
 /// A cookie name: one or more RFC 6265 token characters.
 pub(super) fn cookie_name(raw: &str) -> Parsed<String> {
-    // RFC 6265 section 4.1.1 refers to RFC 2616's token: visible ASCII except separators.
-    let is_token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
-    if !raw.is_empty() && raw.chars().all(is_token) {
+    if !raw.is_empty() && raw.bytes().all(is_token_byte) {
         Ok(raw.to_owned())
     } else {
         Err("a non-empty cookie name of letters, digits and !#$%&'*+-.^_`|~".to_owned())
     }
+}
+
+/// Whether `byte` may appear in a cookie name: RFC 6265 section 4.1.1 refers to RFC 2616's
+/// token, visible ASCII except separators.
+pub(crate) fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte)
 }
 
 /// A store key prefix: short, and safe inside a file name and a Redis Cluster hash tag.
