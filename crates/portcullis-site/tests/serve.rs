@@ -1,0 +1,134 @@
+//! The real binary on the `dev` profile: the cookie a browser sees, sessions on disk that
+//! survive a restart, graceful shutdown that lets in-flight writes land, and purging.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant, SystemTime};
+
+use support::{Site, client, cookie_pair, portcullis};
+
+fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir.join(".flask_session"))
+        .map(|entries| entries.map(|e| e.unwrap().path()).filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.')).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_in_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    let response = client().get(site.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let header = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let (value, attributes) = header.strip_prefix("session=").unwrap().split_once("; ").unwrap();
+    let (id, mac) = value.split_once('.').unwrap();
+    assert_eq!((id.len(), mac.len()), (43, 43), "{header}");
+    assert_eq!(attributes, "HttpOnly; SameSite=Lax; Path=/", "dev: no Secure, browser-session cookie");
+    assert_eq!(response.headers()["vary"], "Cookie");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(response.text().await.unwrap().contains(">1</strong>"));
+
+    let folder = dir.path().join(".flask_session");
+    assert_eq!(std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777, 0o700);
+    let files = session_files(dir.path());
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!files[0].to_string_lossy().contains(id), "file names never hold the id");
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart_of_the_dev_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::start(dir.path(), &[]);
+    let first = client().get(site.url("/")).send().await.unwrap();
+    let cookie = cookie_pair(&first);
+    site.terminate();
+    assert!(site.wait().success());
+    drop(site);
+    let site = Site::start(dir.path(), &[]);
+    let again = client().get(site.url("/")).header("cookie", &cookie).send().await.unwrap();
+    assert!(again.text().await.unwrap().contains(">2</strong>"), "same generated key, same files");
+}
+
+#[tokio::test]
+async fn healthz_reports_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    let response = client().get(site.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"status":"ok"}"#);
+}
+
+/// SIGTERM while a request is inside its handler: the request completes, its session write
+/// lands, and the process exits cleanly. `Expect: 100-continue` proves the handler is running
+/// (the server answers `100 Continue` only when the handler starts reading the body).
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::start(dir.path(), &[]);
+    let body = r#"{"key":"note","value":"written during shutdown"}"#;
+    let mut stream = TcpStream::connect(site.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        stream,
+        "POST /api/session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        site.addr,
+        body.len()
+    )
+    .unwrap();
+    let mut buffer = [0u8; 1024];
+    let n = stream.read(&mut buffer).unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 100 Continue"));
+
+    site.terminate();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let cookie = response
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(site.wait().success(), "clean exit; log:\n{}", site.log());
+    drop(site);
+
+    let site = Site::start(dir.path(), &[]);
+    let read = client().get(site.url("/api/session")).header("cookie", &cookie).send().await.unwrap();
+    let json: serde_json::Value = read.json().await.unwrap();
+    assert_eq!(json["values"]["note"], "written during shutdown");
+}
+
+#[tokio::test]
+async fn purge_expired_removes_expired_session_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = [("PERMANENT_SESSION_LIFETIME", "1"), ("SESSION_ABSOLUTE_LIFETIME", "1")];
+    let mut site = Site::start(dir.path(), &short);
+    client().get(site.url("/")).send().await.unwrap();
+    site.terminate();
+    assert!(site.wait().success());
+    let files = session_files(dir.path());
+    assert_eq!(files.len(), 1);
+    std::fs::write(dir.path().join(".flask_session/notes.txt"), "not a session").unwrap();
+
+    // The file's mtime is its deadline: poll until it has passed.
+    let deadline = std::fs::metadata(&files[0]).unwrap().modified().unwrap();
+    let start = Instant::now();
+    while SystemTime::now() <= deadline {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = portcullis(dir.path()).args(["sessions", "purge-expired"]).envs(short).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "removed 1 expired session(s)");
+    assert!(!files[0].exists());
+    assert!(dir.path().join(".flask_session/notes.txt").exists(), "foreign files are left alone");
+}

@@ -1,0 +1,107 @@
+//! Starts the real `portcullis` binary for end-to-end tests, in its own temporary folder, and
+//! stops it when dropped.
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A secret key long enough for every profile.
+pub const SECRET: &str = "an end-to-end test secret key of 32+ bytes";
+
+/// Longest wait for the server to start or stop.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A `portcullis` command in `dir`, with a clean environment apart from `PATH`.
+pub fn portcullis(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    command.current_dir(dir).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command.env("RUST_LOG", "info");
+    command
+}
+
+/// A running site.
+pub struct Site {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Site {
+    /// Starts `portcullis serve --bind 127.0.0.1:0` in `dir` with `env`, and waits for its
+    /// "listening on" line.
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Site {
+        let mut command = portcullis(dir);
+        command.args(["serve", "--bind", "127.0.0.1:0"]).envs(env.iter().copied());
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, rest)) = line.split_once("listening on http://") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(rest.trim().parse::<SocketAddr>().unwrap());
+                    }
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let addr = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
+            panic!("the site did not start; log:\n{}", log.lock().unwrap())
+        });
+        Site { child, addr, dir: dir.to_owned(), log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(status.unwrap().success());
+    }
+
+    /// Waits for the process to exit, polling.
+    pub fn wait(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < PATIENCE, "the site did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that keeps no cookies of its own and follows no redirects, so tests see raw headers.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The `name=value` part of a response's `Set-Cookie`.
+pub fn cookie_pair(response: &reqwest::Response) -> String {
+    let header = response.headers()["set-cookie"].to_str().unwrap();
+    header.split(';').next().unwrap().to_owned()
+}
