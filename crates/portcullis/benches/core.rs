@@ -1,1 +1,3 @@
+//! Micro-benchmarks of the core (placeholder until the first benchmark lands).
+
 fn main() {}

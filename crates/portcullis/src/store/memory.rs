@@ -50,7 +50,10 @@ impl MemoryStore {
     /// An empty store that reads the time from `clock`.
     #[must_use]
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        Self { records: Arc::default(), clock }
+        Self {
+            records: Arc::default(),
+            clock,
+        }
     }
 
     /// How many records the store holds, expired ones included until purged.
@@ -102,7 +105,13 @@ impl SessionStore for MemoryStore {
         if Self::live(&mut records, key, now).is_some() {
             return Ok(WriteOutcome::NotWritten);
         }
-        records.insert(key.clone(), Entry { record: record.to_vec(), expires_at });
+        records.insert(
+            key.clone(),
+            Entry {
+                record: record.to_vec(),
+                expires_at,
+            },
+        );
         Ok(WriteOutcome::Written)
     }
 
@@ -131,7 +140,10 @@ impl SessionStore for MemoryStore {
         let mut records = self.records();
         Ok(match Self::live(&mut records, key, now) {
             Some(entry) => {
-                *entry = Entry { record: record.to_vec(), expires_at };
+                *entry = Entry {
+                    record: record.to_vec(),
+                    expires_at,
+                };
                 WriteOutcome::Written
             }
             None => WriteOutcome::NotWritten,
