@@ -11,11 +11,16 @@
 //! only if it is present, so a request that saves after another request deleted the session
 //! never brings it back.
 //!
-//! Implementations: [`MemoryStore`] (one process, tests), [`FileStore`] (the `dev` profile).
+//! Implementations: [`MemoryStore`] (one process, tests), [`FileStore`] (the `dev` profile;
+//! Unix only, as it relies on Unix permission bits and file names that may hold `:`).
 //! Every store passes the same contract suite (`tests/store_contract.rs`).
 
+#[cfg(unix)]
+mod file;
 mod memory;
 
+#[cfg(unix)]
+pub use file::FileStore;
 pub use memory::MemoryStore;
 
 use std::fmt;

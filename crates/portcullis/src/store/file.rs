@@ -1,0 +1,571 @@
+//! Sessions kept as files in one folder, one file per session: the store of the `dev` profile
+//! (`SESSION_FILE_DIR`), for one process on one machine. Not for production: it does not share
+//! sessions between processes safely (see below); use Redis there.
+//!
+//! # Layout
+//!
+//! The folder (mode 0700) holds one file (mode 0600) per session, named by its [`StoreKey`]
+//! (`sess:` + base64url SHA-256 of the id, never the id itself), holding the sealed record as
+//! opaque bytes. Keys that could make a path (`/`, `\`, `..`, NUL, a leading `.`) are refused.
+//!
+//! # The file's mtime is the record's deadline
+//!
+//! The store keeps no index: a file's modification time *is* the record's idle deadline, and a
+//! file is live while its mtime is later than the clock's now. So a sliding load is one
+//! metadata write (`futimens`) that never rewrites the record, an expired record is simply
+//! never read, and [`SessionStore::purge_expired`] needs only a directory listing and `stat`s.
+//!
+//! # Atomic writes
+//!
+//! A write goes to a `.tmp-<random hex>` file in the same folder, created 0600, fully written,
+//! synced, and given its deadline as mtime; only then is it published under the key's name, by
+//! `link(2)` for [`SessionStore::create`] (which fails if the name exists) or `rename(2)` for
+//! [`SessionStore::update`]. Both are atomic, so a reader or a crash sees the old record or the
+//! new one, never half of one. A crash can leave a `.tmp-` file behind; no load ever reads one,
+//! and the purge removes those older than ten minutes.
+//!
+//! # Concurrency
+//!
+//! `create`, `update`, `delete`, a sliding `load` and the purge's removals check and act under
+//! one lock per folder, shared by every `FileStore` of this process opened on that folder, so a
+//! `delete` can never slip between an `update`'s check and its rename (which would bring the
+//! session back). The slow part of a write (writing and syncing the temporary file) happens
+//! before the lock is taken. Two *processes* sharing a folder still get atomic, never torn,
+//! records, but not that guarantee: a logout in one could be undone by a save in the other.
+//!
+//! # Foreign files
+//!
+//! The store only touches what it could have written: regular files whose name is a valid key
+//! (or starts with `.tmp-`) and that neither group nor others may access (the store creates
+//! every file 0600). Anything else in the folder is never read as a session nor removed.
+
+use std::collections::HashMap;
+use std::fs::{self, DirBuilder, File, FileTimes, Metadata, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tokio::task::JoinHandle;
+
+use super::{SessionStore, StoreError, StoreKey, WriteOutcome};
+use crate::clock::{Clock, SystemClock};
+
+/// Longest key accepted, in bytes: file names are limited to 255 bytes on common file systems
+/// (`NAME_MAX`); a `sess:` + SHA-256 key is 48.
+const MAX_KEY_LEN: usize = 200;
+/// Bytes, besides ASCII letters and digits, that a key may hold: base64url, the prefix's `:`,
+/// and the `{}` of a Redis Cluster hash tag. None of them means anything in a path.
+const KEY_PUNCTUATION: &[u8] = b"_:.{}-";
+/// Names of write-in-progress files; the leading `.` keeps them apart from every valid key.
+const TMP_PREFIX: &str = ".tmp-";
+/// A temporary file untouched for this long belongs to a write that crashed.
+const STALE_TMP_AGE: Duration = Duration::from_secs(10 * 60);
+/// Permission bits of the folder and of every file in it: the owner's only.
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+/// Shortest sweep period [`FileStore::spawn_sweeper`] accepts (tokio's interval refuses zero,
+/// and sweeping more often only costs disk work).
+const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);
+
+/// Sessions kept as files in one folder, for the `dev` profile: one process on one machine.
+///
+/// - One file per session, named by its [`StoreKey`]; the folder is 0700, the files 0600.
+///   Keys that could make a path (`/`, `\`, `..`, NUL, a leading `.`) are refused.
+/// - A file's **mtime is the record's idle deadline**, so a sliding load only touches the
+///   mtime, never rewrites the record, and an expired file is never read.
+/// - Writes are atomic: a temporary `.tmp-` file, written and synced, is published by
+///   `link(2)` (create) or `rename(2)` (update). A crash never leaves half a record.
+/// - Within the process, checks and writes of one folder are serialized, so a save can never
+///   undo a concurrent logout. Two processes on one folder lose that guarantee: use Redis.
+/// - Files the store did not write (other names, or open to group or others) are never read
+///   nor removed. Call [`SessionStore::purge_expired`], or [`FileStore::spawn_sweeper`], to
+///   remove expired files.
+///
+/// Cloning is cheap and clones share the folder's lock.
+///
+/// ```
+/// use portcullis::store::{FileStore, SessionStore, StoreKey, WriteOutcome};
+/// use std::time::{Duration, SystemTime};
+///
+/// # tokio_test_block_on(async {
+/// # let folder = tempfile::tempdir().unwrap();
+/// let store = FileStore::open(folder.path().join(".flask_session"))?;
+/// let key = StoreKey::from_string("sess:example".into());
+/// let later = SystemTime::now() + Duration::from_secs(300);
+/// assert_eq!(store.create(&key, b"sealed", later).await?, WriteOutcome::Written);
+/// assert_eq!(store.load(&key, None).await?.as_deref(), Some(&b"sealed"[..]));
+/// # Ok::<_, portcullis::store::StoreError>(())
+/// # }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    dir: Arc<Path>,
+    lock: Arc<Mutex<()>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl FileStore {
+    /// Opens the session folder `dir` on the system clock, creating it (and its parents) if
+    /// needed, and sets its mode to 0700, tightening an existing folder. The folder should hold
+    /// nothing but sessions. This does blocking file-system work: call it at start-up.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the folder cannot be created, is not a directory, or
+    /// its mode cannot be set (for example because another user owns it).
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        let failed = |what: &str, source: io::Error| {
+            StoreError::unavailable(format!("{what} session folder {}", dir.display()), source)
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&dir)
+            .map_err(|e| failed("creating", e))?;
+        fs::set_permissions(&dir, Permissions::from_mode(DIR_MODE))
+            .map_err(|e| failed("setting mode 0700 on", e))?;
+        // Absolute, so that a later change of working directory cannot move the store, and
+        // canonical, so that every store on this folder finds the same lock.
+        let dir = fs::canonicalize(&dir).map_err(|e| failed("resolving", e))?;
+        Ok(Self {
+            lock: folder_lock(&dir),
+            dir: dir.into(),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The same store, reading the time from `clock` (tests use a
+    /// [`ManualClock`](crate::clock::ManualClock)).
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// The session folder, absolute.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts a task that calls [`SessionStore::purge_expired`] now and then every `every`
+    /// (at least one second), logging what it removed and any error; an error does not stop
+    /// it. Abort the returned handle to stop it (dropping the handle does not).
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime, or on one without timers (the task itself never
+    /// panics).
+    pub fn spawn_sweeper(&self, every: Duration) -> JoinHandle<()> {
+        let store = self.clone();
+        let mut ticks = tokio::time::interval(every.max(MIN_SWEEP_PERIOD));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::spawn(async move {
+            loop {
+                ticks.tick().await;
+                match store.purge_expired().await {
+                    Ok(0) => tracing::trace!("no expired session files to purge"),
+                    Ok(removed) => tracing::debug!(removed, "purged expired session files"),
+                    Err(error) => tracing::warn!(?error, "purging expired session files failed"),
+                }
+            }
+        })
+    }
+
+    /// The path of `key`'s file, once the key is known to be a plain file name.
+    fn record_path(&self, key: &StoreKey) -> Result<PathBuf, StoreError> {
+        check_key(key.as_str()).map_err(|reason| StoreError::InvalidKey {
+            key: key.as_str().to_owned(),
+            reason,
+        })?;
+        Ok(self.dir.join(key.as_str()))
+    }
+
+    /// Runs blocking file-system work off the async executor.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| StoreError::unavailable("session file task did not finish", e))?
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The lock guards no data, only the order of file-system steps, so a panic while it
+        // was held leaves nothing inconsistent behind.
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn load_blocking(
+        &self,
+        path: &Path,
+        slide_to: Option<SystemTime>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let _order = slide_to.map(|_| self.lock());
+        // Opening without `create` means a touch can never bring back a deleted record, and
+        // checking, touching and reading through one handle sees one file throughout.
+        let mut file = match File::open(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            opened => opened.map_err(unavailable("opening a session file"))?,
+        };
+        let meta = file
+            .metadata()
+            .map_err(unavailable("reading a session file's metadata"))?;
+        if state_of(&meta, self.clock.now()).map_err(unavailable("reading an mtime"))?
+            != State::Live
+        {
+            return Ok(None);
+        }
+        if let Some(deadline) = slide_to {
+            file.set_times(FileTimes::new().set_modified(deadline))
+                .map_err(unavailable("sliding a session file's mtime"))?;
+        }
+        let mut record = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.read_to_end(&mut record)
+            .map_err(unavailable("reading a session file"))?;
+        Ok(Some(record))
+    }
+
+    fn create_blocking(
+        &self,
+        path: &Path,
+        record: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<WriteOutcome, StoreError> {
+        let tmp = self.prepare(record, expires_at)?;
+        let _order = self.lock();
+        match state_at(path, self.clock.now())? {
+            State::Live | State::Foreign => return Ok(WriteOutcome::NotWritten),
+            State::Expired => remove(path)?,
+            State::Absent => {}
+        }
+        let Some(tmp) = tmp else {
+            // Dead on arrival: an expired record is no record, so storing nothing is the same.
+            return Ok(WriteOutcome::Written);
+        };
+        match fs::hard_link(&tmp.path, path) {
+            Ok(()) => Ok(WriteOutcome::Written),
+            // Another process published this key first.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(WriteOutcome::NotWritten),
+            Err(e) => Err(StoreError::unavailable("publishing a session file", e)),
+        }
+    }
+
+    fn update_blocking(
+        &self,
+        path: &Path,
+        record: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<WriteOutcome, StoreError> {
+        let tmp = self.prepare(record, expires_at)?;
+        let _order = self.lock();
+        if state_at(path, self.clock.now())? != State::Live {
+            return Ok(WriteOutcome::NotWritten);
+        }
+        match tmp {
+            Some(tmp) => tmp
+                .rename_to(path)
+                .map_err(unavailable("replacing a session file"))?,
+            // Replaced by an already expired record: the session ends now.
+            None => remove(path)?,
+        }
+        Ok(WriteOutcome::Written)
+    }
+
+    /// Writes the temporary file of a record, or nothing when its deadline has already passed
+    /// (so that no temporary file ever carries an old mtime the purge could mistake for a
+    /// crashed write's).
+    fn prepare(
+        &self,
+        record: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<Option<TempFile>, StoreError> {
+        if expires_at <= self.clock.now() {
+            return Ok(None);
+        }
+        TempFile::write(&self.dir, record, expires_at)
+            .map(Some)
+            .map_err(unavailable("writing a temporary session file"))
+    }
+
+    fn purge_blocking(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let entries = fs::read_dir(&self.dir).map_err(unavailable("listing the session folder"))?;
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(unavailable("listing the session folder"))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if name.starts_with(TMP_PREFIX) {
+                remove_if_stale_tmp(&path, now)?;
+            } else if check_key(name).is_ok() {
+                // Re-checked under the lock: a create may have replaced the expired file
+                // since the listing.
+                let _order = self.lock();
+                if state_at(&path, now)? == State::Expired {
+                    remove(&path)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    fn ping_blocking(&self) -> Result<(), StoreError> {
+        let meta = fs::metadata(&self.dir).map_err(unavailable("checking the session folder"))?;
+        if !meta.is_dir() {
+            return Err(StoreError::unavailable(
+                "checking the session folder",
+                format!("{} is not a directory", self.dir.display()),
+            ));
+        }
+        // Writing is the only reliable test of writability (read-only mounts, full disks...).
+        TempFile::create(&self.dir)
+            .map(drop)
+            .map_err(unavailable("writing in the session folder"))
+    }
+}
+
+#[async_trait]
+impl SessionStore for FileStore {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<WriteOutcome, StoreError> {
+        let path = self.record_path(key)?;
+        let record = record.to_vec();
+        self.run(move |store| store.create_blocking(&path, &record, expires_at))
+            .await
+    }
+
+    /// Reads the record; with `slide_to`, sets the file's mtime to it (the record is not
+    /// rewritten). A file that vanished before it was opened is `Ok(None)`.
+    async fn load(
+        &self,
+        key: &StoreKey,
+        slide_to: Option<SystemTime>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.record_path(key)?;
+        self.run(move |store| store.load_blocking(&path, slide_to))
+            .await
+    }
+
+    async fn update(
+        &self,
+        key: &StoreKey,
+        record: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<WriteOutcome, StoreError> {
+        let path = self.record_path(key)?;
+        let record = record.to_vec();
+        self.run(move |store| store.update_blocking(&path, &record, expires_at))
+            .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let path = self.record_path(key)?;
+        self.run(move |store| {
+            let _order = store.lock();
+            remove(&path)
+        })
+        .await
+    }
+
+    /// Removes expired session files and temporary files older than ten minutes (left by
+    /// crashed writes); returns how many session records it removed. Files the store did not
+    /// write are left alone.
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        self.run(Self::purge_blocking).await
+    }
+
+    /// Checks that the folder is still a directory the store can write in.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(Self::ping_blocking).await
+    }
+}
+
+/// What a path holds, as far as the store is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Absent,
+    Live,
+    Expired,
+    /// Something the store did not write: not a regular file, or open to group or others.
+    Foreign,
+}
+
+fn state_of(meta: &Metadata, now: SystemTime) -> io::Result<State> {
+    if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+        return Ok(State::Foreign);
+    }
+    Ok(if meta.modified()? > now {
+        State::Live
+    } else {
+        State::Expired
+    })
+}
+
+/// The state of `path` itself (a symbolic link is foreign, never followed).
+fn state_at(path: &Path, now: SystemTime) -> Result<State, StoreError> {
+    let state = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::Absent),
+        meta => meta.and_then(|meta| state_of(&meta, now)),
+    };
+    state.map_err(unavailable("checking a session file"))
+}
+
+/// Removes a file; one that is already gone is fine.
+fn remove(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(StoreError::unavailable("removing a session file", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn remove_if_stale_tmp(path: &Path, now: SystemTime) -> Result<(), StoreError> {
+    let Some(cutoff) = now.checked_sub(STALE_TMP_AGE) else {
+        return Ok(());
+    };
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        meta => meta.map_err(unavailable("checking a temporary session file"))?,
+    };
+    // A write in progress has an mtime of about now (being written) or of its deadline (about
+    // to be published), both later than the cutoff.
+    match state_of(&meta, cutoff).map_err(unavailable("checking a temporary session file"))? {
+        State::Expired => remove(path),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses keys that are not a plain, visible file name.
+fn check_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        Err("it is empty")
+    } else if key.len() > MAX_KEY_LEN {
+        Err("it is longer than 200 bytes")
+    } else if key.starts_with('.') {
+        Err("it starts with '.', which names hidden and temporary files")
+    } else if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || KEY_PUNCTUATION.contains(&b))
+    {
+        Err("it holds a character outside [A-Za-z0-9_:.{}-]")
+    } else {
+        Ok(())
+    }
+}
+
+fn unavailable(context: &'static str) -> impl FnOnce(io::Error) -> StoreError {
+    move |source| StoreError::unavailable(context, source)
+}
+
+/// A `.tmp-` file of the session folder, removed when dropped unless renamed away.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    /// An empty temporary file, 0600 from its creation on.
+    fn create(dir: &Path) -> io::Result<(Self, File)> {
+        let mut random = [0_u8; 16];
+        getrandom::fill(&mut random)
+            .map_err(|e| io::Error::other(format!("the OS random generator failed: {e}")))?;
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("{TMP_PREFIX}{hex}"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&path)?;
+        Ok((Self { path }, file))
+    }
+
+    /// A temporary file holding `record`, on disk, with `deadline` as its mtime.
+    fn write(dir: &Path, record: &[u8], deadline: SystemTime) -> io::Result<Self> {
+        let (tmp, mut file) = Self::create(dir)?;
+        file.write_all(record)?;
+        file.set_times(FileTimes::new().set_modified(deadline))?;
+        file.sync_all()?;
+        Ok(tmp)
+    }
+
+    fn rename_to(mut self, to: &Path) -> io::Result<()> {
+        fs::rename(&self.path, to)?;
+        // Renamed away: nothing is left for `drop` to clean up.
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
+        if let Err(error) = fs::remove_file(&self.path) {
+            // Harmless: the purge removes it once it is ten minutes old.
+            tracing::warn!(%error, path = %self.path.display(), "could not remove a temporary session file");
+        }
+    }
+}
+
+/// The lock of the folder `dir` (canonical), shared by every store of this process on it.
+fn folder_lock(dir: &Path) -> Arc<Mutex<()>> {
+    static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> =
+        LazyLock::new(Mutex::default);
+    // Each critical section below is whole map operations: nothing to repair after a panic.
+    let mut locks = LOCKS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(lock) = locks.get(dir).and_then(Weak::upgrade) {
+        return lock;
+    }
+    locks.retain(|_, lock| lock.strong_count() > 0);
+    let lock = Arc::default();
+    locks.insert(dir.to_owned(), Arc::downgrade(&lock));
+    lock
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The race the lock exists for, made deterministic: a delete runs (under the lock) while
+    /// an update has its temporary file ready and waits for the lock. The update must then
+    /// find the record gone; checking before taking the lock would bring it back.
+    #[test]
+    fn an_update_waiting_on_a_delete_does_not_resurrect() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = FileStore::open(folder.path()).unwrap();
+        let path = store.dir().join("sess:race");
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let tmp = TempFile::write(store.dir(), b"live", later).unwrap();
+        tmp.rename_to(&path).unwrap();
+
+        let delete = store.lock();
+        let updater = std::thread::spawn({
+            let (store, path) = (store.clone(), path.clone());
+            move || store.update_blocking(&path, b"resurrected", later).unwrap()
+        });
+        // Time for the updater to write its temporary file and reach the lock; were it
+        // slower, the test would still pass, never fail spuriously.
+        std::thread::sleep(Duration::from_millis(200));
+        fs::remove_file(&path).unwrap();
+        drop(delete);
+
+        assert_eq!(updater.join().unwrap(), WriteOutcome::NotWritten);
+        assert!(!path.exists(), "the deleted session was brought back");
+    }
+}

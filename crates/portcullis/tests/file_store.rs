@@ -1,0 +1,364 @@
+//! What only the file store promises: permissions, file names, the mtime as deadline, and
+//! leaving alone what it did not write. The shared contract is in `store_contract.rs`.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used)]
+
+use std::fs::{self, File, FileTimes, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use portcullis::clock::ManualClock;
+use portcullis::store::{FileStore, SessionStore, StoreError, StoreKey, WriteOutcome};
+use tempfile::TempDir;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn open() -> (FileStore, TempDir) {
+    let folder = tempfile::tempdir().unwrap();
+    (
+        FileStore::open(folder.path().join("sessions")).unwrap(),
+        folder,
+    )
+}
+
+fn key(text: &str) -> StoreKey {
+    StoreKey::from_string(text.to_owned())
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn mtime(path: &Path) -> SystemTime {
+    fs::metadata(path).unwrap().modified().unwrap()
+}
+
+fn set_mtime(path: &Path, to: SystemTime) {
+    File::open(path)
+        .unwrap()
+        .set_times(FileTimes::new().set_modified(to))
+        .unwrap();
+}
+
+fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Writes a file the way someone other than the store might.
+fn plant(path: &Path, mode: u32, content: &[u8], modified: SystemTime) {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .unwrap();
+    file.write_all(content).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    set_mtime(path, modified);
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn folder_is_0700_and_files_are_0600() {
+    let folder = tempfile::tempdir().unwrap();
+    let nested = folder.path().join("a/b");
+    let store = FileStore::open(&nested).unwrap();
+    assert_eq!(mode(&nested), 0o700);
+
+    let k = key("sess:perm");
+    store
+        .create(&k, b"created", SystemTime::now() + MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(mode(&nested.join("sess:perm")), 0o600);
+    store
+        .update(&k, b"updated", SystemTime::now() + MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(mode(&nested.join("sess:perm")), 0o600);
+
+    let loose = folder.path().join("loose");
+    fs::create_dir(&loose).unwrap();
+    fs::set_permissions(&loose, fs::Permissions::from_mode(0o755)).unwrap();
+    FileStore::open(&loose).unwrap();
+    assert_eq!(mode(&loose), 0o700, "an existing folder is tightened");
+}
+
+#[tokio::test]
+async fn opening_a_file_as_the_folder_is_refused() {
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("not-a-folder");
+    fs::write(&file, b"x").unwrap();
+    let error = FileStore::open(&file).unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn writes_leave_no_temporary_files_behind() {
+    let (store, _folder) = open();
+    let k = key("sess:tidy");
+    let later = SystemTime::now() + MINUTE;
+    store.create(&k, b"one", later).await.unwrap();
+    store.create(&k, b"refused", later).await.unwrap();
+    store.update(&k, b"two", later).await.unwrap();
+    store
+        .update(&key("sess:missing"), b"refused", later)
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(names_in(store.dir()), ["sess:tidy"]);
+}
+
+#[tokio::test]
+async fn a_torn_tmp_file_is_never_read_as_a_session() {
+    let (store, _folder) = open();
+    let tmp = store.dir().join(".tmp-xyz");
+    plant(&tmp, 0o600, b"half a rec", SystemTime::now() + MINUTE);
+
+    let refused = store.load(&key(".tmp-xyz"), None).await.unwrap_err();
+    assert!(
+        matches!(refused, StoreError::InvalidKey { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(store.load(&key("sess:xyz"), None).await.unwrap(), None);
+
+    // Fresh or future: a write in progress, kept.
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    set_mtime(&tmp, SystemTime::now() - 5 * MINUTE);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    assert!(
+        tmp.exists(),
+        "a temporary file younger than ten minutes is kept"
+    );
+
+    // Old: a crashed write, removed (and not counted as a session).
+    set_mtime(&tmp, SystemTime::now() - 11 * MINUTE);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    assert!(
+        !tmp.exists(),
+        "a temporary file older than ten minutes is removed"
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_file_is_ignored_by_purge_and_never_loaded() {
+    let (store, _folder) = open();
+    let long_ago = SystemTime::now() - 60 * MINUTE;
+    let later = SystemTime::now() + MINUTE;
+    let dir = store.dir();
+    plant(&dir.join("notes with spaces.txt"), 0o600, b"mine", long_ago);
+    plant(&dir.join(".hidden"), 0o600, b"mine", long_ago);
+    // A valid key name, but readable by others: the store never writes such a file.
+    plant(&dir.join("README.md"), 0o644, b"read me", later);
+    fs::create_dir(dir.join("sess:a-folder")).unwrap();
+    std::os::unix::fs::symlink("README.md", dir.join("sess:a-link")).unwrap();
+
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    let left = [
+        ".hidden",
+        "README.md",
+        "notes with spaces.txt",
+        "sess:a-folder",
+        "sess:a-link",
+    ];
+    assert_eq!(names_in(dir), left);
+    assert_eq!(fs::read(dir.join("README.md")).unwrap(), b"read me");
+
+    for name in ["README.md", "sess:a-folder", "sess:a-link"] {
+        assert_eq!(
+            store.load(&key(name), Some(later)).await.unwrap(),
+            None,
+            "{name}"
+        );
+        let update = store.update(&key(name), b"x", later).await.unwrap();
+        assert_eq!(update, WriteOutcome::NotWritten, "{name}");
+        let create = store.create(&key(name), b"x", later).await.unwrap();
+        assert_eq!(create, WriteOutcome::NotWritten, "{name}");
+    }
+    assert_eq!(fs::read(dir.join("README.md")).unwrap(), b"read me");
+}
+
+#[tokio::test]
+async fn keys_with_path_characters_are_refused() {
+    let (store, folder) = open();
+    let later = SystemTime::now() + MINUTE;
+    let too_long = "a".repeat(201);
+    for bad in [
+        "sess:../x",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "",
+        "..",
+        "nul\0byte",
+        "sp ace",
+        &too_long,
+    ] {
+        let k = key(bad);
+        let errors = [
+            store.create(&k, b"x", later).await.unwrap_err(),
+            store.update(&k, b"x", later).await.unwrap_err(),
+            store.load(&k, Some(later)).await.unwrap_err(),
+            store.delete(&k).await.unwrap_err(),
+        ];
+        for error in errors {
+            assert!(
+                matches!(error, StoreError::InvalidKey { .. }),
+                "{bad:?}: {error:?}"
+            );
+        }
+    }
+    assert_eq!(names_in(store.dir()), Vec::<String>::new());
+    assert_eq!(names_in(folder.path()), ["sessions"]);
+
+    let longest = key(&"a".repeat(200));
+    let outcome = store.create(&longest, b"x", later).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::Written, "200 bytes is allowed");
+    let hash_tagged = key("{sess}:AbC-_0.9");
+    let outcome = store.create(&hash_tagged, b"x", later).await.unwrap();
+    assert_eq!(
+        outcome,
+        WriteOutcome::Written,
+        "the whole key alphabet is allowed"
+    );
+}
+
+#[tokio::test]
+async fn mtime_is_the_deadline() {
+    let (store, _folder) = open();
+    let k = key("sess:deadline");
+    let path = store.dir().join("sess:deadline");
+    let created = SystemTime::now() + Duration::from_millis(123_456);
+    store.create(&k, b"x", created).await.unwrap();
+    assert_eq!(unix_secs(mtime(&path)), unix_secs(created));
+
+    let updated = SystemTime::now() + Duration::from_millis(654_321);
+    store.update(&k, b"y", updated).await.unwrap();
+    assert_eq!(unix_secs(mtime(&path)), unix_secs(updated));
+}
+
+#[tokio::test]
+async fn load_with_slide_touches_mtime() {
+    let (store, _folder) = open();
+    let k = key("sess:touch");
+    let path = store.dir().join("sess:touch");
+    store
+        .create(&k, b"x", SystemTime::now() + MINUTE)
+        .await
+        .unwrap();
+
+    let slid = SystemTime::now() + 5 * MINUTE;
+    assert!(store.load(&k, Some(slid)).await.unwrap().is_some());
+    assert_eq!(unix_secs(mtime(&path)), unix_secs(slid));
+
+    assert!(store.load(&k, None).await.unwrap().is_some());
+    assert_eq!(
+        unix_secs(mtime(&path)),
+        unix_secs(slid),
+        "a plain load does not touch"
+    );
+}
+
+#[tokio::test]
+async fn expiry_follows_the_stores_clock() {
+    let clock = ManualClock::new();
+    let (store, _folder) = open();
+    let store = store.with_clock(Arc::new(clock.clone()));
+    let k = key("sess:clock");
+    store
+        .create(&k, b"x", SystemTime::now() + MINUTE)
+        .await
+        .unwrap();
+    assert!(store.load(&k, None).await.unwrap().is_some());
+
+    clock.advance(MINUTE + Duration::from_secs(1));
+    assert_eq!(store.load(&k, None).await.unwrap(), None);
+    let outcome = store
+        .update(&k, b"y", SystemTime::now() + 2 * MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::NotWritten);
+    assert_eq!(store.purge_expired().await.unwrap(), 1);
+    assert_eq!(names_in(store.dir()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn stores_opened_twice_on_one_folder_share_it() {
+    let (first, _folder) = open();
+    let second = FileStore::open(first.dir().join("../sessions")).unwrap();
+    assert_eq!(first.dir(), second.dir());
+    let k = key("sess:shared");
+    first
+        .create(&k, b"x", SystemTime::now() + MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.load(&k, None).await.unwrap().as_deref(),
+        Some(&b"x"[..])
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_unavailable_not_absent() {
+    let (store, _folder) = open();
+    // A link to itself cannot be opened (ELOOP), whoever runs the test (root reads anything).
+    std::os::unix::fs::symlink("sess:loop", store.dir().join("sess:loop")).unwrap();
+    let error = store.load(&key("sess:loop"), None).await.unwrap_err();
+    let StoreError::Unavailable { source, .. } = error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        source.downcast_ref::<std::io::Error>().is_some(),
+        "{source:?}"
+    );
+}
+
+#[tokio::test]
+async fn ping_fails_once_the_folder_is_gone() {
+    let (store, _folder) = open();
+    store.ping().await.unwrap();
+    fs::remove_dir(store.dir()).unwrap();
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable { .. })
+    ));
+    fs::write(store.dir(), b"now a file").unwrap();
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_sweeper_purges_in_the_background() {
+    let clock = ManualClock::new();
+    let (store, _folder) = open();
+    let store = store.with_clock(Arc::new(clock.clone()));
+    let k = key("sess:swept");
+    store
+        .create(&k, b"x", SystemTime::now() + MINUTE)
+        .await
+        .unwrap();
+    clock.advance(2 * MINUTE);
+
+    // Zero is raised to the minimum period instead of panicking; the first sweep is at once.
+    let sweeper = store.spawn_sweeper(Duration::ZERO);
+    let give_up = SystemTime::now() + Duration::from_secs(5);
+    while !names_in(store.dir()).is_empty() {
+        assert!(SystemTime::now() < give_up, "the sweeper did not purge");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!sweeper.is_finished(), "the sweeper keeps running");
+    sweeper.abort();
+}
