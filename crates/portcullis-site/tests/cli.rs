@@ -8,7 +8,11 @@ use std::process::Output;
 use support::{SECRET, portcullis};
 
 fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    portcullis(dir).args(args).envs(env.iter().copied()).output().unwrap()
+    portcullis(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -18,26 +22,61 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn config_prints_every_setting_with_its_source_and_redacts_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".env"), "PERMANENT_SESSION_LIFETIME=10m\nSESSION_COOKIE_NAME=from_dotenv\n").unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "PERMANENT_SESSION_LIFETIME=10m\nSESSION_COOKIE_NAME=from_dotenv\n",
+    )
+    .unwrap();
     let fallback = "a retired key that is also 32 bytes long";
     let output = run(
         dir.path(),
         &["config"],
-        &[("SECRET_KEY", SECRET), ("SECRET_KEY_FALLBACKS", fallback), ("SESSION_COOKIE_NAME", "from_env")],
+        &[
+            ("SECRET_KEY", SECRET),
+            ("SECRET_KEY_FALLBACKS", fallback),
+            ("SESSION_COOKIE_NAME", "from_env"),
+        ],
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let out = text(&output.stdout);
     assert!(out.starts_with("profile: dev"), "{out}");
-    let line = |name: &str| out.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} missing:\n{out}")).to_owned();
-    assert!(line("SECRET_KEY").contains("[redacted]") && line("SECRET_KEY").ends_with("(environment)"));
-    assert!(!out.contains(SECRET) && !out.contains(fallback), "secrets leaked:\n{out}");
-    assert!(line("PERMANENT_SESSION_LIFETIME").contains("10m") && line("PERMANENT_SESSION_LIFETIME").ends_with("(.env)"));
-    assert!(line("SESSION_COOKIE_NAME").contains("from_env"), "the environment beats .env");
-    assert!(line("SESSION_COOKIE_SECURE").contains("false") && line("SESSION_COOKIE_SECURE").ends_with("(default)"));
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{out}"))
+            .to_owned()
+    };
+    assert!(
+        line("SECRET_KEY").contains("[redacted]") && line("SECRET_KEY").ends_with("(environment)")
+    );
+    assert!(
+        !out.contains(SECRET) && !out.contains(fallback),
+        "secrets leaked:\n{out}"
+    );
+    assert!(
+        line("PERMANENT_SESSION_LIFETIME").contains("10m")
+            && line("PERMANENT_SESSION_LIFETIME").ends_with("(.env)")
+    );
+    assert!(
+        line("SESSION_COOKIE_NAME").contains("from_env"),
+        "the environment beats .env"
+    );
+    assert!(
+        line("SESSION_COOKIE_SECURE").contains("false")
+            && line("SESSION_COOKIE_SECURE").ends_with("(default)")
+    );
     for name in [
-        "SESSION_PERMANENT", "SESSION_TYPE", "SESSION_KEY_PREFIX", "SESSION_USE_SIGNER",
-        "SESSION_REFRESH_EACH_REQUEST", "SESSION_FILE_DIR", "SESSION_COOKIE_SAMESITE",
-        "SESSION_COOKIE_HTTPONLY", "WTF_CSRF_ENABLED", "WTF_CSRF_TIME_LIMIT", "REDIS_URL",
+        "SESSION_PERMANENT",
+        "SESSION_TYPE",
+        "SESSION_KEY_PREFIX",
+        "SESSION_USE_SIGNER",
+        "SESSION_REFRESH_EACH_REQUEST",
+        "SESSION_FILE_DIR",
+        "SESSION_COOKIE_SAMESITE",
+        "SESSION_COOKIE_HTTPONLY",
+        "WTF_CSRF_ENABLED",
+        "WTF_CSRF_TIME_LIMIT",
+        "REDIS_URL",
         "SESSION_ABSOLUTE_LIFETIME",
     ] {
         line(name);
@@ -50,23 +89,40 @@ fn config_warns_about_production_risks_on_the_redis_profile() {
     let output = run(
         dir.path(),
         &["--profile", "redis", "config"],
-        &[("SECRET_KEY", SECRET), ("SESSION_COOKIE_SECURE", "false"), ("WTF_CSRF_ENABLED", "false")],
+        &[
+            ("SECRET_KEY", SECRET),
+            ("SESSION_COOKIE_SECURE", "false"),
+            ("WTF_CSRF_ENABLED", "false"),
+        ],
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let out = text(&output.stdout);
     assert!(out.starts_with("profile: redis"), "{out}");
     let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning:")).collect();
-    assert!(warnings.iter().any(|w| w.contains("SESSION_COOKIE_SECURE")), "{out}");
-    assert!(warnings.iter().any(|w| w.contains("WTF_CSRF_ENABLED")), "{out}");
+    assert!(
+        warnings.iter().any(|w| w.contains("SESSION_COOKIE_SECURE")),
+        "{out}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("WTF_CSRF_ENABLED")),
+        "{out}"
+    );
 }
 
 #[test]
 fn a_bad_value_stops_start_up_with_one_line_naming_setting_and_value() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(dir.path(), &["config"], &[("PERMANENT_SESSION_LIFETIME", "0")]);
+    let output = run(
+        dir.path(),
+        &["config"],
+        &[("PERMANENT_SESSION_LIFETIME", "0")],
+    );
     assert_eq!(output.status.code(), Some(2));
     let err = text(&output.stderr);
-    let line = err.lines().find(|l| l.contains("PERMANENT_SESSION_LIFETIME")).unwrap_or_else(|| panic!("{err}"));
+    let line = err
+        .lines()
+        .find(|l| l.contains("PERMANENT_SESSION_LIFETIME"))
+        .unwrap_or_else(|| panic!("{err}"));
     assert!(line.contains("\"0\""), "{line}");
     assert!(line.contains("at least 1 second"), "{line}");
 }
@@ -77,10 +133,17 @@ fn the_redis_profile_refuses_to_start_without_a_long_secret_key() {
     let missing = run(dir.path(), &["--profile", "redis", "config"], &[]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("SECRET_KEY"));
-    let short = run(dir.path(), &["--profile", "redis", "config"], &[("SECRET_KEY", "too-short-key")]);
+    let short = run(
+        dir.path(),
+        &["--profile", "redis", "config"],
+        &[("SECRET_KEY", "too-short-key")],
+    );
     assert_eq!(short.status.code(), Some(2));
     let err = text(&short.stderr);
-    assert!(err.contains("32 bytes") && !err.contains("too-short-key"), "{err}");
+    assert!(
+        err.contains("32 bytes") && !err.contains("too-short-key"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -93,7 +156,11 @@ fn the_dev_profile_refuses_a_public_address_unless_allowed() {
     assert!(err.contains("dev"), "{err}");
     let by_env = [("PORTCULLIS_BIND", "0.0.0.0:8000")];
     assert_eq!(run(dir.path(), &["config"], &by_env).status.code(), Some(2));
-    let allowed = run(dir.path(), &["config"], &[by_env[0], ("PORTCULLIS_ALLOW_DEV_PROFILE", "1")]);
+    let allowed = run(
+        dir.path(),
+        &["config"],
+        &[by_env[0], ("PORTCULLIS_ALLOW_DEV_PROFILE", "1")],
+    );
     assert!(allowed.status.success(), "{}", text(&allowed.stderr));
 }
 
@@ -109,7 +176,10 @@ fn every_command_has_help() {
     ] {
         let output = run(dir.path(), args, &[]);
         assert!(output.status.success(), "{args:?}");
-        assert!(text(&output.stdout).contains("Usage: portcullis"), "{args:?}");
+        assert!(
+            text(&output.stdout).contains("Usage: portcullis"),
+            "{args:?}"
+        );
     }
 }
 
@@ -119,12 +189,22 @@ fn the_dev_secret_key_is_generated_once_into_a_private_file() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(dir.path(), &["config"], &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(text(&output.stderr).contains(".portcullis/secret-key"), "a log line says where");
+    assert!(
+        text(&output.stderr).contains(".portcullis/secret-key"),
+        "a log line says where"
+    );
     let path = dir.path().join(".portcullis/secret-key");
     let key = std::fs::read_to_string(&path).unwrap();
     assert!(key.trim().len() >= 32);
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(!path.starts_with(dir.path().join(".flask_session")));
     run(dir.path(), &["config"], &[]);
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), key, "kept across restarts");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        key,
+        "kept across restarts"
+    );
 }

@@ -13,7 +13,12 @@ use support::{Site, client, cookie_pair, portcullis};
 
 fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir.join(".flask_session"))
-        .map(|entries| entries.map(|e| e.unwrap().path()).filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.')).collect())
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -23,21 +28,40 @@ async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_i
     let site = Site::start(dir.path(), &[]);
     let response = client().get(site.url("/")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let header = response.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let (value, attributes) = header.strip_prefix("session=").unwrap().split_once("; ").unwrap();
+    let header = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (value, attributes) = header
+        .strip_prefix("session=")
+        .unwrap()
+        .split_once("; ")
+        .unwrap();
     let (id, mac) = value.split_once('.').unwrap();
     assert_eq!((id.len(), mac.len()), (43, 43), "{header}");
-    assert_eq!(attributes, "HttpOnly; SameSite=Lax; Path=/", "dev: no Secure, browser-session cookie");
+    assert_eq!(
+        attributes, "HttpOnly; SameSite=Lax; Path=/",
+        "dev: no Secure, browser-session cookie"
+    );
     assert_eq!(response.headers()["vary"], "Cookie");
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert!(response.text().await.unwrap().contains(">1</strong>"));
 
     let folder = dir.path().join(".flask_session");
-    assert_eq!(std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     let files = session_files(dir.path());
     assert_eq!(files.len(), 1);
-    assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(!files[0].to_string_lossy().contains(id), "file names never hold the id");
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !files[0].to_string_lossy().contains(id),
+        "file names never hold the id"
+    );
 }
 
 #[tokio::test]
@@ -50,8 +74,16 @@ async fn sessions_survive_a_restart_of_the_dev_site() {
     assert!(site.wait().success());
     drop(site);
     let site = Site::start(dir.path(), &[]);
-    let again = client().get(site.url("/")).header("cookie", &cookie).send().await.unwrap();
-    assert!(again.text().await.unwrap().contains(">2</strong>"), "same generated key, same files");
+    let again = client()
+        .get(site.url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        again.text().await.unwrap().contains(">2</strong>"),
+        "same generated key, same files"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +104,9 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
     let mut site = Site::start(dir.path(), &[]);
     let body = r#"{"key":"note","value":"written during shutdown"}"#;
     let mut stream = TcpStream::connect(site.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     write!(
         stream,
         "POST /api/session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
@@ -102,7 +136,12 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
     drop(site);
 
     let site = Site::start(dir.path(), &[]);
-    let read = client().get(site.url("/api/session")).header("cookie", &cookie).send().await.unwrap();
+    let read = client()
+        .get(site.url("/api/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     let json: serde_json::Value = read.json().await.unwrap();
     assert_eq!(json["values"]["note"], "written during shutdown");
 }
@@ -110,7 +149,10 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
 #[tokio::test]
 async fn purge_expired_removes_expired_session_files_only() {
     let dir = tempfile::tempdir().unwrap();
-    let short = [("PERMANENT_SESSION_LIFETIME", "1"), ("SESSION_ABSOLUTE_LIFETIME", "1")];
+    let short = [
+        ("PERMANENT_SESSION_LIFETIME", "1"),
+        ("SESSION_ABSOLUTE_LIFETIME", "1"),
+    ];
     let mut site = Site::start(dir.path(), &short);
     client().get(site.url("/")).send().await.unwrap();
     site.terminate();
@@ -126,9 +168,23 @@ async fn purge_expired_removes_expired_session_files_only() {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(50));
     }
-    let output = portcullis(dir.path()).args(["sessions", "purge-expired"]).envs(short).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "removed 1 expired session(s)");
+    let output = portcullis(dir.path())
+        .args(["sessions", "purge-expired"])
+        .envs(short)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "removed 1 expired session(s)"
+    );
     assert!(!files[0].exists());
-    assert!(dir.path().join(".flask_session/notes.txt").exists(), "foreign files are left alone");
+    assert!(
+        dir.path().join(".flask_session/notes.txt").exists(),
+        "foreign files are left alone"
+    );
 }

@@ -18,7 +18,10 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// A `portcullis` command in `dir`, with a clean environment apart from `PATH`.
 pub fn portcullis(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    command.current_dir(dir).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
     command.env("RUST_LOG", "info");
     command
 }
@@ -36,7 +39,9 @@ impl Site {
     /// "listening on" line.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Site {
         let mut command = portcullis(dir);
-        command.args(["serve", "--bind", "127.0.0.1:0"]).envs(env.iter().copied());
+        command
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .envs(env.iter().copied());
         command.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -46,19 +51,25 @@ impl Site {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, rest)) = line.split_once("listening on http://") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(rest.trim().parse::<SocketAddr>().unwrap());
-                    }
+                if let Some((_, rest)) = line.split_once("listening on http://")
+                    && let Some(tx) = tx.take()
+                {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
                 }
                 sink.lock().unwrap().push_str(&line);
                 sink.lock().unwrap().push('\n');
             }
         });
-        let addr = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
-            panic!("the site did not start; log:\n{}", log.lock().unwrap())
-        });
-        Site { child, addr, dir: dir.to_owned(), log }
+        let addr = rx
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("the site did not start; log:\n{}", log.lock().unwrap()));
+        Site {
+            child,
+            addr,
+            dir: dir.to_owned(),
+            log,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -67,7 +78,9 @@ impl Site {
 
     /// Sends SIGTERM (graceful shutdown).
     pub fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         assert!(status.unwrap().success());
     }
 
@@ -97,7 +110,10 @@ impl Drop for Site {
 
 /// A client that keeps no cookies of its own and follows no redirects, so tests see raw headers.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// The `name=value` part of a response's `Set-Cookie`.
