@@ -156,6 +156,11 @@ impl Session {
                 self.fresh(now)
             }
             None => {
+                tracing::info!(
+                    target: "portcullis::security",
+                    session = %self.shared.keys.log_hash(key.as_str().as_bytes()),
+                    "session cookie names no live session (expired or ended); issuing a new id"
+                );
                 state.ended_previous = true;
                 self.fresh(now)
             }
