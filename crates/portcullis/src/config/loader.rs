@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::parse::{
-    Parsed, boolean, cookie_domain, cookie_name, cookie_path, directory, duration, key_prefix,
-    keyword, optional_duration, redis_url, secret, secret_list, size, socket_addr,
+    Parsed, boolean, cookie_domain, cookie_name, cookie_path, database_url, directory, duration,
+    ip_list, key_prefix, keyword, optional_duration, redis_url, secret, secret_list, size,
+    socket_addr,
 };
 use super::rules;
 use super::secret::{GENERATE_HINT, MIN_SECRET_BYTES, dev_key};
 use super::source::{self, Layers};
-use super::{Config, ConfigError, Profile, SameSite, SecretKey, Source, StoreKind};
+use super::{Config, ConfigError, Profile, RateLimit, SameSite, SecretKey, Source, StoreKind};
 
 /// The idle lifetime of the seed's config: 5 minutes.
 const DEFAULT_IDLE_LIFETIME: Duration = Duration::from_secs(300);
@@ -30,6 +31,13 @@ const DEFAULT_SESSION_MAX_BYTES: usize = 64 * 1024;
 const DEFAULT_MAX_CONTENT_LENGTH: usize = 1024 * 1024;
 /// Where the site listens by default: this machine only.
 const DEFAULT_BIND: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8000);
+
+/// Failed log-ins per window: Rails 8's authentication generator uses
+/// `rate_limit to: 10, within: 3.minutes`.
+const DEFAULT_LOGIN_RATE_LIMIT: RateLimit = RateLimit {
+    max: 10,
+    window: Duration::from_secs(180),
+};
 
 /// Builds a [`Config`] from the command line, the environment and a `.env` file.
 ///
@@ -227,6 +235,9 @@ impl Reader {
             "MAX_CONTENT_LENGTH" => max_content_length: size,
             "PORTCULLIS_BIND" => bind: socket_addr,
             "PORTCULLIS_ALLOW_DEV_PROFILE" => allow_dev_profile: boolean,
+            "DATABASE_URL" => database_url: database_url,
+            "LOGIN_RATE_LIMIT" => login_rate_limit: keyword,
+            "TRUSTED_PROXIES" => trusted_proxies: ip_list,
         }
         c.sources = std::mem::take(&mut self.sources);
         Ok(c)
@@ -291,6 +302,9 @@ fn defaults(profile: Profile, secret_key: SecretKey) -> Config {
         max_content_length: DEFAULT_MAX_CONTENT_LENGTH,
         bind: DEFAULT_BIND,
         allow_dev_profile: false,
+        database_url: "sqlite://portcullis.db".to_owned(),
+        login_rate_limit: DEFAULT_LOGIN_RATE_LIMIT,
+        trusted_proxies: Vec::new(),
         sources: HashMap::new(),
     }
 }

@@ -35,6 +35,9 @@
 //! | `MAX_CONTENT_LENGTH` | `1048576` | bytes, more than 0 |
 //! | `PORTCULLIS_BIND` | `127.0.0.1:8000` | an IP address and port |
 //! | `PORTCULLIS_ALLOW_DEV_PROFILE` | `false` | boolean: lets `dev` listen beyond loopback |
+//! | `DATABASE_URL` | `sqlite://portcullis.db` | a `sqlite:` URL: the site's accounts |
+//! | `LOGIN_RATE_LIMIT` | `10/3m` | failed log-ins allowed per user name and per client, per window |
+//! | `TRUSTED_PROXIES` | none | proxy IP addresses, comma-separated, whose `X-Forwarded-For` is believed |
 //!
 //! Rules between settings: `SameSite=None` and the `__Secure-` cookie-name prefix need
 //! `Secure`; `__Host-` needs `Secure`, path `/` and no domain; the absolute lifetime is at least
@@ -71,7 +74,7 @@ mod source;
 mod tests;
 
 pub use error::ConfigError;
-pub use kinds::{Profile, SameSite, Source, StoreKind};
+pub use kinds::{Profile, RateLimit, SameSite, Source, StoreKind};
 pub use loader::ConfigLoader;
 pub use secret::SecretKey;
 
@@ -79,7 +82,7 @@ pub(crate) use parse::is_token_byte;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -137,6 +140,12 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Let the `dev` profile listen beyond loopback (`PORTCULLIS_ALLOW_DEV_PROFILE`).
     pub allow_dev_profile: bool,
+    /// The site's accounts database (`DATABASE_URL`).
+    pub database_url: String,
+    /// Failed log-ins allowed per user name and per client address (`LOGIN_RATE_LIMIT`).
+    pub login_rate_limit: RateLimit,
+    /// Reverse proxies whose `X-Forwarded-For` entries are believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<IpAddr>,
     /// Where each setting's value came from, by environment name.
     sources: HashMap<&'static str, Source>,
 }

@@ -1,7 +1,7 @@
 //! Parsers for setting values. Each takes the raw text and returns the value, or `Err` with
 //! a description of what is allowed, which the loader turns into a [`super::ConfigError`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -141,6 +141,31 @@ pub(super) fn redis_url(raw: &str) -> Parsed<String> {
     } else {
         Err("a URL starting with redis://, rediss://, redis+unix:// or unix://".to_owned())
     }
+}
+
+/// The accounts database: a `sqlite:` URL (`sqlite://portcullis.db`, `sqlite::memory:`).
+pub(super) fn database_url(raw: &str) -> Parsed<String> {
+    let raw = raw.trim();
+    if raw.starts_with("sqlite:") && raw.len() > "sqlite:".len() {
+        Ok(raw.to_owned())
+    } else {
+        Err("a sqlite: URL, e.g. sqlite://portcullis.db (PostgreSQL is not built in yet)".into())
+    }
+}
+
+/// Comma-separated IP addresses; whitespace and empty entries are ignored, so an empty value
+/// means none.
+pub(super) fn ip_list(raw: &str) -> Parsed<Vec<IpAddr>> {
+    let entries = raw.split(',').map(str::trim).filter(|e| !e.is_empty());
+    entries
+        .map(|entry| {
+            entry.parse().map_err(|_| {
+                format!(
+                    "IP addresses separated by commas, e.g. 10.0.0.1,::1 ({entry:?} is not one)"
+                )
+            })
+        })
+        .collect()
 }
 
 /// An IP address and port.

@@ -14,7 +14,7 @@ impl Config {
     #[must_use]
     pub fn report(&self) -> Vec<Setting> {
         let fallbacks = vec![REDACTED; self.secret_key_fallbacks.len()].join(",");
-        let values: [(&'static str, String); 24] = [
+        let values: [(&'static str, String); 27] = [
             ("PORTCULLIS_PROFILE", self.profile.to_string()),
             ("SECRET_KEY", REDACTED.to_owned()),
             ("SECRET_KEY_FALLBACKS", fallbacks),
@@ -69,6 +69,9 @@ impl Config {
                 "PORTCULLIS_ALLOW_DEV_PROFILE",
                 self.allow_dev_profile.to_string(),
             ),
+            ("DATABASE_URL", redact_url_password(&self.database_url)),
+            ("LOGIN_RATE_LIMIT", self.login_rate_limit.to_string()),
+            ("TRUSTED_PROXIES", join(&self.trusted_proxies)),
         ];
         values
             .into_iter()
@@ -155,6 +158,15 @@ impl Config {
             && self.session_cookie_path == "/"
             && self.session_cookie_domain.is_none()
     }
+}
+
+/// A list as `.env` would spell it: comma-separated.
+fn join(items: &[impl ToString]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A duration as `.env` would accept it back, e.g. `5m` or `1h 30m`.

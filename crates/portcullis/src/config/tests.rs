@@ -789,3 +789,63 @@ fn secret_key_never_prints_itself() {
         })
     ));
 }
+
+#[test]
+fn site_settings_have_defaults_and_parse_their_forms() {
+    let c = load(&keyed(&[])).unwrap();
+    assert_eq!(c.database_url, "sqlite://portcullis.db");
+    assert_eq!(
+        c.login_rate_limit,
+        RateLimit {
+            max: 10,
+            window: Duration::from_secs(180)
+        }
+    );
+    assert!(c.trusted_proxies.is_empty());
+    let report = c.report();
+    let value = |name: &str| {
+        report
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .value
+            .clone()
+    };
+    assert_eq!(value("LOGIN_RATE_LIMIT"), "10/3m");
+    assert_eq!(value("TRUSTED_PROXIES"), "");
+
+    let c = load(&keyed(&[
+        ("DATABASE_URL", "sqlite:///var/lib/app/users.db"),
+        ("LOGIN_RATE_LIMIT", "5/60"),
+        ("TRUSTED_PROXIES", " 10.0.0.1, ::1 ,"),
+    ]))
+    .unwrap();
+    assert_eq!(c.database_url, "sqlite:///var/lib/app/users.db");
+    assert_eq!(c.login_rate_limit.max, 5);
+    assert_eq!(c.login_rate_limit.window, Duration::from_secs(60));
+    assert_eq!(c.trusted_proxies.len(), 2);
+    assert_eq!(
+        c.report()
+            .iter()
+            .find(|s| s.name == "TRUSTED_PROXIES")
+            .unwrap()
+            .value,
+        "10.0.0.1,::1"
+    );
+}
+
+#[test]
+fn bad_site_settings_are_refused_naming_the_setting() {
+    for (name, value) in [
+        ("DATABASE_URL", "mysql://db/users"),
+        ("DATABASE_URL", "sqlite:"),
+        ("LOGIN_RATE_LIMIT", "10"),
+        ("LOGIN_RATE_LIMIT", "0/3m"),
+        ("LOGIN_RATE_LIMIT", "10/0"),
+        ("LOGIN_RATE_LIMIT", "ten/3m"),
+        ("TRUSTED_PROXIES", "10.0.0.1,proxy.local"),
+    ] {
+        let text = error(&[(name, value)]).to_string();
+        assert!(text.contains(name), "{name}={value}: {text}");
+    }
+}
