@@ -5,7 +5,6 @@
 //! - `portcullis sessions purge-expired` removes expired session files.
 #![forbid(unsafe_code)]
 
-mod app;
 mod cli;
 mod serve;
 mod stores;

@@ -1,25 +1,36 @@
 //! `portcullis serve`: bind, serve, and shut down gracefully on SIGTERM or Ctrl-C (requests in
 //! flight finish, and their session writes land, before the process exits).
 
+use std::net::SocketAddr;
+
 use portcullis::config::Config;
 use tokio::net::TcpListener;
 
-use crate::{app, stores};
+use portcullis_site::{AppState, app};
+
+use crate::stores;
 
 /// Runs the site until a shutdown signal arrives.
 pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let store = stores::open(&config)?;
-    let router = app::router(&config, store);
-    let listener = TcpListener::bind(config.bind).await?;
+    let bind = config.bind;
+    let state = AppState::open(config, store).await?;
+    let router = app(state.clone());
+    let listener = TcpListener::bind(bind).await?;
+    let config = state.config();
     let address = listener.local_addr()?;
     tracing::info!(
         profile = %config.profile,
         store = ?config.session_type,
         "listening on http://{address}"
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // The peer address feeds the log-in limits (see TRUSTED_PROXIES for proxies).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -1,0 +1,172 @@
+//! Who is logged in, kept in the session with Flask-Login's and Django's conventions:
+//!
+//! - `_user_id`: the user's id as a string (Flask-Login's key), also recorded in the sealed
+//!   envelope with [`Session::set_user_id`];
+//! - `_auth_hash`: HMAC-SHA256, under a key derived from `SECRET_KEY`, of the user's stored
+//!   password hash. Checked on every authenticated request: after a password change, every
+//!   other session of the user holds a stale hash and is logged out (Django's
+//!   `update_session_auth_hash`).
+
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use portcullis::config::Config;
+use portcullis::{Session, SessionError};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::users::User;
+
+/// Flask-Login's session key for the logged-in user.
+pub(crate) const USER_ID: &str = "_user_id";
+/// The session key of the hash bound to the user's password.
+pub(crate) const AUTH_HASH: &str = "_auth_hash";
+
+/// HKDF salt and info: this key serves one purpose only.
+const HKDF_SALT: &[u8] = b"portcullis-site";
+const HKDF_INFO: &[u8] = b"session auth hash v1";
+
+/// The keys of the auth hash: the current key first, then one per `SECRET_KEY_FALLBACKS`
+/// entry, so a key rotation logs nobody out.
+#[derive(Clone)]
+pub(crate) struct AuthKeys {
+    keys: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for AuthKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthKeys").finish_non_exhaustive()
+    }
+}
+
+impl AuthKeys {
+    pub(crate) fn from_config(config: &Config) -> Self {
+        let secrets = std::iter::once(&config.secret_key).chain(&config.secret_key_fallbacks);
+        let keys = secrets
+            .map(|secret| {
+                let mut key = [0u8; 32];
+                Hkdf::<Sha256>::new(Some(HKDF_SALT), secret.as_bytes())
+                    .expand(HKDF_INFO, &mut key)
+                    .unwrap_or_else(|e| panic!("32 bytes is a valid HKDF-SHA256 length: {e}"));
+                key
+            })
+            .collect();
+        Self { keys }
+    }
+
+    /// The hash for `password_hash` under the current key, as hex.
+    pub(crate) fn hash(&self, password_hash: &str) -> String {
+        self.keys
+            .first()
+            .map(|key| hex(&mac(key, password_hash)))
+            .unwrap_or_default()
+    }
+
+    /// Whether `presented` is the hash of `password_hash` under any key, in constant time.
+    pub(crate) fn verify(&self, password_hash: &str, presented: &str) -> bool {
+        self.keys.iter().any(|key| {
+            let expected = hex(&mac(key, password_hash));
+            bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+        })
+    }
+}
+
+fn mac(key: &[u8; 32], message: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key)
+        .unwrap_or_else(|e| panic!("HMAC takes keys of any length: {e}"));
+    mac.update(message.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// Logs `user` in: a different user's data is dropped first, then the id is regenerated (the
+/// pre-login id dies, the CSRF secret rotates) and the user recorded.
+pub(crate) async fn log_in(
+    session: &Session,
+    keys: &AuthKeys,
+    user: &User,
+) -> Result<(), SessionError> {
+    let id = user.id.to_string();
+    let previous = session.get::<String>(USER_ID).await.ok().flatten();
+    if previous.is_some_and(|p| p != id) {
+        session.clear().await?;
+    }
+    session.regenerate().await?;
+    session.insert(USER_ID, &id).await?;
+    session.set_user_id(Some(id)).await?;
+    session
+        .insert(AUTH_HASH, keys.hash(&user.password_hash))
+        .await
+}
+
+/// After a password change: a new id for this session, with the new hash. Every other session
+/// of the user keeps the old hash and is logged out at its next request.
+pub(crate) async fn renew_after_password_change(
+    session: &Session,
+    keys: &AuthKeys,
+    new_password_hash: &str,
+) -> Result<(), SessionError> {
+    session.regenerate().await?;
+    session
+        .insert(AUTH_HASH, keys.hash(new_password_hash))
+        .await
+}
+
+/// The user id the session claims, if any (not yet checked against the database).
+pub(crate) async fn claimed_user_id(session: &Session) -> Result<Option<i64>, SessionError> {
+    let id = match session.get::<String>(USER_ID).await {
+        Ok(id) => id,
+        Err(SessionError::Decode(_)) => None,
+        Err(other) => return Err(other),
+    };
+    Ok(id.and_then(|id| id.parse().ok()))
+}
+
+/// Whether the session's `_auth_hash` matches `user`'s password.
+pub(crate) async fn hash_matches(
+    session: &Session,
+    keys: &AuthKeys,
+    user: &User,
+) -> Result<bool, SessionError> {
+    let presented = session.get::<String>(AUTH_HASH).await.ok().flatten();
+    Ok(presented.is_some_and(|p| keys.verify(&user.password_hash, &p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(secret: &[u8]) -> Vec<[u8; 32]> {
+        let mut key = [0u8; 32];
+        let _ = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret).expand(HKDF_INFO, &mut key);
+        vec![key]
+    }
+
+    #[test]
+    fn the_hash_is_bound_to_the_password_hash_and_the_key() {
+        let a = AuthKeys {
+            keys: keys(b"key a"),
+        };
+        let b = AuthKeys {
+            keys: keys(b"key b"),
+        };
+        let h = a.hash("$argon2id$one");
+        assert_eq!(h.len(), 64);
+        assert!(a.verify("$argon2id$one", &h));
+        assert!(!a.verify("$argon2id$two", &h));
+        assert!(!b.verify("$argon2id$one", &h));
+        let both = AuthKeys {
+            keys: [keys(b"key b"), keys(b"key a")].concat(),
+        };
+        assert!(
+            both.verify("$argon2id$one", &h),
+            "fallback keys still verify"
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! The client's address, for rate limits: the socket peer, or, when the peer is a proxy listed
+//! in `TRUSTED_PROXIES`, the right-most `X-Forwarded-For` entry that is not a trusted proxy
+//! (entries further left are whatever the client chose to send).
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use crate::state::AppState;
+
+/// The client's address, as an extractor (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub(crate) IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        Ok(Self(client_addr(parts, &state.config().trusted_proxies)))
+    }
+}
+
+/// The client address of a request, given the trusted proxies. Without connection info
+/// (a router driven in-process), the unspecified address stands for "unknown".
+pub(crate) fn client_addr(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+            addr.ip()
+        });
+    resolve(peer, &parts.headers, trusted)
+}
+
+/// [`client_addr`]'s rule, on plain values.
+pub(crate) fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    // Every X-Forwarded-For header, in order, as one comma-separated list.
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut nearest = peer;
+    for entry in entries.iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => nearest = ip,
+            Ok(ip) => return ip,
+            // The entry a trusted proxy appended is never garbage: this came from the client.
+            Err(_) => return nearest,
+        }
+    }
+    nearest
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                "x-forwarded-for",
+                HeaderValue::from_str(value).unwrap_or_else(|e| panic!("{e}")),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let headers = forwarded(&["1.2.3.4"]);
+        assert_eq!(
+            resolve(ip("9.9.9.9"), &headers, &[ip("10.0.0.1")]),
+            ip("9.9.9.9")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_entry_is_the_client() {
+        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let headers = forwarded(&["6.6.6.6, 5.5.5.5", "10.0.0.2"]);
+        assert_eq!(resolve(ip("10.0.0.1"), &headers, &trusted), ip("5.5.5.5"));
+        let spoofed = forwarded(&["not-an-ip, 10.0.0.2"]);
+        assert_eq!(resolve(ip("10.0.0.1"), &spoofed, &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.1")
+        );
+    }
+}

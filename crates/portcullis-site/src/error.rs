@@ -1,0 +1,92 @@
+//! Errors that are responses: [`AppError`] for pages (the session layer's own answers, or a
+//! generic 500 page with the cause logged) and [`ApiError`] for JSON routes.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use portcullis::SessionError;
+use serde_json::json;
+
+use crate::password::HashError;
+use crate::users::UsersError;
+
+/// Something the site could not do. Never caused by input alone: input problems are 4xx
+/// answers built by the handlers.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The session store failed (the layer answers 503) or the session was misused.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The accounts database failed.
+    #[error(transparent)]
+    Users(#[from] UsersError),
+    /// A template failed to render.
+    #[error("a page failed to render")]
+    Template(#[from] minijinja::Error),
+    /// Password hashing failed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Self::Session(error) = self {
+            return error.into_response();
+        }
+        tracing::error!(error = %self, source = ?std::error::Error::source(&self), "request failed");
+        let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>Something went wrong</title></head><body><h1>Something went wrong</h1>\
+             <p>The site could not answer this request. Please try again in a moment.</p>\
+             </body></html>\n";
+        (StatusCode::INTERNAL_SERVER_ERROR, Html(page)).into_response()
+    }
+}
+
+/// A JSON error: `{"error": reason}` with a status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    reason: String,
+}
+
+impl ApiError {
+    /// An error with `status` and a reason for the client.
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.reason }))).into_response()
+    }
+}
+
+/// Server-side failures in JSON routes: the session layer answers for its own errors, the rest
+/// is logged and answered with a JSON 500.
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Session(SessionError::TooLarge { .. }) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+            }
+            AppError::Session(SessionError::Unavailable { .. }) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "API request failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        AppError::from(error).into()
+    }
+}

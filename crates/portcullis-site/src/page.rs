@@ -1,0 +1,93 @@
+//! [`Page`]: the extractor that renders templates with what every page shows: the viewer's
+//! name, the waiting flash messages, the CSRF field for forms, and the display preferences.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{Value, context};
+use portcullis::Session;
+
+use crate::error::AppError;
+use crate::flash;
+use crate::prefs::Prefs;
+use crate::state::AppState;
+use crate::users::User;
+use crate::viewer;
+
+/// Renders pages for one request.
+#[derive(Debug)]
+pub(crate) struct Page {
+    session: Session,
+}
+
+impl FromRequestParts<AppState> for Page {
+    type Rejection = viewer::MissingLayer;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &AppState,
+    ) -> Result<Self, viewer::MissingLayer> {
+        Ok(Self {
+            session: viewer::session(parts)?,
+        })
+    }
+}
+
+impl Page {
+    /// The hidden CSRF field for forms (empty while the CSRF layer is not in).
+    fn csrf_input(&self) -> String {
+        String::new()
+    }
+
+    /// Renders `template` with `context` plus the layout's variables, with `status`.
+    pub(crate) async fn render(
+        &self,
+        state: &AppState,
+        user: Option<&User>,
+        template: &str,
+        status: StatusCode,
+        context: Value,
+    ) -> Result<Response, AppError> {
+        let flashes = flash::take(&self.session).await?;
+        let prefs = Prefs::load(&self.session).await?;
+        let idle_minutes = state
+            .config()
+            .permanent_session_lifetime
+            .as_secs()
+            .div_ceil(60);
+        let user = user
+            .map(|u| context! { name => u.name.as_str(), display_name => u.display_name.as_str() });
+        let layout = context! {
+            user,
+            flashes => Value::from(minijinja::value::Serde(&flashes)),
+            csrf_input => Value::from_safe_string(self.csrf_input()),
+            theme => prefs.theme,
+            density => prefs.density,
+            idle_minutes,
+        };
+        let html = state
+            .templates()
+            .render(template, context! { ..layout, ..context })?;
+        Ok((status, Html(html)).into_response())
+    }
+
+    /// An error page (404, 429, ...) with a title and a message.
+    pub(crate) async fn error(
+        &self,
+        state: &AppState,
+        user: Option<&User>,
+        status: StatusCode,
+        message: &str,
+    ) -> Result<Response, AppError> {
+        let title = status.canonical_reason().unwrap_or("Error");
+        self.render(
+            state,
+            user,
+            "error.html",
+            status,
+            context! { title, message },
+        )
+        .await
+    }
+}

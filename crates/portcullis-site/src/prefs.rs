@@ -1,0 +1,107 @@
+//! Small display preferences kept in the session (`_prefs`): known keys with a few allowed
+//! values each, so the session never holds arbitrary client data through this door.
+
+use portcullis::{Session, SessionError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The session key.
+const KEY: &str = "_prefs";
+/// Allowed themes; `system` follows the device.
+pub(crate) const THEMES: &[&str] = &["system", "light", "dark"];
+/// Allowed densities.
+pub(crate) const DENSITIES: &[&str] = &["comfortable", "compact"];
+
+/// The preferences; missing keys take their defaults.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Prefs {
+    pub(crate) theme: String,
+    pub(crate) density: String,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Self {
+            theme: THEMES[0].to_owned(),
+            density: DENSITIES[0].to_owned(),
+        }
+    }
+}
+
+impl Prefs {
+    /// Applies the changes in `changes` (a JSON object of known keys), or says why not.
+    pub(crate) fn apply(&mut self, changes: &Map<String, Value>) -> Result<(), String> {
+        if changes.is_empty() {
+            return Err("send at least one preference: theme or density".to_owned());
+        }
+        let mut next = self.clone();
+        for (key, value) in changes {
+            let (field, allowed) = match key.as_str() {
+                "theme" => (&mut next.theme, THEMES),
+                "density" => (&mut next.density, DENSITIES),
+                _ => {
+                    let shown: String = key.chars().take(32).collect();
+                    return Err(format!(
+                        "unknown preference {shown:?}; known: theme, density"
+                    ));
+                }
+            };
+            match value.as_str() {
+                Some(v) if allowed.contains(&v) => *field = v.to_owned(),
+                _ => {
+                    return Err(format!("{key} must be one of: {}", allowed.join(", ")));
+                }
+            }
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// The session's preferences; defaults when none (or when the stored value is unreadable).
+    pub(crate) async fn load(session: &Session) -> Result<Self, SessionError> {
+        match session.get::<Self>(KEY).await {
+            Ok(prefs) => Ok(prefs.unwrap_or_default()),
+            Err(SessionError::Decode(_)) => Ok(Self::default()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Stores the preferences in the session.
+    pub(crate) async fn save(&self, session: &Session) -> Result<(), SessionError> {
+        session.insert(KEY, self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn known_values_apply_and_anything_else_is_refused_whole() {
+        let mut prefs = Prefs::default();
+        assert!(prefs.apply(&object(json!({"theme": "dark"}))).is_ok());
+        assert_eq!(prefs.theme, "dark");
+        for bad in [
+            json!({}),
+            json!({"theme": "neon"}),
+            json!({"theme": 1}),
+            json!({"colour": "red"}),
+            json!({"density": "compact", "theme": "x".repeat(10_000)}),
+        ] {
+            assert!(prefs.apply(&object(bad.clone())).is_err(), "{bad}");
+        }
+        assert_eq!(
+            prefs,
+            Prefs {
+                theme: "dark".into(),
+                density: "comfortable".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! `/account`: change the display name, the appearance preferences, and the password (which
+//! asks for the current one, regenerates the session id and ends the user's other sessions).
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::value::Serde;
+use minijinja::{Value as Template, context};
+use portcullis::Session;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::login::limited;
+use crate::auth;
+use crate::client_addr::ClientAddr;
+use crate::error::AppError;
+use crate::flash;
+use crate::page::Page;
+use crate::password;
+use crate::prefs::{DENSITIES, Prefs, THEMES};
+use crate::state::AppState;
+use crate::users::{User, UsersError, validate_password};
+use crate::viewer::SignedIn;
+
+pub(super) async fn page(
+    State(state): State<AppState>,
+    page: Page,
+    session: Session,
+    SignedIn(user): SignedIn,
+) -> Result<Response, AppError> {
+    render(&state, &page, &session, &user, StatusCode::OK, None).await
+}
+
+async fn render(
+    state: &AppState,
+    page: &Page,
+    session: &Session,
+    user: &User,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let prefs = Prefs::load(session).await?;
+    let context = context! {
+        error,
+        themes => Template::from(Serde(THEMES)),
+        densities => Template::from(Serde(DENSITIES)),
+        theme => prefs.theme,
+        density => prefs.density,
+    };
+    page.render(state, Some(user), "account.html", status, context)
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DisplayNameForm {
+    display_name: String,
+}
+
+pub(super) async fn display_name(
+    State(state): State<AppState>,
+    page: Page,
+    session: Session,
+    SignedIn(mut user): SignedIn,
+    Form(form): Form<DisplayNameForm>,
+) -> Result<Response, AppError> {
+    match state
+        .users()
+        .set_display_name(user.id, &form.display_name)
+        .await
+    {
+        Ok(stored) => {
+            flash::push(
+                &session,
+                "message",
+                &format!("Display name changed to {stored}."),
+            )
+            .await?;
+            Ok(Redirect::to("/account").into_response())
+        }
+        Err(UsersError::Invalid(rule)) => {
+            user.display_name.clone_from(&form.display_name);
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render(
+                &state,
+                &page,
+                &session,
+                &user,
+                status,
+                Some(format!("Not saved: {rule}.")),
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PreferencesForm {
+    theme: String,
+    density: String,
+}
+
+pub(super) async fn preferences(
+    State(state): State<AppState>,
+    page: Page,
+    session: Session,
+    SignedIn(user): SignedIn,
+    Form(form): Form<PreferencesForm>,
+) -> Result<Response, AppError> {
+    let mut prefs = Prefs::load(&session).await?;
+    let changes: Map<String, Value> = [
+        ("theme".to_owned(), Value::from(form.theme)),
+        ("density".to_owned(), Value::from(form.density)),
+    ]
+    .into_iter()
+    .collect();
+    if let Err(reason) = prefs.apply(&changes) {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return render(
+            &state,
+            &page,
+            &session,
+            &user,
+            status,
+            Some(format!("Not saved: {reason}.")),
+        )
+        .await;
+    }
+    prefs.save(&session).await?;
+    flash::push(&session, "message", "Appearance saved.").await?;
+    Ok(Redirect::to("/account").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PasswordForm {
+    current: String,
+    new_password: String,
+    confirm: String,
+}
+
+pub(super) async fn password(
+    State(state): State<AppState>,
+    page: Page,
+    session: Session,
+    ClientAddr(client): ClientAddr,
+    SignedIn(user): SignedIn,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    // Guessing the current password here is guessing a log-in: the same limits apply.
+    let name_key = format!("name:{}", user.name.to_lowercase());
+    let addr_key = format!("addr:{client}");
+    let refuse = async |status, error: String| {
+        render(&state, &page, &session, &user, status, Some(error)).await
+    };
+    if let Some(wait) = limited(&state, &[&name_key, &addr_key]).await {
+        let secs = wait.as_secs().max(1);
+        let message =
+            format!("Too many failed attempts. Please wait {secs} seconds and try again.");
+        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(response);
+    }
+    let current_ok = password::verify(form.current.clone(), Some(user.password_hash.clone())).await;
+    if !current_ok {
+        state.limiter().record_failure(&name_key).await;
+        state.limiter().record_failure(&addr_key).await;
+        let message = "Password not changed: the current password is wrong.".to_owned();
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, message).await;
+    }
+    let problem = match validate_password(&form.new_password) {
+        Err(UsersError::Invalid(rule)) => Some(rule),
+        _ if form.new_password != form.confirm => Some("the two new passwords differ"),
+        _ => None,
+    };
+    if let Some(rule) = problem {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Password not changed: {rule}."),
+        )
+        .await;
+    }
+    let hash = password::hash(form.new_password.clone()).await?;
+    state.users().set_password_hash(user.id, &hash).await?;
+    auth::renew_after_password_change(&session, state.auth_keys(), &hash).await?;
+    flash::push(
+        &session,
+        "message",
+        "Password changed. Your other sessions have been logged out.",
+    )
+    .await?;
+    tracing::info!(target: "portcullis::security", user = user.id, "password changed");
+    Ok(Redirect::to("/account").into_response())
+}

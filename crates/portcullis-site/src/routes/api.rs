@@ -1,0 +1,96 @@
+//! The JSON API: `/api/me`, `/api/prefs`, and `/api/session` (raw session values, used by the
+//! tests and the load benchmark). Errors are `{"error": reason}` with a 4xx status.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use portcullis::{Session, SessionError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::home::seconds_left;
+use crate::error::ApiError;
+use crate::prefs::Prefs;
+use crate::state::AppState;
+use crate::viewer::ApiUser;
+
+/// Longest key accepted by `/api/session`.
+const MAX_API_KEY_LEN: usize = 64;
+/// Largest `PUT /api/prefs` body: preferences are a few short words.
+pub(super) const MAX_PREFS_BODY: usize = 1024;
+
+pub(super) async fn me(
+    State(state): State<AppState>,
+    session: Session,
+    ApiUser(user): ApiUser,
+) -> Result<Json<Value>, ApiError> {
+    let left = seconds_left(&state, &session).await?;
+    Ok(Json(json!({
+        "user": user.name,
+        "display_name": user.display_name,
+        "seconds_left": left,
+    })))
+}
+
+pub(super) async fn prefs(session: Session) -> Result<Json<Prefs>, ApiError> {
+    Ok(Json(Prefs::load(&session).await?))
+}
+
+/// Changes some preferences: a JSON object of known keys, e.g. `{"theme": "dark"}`.
+pub(super) async fn put_prefs(session: Session, body: Bytes) -> Result<Json<Prefs>, ApiError> {
+    let unprocessable = |reason: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason);
+    let changes: Map<String, Value> = match serde_json::from_slice(&body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(unprocessable("the body must be a JSON object".to_owned())),
+        Err(e) => {
+            let reason = format!("the body is not valid JSON: {e}");
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, reason));
+        }
+    };
+    let mut prefs = Prefs::load(&session).await?;
+    prefs.apply(&changes).map_err(unprocessable)?;
+    prefs.save(&session).await?;
+    Ok(Json(prefs))
+}
+
+/// Keys the site keeps for itself: `_`-prefixed (Flask's convention) and the CSRF secret.
+fn reserved(key: &str) -> bool {
+    key.starts_with('_') || key == portcullis::csrf::SESSION_KEY
+}
+
+pub(super) async fn read_values(session: Session) -> Result<Json<Value>, SessionError> {
+    let mut values = Map::new();
+    for key in session.keys().await?.into_iter().filter(|k| !reserved(k)) {
+        if let Ok(Some(value)) = session.get::<Value>(&key).await {
+            values.insert(key, value);
+        }
+    }
+    Ok(Json(json!({ "values": values })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct WriteValue {
+    key: String,
+    value: Value,
+}
+
+pub(super) async fn write_value(session: Session, Json(body): Json<WriteValue>) -> Response {
+    let valid = !body.key.is_empty()
+        && body.key.len() <= MAX_API_KEY_LEN
+        && !reserved(&body.key)
+        && body
+            .key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        let reason = "key must be 1 to 64 letters, digits, '-' or '_', not starting with '_', \
+                      and not a reserved name";
+        return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason).into_response();
+    }
+    match session.insert(&body.key, body.value).await {
+        Ok(()) => Json(json!({ "stored": body.key })).into_response(),
+        Err(error) => error.into_response(),
+    }
+}

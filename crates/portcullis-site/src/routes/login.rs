@@ -1,0 +1,152 @@
+//! `/login` and `/logout`. Logging in checks the failed-attempt limits, verifies the password
+//! (doing the same Argon2 work for unknown names), answers every failure with the same words,
+//! and regenerates the session id. Logging out destroys the session.
+
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use portcullis::Session;
+use serde::Deserialize;
+
+use crate::auth;
+use crate::client_addr::ClientAddr;
+use crate::error::AppError;
+use crate::flash;
+use crate::next::safe_next;
+use crate::page::Page;
+use crate::password;
+use crate::rate_limit::Decision;
+use crate::state::AppState;
+use crate::viewer::Viewer;
+
+/// The one answer to every failed log-in, so it never tells which part was wrong.
+pub(crate) const INVALID: &str = "Invalid user name or password.";
+/// Longest user name kept as a rate-limit key (valid names are shorter).
+const MAX_KEY_NAME_CHARS: usize = 64;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LoginQuery {
+    next: Option<String>,
+    expired: Option<String>,
+    logged_out: Option<String>,
+}
+
+pub(super) async fn form(
+    State(state): State<AppState>,
+    page: Page,
+    viewer: Viewer,
+    Query(query): Query<LoginQuery>,
+) -> Result<Response, AppError> {
+    let next = query.next.as_deref().and_then(safe_next).unwrap_or("");
+    let ended = match viewer {
+        Viewer::User(_) => {
+            return Ok(Redirect::to(if next.is_empty() { "/" } else { next }).into_response());
+        }
+        Viewer::Anonymous { ended } => ended,
+    };
+    let notice = if query.logged_out.is_some() {
+        Some("You have been logged out.")
+    } else if query.expired.is_some() || ended {
+        Some("Your session has expired. Please log in again.")
+    } else if query.next.is_some() {
+        Some("Please log in.")
+    } else {
+        None
+    };
+    let context = context! { notice, error => None::<&str>, next, name => "" };
+    page.render(&state, None, "login.html", StatusCode::OK, context)
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LoginForm {
+    name: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    page: Page,
+    session: Session,
+    ClientAddr(client): ClientAddr,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let name_key = format!(
+        "name:{}",
+        form.name
+            .to_lowercase()
+            .chars()
+            .take(MAX_KEY_NAME_CHARS)
+            .collect::<String>()
+    );
+    let addr_key = format!("addr:{client}");
+    let next = safe_next(&form.next).unwrap_or("").to_owned();
+    let refuse = |status, error: String| {
+        let context = context! { notice => None::<&str>, error, next => next.clone(), name => form.name.clone() };
+        page.render(&state, None, "login.html", status, context)
+    };
+
+    if let Some(wait) = limited(&state, &[&name_key, &addr_key]).await {
+        tracing::warn!(
+            target: "portcullis::security",
+            name = ?form.name, %client, "log-in refused: too many failures"
+        );
+        let secs = wait.as_secs().max(1);
+        let message = format!("Too many failed log-ins. Please wait {secs} seconds and try again.");
+        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(response);
+    }
+
+    let user = state.users().by_name(&form.name).await?;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = password::verify(form.password.clone(), stored).await;
+    let Some(user) = user.filter(|_| verified) else {
+        state.limiter().record_failure(&name_key).await;
+        state.limiter().record_failure(&addr_key).await;
+        tracing::info!(target: "portcullis::security", name = ?form.name, %client, "log-in failed");
+        return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
+    };
+
+    state.limiter().reset(&name_key).await;
+    auth::log_in(&session, state.auth_keys(), &user).await?;
+    flash::push(
+        &session,
+        "message",
+        &format!("Welcome back, {}!", user.display_name),
+    )
+    .await?;
+    tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
+    Ok(Redirect::to(if next.is_empty() { "/" } else { &next }).into_response())
+}
+
+/// The longest wait among `keys` that are over the limit, if any.
+pub(super) async fn limited(state: &AppState, keys: &[&str]) -> Option<Duration> {
+    let mut wait = None;
+    for key in keys {
+        if let Decision::Limited { retry_after } = state.limiter().check(key).await {
+            wait = wait.max(Some(retry_after));
+        }
+    }
+    wait
+}
+
+/// Ends the session (the layer deletes the record and expires the cookie) and asks the browser
+/// to drop this site's cookies too.
+pub(super) async fn logout(session: Session) -> Result<Response, AppError> {
+    session.destroy().await?;
+    let mut response = Redirect::to("/login?logged_out=1").into_response();
+    response.headers_mut().insert(
+        header::HeaderName::from_static("clear-site-data"),
+        HeaderValue::from_static("\"cookies\""),
+    );
+    Ok(response)
+}

@@ -1,0 +1,84 @@
+//! The route table. Pages are HTML rendered from `templates/`; `/api/` answers JSON.
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /` | the landing page, or the dashboard when logged in |
+//! | `GET, POST /register` | create an account |
+//! | `GET, POST /login` | log in (`?next=` a local path) |
+//! | `POST /logout` | end the session |
+//! | `GET /account` | the account page (logged in) |
+//! | `POST /account/display-name`, `/account/password`, `/account/preferences` | its forms |
+//! | `GET /api/me` | who is logged in, and the seconds left |
+//! | `GET, PUT /api/prefs` | display preferences kept in the session |
+//! | `GET, POST /api/session` | session values as JSON (tests and the load benchmark) |
+//! | `GET /healthz` | whether the session store and the database answer |
+//! | `GET /static/style.css` | the stylesheet |
+
+mod account;
+mod api;
+mod assets;
+mod health;
+mod home;
+mod login;
+mod register;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use portcullis::SessionLayer;
+
+use crate::error::AppError;
+use crate::headers;
+use crate::page::Page;
+use crate::state::AppState;
+use crate::viewer::Viewer;
+
+/// The whole site: routes, the session layer configured from the state's configuration (on
+/// the state's clock), and the security headers.
+pub fn app(state: AppState) -> Router {
+    let config = state.config();
+    let sessions = SessionLayer::from_config(config, Arc::clone(state.store()))
+        .with_clock(Arc::clone(state.clock()));
+    let router = Router::new()
+        .route("/", get(home::home))
+        .route("/register", get(register::form).post(register::submit))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/account", get(account::page))
+        .route("/account/display-name", post(account::display_name))
+        .route("/account/password", post(account::password))
+        .route("/account/preferences", post(account::preferences))
+        .route("/api/me", get(api::me))
+        .route(
+            "/api/prefs",
+            get(api::prefs)
+                .put(api::put_prefs)
+                .layer(DefaultBodyLimit::max(api::MAX_PREFS_BODY)),
+        )
+        .route("/api/session", get(api::read_values).post(api::write_value))
+        .route("/healthz", get(health::healthz))
+        .route("/static/style.css", get(assets::stylesheet))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(config.max_content_length))
+        .layer(sessions)
+        .with_state(state);
+    headers::add(router)
+}
+
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    page: Page,
+    viewer: Viewer,
+) -> Result<Response, AppError> {
+    page.error(
+        &state,
+        viewer.user(),
+        StatusCode::NOT_FOUND,
+        "There is no page at this address.",
+    )
+    .await
+}

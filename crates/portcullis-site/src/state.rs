@@ -1,0 +1,102 @@
+//! [`AppState`]: what every handler shares: the configuration, the session store, the clock,
+//! the accounts, the log-in limiter, the templates and the auth-hash keys.
+
+use std::sync::Arc;
+
+use portcullis::clock::{Clock, SystemClock};
+use portcullis::config::Config;
+use portcullis::store::SessionStore;
+
+use crate::auth::AuthKeys;
+use crate::rate_limit::{MemoryRateLimiter, RateLimiter};
+use crate::templates::Templates;
+use crate::users::{Users, UsersError};
+
+/// The site's shared state. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    store: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
+    users: Users,
+    limiter: Arc<dyn RateLimiter>,
+    templates: Templates,
+    auth_keys: AuthKeys,
+}
+
+impl AppState {
+    /// Opens the accounts database (`DATABASE_URL`, migrated) and builds the state on the
+    /// system clock.
+    ///
+    /// # Errors
+    /// [`UsersError`] when the database cannot be opened or migrated.
+    pub async fn open(config: Config, store: Arc<dyn SessionStore>) -> Result<Self, UsersError> {
+        Self::open_with_clock(config, store, Arc::new(SystemClock)).await
+    }
+
+    /// As [`AppState::open`], reading time from `clock` (the session layer, the pages and the
+    /// limiter all use it; tests pass a `ManualClock`, with a store on the same clock).
+    ///
+    /// # Errors
+    /// As [`AppState::open`].
+    pub async fn open_with_clock(
+        config: Config,
+        store: Arc<dyn SessionStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, UsersError> {
+        let users = Users::open(&config.database_url).await?;
+        let limiter = Arc::new(MemoryRateLimiter::new(
+            config.login_rate_limit,
+            Arc::clone(&clock),
+        ));
+        let auth_keys = AuthKeys::from_config(&config);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                clock,
+                users,
+                limiter,
+                templates: Templates::new(),
+                auth_keys,
+            }),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The accounts.
+    #[must_use]
+    pub fn users(&self) -> &Users {
+        &self.inner.users
+    }
+
+    pub(crate) fn limiter(&self) -> &dyn RateLimiter {
+        self.inner.limiter.as_ref()
+    }
+
+    pub(crate) fn templates(&self) -> &Templates {
+        &self.inner.templates
+    }
+
+    pub(crate) fn auth_keys(&self) -> &AuthKeys {
+        &self.inner.auth_keys
+    }
+}

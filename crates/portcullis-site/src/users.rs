@@ -1,0 +1,332 @@
+//! Accounts: the [`Users`] repository over SQLite (runtime queries, portable SQL, embedded
+//! migrations run at start-up) and the rules for user names, display names and passwords.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::Row;
+use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+
+/// User names: 3 to 32 characters (OWASP's authentication cheat sheet asks for a clear,
+/// bounded rule), letters, digits, `_`, `.` and `-`.
+const NAME_CHARS: std::ops::RangeInclusive<usize> = 3..=32;
+/// Display names: 1 to 64 characters, any printable text.
+const DISPLAY_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
+/// Passwords: at least 8 characters (NIST SP 800-63B with MFA absent asks for 8 or more,
+/// OWASP for at most 64+ allowed); at most 128 so hashing cost stays bounded.
+pub(crate) const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+/// Connections in the pool: SQLite writes one at a time anyway.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// The schema, embedded in the binary: one entry per file of `migrations/sqlite/`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "users",
+    include_str!("../migrations/sqlite/0001_users.sql"),
+)];
+
+/// An account as the site uses it.
+#[derive(Clone, Debug)]
+pub struct User {
+    /// The row id; in the session as a string under `_user_id` (Flask-Login's key).
+    pub id: i64,
+    /// The user name, as typed at registration.
+    pub name: String,
+    /// The name shown on pages.
+    pub display_name: String,
+    /// The Argon2id PHC string.
+    pub(crate) password_hash: String,
+}
+
+/// Why the repository refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    /// The input breaks a rule; the message says which, for the person who typed it.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// Another account already has this name (in any case).
+    #[error("this user name is taken; please choose another")]
+    Taken,
+    /// The database failed.
+    #[error("the accounts database failed")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("the accounts database could not be migrated")]
+    Migrate(#[from] MigrateError),
+}
+
+/// The accounts table. Cheap to clone (a connection pool).
+#[derive(Clone, Debug)]
+pub struct Users {
+    pool: SqlitePool,
+}
+
+impl Users {
+    /// Opens (creating the file if needed) the database at `url` and migrates it.
+    ///
+    /// # Errors
+    /// [`UsersError::Database`] when the URL is bad or the file cannot be opened;
+    /// [`UsersError::Migrate`] when the schema cannot be applied.
+    pub async fn open(url: &str) -> Result<Self, UsersError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        Migrator::new(Embedded).await?.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Creates an account; `password_hash` is already hashed.
+    ///
+    /// # Errors
+    /// [`UsersError::Invalid`] for a bad name or display name, [`UsersError::Taken`] for a
+    /// name in use, [`UsersError::Database`] otherwise.
+    pub async fn create(
+        &self,
+        name: &str,
+        display_name: &str,
+        password_hash: &str,
+    ) -> Result<User, UsersError> {
+        validate_name(name)?;
+        let display_name = validate_display_name(display_name)?;
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let result = sqlx::query(
+            "INSERT INTO users (name, name_key, display_name, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(name_key(name))
+        .bind(display_name)
+        .bind(password_hash)
+        .bind(created)
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(row) => Ok(User {
+                id: row.try_get("id")?,
+                name: name.to_owned(),
+                display_name: display_name.to_owned(),
+                password_hash: password_hash.to_owned(),
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(UsersError::Taken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The account named `name`, in any case.
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn by_name(&self, name: &str) -> Result<Option<User>, UsersError> {
+        let row = sqlx::query(
+            "SELECT id, name, display_name, password_hash FROM users WHERE name_key = $1",
+        )
+        .bind(name_key(name))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| user(&r)).transpose()?)
+    }
+
+    /// The account with id `id`.
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn by_id(&self, id: i64) -> Result<Option<User>, UsersError> {
+        let row =
+            sqlx::query("SELECT id, name, display_name, password_hash FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| user(&r)).transpose()?)
+    }
+
+    /// Changes the display name; returns it as stored (trimmed).
+    ///
+    /// # Errors
+    /// [`UsersError::Invalid`] for a bad display name, [`UsersError::Database`].
+    pub async fn set_display_name(
+        &self,
+        id: i64,
+        display_name: &str,
+    ) -> Result<String, UsersError> {
+        let display_name = validate_display_name(display_name)?;
+        sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+            .bind(display_name)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(display_name.to_owned())
+    }
+
+    /// Replaces the password hash.
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), UsersError> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the database answers (for `/healthz`).
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn ping(&self) -> Result<(), UsersError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn user(row: &SqliteRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        display_name: row.try_get("display_name")?,
+        password_hash: row.try_get("password_hash")?,
+    })
+}
+
+/// The case-insensitive form of a name (names are ASCII, so this is exact).
+fn name_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// Checks a user name: 3 to 32 of letters, digits, `_`, `.`, `-`.
+///
+/// # Errors
+/// [`UsersError::Invalid`] with the rule broken.
+pub fn validate_name(name: &str) -> Result<(), UsersError> {
+    if !NAME_CHARS.contains(&name.chars().count()) {
+        return Err(UsersError::Invalid("a user name has 3 to 32 characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        return Err(UsersError::Invalid(
+            "a user name may hold only letters, digits, '_', '.' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a display name and returns it trimmed: 1 to 64 characters, no control characters.
+///
+/// # Errors
+/// [`UsersError::Invalid`] with the rule broken.
+pub fn validate_display_name(display_name: &str) -> Result<&str, UsersError> {
+    let trimmed = display_name.trim();
+    if !DISPLAY_NAME_CHARS.contains(&trimmed.chars().count()) {
+        return Err(UsersError::Invalid("a display name has 1 to 64 characters"));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(UsersError::Invalid(
+            "a display name may not hold control characters",
+        ));
+    }
+    Ok(trimmed)
+}
+
+/// Checks a new password's length: 8 to 128 characters.
+///
+/// # Errors
+/// [`UsersError::Invalid`] with the rule broken.
+pub fn validate_password(password: &str) -> Result<(), UsersError> {
+    if PASSWORD_CHARS.contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(UsersError::Invalid("a password has 8 to 128 characters"))
+    }
+}
+
+/// The embedded migrations, handed to sqlx's [`Migrator`] without its compile-time macros.
+#[derive(Debug)]
+struct Embedded;
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<
+        Box<
+            dyn Future<Output = Result<Vec<Migration>, Box<dyn std::error::Error + Send + Sync>>>
+                + Send,
+        >,
+    > {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(migrations)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_follow_the_rules() {
+        for good in ["ada", "Ada.Lovelace-1", "a_b", &"x".repeat(32)] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ab",
+            "",
+            &"x".repeat(33),
+            "ada lovelace",
+            "ada/..",
+            "ädä",
+            "<b>",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_and_display_names_are_bounded() {
+        assert!(validate_password("1234567").is_err());
+        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password(&"p".repeat(129)).is_err());
+        assert_eq!(validate_display_name("  Ada  ").ok(), Some("Ada"));
+        assert!(validate_display_name("   ").is_err());
+        assert!(validate_display_name("a\u{7}b").is_err());
+    }
+
+    #[tokio::test]
+    async fn names_are_unique_in_any_case() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let url = format!("sqlite://{}", dir.path().join("u.db").display());
+        let users = Users::open(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        let ada = users.create("Ada", "Ada", "hash").await;
+        assert!(ada.is_ok());
+        assert!(matches!(
+            users.create("ADA", "Other", "hash").await,
+            Err(UsersError::Taken)
+        ));
+        let found = users.by_name("aDa").await.ok().flatten();
+        assert_eq!(found.map(|u| u.name), Some("Ada".to_owned()));
+        // Reopening runs the migrations again without harm.
+        assert!(Users::open(&url).await.is_ok());
+    }
+}

@@ -1,0 +1,134 @@
+//! Who is asking, as extractors: [`Viewer`] (a user or nobody), [`SignedIn`] (a user, or a
+//! redirect to the log-in page saying why) and [`ApiUser`] (a user, or a JSON 401).
+//!
+//! A session whose user is gone, or whose `_auth_hash` no longer matches the password (it was
+//! changed elsewhere), is destroyed here: that is how a password change ends other sessions.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use portcullis::Session;
+
+use crate::auth;
+use crate::error::{ApiError, AppError};
+use crate::next::encode_query_value;
+use crate::state::AppState;
+use crate::users::User;
+
+/// The requester.
+#[derive(Debug)]
+pub(crate) enum Viewer {
+    /// Logged in, with a valid auth hash.
+    User(User),
+    /// Nobody is logged in. `ended`: the cookie named a session that is over (expired, logged
+    /// out elsewhere, or ended by a password change).
+    Anonymous { ended: bool },
+}
+
+impl Viewer {
+    pub(crate) fn user(&self) -> Option<&User> {
+        match self {
+            Self::User(user) => Some(user),
+            Self::Anonymous { .. } => None,
+        }
+    }
+}
+
+/// The request's session; the layer always provides one.
+pub(crate) fn session(parts: &Parts) -> Result<Session, MissingLayer> {
+    parts
+        .extensions
+        .get::<Session>()
+        .cloned()
+        .ok_or(MissingLayer)
+}
+
+/// A route was mounted without the session layer: a wiring bug, answered with a 500.
+#[derive(Debug)]
+pub(crate) struct MissingLayer;
+
+impl IntoResponse for MissingLayer {
+    fn into_response(self) -> Response {
+        tracing::error!("route without SessionLayer");
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    }
+}
+
+/// Works out the viewer from the session, logging out a session that lost its right to be in.
+pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewer, AppError> {
+    let ended = session.previous_session_ended().await?;
+    let Some(id) = auth::claimed_user_id(session).await? else {
+        return Ok(Viewer::Anonymous { ended });
+    };
+    if let Some(user) = state.users().by_id(id).await?
+        && auth::hash_matches(session, state.auth_keys(), &user).await?
+    {
+        return Ok(Viewer::User(user));
+    }
+    tracing::info!(
+        target: "portcullis::security",
+        user = id,
+        "session no longer valid for its user (password changed or account gone); logging it out"
+    );
+    session.destroy().await?;
+    Ok(Viewer::Anonymous { ended: true })
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = session(parts).map_err(IntoResponse::into_response)?;
+        resolve(state, &session)
+            .await
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// A logged-in user; anyone else is sent to `/login?next=<this page>`, with `&expired=1` when
+/// their session has ended.
+#[derive(Debug)]
+pub(crate) struct SignedIn(pub(crate) User);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match Viewer::from_request_parts(parts, state).await? {
+            Viewer::User(user) => Ok(Self(user)),
+            Viewer::Anonymous { ended } => {
+                let here = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                let mut target = format!("/login?next={}", encode_query_value(here));
+                if ended {
+                    target.push_str("&expired=1");
+                }
+                Err(Redirect::to(&target).into_response())
+            }
+        }
+    }
+}
+
+/// A logged-in user for the JSON API; anyone else gets 401 `{"error": ...}`.
+#[derive(Debug)]
+pub(crate) struct ApiUser(pub(crate) User);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = session(parts).map_err(IntoResponse::into_response)?;
+        match resolve(state, &session).await {
+            Ok(Viewer::User(user)) => Ok(Self(user)),
+            Ok(Viewer::Anonymous { ended }) => {
+                let reason = if ended {
+                    "your session has expired; please log in again"
+                } else {
+                    "not logged in"
+                };
+                Err(ApiError::new(StatusCode::UNAUTHORIZED, reason).into_response())
+            }
+            Err(error) => Err(ApiError::from(error).into_response()),
+        }
+    }
+}
