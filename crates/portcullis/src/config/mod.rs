@@ -32,6 +32,7 @@
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | `redis://`, `rediss://`, `redis+unix://`, `unix://` |
 //! | `WTF_CSRF_ENABLED` | `true` | boolean |
 //! | `WTF_CSRF_TIME_LIMIT` | `3600` | a duration, or `none` for no limit |
+//! | `CSRF_TRUSTED_ORIGINS` | none | origins as browsers send them, comma-separated, e.g. `https://app.example.com` |
 //! | `MAX_CONTENT_LENGTH` | `1048576` | bytes, more than 0 |
 //! | `PORTCULLIS_BIND` | `127.0.0.1:8000` | an IP address and port |
 //! | `PORTCULLIS_ALLOW_DEV_PROFILE` | `false` | boolean: lets `dev` listen beyond loopback |
@@ -75,7 +76,7 @@ pub use kinds::{Profile, SameSite, Source, StoreKind};
 pub use loader::ConfigLoader;
 pub use secret::SecretKey;
 
-pub(crate) use parse::is_token_byte;
+pub(crate) use parse::{check_trusted_origin, is_token_byte};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -131,6 +132,9 @@ pub struct Config {
     pub wtf_csrf_enabled: bool,
     /// How long a CSRF token stays valid; `None` for no limit (`WTF_CSRF_TIME_LIMIT`).
     pub wtf_csrf_time_limit: Option<Duration>,
+    /// Origins other than this site's own whose unsafe requests pass the origin check (they
+    /// still need a CSRF token), e.g. `https://app.example.com` (`CSRF_TRUSTED_ORIGINS`).
+    pub csrf_trusted_origins: Vec<String>,
     /// The largest request body, in bytes (`MAX_CONTENT_LENGTH`).
     pub max_content_length: usize,
     /// The address the site listens on (`PORTCULLIS_BIND`, `--bind`).
