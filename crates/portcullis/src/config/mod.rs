@@ -41,6 +41,14 @@
 //! `Secure`; `__Host-` needs `Secure`, path `/` and no domain; the absolute lifetime is at least
 //! the idle one; `dev` listens only on loopback unless `PORTCULLIS_ALLOW_DEV_PROFILE=true`.
 //!
+//! `CSRF_TRUSTED_ORIGINS` lets an unsafe request whose `Origin` header is byte for byte one of
+//! these origins pass the CSRF origin check even when `Sec-Fetch-Site` says `cross-site` or
+//! `same-site`; it still needs a valid CSRF token. Nothing else changes: a request with neither
+//! `Sec-Fetch-Site` nor `Origin` passes the origin check without any trusted origin (it is not
+//! from a browser) and is left to the token check. Each entry must be written as a browser
+//! sends it (`https://app.example.com`: scheme, lower-case host, a port only if not the
+//! default, no path); anything else stops start-up, since it would never match.
+//!
 //! An empty `SECRET_KEY` counts as unset (a `.env` copied from a template often has
 //! `SECRET_KEY=`). `.env` values may use `${VAR}` substitution, which dotenvy resolves against
 //! the process environment; quote a value in single quotes to keep a `$` literal.
