@@ -47,4 +47,4 @@ mod viewer;
 
 pub use headers::CONTENT_SECURITY_POLICY;
 pub use routes::app;
-pub use state::AppState;
+pub use state::{AppState, StartError};

@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
 use portcullis::Session;
+use portcullis::csrf::CsrfToken;
 
 use crate::error::AppError;
 use crate::flash;
@@ -14,6 +15,9 @@ use crate::prefs::Prefs;
 use crate::state::AppState;
 use crate::users::User;
 use crate::viewer;
+
+/// Templates with forms of their own.
+const FORM_TEMPLATES: &[&str] = &["login.html", "register.html", "account.html"];
 
 /// Renders pages for one request.
 #[derive(Debug)]
@@ -35,9 +39,15 @@ impl FromRequestParts<AppState> for Page {
 }
 
 impl Page {
-    /// The hidden CSRF field for forms (empty while the CSRF layer is not in).
-    fn csrf_input(&self) -> String {
-        String::new()
+    /// The hidden CSRF field, for pages with forms (every page of a logged-in user has the
+    /// log-out form). Other pages leave it empty, so a visitor who only reads gets no session.
+    /// Made at render time, so a page rendered after a log-in carries the new secret.
+    async fn csrf_input(&self, template: &str, signed_in: bool) -> Result<String, AppError> {
+        if signed_in || FORM_TEMPLATES.contains(&template) {
+            Ok(CsrfToken::for_session(&self.session).await?.hidden_input())
+        } else {
+            Ok(String::new())
+        }
     }
 
     /// Renders `template` with `context` plus the layout's variables, with `status`.
@@ -49,6 +59,7 @@ impl Page {
         status: StatusCode,
         context: Value,
     ) -> Result<Response, AppError> {
+        let csrf_input = self.csrf_input(template, user.is_some()).await?;
         let flashes = flash::take(&self.session).await?;
         let prefs = Prefs::load(&self.session).await?;
         let idle_minutes = state
@@ -61,7 +72,7 @@ impl Page {
         let layout = context! {
             user,
             flashes => Value::from(minijinja::value::Serde(&flashes)),
-            csrf_input => Value::from_safe_string(self.csrf_input()),
+            csrf_input => Value::from_safe_string(csrf_input),
             theme => prefs.theme,
             density => prefs.density,
             idle_minutes,

@@ -1,10 +1,11 @@
 //! [`AppState`]: what every handler shares: the configuration, the session store, the clock,
-//! the accounts, the log-in limiter, the templates and the auth-hash keys.
+//! the accounts, the log-in limiter, the templates, the auth-hash keys and the CSRF layer.
 
 use std::sync::Arc;
 
 use portcullis::clock::{Clock, SystemClock};
-use portcullis::config::Config;
+use portcullis::config::{Config, ConfigError};
+use portcullis::csrf::CsrfLayer;
 use portcullis::store::SessionStore;
 
 use crate::auth::AuthKeys;
@@ -27,6 +28,18 @@ struct Inner {
     limiter: Arc<dyn RateLimiter>,
     templates: Templates,
     auth_keys: AuthKeys,
+    csrf: CsrfLayer,
+}
+
+/// Why the site could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The accounts database could not be opened or migrated.
+    #[error(transparent)]
+    Users(#[from] UsersError),
+    /// The CSRF settings were refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 impl AppState {
@@ -34,8 +47,9 @@ impl AppState {
     /// system clock.
     ///
     /// # Errors
-    /// [`UsersError`] when the database cannot be opened or migrated.
-    pub async fn open(config: Config, store: Arc<dyn SessionStore>) -> Result<Self, UsersError> {
+    /// [`StartError::Users`] when the database cannot be opened or migrated;
+    /// [`StartError::Config`] when a CSRF setting is refused.
+    pub async fn open(config: Config, store: Arc<dyn SessionStore>) -> Result<Self, StartError> {
         Self::open_with_clock(config, store, Arc::new(SystemClock)).await
     }
 
@@ -48,7 +62,8 @@ impl AppState {
         config: Config,
         store: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, UsersError> {
+    ) -> Result<Self, StartError> {
+        let csrf = CsrfLayer::from_config(&config)?;
         let users = Users::open(&config.database_url).await?;
         let limiter = Arc::new(MemoryRateLimiter::new(
             config.login_rate_limit,
@@ -64,6 +79,7 @@ impl AppState {
                 limiter,
                 templates: Templates::new(),
                 auth_keys,
+                csrf,
             }),
         })
     }
@@ -98,5 +114,9 @@ impl AppState {
 
     pub(crate) fn auth_keys(&self) -> &AuthKeys {
         &self.inner.auth_keys
+    }
+
+    pub(crate) fn csrf(&self) -> &CsrfLayer {
+        &self.inner.csrf
     }
 }

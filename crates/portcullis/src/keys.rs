@@ -40,7 +40,6 @@ pub enum KeyUse {
 struct DerivedKeys {
     signing: [u8; 32],
     sealing: XChaCha20Poly1305,
-    #[allow(dead_code, reason = "read by the CSRF token layer")]
     csrf: [u8; 32],
 }
 
@@ -192,7 +191,6 @@ impl KeyRing {
     }
 
     /// The CSRF authentication key of the current secret and of each fallback.
-    #[allow(dead_code, reason = "read by the CSRF token layer")]
     pub(crate) fn csrf_keys(&self) -> impl Iterator<Item = (KeyUse, &[u8; 32])> {
         self.all().map(|(used, keys)| (used, &keys.csrf))
     }

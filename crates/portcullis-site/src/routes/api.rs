@@ -1,11 +1,13 @@
-//! The JSON API: `/api/me`, `/api/prefs`, and `/api/session` (raw session values, used by the
-//! tests and the load benchmark). Errors are `{"error": reason}` with a 4xx status.
+//! The JSON API: `/api/me`, `/api/prefs`, `/api/csrf-token`, and `/api/session` (raw session
+//! values, used by the tests and the load benchmark). Errors are `{"error": reason}` with a 4xx
+//! status. Unsafe methods need the `X-CSRFToken` header (the CSRF layer checks it).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use portcullis::csrf::CsrfToken;
 use portcullis::{Session, SessionError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -20,6 +22,11 @@ use crate::viewer::ApiUser;
 const MAX_API_KEY_LEN: usize = 64;
 /// Largest `PUT /api/prefs` body: preferences are a few short words.
 pub(super) const MAX_PREFS_BODY: usize = 1024;
+
+/// A token for the `X-CSRFToken` header of `PUT /api/prefs` and `POST /api/session`.
+pub(super) async fn csrf_token(csrf: CsrfToken) -> Json<Value> {
+    Json(json!({ "csrf_token": csrf.token() }))
+}
 
 pub(super) async fn me(
     State(state): State<AppState>,

@@ -11,6 +11,7 @@
 //! | `GET /api/me` | who is logged in, and the seconds left |
 //! | `GET, PUT /api/prefs` | display preferences kept in the session |
 //! | `GET, POST /api/session` | session values as JSON (tests and the load benchmark) |
+//! | `GET /api/csrf-token` | `{"csrf_token": ...}` for the `X-CSRFToken` header |
 //! | `GET /healthz` | whether the session store and the database answer |
 //! | `GET /static/style.css` | the stylesheet |
 
@@ -37,8 +38,10 @@ use crate::page::Page;
 use crate::state::AppState;
 use crate::viewer::Viewer;
 
-/// The whole site: routes, the session layer configured from the state's configuration (on
-/// the state's clock), and the security headers.
+/// The whole site: routes, the CSRF layer inside the session layer (both configured from the
+/// state's configuration, on the state's clock), and the security headers. Every unsafe
+/// request (POST, PUT, ...) needs a CSRF token: the `csrf_token` field that every form
+/// carries, or the `X-CSRFToken` header with a token from `/api/csrf-token`.
 pub fn app(state: AppState) -> Router {
     let config = state.config();
     let sessions = SessionLayer::from_config(config, Arc::clone(state.store()))
@@ -62,8 +65,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/session", get(api::read_values).post(api::write_value))
         .route("/healthz", get(health::healthz))
         .route("/static/style.css", get(assets::stylesheet))
+        .route("/api/csrf-token", get(api::csrf_token))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_content_length))
+        // Inside the session layer: the CSRF check reads the session.
+        .layer(state.csrf().clone())
         .layer(sessions)
         .with_state(state);
     headers::add(router)

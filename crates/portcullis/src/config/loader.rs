@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::parse::{
     Parsed, boolean, cookie_domain, cookie_name, cookie_path, database_url, directory, duration,
     ip_list, key_prefix, keyword, optional_duration, redis_url, secret, secret_list, size,
-    socket_addr,
+    socket_addr, trusted_origins,
 };
 use super::rules;
 use super::secret::{GENERATE_HINT, MIN_SECRET_BYTES, dev_key};
@@ -232,6 +232,7 @@ impl Reader {
             "REDIS_URL" => redis_url: redis_url,
             "WTF_CSRF_ENABLED" => wtf_csrf_enabled: boolean,
             "WTF_CSRF_TIME_LIMIT" => wtf_csrf_time_limit: optional_duration,
+            "CSRF_TRUSTED_ORIGINS" => csrf_trusted_origins: trusted_origins,
             "MAX_CONTENT_LENGTH" => max_content_length: size,
             "PORTCULLIS_BIND" => bind: socket_addr,
             "PORTCULLIS_ALLOW_DEV_PROFILE" => allow_dev_profile: boolean,
@@ -299,6 +300,7 @@ fn defaults(profile: Profile, secret_key: SecretKey) -> Config {
         redis_url: "redis://127.0.0.1:6379".to_owned(),
         wtf_csrf_enabled: true,
         wtf_csrf_time_limit: Some(DEFAULT_CSRF_TIME_LIMIT),
+        csrf_trusted_origins: Vec::new(),
         max_content_length: DEFAULT_MAX_CONTENT_LENGTH,
         bind: DEFAULT_BIND,
         allow_dev_profile: false,

@@ -32,6 +32,7 @@
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | `redis://`, `rediss://`, `redis+unix://`, `unix://` |
 //! | `WTF_CSRF_ENABLED` | `true` | boolean |
 //! | `WTF_CSRF_TIME_LIMIT` | `3600` | a duration, or `none` for no limit |
+//! | `CSRF_TRUSTED_ORIGINS` | none | origins as browsers send them, comma-separated, e.g. `https://app.example.com` |
 //! | `MAX_CONTENT_LENGTH` | `1048576` | bytes, more than 0 |
 //! | `PORTCULLIS_BIND` | `127.0.0.1:8000` | an IP address and port |
 //! | `PORTCULLIS_ALLOW_DEV_PROFILE` | `false` | boolean: lets `dev` listen beyond loopback |
@@ -42,6 +43,14 @@
 //! Rules between settings: `SameSite=None` and the `__Secure-` cookie-name prefix need
 //! `Secure`; `__Host-` needs `Secure`, path `/` and no domain; the absolute lifetime is at least
 //! the idle one; `dev` listens only on loopback unless `PORTCULLIS_ALLOW_DEV_PROFILE=true`.
+//!
+//! `CSRF_TRUSTED_ORIGINS` lets an unsafe request whose `Origin` header is byte for byte one of
+//! these origins pass the CSRF origin check even when `Sec-Fetch-Site` says `cross-site` or
+//! `same-site`; it still needs a valid CSRF token. Nothing else changes: a request with neither
+//! `Sec-Fetch-Site` nor `Origin` passes the origin check without any trusted origin (it is not
+//! from a browser) and is left to the token check. Each entry must be written as a browser
+//! sends it (`https://app.example.com`: scheme, lower-case host, a port only if not the
+//! default, no path); anything else stops start-up, since it would never match.
 //!
 //! An empty `SECRET_KEY` counts as unset (a `.env` copied from a template often has
 //! `SECRET_KEY=`). `.env` values may use `${VAR}` substitution, which dotenvy resolves against
@@ -78,7 +87,7 @@ pub use kinds::{Profile, RateLimit, SameSite, Source, StoreKind};
 pub use loader::ConfigLoader;
 pub use secret::SecretKey;
 
-pub(crate) use parse::is_token_byte;
+pub(crate) use parse::{check_trusted_origin, is_token_byte};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -134,6 +143,9 @@ pub struct Config {
     pub wtf_csrf_enabled: bool,
     /// How long a CSRF token stays valid; `None` for no limit (`WTF_CSRF_TIME_LIMIT`).
     pub wtf_csrf_time_limit: Option<Duration>,
+    /// Origins other than this site's own whose unsafe requests pass the origin check (they
+    /// still need a CSRF token), e.g. `https://app.example.com` (`CSRF_TRUSTED_ORIGINS`).
+    pub csrf_trusted_origins: Vec<String>,
     /// The largest request body, in bytes (`MAX_CONTENT_LENGTH`).
     pub max_content_length: usize,
     /// The address the site listens on (`PORTCULLIS_BIND`, `--bind`).

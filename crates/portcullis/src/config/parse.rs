@@ -193,3 +193,42 @@ pub(super) fn secret_list(raw: &str) -> Parsed<Vec<SecretKey>> {
         })
         .collect()
 }
+
+/// What `CSRF_TRUSTED_ORIGINS` accepts.
+const ORIGINS_ALLOWED: &str =
+    "origins as browsers send them, comma-separated, e.g. https://app.example.com";
+
+/// Comma-separated trusted origins; whitespace around an entry is dropped and empty entries are
+/// ignored, so an empty value means none.
+pub(super) fn trusted_origins(raw: &str) -> Parsed<Vec<String>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| check_trusted_origin(origin).map(|()| origin.to_owned()))
+        .collect()
+}
+
+/// Checks one trusted origin with tower-http's own validation (`http` or `https`, a host, no
+/// path), then refuses what it accepts but a browser never sends, since such an entry would
+/// silently trust nothing: capitals (browsers lower-case the origin), user info, and a default
+/// port (browsers omit `:443` and `:80`).
+pub(crate) fn check_trusted_origin(origin: &str) -> Parsed<()> {
+    if let Err(error) = tower_http::csrf::CsrfLayer::new().add_trusted_origin(origin) {
+        return Err(format!("{ORIGINS_ALLOWED} ({error})"));
+    }
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let default_port = (origin.starts_with("https://") && authority.ends_with(":443"))
+        || (origin.starts_with("http://") && authority.ends_with(":80"));
+    let problem = if origin.bytes().any(|b| b.is_ascii_uppercase()) {
+        "must be lower case"
+    } else if authority.contains('@') {
+        "must not hold user info"
+    } else if default_port {
+        "must leave out the default port"
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "{ORIGINS_ALLOWED} ({origin:?} {problem}, as browsers send it)"
+    ))
+}

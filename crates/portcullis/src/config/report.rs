@@ -14,7 +14,7 @@ impl Config {
     #[must_use]
     pub fn report(&self) -> Vec<Setting> {
         let fallbacks = vec![REDACTED; self.secret_key_fallbacks.len()].join(",");
-        let values: [(&'static str, String); 27] = [
+        let values: [(&'static str, String); 28] = [
             ("PORTCULLIS_PROFILE", self.profile.to_string()),
             ("SECRET_KEY", REDACTED.to_owned()),
             ("SECRET_KEY_FALLBACKS", fallbacks),
@@ -63,6 +63,7 @@ impl Config {
                 "WTF_CSRF_TIME_LIMIT",
                 self.wtf_csrf_time_limit.map_or("none".to_owned(), duration),
             ),
+            ("CSRF_TRUSTED_ORIGINS", self.csrf_trusted_origins.join(",")),
             ("MAX_CONTENT_LENGTH", self.max_content_length.to_string()),
             ("PORTCULLIS_BIND", self.bind.to_string()),
             (

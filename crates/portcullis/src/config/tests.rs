@@ -89,6 +89,7 @@ fn dev_and_redis_profiles_have_their_defaults() {
         assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
         assert!(c.wtf_csrf_enabled);
         assert_eq!(c.wtf_csrf_time_limit, Some(Duration::from_secs(3600)));
+        assert!(c.csrf_trusted_origins.is_empty());
         assert_eq!(c.max_content_length, 1_048_576);
         assert_eq!(c.bind, "127.0.0.1:8000".parse::<SocketAddr>().unwrap());
         assert!(!c.allow_dev_profile);
@@ -205,6 +206,13 @@ fn a_bad_value_is_refused_in_one_line_with_setting_value_and_what_is_allowed() {
             "WTF_CSRF_TIME_LIMIT",
             "0",
             "a duration of at least 1 second, e.g. 300 or 5m, or none for no limit",
+        ),
+        (
+            "CSRF_TRUSTED_ORIGINS",
+            "https://app.example.com/",
+            "origins as browsers send them, comma-separated, e.g. https://app.example.com \
+             (invalid origin \"https://app.example.com/\": path, query, and fragment are not \
+             allowed)",
         ),
         (
             "PORTCULLIS_BIND",
@@ -411,6 +419,75 @@ fn csrf_time_limit_none_means_no_limit_and_zero_is_refused() {
             ..
         }
     ));
+}
+
+#[test]
+fn csrf_trusted_origins_are_a_comma_separated_list_of_exact_origins() {
+    let c = load(&keyed(&[(
+        "CSRF_TRUSTED_ORIGINS",
+        " https://app.example.com, http://localhost:8080,,",
+    )]))
+    .unwrap();
+    assert_eq!(
+        c.csrf_trusted_origins,
+        ["https://app.example.com", "http://localhost:8080"]
+    );
+    assert_eq!(c.source("CSRF_TRUSTED_ORIGINS"), Source::Environment);
+    let report = c.report();
+    let reported = report
+        .iter()
+        .find(|s| s.name == "CSRF_TRUSTED_ORIGINS")
+        .unwrap();
+    assert_eq!(
+        reported.value,
+        "https://app.example.com,http://localhost:8080"
+    );
+    let empty = load(&keyed(&[("CSRF_TRUSTED_ORIGINS", "")])).unwrap();
+    assert!(empty.csrf_trusted_origins.is_empty());
+}
+
+#[test]
+fn a_trusted_origin_a_browser_never_sends_stops_start_up_naming_it() {
+    // (value, what the message says about the bad entry)
+    let cases = [
+        (
+            "https://ok.example.com,app.example.com",
+            "scheme must be http or https",
+        ),
+        ("ftp://files.example.com", "scheme must be http or https"),
+        (
+            "https://app.example.com/path",
+            "path, query, and fragment are not allowed",
+        ),
+        (
+            "https://app.example.com#x",
+            "path, query, and fragment are not allowed",
+        ),
+        ("https://App.example.com", "must be lower case"),
+        ("HTTPS://app.example.com", "must be lower case"),
+        ("https://user@app.example.com", "must not hold user info"),
+        (
+            "https://app.example.com:443",
+            "must leave out the default port",
+        ),
+        (
+            "http://app.example.com:80",
+            "must leave out the default port",
+        ),
+        ("https://bücher.example", "punycode"),
+    ];
+    for (value, problem) in cases {
+        let err = error(&[("CSRF_TRUSTED_ORIGINS", value)]);
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "invalid CSRF_TRUSTED_ORIGINS={value:?}: origins as"
+            )),
+            "{message}"
+        );
+        assert!(message.contains(problem), "{message}");
+        assert!(!message.contains('\n'), "one line: {message}");
+    }
 }
 
 #[test]

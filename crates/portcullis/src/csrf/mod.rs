@@ -1,5 +1,117 @@
-//! CSRF protection (the token layer comes with the CSRF issue).
+//! CSRF protection: every state-changing request must prove that it comes from the site's own
+//! pages.
+//!
+//! Add one layer to the router, inside the [`SessionLayer`](crate::SessionLayer), and one
+//! helper to each form ([`CsrfToken::hidden_input`]). Safe methods (GET, HEAD, OPTIONS, TRACE)
+//! pass untouched and never create a secret; every other method is checked twice.
+//!
+//! # Defence in depth
+//!
+//! 1. **Origin check** ([`tower_http::csrf`], Go 1.25's `CrossOriginProtection`). Browsers say
+//!    where a request comes from, and this check believes them:
+//!    - `Sec-Fetch-Site: same-origin` or `none` (typed in the address bar) passes;
+//!    - `Sec-Fetch-Site: same-site`, `cross-site` or anything else is refused;
+//!    - without `Sec-Fetch-Site` (older browsers), an `Origin` whose host and port equal the
+//!      request's `Host` passes, any other `Origin` (including `null`) is refused;
+//!    - with neither header the request passes: it is not from a browser (curl, a server-side
+//!      client), and CSRF is an attack through a victim's browser. Such requests are left to
+//!      the token check.
+//!
+//!    An `Origin` listed in `CSRF_TRUSTED_ORIGINS` ([`CsrfLayer::with_trusted_origin`],
+//!    matched byte for byte, e.g. `https://app.example.com`) passes this check whatever
+//!    `Sec-Fetch-Site` says; that is all it allows, the token is still required. The check
+//!    trusts the `Host` and `Origin` it receives: proxies must forward both unchanged.
+//! 2. **Token check** (Flask-WTF's synchronizer token). The session holds a 256-bit secret from
+//!    the OS generator under [`SESSION_KEY`] (`csrf_token`), created the first time a page asks
+//!    for a token. Each rendering masks it with a fresh one-time pad (so the same secret never
+//!    renders the same string twice, which defeats BREACH), stamps the issue time, and
+//!    authenticates both with HMAC-SHA256 under the key ring's CSRF key (current key to issue,
+//!    fallbacks too to verify). A token is valid for `WTF_CSRF_TIME_LIMIT` (default one hour;
+//!    `None`: as long as the session) and only for the session whose secret it carries;
+//!    the secrets are compared in constant time. [`Session::regenerate`](crate::Session::regenerate)
+//!    (log in) and [`Session::destroy`](crate::Session::destroy) (log out) drop the secret, so
+//!    tokens rendered before stop working.
+//!
+//! # Usage
+//!
+//! ```
+//! use axum::{Router, response::Html, routing::get};
+//! use portcullis::{SessionLayer, csrf::{CsrfLayer, CsrfToken}, keys::KeyRing, store::MemoryStore};
+//!
+//! async fn form(csrf: CsrfToken) -> Html<String> {
+//!     Html(format!("<form method=post>{}<button>Save</button></form>", csrf.hidden_input()))
+//! }
+//! let keys = KeyRing::new(b"a secret key of at least thirty-two bytes", &[]);
+//! let app: Router = Router::new()
+//!     .route("/", get(form).post(|| async { "saved" }))
+//!     .layer(CsrfLayer::new()) // inside the session layer: it reads the session
+//!     .layer(SessionLayer::new(MemoryStore::new(), keys));
+//! ```
+//!
+//! With a loaded [`Config`](crate::config::Config), use [`CsrfLayer::from_config`]. The crate
+//! docs run this app: a POST without the token is refused, with it accepted.
+//!
+//! # Where tokens are read
+//!
+//! The `X-CSRFToken` or `X-CSRF-Token` header (for scripts: [`CsrfToken::meta_tag`] puts the
+//! token in the page), else the `csrf_token` field of an `application/x-www-form-urlencoded`
+//! or `multipart/form-data` body. Never the query string (it leaks into logs and `Referer`) or
+//! a cookie (another site can plant one). A form body is read to find the field, up to
+//! `MAX_CONTENT_LENGTH` (default 1 MiB; 413 beyond, announced or streamed), and handed on to
+//! the handler byte for byte. Other bodies, and requests with the header, are not read.
+//!
+//! # Failures
+//!
+//! A refused request gets a 403 whose reason is Flask-WTF's, as a small HTML page, or as JSON
+//! (`{"error": "…", "status": 403}`) under the session's JSON prefix (`/api/`) or for clients
+//! that accept only JSON. Each refusal is logged once at `warn` on the `portcullis::security`
+//! target, with the reason, method and path (never the token). See [`CsrfError`]:
+//!
+//! | reason | when |
+//! |---|---|
+//! | `The CSRF token is missing.` | no header and no form field |
+//! | `The CSRF session token is missing.` | the session holds no secret (new, logged in or out since) |
+//! | `The CSRF token has expired.` | older than `WTF_CSRF_TIME_LIMIT` |
+//! | `The CSRF token is invalid.` | malformed, or not made with this site's key |
+//! | `The CSRF tokens do not match.` | made for another session's secret |
+//! | `Cross-origin request refused.` | the origin check refused it |
+//!
+//! Without a [`Session`](crate::Session) in the request (no `SessionLayer`, or added inside
+//! `CsrfLayer` rather than outside) an unsafe request gets a 500 naming the mistake.
+//!
+//! # Exemptions
+//!
+//! [`CsrfLayer::exempt`] lets one method and path skip both checks, for webhooks that
+//! authenticate themselves (a signature header). The path is compared byte for byte with the
+//! request's path as axum dispatches it: an exemption for `POST /hook` does not cover
+//! `/hook/`, `/hook//`, `/a/../hook`, `/%68ook`, `/HOOK` or `PUT /hook` (the lesson of Go's
+//! CVE-2025-47910, where an exemption widened to paths the router redirected).
+//!
+//! # Turning tokens off
+//!
+//! [`CsrfLayer::with_enabled`]`(false)` (`WTF_CSRF_ENABLED=false`) stops asking for tokens but
+//! keeps the origin check, so other sites still cannot post to this one from a modern browser.
+
+mod body;
+mod future;
+mod layer;
+mod rejection;
+mod service;
+mod token;
+
+pub use future::ResponseFuture;
+pub use layer::CsrfLayer;
+pub use rejection::CsrfError;
+pub use service::CsrfService;
+pub use token::{CsrfSecret, CsrfToken, verify_token};
 
 /// The session key holding the CSRF secret, as Flask-WTF names it. Regenerating a session
 /// removes it, so a login rotates the secret.
 pub const SESSION_KEY: &str = "csrf_token";
+
+/// The form field that carries the token, as Flask-WTF names it.
+pub const FORM_FIELD: &str = "csrf_token";
+
+/// The headers that carry the token, in the order they are read (Flask-WTF's
+/// `WTF_CSRF_HEADERS`).
+pub const HEADERS: [&str; 2] = ["X-CSRFToken", "X-CSRF-Token"];

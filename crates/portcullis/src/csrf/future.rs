@@ -1,0 +1,129 @@
+//! Response futures: [`ResponseFuture`] turns the origin check's refusal into our page (JSON for
+//! API paths) and logs it; `TokenFuture` is the token check's future. Only the path that reads
+//! the body and the session is boxed: safe, exempt and refused requests cost no allocation.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use axum_core::response::Response;
+use http::Method;
+use pin_project_lite::pin_project;
+use tower_http::csrf::ProtectionError;
+
+use super::CsrfError;
+use super::service::{OriginRefused, log_refusal};
+
+/// What a refusal needs to know about its request.
+#[derive(Debug)]
+pub(crate) struct RequestInfo {
+    pub(crate) json: bool,
+    pub(crate) method: Method,
+    pub(crate) path: String,
+}
+
+/// The token check's work for one request, boxed: it awaits the body and the session store.
+type Checking<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+pin_project! {
+    /// The future of the token check.
+    #[project = TokenFutureProj]
+    pub(crate) enum TokenFuture<F, E> {
+        /// No token needed: the inner service's own future.
+        Passed { #[pin] future: F },
+        /// Reading the token, checking it, then calling the inner service.
+        Checking { future: Checking<E> },
+        /// Refused before any await (misconfiguration).
+        Refused { response: Option<Response> },
+    }
+}
+
+impl<F, E> TokenFuture<F, E> {
+    pub(crate) fn passed(future: F) -> Self {
+        Self::Passed { future }
+    }
+
+    pub(crate) fn checking(future: Checking<E>) -> Self {
+        Self::Checking { future }
+    }
+
+    pub(crate) fn refused(response: Response) -> Self {
+        Self::Refused {
+            response: Some(response),
+        }
+    }
+}
+
+impl<F, E> Future for TokenFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            TokenFutureProj::Passed { future } => future.poll(cx),
+            TokenFutureProj::Checking { future } => future.as_mut().poll(cx),
+            TokenFutureProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("TokenFuture polled after completion"))),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`CsrfService`](super::CsrfService).
+    pub struct ResponseFuture<F, E>
+    where
+        F: Future<Output = Result<Response, E>>,
+    {
+        #[pin]
+        inner: tower_http::csrf::ResponseFuture<TokenFuture<F, E>>,
+        // `None` for safe methods, which the origin check never refuses.
+        info: Option<RequestInfo>,
+    }
+}
+
+impl<F, E> ResponseFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    pub(crate) fn new(
+        inner: tower_http::csrf::ResponseFuture<TokenFuture<F, E>>,
+        info: Option<RequestInfo>,
+    ) -> Self {
+        Self { inner, info }
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if response
+            .extensions_mut()
+            .remove::<OriginRefused>()
+            .is_none()
+        {
+            return Poll::Ready(Ok(response));
+        }
+        let error = CsrfError::CrossOrigin;
+        let check = response.extensions().get::<ProtectionError>().cloned();
+        if let Some(info) = this.info.take() {
+            log_refusal(&error, &info.method, &info.path, check.as_ref());
+            if info.json {
+                response = error.to_response(true);
+                // Keep tower-http's reason for layers further out, as it promises.
+                if let Some(check) = check {
+                    response.extensions_mut().insert(check);
+                }
+            }
+        }
+        Poll::Ready(Ok(response))
+    }
+}

@@ -1,0 +1,145 @@
+//! [`CsrfError`]: why a request was refused. Each variant is its own HTTP answer, with the
+//! reason in Flask-WTF's words so that a team moving from Flask keeps its error pages and tests.
+
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+
+use crate::SessionError;
+use crate::response::error_page;
+
+/// Why the CSRF protection refused a request (or could not issue a token).
+///
+/// The five token reasons read exactly as Flask-WTF's. [`IntoResponse`] renders an HTML page;
+/// the layer itself renders JSON instead for API paths (see [`CsrfError::to_response`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsrfError {
+    /// No token in the `X-CSRFToken` / `X-CSRF-Token` header nor in the `csrf_token` field.
+    #[error("The CSRF token is missing.")]
+    Missing,
+    /// A token was sent, but the session holds no secret: it was never given a page with a
+    /// token, or it was regenerated (log in) or destroyed (log out) since.
+    #[error("The CSRF session token is missing.")]
+    SessionTokenMissing,
+    /// The token is authentic but older than `WTF_CSRF_TIME_LIMIT`.
+    #[error("The CSRF token has expired.")]
+    Expired,
+    /// The token is malformed or was not made with this site's key.
+    #[error("The CSRF token is invalid.")]
+    Invalid,
+    /// The token is authentic but belongs to another session's secret.
+    #[error("The CSRF tokens do not match.")]
+    Mismatch,
+    /// The origin check (`Sec-Fetch-Site`, then `Origin` against `Host`) saw a cross-origin
+    /// request.
+    #[error("Cross-origin request refused.")]
+    CrossOrigin,
+    /// The form body that should carry the token is over `MAX_CONTENT_LENGTH`.
+    #[error("The request body is larger than the limit of {limit} bytes.")]
+    BodyTooLarge {
+        /// The configured limit, in bytes.
+        limit: usize,
+    },
+    /// The form body could not be read (the client went away, or sent a broken stream).
+    #[error("The request body could not be read.")]
+    BodyUnreadable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No [`Session`](crate::Session) in the request: the layers are missing or in the wrong
+    /// order. A server misconfiguration, so a 500.
+    #[error(
+        "CSRF protection is misconfigured: no session in the request. Add SessionLayer outside \
+         CsrfLayer: `.layer(CsrfLayer::new()).layer(SessionLayer::new(..))`."
+    )]
+    NoSession,
+    /// The session could not be read or written (the store is down).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl CsrfError {
+    /// The status this error answers with: 403 for a refused request, 413 for an oversized
+    /// body, 400 for an unreadable one, 500 for a misconfiguration, and the session's own status
+    /// for a session error.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Missing
+            | Self::SessionTokenMissing
+            | Self::Expired
+            | Self::Invalid
+            | Self::Mismatch
+            | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
+            Self::NoSession => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Session(error) => session_status(error),
+        }
+    }
+
+    /// The answer as a page (`json = false`) or as `{"error": reason, "status": code}`.
+    #[must_use]
+    pub fn to_response(&self, json: bool) -> Response {
+        error_page(self.status(), &self.to_string(), json)
+    }
+}
+
+/// The status [`SessionError`]'s own response carries.
+fn session_status(error: &SessionError) -> StatusCode {
+    match error {
+        SessionError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        SessionError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An HTML page with the reason; the layer picks JSON for API paths itself.
+impl IntoResponse for CsrfError {
+    fn into_response(self) -> Response {
+        match self {
+            // The session layer turns a store failure into its 503 anyway; keep its answer.
+            Self::Session(error) => error.into_response(),
+            other => other.to_response(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_reasons_are_flask_wtf_words_and_forbidden() {
+        let cases = [
+            (CsrfError::Missing, "The CSRF token is missing."),
+            (
+                CsrfError::SessionTokenMissing,
+                "The CSRF session token is missing.",
+            ),
+            (CsrfError::Expired, "The CSRF token has expired."),
+            (CsrfError::Invalid, "The CSRF token is invalid."),
+            (CsrfError::Mismatch, "The CSRF tokens do not match."),
+            (CsrfError::CrossOrigin, "Cross-origin request refused."),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+            assert_eq!(error.status(), StatusCode::FORBIDDEN, "{text}");
+        }
+    }
+
+    #[test]
+    fn other_failures_have_their_own_status() {
+        assert_eq!(
+            CsrfError::BodyTooLarge { limit: 10 }.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            CsrfError::NoSession.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let down = CsrfError::from(SessionError::Unavailable { source: None });
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            down.into_response().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

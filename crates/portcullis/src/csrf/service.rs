@@ -1,0 +1,196 @@
+//! [`CsrfService`]: tower-http's origin check around our token check. The decisions are plain
+//! functions: [`Settings::requires_token`](super::layer::Settings::requires_token) (does this
+//! request need a token?) and [`verify_token`] (is it valid?); this file only wires them to a
+//! request, its body and its session.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum_core::body::Body;
+use axum_core::response::Response;
+use http::{Method, Request};
+use tower_http::csrf::{Csrf, ProtectionError};
+use tower_service::Service;
+
+use super::CsrfError;
+use super::body::{form_token, header_token};
+use super::future::{RequestInfo, ResponseFuture, TokenFuture};
+use super::layer::Settings;
+use super::token::{CsrfSecret, verify_token};
+use crate::Session;
+use crate::response::wants_json;
+
+/// Where JSON errors go when no session says otherwise: the session layer's default.
+const DEFAULT_JSON_PREFIX: &str = "/api/";
+
+/// How the origin check's refusals are built (see `layer.rs`).
+type RefuseFn = fn(ProtectionError) -> Response;
+
+/// Marks the origin check's refusal, so that [`ResponseFuture`] can tell it from a handler's 403.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OriginRefused;
+
+/// The middleware made by [`CsrfLayer`](super::CsrfLayer): the origin check (tower-http's
+/// [`Csrf`], Go's algorithm), then the token check, then the inner service.
+#[derive(Clone, Debug)]
+pub struct CsrfService<S> {
+    origin: Csrf<TokenService<S>, RefuseFn>,
+}
+
+impl<S> CsrfService<S> {
+    pub(super) fn new(origin: Csrf<TokenService<S>, RefuseFn>) -> Self {
+        Self { origin }
+    }
+}
+
+impl<S> Service<Request<Body>> for CsrfService<S>
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.origin.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // Only an unsafe request can be refused; only then is the path worth copying.
+        let info = (!request.method().is_safe()).then(|| RequestInfo {
+            json: json_errors(&request),
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+        });
+        ResponseFuture::new(self.origin.call(request), info)
+    }
+}
+
+/// The token check, inside the origin check.
+#[derive(Clone, Debug)]
+pub(crate) struct TokenService<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+impl<S> TokenService<S> {
+    pub(super) fn new(inner: S, settings: Arc<Settings>) -> Self {
+        Self { inner, settings }
+    }
+}
+
+impl<S> Service<Request<Body>> for TokenService<S>
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TokenFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if !self
+            .settings
+            .requires_token(request.method(), request.uri().path())
+        {
+            return TokenFuture::passed(self.inner.call(request));
+        }
+        let Some(session) = request.extensions().get::<Session>().cloned() else {
+            tracing::error!(
+                method = %request.method(),
+                path = %request.uri().path(),
+                "CsrfLayer found no Session: add SessionLayer outside CsrfLayer"
+            );
+            return TokenFuture::refused(CsrfError::NoSession.to_response(json_errors(&request)));
+        };
+        // The service that was made ready goes with this request; its clone waits for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let settings = Arc::clone(&self.settings);
+        TokenFuture::checking(Box::pin(async move {
+            let json = json_errors(&request);
+            let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+            match check(request, &session, &settings).await {
+                Ok(request) => inner.call(request).await,
+                Err(error) => {
+                    log_refusal(&error, &method, &path, None);
+                    Ok(error.to_response(json))
+                }
+            }
+        }))
+    }
+}
+
+/// Finds the presented token and verifies it against the session's secret; hands back the
+/// request, its body intact, when it passes.
+async fn check(
+    request: Request<Body>,
+    session: &Session,
+    settings: &Settings,
+) -> Result<Request<Body>, CsrfError> {
+    let (request, presented) = match header_token(request.headers()) {
+        Some(token) => (request, Some(token)),
+        None => form_token(request, settings.max_body).await?,
+    };
+    // No token: refuse before touching the store (Flask-WTF checks this first too).
+    let Some(presented) = presented.filter(|token| !token.is_empty()) else {
+        return Err(CsrfError::Missing);
+    };
+    let secret = CsrfSecret::load(session).await?;
+    let shared = &session.shared;
+    verify_token(
+        Some(&presented),
+        secret.as_ref(),
+        &shared.keys,
+        shared.clock.now(),
+        settings.time_limit,
+    )?;
+    Ok(request)
+}
+
+/// Whether this request's errors should be JSON, by the session's `json_prefix` or its
+/// `Accept` header.
+fn json_errors<B>(request: &Request<B>) -> bool {
+    let prefix = request
+        .extensions()
+        .get::<Session>()
+        .map_or(DEFAULT_JSON_PREFIX, |s| {
+            s.shared.settings.json_prefix.as_str()
+        });
+    wants_json(request.uri().path(), request.headers(), prefix)
+}
+
+/// One security log line per refusal; never the token. A store outage is the session layer's
+/// to report.
+pub(super) fn log_refusal(
+    error: &CsrfError,
+    method: &Method,
+    path: &str,
+    origin_check: Option<&ProtectionError>,
+) {
+    if matches!(error, CsrfError::Session(_)) {
+        return;
+    }
+    match origin_check {
+        Some(check) => tracing::warn!(
+            target: "portcullis::security",
+            reason = %error,
+            check = %check,
+            %method,
+            path,
+            "CSRF protection refused a request"
+        ),
+        None => tracing::warn!(
+            target: "portcullis::security",
+            reason = %error,
+            %method,
+            path,
+            "CSRF protection refused a request"
+        ),
+    }
+}
