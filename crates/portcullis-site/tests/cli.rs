@@ -78,6 +78,9 @@ fn config_prints_every_setting_with_its_source_and_redacts_secrets() {
         "WTF_CSRF_TIME_LIMIT",
         "REDIS_URL",
         "SESSION_ABSOLUTE_LIFETIME",
+        "DATABASE_URL",
+        "LOGIN_RATE_LIMIT",
+        "TRUSTED_PROXIES",
     ] {
         line(name);
     }

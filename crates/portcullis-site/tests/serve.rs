@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Site, client, cookie_pair, portcullis};
+use support::{Site, client, csrf, portcullis};
 
 fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir.join(".flask_session"))
@@ -26,7 +26,8 @@ fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_in_files() {
     let dir = tempfile::tempdir().unwrap();
     let site = Site::start(dir.path(), &[]);
-    let response = client().get(site.url("/")).send().await.unwrap();
+    // The log-in form holds a CSRF token, which lives in the session.
+    let response = client().get(site.url("/login")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let header = response.headers()["set-cookie"]
         .to_str()
@@ -45,7 +46,13 @@ async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_i
     );
     assert_eq!(response.headers()["vary"], "Cookie");
     assert_eq!(response.headers()["cache-control"], "no-store");
-    assert!(response.text().await.unwrap().contains(">1</strong>"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("name=\"csrf_token\"")
+    );
 
     let folder = dir.path().join(".flask_session");
     assert_eq!(
@@ -68,20 +75,29 @@ async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_i
 async fn sessions_survive_a_restart_of_the_dev_site() {
     let dir = tempfile::tempdir().unwrap();
     let mut site = Site::start(dir.path(), &[]);
-    let first = client().get(site.url("/")).send().await.unwrap();
-    let cookie = cookie_pair(&first);
+    let (cookie, token) = csrf(&site, None).await;
+    let stored = client()
+        .post(site.url("/api/session"))
+        .header("cookie", &cookie)
+        .header("x-csrftoken", &token)
+        .json(&serde_json::json!({"key": "note", "value": "kept"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200);
     site.terminate();
     assert!(site.wait().success());
     drop(site);
     let site = Site::start(dir.path(), &[]);
     let again = client()
-        .get(site.url("/"))
+        .get(site.url("/api/session"))
         .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
-    assert!(
-        again.text().await.unwrap().contains(">2</strong>"),
+    let json: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(
+        json["values"]["note"], "kept",
         "same generated key, same files"
     );
 }
@@ -102,6 +118,7 @@ async fn healthz_reports_the_store() {
 async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land() {
     let dir = tempfile::tempdir().unwrap();
     let mut site = Site::start(dir.path(), &[]);
+    let (cookie, token) = csrf(&site, None).await;
     let body = r#"{"key":"note","value":"written during shutdown"}"#;
     let mut stream = TcpStream::connect(site.addr).unwrap();
     stream
@@ -110,6 +127,7 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
     write!(
         stream,
         "POST /api/session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Cookie: {cookie}\r\nX-CSRFToken: {token}\r\n\
          Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         site.addr,
         body.len()
@@ -124,14 +142,6 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    let cookie = response
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
     assert!(site.wait().success(), "clean exit; log:\n{}", site.log());
     drop(site);
 
@@ -154,7 +164,7 @@ async fn purge_expired_removes_expired_session_files_only() {
         ("SESSION_ABSOLUTE_LIFETIME", "1"),
     ];
     let mut site = Site::start(dir.path(), &short);
-    client().get(site.url("/")).send().await.unwrap();
+    client().get(site.url("/login")).send().await.unwrap();
     site.terminate();
     assert!(site.wait().success());
     let files = session_files(dir.path());

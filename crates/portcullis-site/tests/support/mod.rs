@@ -121,3 +121,52 @@ pub fn cookie_pair(response: &reqwest::Response) -> String {
     let header = response.headers()["set-cookie"].to_str().unwrap();
     header.split(';').next().unwrap().to_owned()
 }
+
+/// A session cookie and a CSRF token for it: `GET /api/csrf-token`, keeping `cookie` if given.
+pub async fn csrf(site: &Site, cookie: Option<&str>) -> (String, String) {
+    let mut request = client().get(site.url("/api/csrf-token"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.unwrap();
+    let cookie = match response.headers().get("set-cookie") {
+        Some(_) => cookie_pair(&response),
+        None => cookie.unwrap().to_owned(),
+    };
+    let json: serde_json::Value = response.json().await.unwrap();
+    (cookie, json["csrf_token"].as_str().unwrap().to_owned())
+}
+
+/// Posts a form with a fresh CSRF token under `cookie` (a new session when `None`); returns
+/// the response and the cookie to use next.
+pub async fn post_form(
+    site: &Site,
+    cookie: Option<&str>,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (reqwest::Response, String) {
+    let (cookie, token) = csrf(site, cookie).await;
+    let mut body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.replace('%', "%25").replace('&', "%26").replace(' ', "+")
+            )
+        })
+        .collect();
+    body.push(format!("csrf_token={token}"));
+    let response = client()
+        .post(site.url(path))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.join("&"))
+        .send()
+        .await
+        .unwrap();
+    let next = match response.headers().get("set-cookie") {
+        Some(_) => cookie_pair(&response),
+        None => cookie,
+    };
+    (response, next)
+}

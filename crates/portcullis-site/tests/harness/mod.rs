@@ -1,0 +1,259 @@
+//! The site in-process: `app(state)` on a memory store and a `ManualClock`, driven with
+//! `tower::ServiceExt::oneshot`, and a tiny browser that keeps the session cookie and puts the
+//! CSRF token in forms.
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use portcullis::clock::ManualClock;
+use portcullis::config::ConfigLoader;
+use portcullis::store::MemoryStore;
+use portcullis_site::{AppState, app};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "an in-process test secret key of 32+ bytes";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// One site: its router, clock and store.
+pub struct TestApp {
+    pub router: Router,
+    pub clock: ManualClock,
+    pub store: MemoryStore,
+    pub state: AppState,
+    _dir: TempDir,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_env(&[]).await
+    }
+
+    /// A site whose configuration is the defaults plus `env`.
+    pub async fn with_env(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("users.db").display());
+        let mut vars = vec![
+            ("SECRET_KEY".to_owned(), SECRET.to_owned()),
+            ("SESSION_TYPE".to_owned(), "memory".to_owned()),
+            ("DATABASE_URL".to_owned(), db),
+        ];
+        vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let config = ConfigLoader::new()
+            .env(vars)
+            .no_dotenv()
+            .state_dir(dir.path().join("state"))
+            .load()
+            .unwrap();
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+        let state =
+            AppState::open_with_clock(config, Arc::new(store.clone()), Arc::new(clock.clone()))
+                .await
+                .unwrap();
+        Self {
+            router: app(state.clone()),
+            clock,
+            store,
+            state,
+            _dir: dir,
+        }
+    }
+
+    pub fn browser(&self) -> Browser<'_> {
+        Browser {
+            app: self,
+            cookie: None,
+            peer: "127.0.0.1:40000".parse().unwrap(),
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Page {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Page {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// Moves the clock past the idle lifetime (5 minutes).
+    pub fn idle_out(&self) {
+        self.clock.advance(Duration::from_secs(301));
+    }
+
+    /// Registers `name` with [`PASSWORD`] in a browser of its own.
+    pub async fn register(&self, name: &str) {
+        let page = self
+            .browser()
+            .post_form(
+                "/register",
+                &[
+                    ("name", name),
+                    ("display_name", ""),
+                    ("password", PASSWORD),
+                    ("confirm", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    }
+
+    /// A browser logged in as `name` (registered first).
+    pub async fn logged_in(&self, name: &str) -> Browser<'_> {
+        self.register(name).await;
+        let mut browser = self.browser();
+        let page = browser.log_in(name, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        browser
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .map_or("", |v| v.to_str().unwrap())
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The value of the first `name="csrf_token" value="..."` field.
+    pub fn csrf_field(&self) -> Option<String> {
+        let start = self.body.find("name=\"csrf_token\" value=\"")? + 25;
+        let end = self.body[start..].find('"')? + start;
+        Some(self.body[start..end].to_owned())
+    }
+}
+
+/// Keeps one cookie (the session) like a browser, from one client address.
+#[derive(Clone)]
+pub struct Browser<'a> {
+    pub app: &'a TestApp,
+    pub cookie: Option<String>,
+    pub peer: SocketAddr,
+}
+
+impl Browser<'_> {
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Page {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(body).unwrap();
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let page = self.app.send(request).await;
+        self.remember(&page);
+        page
+    }
+
+    fn remember(&mut self, page: &Page) {
+        let Some(header) = page.headers.get("set-cookie") else {
+            return;
+        };
+        let header = header.to_str().unwrap();
+        let pair = header.split(';').next().unwrap().trim();
+        let expired = header.contains("Max-Age=0") || pair.ends_with('=');
+        self.cookie = (!expired).then(|| pair.to_owned());
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        self.request(Method::GET, path, &[], Body::empty()).await
+    }
+
+    /// A form post with a fresh CSRF token, as a page of the site would send it.
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.csrf_token().await;
+        let mut all = fields.to_vec();
+        all.push(("csrf_token", &token));
+        self.post_form_raw(path, &all).await
+    }
+
+    /// A form post exactly as given (no token added).
+    pub async fn post_form_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = form_body(fields);
+        let headers = [("content-type", "application/x-www-form-urlencoded")];
+        self.request(Method::POST, path, &headers, Body::from(body))
+            .await
+    }
+
+    pub async fn csrf_token(&mut self) -> String {
+        let page = self.get("/api/csrf-token").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.json()["csrf_token"].as_str().unwrap().to_owned()
+    }
+
+    /// JSON with the `X-CSRFToken` header.
+    pub async fn send_json(&mut self, method: Method, path: &str, body: &str) -> Page {
+        let token = self.csrf_token().await;
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-csrftoken", &*token),
+        ];
+        self.request(method, path, &headers, Body::from(body.to_owned()))
+            .await
+    }
+
+    pub async fn log_in(&mut self, name: &str, password: &str) -> Page {
+        self.post_form("/login", &[("name", name), ("password", password)])
+            .await
+    }
+
+    pub async fn log_out(&mut self) -> Page {
+        self.post_form("/logout", &[]).await
+    }
+}
+
+/// `a=b&c=d`, percent-encoded.
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,377 @@
+//! Pages, headers, the account forms and the JSON API, in-process; and the session keys a
+//! Flask app would read.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::routing::get;
+use harness::{PASSWORD, TestApp};
+use portcullis::{Session, SessionLayer};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("alice").await;
+    for path in [
+        "/",
+        "/account",
+        "/login",
+        "/register",
+        "/static/style.css",
+        "/nowhere",
+        "/api/me",
+        "/healthz",
+    ] {
+        let page = browser.get(path).await;
+        let csp = page.header("content-security-policy");
+        assert!(csp.contains("script-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
+        assert!(!csp.contains("unsafe-inline"), "{path}");
+        assert_eq!(page.header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(page.header("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(page.header("x-frame-options"), "DENY", "{path}");
+    }
+    // Even the session layer's and CSRF layer's own refusals.
+    let refused = browser.post_form_raw("/logout", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .header("content-security-policy")
+            .contains("script-src 'none'")
+    );
+}
+
+#[tokio::test]
+async fn pages_with_private_data_are_never_cached_and_the_stylesheet_may_be() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("bob").await;
+    for path in ["/", "/account", "/api/me", "/api/prefs"] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert_eq!(page.header("cache-control"), "no-store", "{path}");
+        assert_eq!(page.header("vary"), "Cookie", "{path}");
+    }
+    let css = browser.get("/static/style.css").await;
+    assert_eq!(css.header("content-type"), "text/css; charset=utf-8");
+    assert!(css.header("cache-control").starts_with("public"));
+    assert!(css.body.contains("prefers-color-scheme"));
+}
+
+#[tokio::test]
+async fn the_landing_page_gives_a_visitor_no_session() {
+    let app = TestApp::new().await;
+    let page = app.browser().get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Create an account"));
+    assert!(
+        page.headers.get("set-cookie").is_none(),
+        "reading needs no cookie"
+    );
+    assert!(!page.body.contains("<script"), "no JavaScript at all");
+    assert!(
+        page.body.contains("name=\"viewport\""),
+        "readable on a phone"
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_get_a_404_page() {
+    let app = TestApp::new().await;
+    let page = app.browser().get("/no/such/page").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("There is no page at this address."));
+}
+
+#[tokio::test]
+async fn api_me_is_401_json_until_logged_in() {
+    let app = TestApp::new().await;
+    let page = app.browser().get("/api/me").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(page.json(), json!({"error": "not logged in"}));
+    let mut browser = app.logged_in("carol").await;
+    app.clock.advance(std::time::Duration::from_secs(10));
+    let me = browser.get("/api/me").await.json();
+    assert_eq!(
+        me,
+        json!({"user": "carol", "display_name": "carol", "seconds_left": 300})
+    );
+}
+
+#[tokio::test]
+async fn api_csrf_token_gives_a_token_that_the_header_accepts() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    let page = browser.get("/api/csrf-token").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = page.json()["csrf_token"].as_str().unwrap().to_owned();
+    assert!(token.len() > 100);
+    for header in ["x-csrftoken", "x-csrf-token"] {
+        let headers = [
+            ("content-type", "application/json"),
+            (header, token.as_str()),
+        ];
+        let page = browser
+            .request(
+                Method::PUT,
+                "/api/prefs",
+                &headers,
+                Body::from(r#"{"theme":"dark"}"#),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{header}: {}", page.body);
+    }
+}
+
+#[tokio::test]
+async fn api_prefs_keeps_known_preferences_and_refuses_the_rest_with_a_reason() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("dave").await;
+    assert_eq!(
+        browser.get("/api/prefs").await.json(),
+        json!({"theme": "system", "density": "comfortable"})
+    );
+    let page = browser
+        .send_json(Method::PUT, "/api/prefs", r#"{"theme":"dark"}"#)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(
+        page.json(),
+        json!({"theme": "dark", "density": "comfortable"})
+    );
+    assert!(browser.get("/").await.body.contains("data-theme=\"dark\""));
+
+    let huge = format!(r#"{{"theme":"{}"}}"#, "x".repeat(5000));
+    for (body, status, reason) in [
+        (r#"{"colour":"red"}"#, 422, "unknown preference"),
+        (r#"{"theme":"neon"}"#, 422, "theme must be one of"),
+        (r#"{"theme":7}"#, 422, "theme must be one of"),
+        ("[1,2]", 422, "JSON object"),
+        ("{}", 422, "at least one"),
+        ("{not json", 400, "not valid JSON"),
+        (huge.as_str(), 413, ""),
+    ] {
+        let page = browser.send_json(Method::PUT, "/api/prefs", body).await;
+        assert_eq!(page.status.as_u16(), status, "{body}: {}", page.body);
+        if !reason.is_empty() {
+            assert!(
+                page.json()["error"].as_str().unwrap().contains(reason),
+                "{}",
+                page.body
+            );
+        }
+    }
+    assert_eq!(
+        browser.get("/api/prefs").await.json()["theme"],
+        "dark",
+        "unchanged by refusals"
+    );
+}
+
+#[tokio::test]
+async fn api_prefs_put_needs_the_csrf_header() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("erin").await;
+    let headers = [("content-type", "application/json")];
+    let page = browser
+        .request(
+            Method::PUT,
+            "/api/prefs",
+            &headers,
+            Body::from(r#"{"theme":"dark"}"#),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(page.json()["error"], "The CSRF token is missing.");
+    assert_eq!(browser.get("/api/prefs").await.json()["theme"], "system");
+}
+
+#[tokio::test]
+async fn the_display_name_form_changes_what_the_dashboard_shows() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("frank").await;
+    let page = browser
+        .post_form(
+            "/account/display-name",
+            &[("display_name", "  Frank <b>the</b> Tank  ")],
+        )
+        .await;
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/account")
+    );
+    let account = browser.get("/account").await;
+    assert!(
+        account
+            .body
+            .contains("Display name changed to Frank &lt;b&gt;the&lt;&#x2f;b&gt; Tank."),
+        "{}",
+        account.body
+    );
+    let dashboard = browser.get("/").await;
+    assert!(
+        dashboard
+            .body
+            .contains("Frank &lt;b&gt;the&lt;&#x2f;b&gt; Tank"),
+        "escaped: {}",
+        dashboard.body
+    );
+
+    let long = "n".repeat(65);
+    for bad in ["   ", long.as_str(), "tab\there"] {
+        let page = browser
+            .post_form("/account/display-name", &[("display_name", bad)])
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        assert!(
+            page.body.contains("Not saved: a display name"),
+            "{}",
+            page.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_appearance_form_sets_the_theme_and_refuses_unknown_values() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("gina").await;
+    let page = browser
+        .post_form(
+            "/account/preferences",
+            &[("theme", "dark"), ("density", "compact")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let account = browser.get("/account").await;
+    assert!(
+        account
+            .body
+            .contains("data-theme=\"dark\" data-density=\"compact\"")
+    );
+    assert!(account.body.contains("Appearance saved."));
+    let page = browser
+        .post_form(
+            "/account/preferences",
+            &[("theme", "neon"), ("density", "compact")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("theme must be one of"));
+}
+
+#[tokio::test]
+async fn hostile_input_gets_a_4xx_with_a_reason_never_a_5xx() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("hank").await;
+    let long_name = "n".repeat(100_000);
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("/login", vec![("name", "hank")]),
+        ("/login", vec![("name", &long_name), ("password", "x")]),
+        ("/login", vec![("name", "\u{0}"), ("password", "\u{0}")]),
+        ("/register", vec![("name", "x")]),
+        (
+            "/register",
+            vec![("name", &long_name), ("password", "x"), ("confirm", "y")],
+        ),
+        ("/account/password", vec![("current", "x")]),
+        ("/account/preferences", vec![("theme", "dark")]),
+    ];
+    for (path, fields) in cases {
+        let page = browser.post_form(path, &fields).await;
+        assert!(
+            page.status.is_client_error(),
+            "{path} {fields:?}: {}",
+            page.status
+        );
+    }
+    for query in [
+        "/login?next=%FF%FE",
+        "/login?next=%",
+        "/login?expired=1&expired=2",
+    ] {
+        let page = browser.get(query).await;
+        assert!(page.status.as_u16() < 500, "{query}: {}", page.status);
+    }
+    let page = browser
+        .send_json(
+            Method::POST,
+            "/api/session",
+            r#"{"key":"_user_id","value":"1"}"#,
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "reserved keys stay reserved"
+    );
+    assert_eq!(browser.get("/api/me").await.json()["user"], "hank");
+}
+
+/// A second router on the same store and keys, to look inside the session as a Flask app
+/// sharing it would.
+fn peek_router(app: &TestApp) -> Router {
+    async fn peek(session: Session) -> axum::Json<Value> {
+        let mut data = serde_json::Map::new();
+        for key in session.keys().await.unwrap() {
+            data.insert(
+                key.clone(),
+                session.get::<Value>(&key).await.unwrap().unwrap(),
+            );
+        }
+        axum::Json(json!({ "data": data, "user_id": session.user_id().await.unwrap() }))
+    }
+    let layer = SessionLayer::from_config(app.state.config(), app.store.clone())
+        .with_clock(Arc::new(app.clock.clone()));
+    Router::new().route("/peek", get(peek)).layer(layer)
+}
+
+async fn peek(app: &TestApp, cookie: &str) -> Value {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = Request::get("/peek")
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap();
+    let response = peek_router(app).oneshot(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn the_session_keeps_flask_login_and_flash_conventions() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    browser
+        .post_form(
+            "/register",
+            &[
+                ("name", "ivy"),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await;
+    let anonymous = peek(&app, browser.cookie.as_deref().unwrap()).await;
+    assert_eq!(
+        anonymous["data"]["_flashes"],
+        json!([["message", "Account ivy created. Please log in."]])
+    );
+    browser.get("/login").await;
+    browser.log_in("ivy", PASSWORD).await;
+    let session = peek(&app, browser.cookie.as_deref().unwrap()).await;
+    assert_eq!(
+        session["data"]["_user_id"], "1",
+        "Flask-Login's key, a string"
+    );
+    assert_eq!(session["user_id"], "1", "and in the sealed envelope");
+    assert_eq!(session["data"]["_auth_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        session["data"]["_flashes"],
+        json!([["message", "Welcome back, ivy!"]])
+    );
+}
