@@ -465,3 +465,46 @@ async fn an_unreachable_store_fails_closed_with_503_and_keeps_the_clients_cookie
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body, "2", "the session survived the outage");
 }
+
+#[tokio::test]
+async fn hostile_cookie_values_never_reach_the_store() {
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request};
+    let f = fixture(|l| l);
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    let valid = cookie_pair(&first)
+        .trim_start_matches("session=")
+        .to_owned();
+    let loads = f.probe.stats.loads();
+    let overlong = format!("{valid}{}", "A".repeat(5000));
+    let hostile: Vec<Vec<u8>> = vec![
+        overlong.into_bytes(),
+        b"../../etc/passwd".to_vec(),
+        b"..\\..\\windows".to_vec(),
+        format!("{}/{}", &valid[..20], &valid[21..]).into_bytes(),
+        b"abc\x00def".to_vec(),
+        "s\u{e9}ssion-caf\u{e9}".as_bytes().to_vec(),
+        valid.to_uppercase().into_bytes(),
+        Vec::new(),
+        b".".to_vec(),
+    ];
+    for value in hostile {
+        let mut header = b"session=".to_vec();
+        header.extend_from_slice(&value);
+        let Ok(header) = HeaderValue::from_bytes(&header) else {
+            continue; // not even a valid header: hyper would refuse it before us
+        };
+        let request = Request::get("/read")
+            .header("cookie", header)
+            .body(Body::empty())
+            .unwrap();
+        let (response, body) = send(&f.app, request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body, "0", "{value:?} must be no session");
+    }
+    assert_eq!(
+        f.probe.stats.loads(),
+        loads,
+        "no hostile value reached the store"
+    );
+}
