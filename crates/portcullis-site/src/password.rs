@@ -1,7 +1,12 @@
 //! Password hashing with Argon2id at OWASP's parameters (m = 19 MiB, t = 2, p = 1), on the
-//! blocking pool so a hash never stalls other requests. Passwords are never logged.
+//! blocking pool so a hash never stalls other requests, and at most one hash per core at a
+//! time, so a flood of log-ins queues instead of taking 19 MiB per request. Passwords are never
+//! logged.
 
+use std::num::NonZero;
 use std::sync::OnceLock;
+
+use tokio::sync::Semaphore;
 
 use argon2::password_hash::PasswordHasher;
 use argon2::{Algorithm, Argon2, Params, PasswordVerifier, Version};
@@ -10,6 +15,14 @@ use argon2::{Algorithm, Argon2, Params, PasswordVerifier, Version};
 const MEMORY_KIB: u32 = 19_456;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
+
+/// Permits to hash: one per core, since each hash keeps a core busy anyway.
+fn permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        Semaphore::new(std::thread::available_parallelism().map_or(2, NonZero::get))
+    })
+}
 
 fn argon2() -> Argon2<'static> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
@@ -27,6 +40,7 @@ pub struct HashError;
 /// # Errors
 /// [`HashError`] when the salt cannot be generated or the task cannot run.
 pub async fn hash(password: String) -> Result<String, HashError> {
+    let _permit = permits().acquire().await.map_err(|_| HashError)?;
     tokio::task::spawn_blocking(move || {
         argon2()
             .hash_password(password.as_bytes())
@@ -41,6 +55,9 @@ pub async fn hash(password: String) -> Result<String, HashError> {
 /// (no such user) it still does the same work against a dummy hash and answers `false`, so
 /// timing does not tell whether a user name exists.
 pub async fn verify(password: String, stored: Option<String>) -> bool {
+    let Ok(_permit) = permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
