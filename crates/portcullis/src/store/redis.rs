@@ -1,73 +1,6 @@
-//! Sessions in Redis, one server or a Redis Cluster: the store of the `redis` profile, shared
-//! by every process of a deployment.
-//!
-//! # One command, one round trip per operation
-//!
-//! | trait call | Redis command |
-//! |---|---|
-//! | [`SessionStore::load`] with `slide_to` | `GETEX key PXAT <slide_to>` (read and slide together) |
-//! | [`SessionStore::load`] without | `GET key` |
-//! | [`SessionStore::create`] | `SET key record NX PXAT <deadline>` (only if absent) |
-//! | [`SessionStore::update`] | `SET key record XX PXAT <deadline>` (only if present: no resurrection) |
-//! | [`SessionStore::delete`] | `DEL key` |
-//! | [`SessionStore::ping`] | `PING` (on a cluster: every primary) |
-//! | [`SessionStore::purge_expired`] | nothing: Redis expires keys by itself, and this returns 0 |
-//!
-//! A deadline that has already passed (by the store's [`Clock`]) is never sent as `PXAT`:
-//! such a `create` stores nothing and only checks whether a live record is in the way
-//! (`EXISTS key`: `NotWritten` if one is, else `Written`, the record having expired at once),
-//! and such an `update` ends the record (`DEL key`: `Written` if one was there). That is what
-//! the memory and file stores do, and it does not depend on the server's clock.
-//!
-//! Records are opaque bytes, sent and read as binary strings, never decoded as text.
-//!
-//! # Key layout
-//!
-//! The store uses the [`StoreKey`] as given: `SESSION_KEY_PREFIX` followed by the base64url
-//! SHA-256 of the session id (`sess:<43 characters>`). It never adds to, hashes or splits the
-//! key, so a key that carries a Redis Cluster hash tag (`sess:{tag}<hash>`, for keys that must
-//! share a slot) is routed by its tag on a cluster and works unchanged on one server.
-//!
-//! # Addresses, TLS, cluster
-//!
-//! [`RedisStore::connect`] takes `REDIS_URL`:
-//!
-//! - one URL for one server: `redis://[user:password@]host[:port][/db]`, `rediss://…` for TLS,
-//!   or a Unix socket (`redis+unix:///path?db=0&pass=…`, `unix:///path`);
-//! - **two or more comma-separated URLs for a Redis Cluster**: the seed nodes, e.g.
-//!   `redis://10.0.0.1:7000,redis://10.0.0.2:7001`. The client learns the other nodes from
-//!   them. All seeds use the same scheme and credentials, and database 0 (a cluster has no
-//!   other).
-//!
-//! A character of the password that URLs reserve (`@ : / , # ?`…) is written percent-encoded.
-//! Passwords never appear in logs, in [`RedisStore`]'s `Debug` output, nor in errors.
-//!
-//! TLS (`rediss://`) uses rustls with the ring provider and verifies the server's
-//! certificate against the Mozilla root store (webpki roots) and its host name. Turning that
-//! off (`#insecure`) is refused.
-//!
-//! # Timeouts and outages
-//!
-//! Two bounds (`REDIS_CONNECT_TIMEOUT`, `REDIS_RESPONSE_TIMEOUT`, 250 ms each by default, see
-//! [`RedisTimeouts`]) keep every call short when Redis is slow or gone, so that a request
-//! gets its 503 quickly instead of hanging:
-//!
-//! - Construction does not need Redis: [`RedisStore::connect`] succeeds whatever the network
-//!   says, pings once, and logs a warning when Redis does not answer. The application starts,
-//!   and serves sessions as soon as Redis does.
-//! - One server: one multiplexed connection, shared by all requests and re-established by
-//!   itself. A connection attempt is a single try bounded by the connect timeout, each
-//!   command is bounded by the response timeout. During an outage each call fails with
-//!   [`StoreError::Unavailable`] (its source is the Redis error) and starts a new connection
-//!   attempt in the background; when Redis is back, the next call reconnects. A call that
-//!   failed on a lost or refused connection is sent once more on the fresh one (a create only
-//!   when refused, as it cannot have landed), so the first request after an outage, or after
-//!   an idle connection was closed, succeeds. A timed-out call is not retried.
-//! - Cluster: the cluster client connects to its seeds eagerly, so the store connects on the
-//!   first call rather than at construction, and again on later calls until a connection is
-//!   made, each attempt bounded by both timeouts; concurrent calls share one attempt. Once
-//!   connected, the client follows the cluster's topology and reconnects to nodes by itself.
-//!   Each command (with its redirections and retries) is bounded by the response timeout.
+//! [`RedisStore`]: sessions in Redis, one server or a Redis Cluster, for the `redis` profile.
+//! The commands, key layout, TLS, cluster form, timeouts and outage behaviour are documented
+//! on the type, where rustdoc shows them.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -142,11 +75,85 @@ impl RedisUrlError {
     }
 }
 
-/// Sessions in Redis: one server through one self-healing multiplexed connection, or a Redis
-/// Cluster. See the [module docs](self) for the commands, the key layout, TLS and outages.
+/// Sessions in Redis, one server or a Redis Cluster: the store of the `redis` profile, shared
+/// by every process of a deployment.
+///
+/// # One command, one round trip per operation
+///
+/// | trait call | Redis command |
+/// |---|---|
+/// | [`SessionStore::load`] with `slide_to` | `GETEX key PXAT <slide_to>` (read and slide together) |
+/// | [`SessionStore::load`] without | `GET key` |
+/// | [`SessionStore::create`] | `SET key record NX PXAT <deadline>` (only if absent) |
+/// | [`SessionStore::update`] | `SET key record XX PXAT <deadline>` (only if present: no resurrection) |
+/// | [`SessionStore::delete`] | `DEL key` |
+/// | [`SessionStore::ping`] | `PING` (on a cluster: every primary) |
+/// | [`SessionStore::purge_expired`] | nothing: Redis expires keys by itself, and this returns 0 |
+///
+/// Redis keeps a key through the millisecond its `PXAT` names, so the store sends the
+/// millisecond before the deadline's: a record never outlives its deadline (by the same
+/// clock; keep the hosts' clocks in sync, as the deadlines are computed by the application).
+///
+/// A deadline that has already passed (by the store's [`Clock`]) is never sent as `PXAT`:
+/// such a `create` stores nothing and only checks whether a live record is in the way
+/// (`EXISTS key`: `NotWritten` if one is, else `Written`, the record having expired at once),
+/// and such an `update` ends the record (`DEL key`: `Written` if one was there). That is what
+/// the memory and file stores do, and it does not depend on the server's clock.
+///
+/// Records are opaque bytes, sent and read as binary strings, never decoded as text.
+///
+/// # Key layout
+///
+/// The store uses the [`StoreKey`] as given: `SESSION_KEY_PREFIX` followed by the base64url
+/// SHA-256 of the session id (`sess:<43 characters>`). It never adds to, hashes or splits the
+/// key, so a key that carries a Redis Cluster hash tag (`sess:{tag}<hash>`, for keys that must
+/// share a slot) is routed by its tag on a cluster and works unchanged on one server.
+///
+/// # Addresses, TLS, cluster
+///
+/// [`RedisStore::connect`] takes `REDIS_URL`:
+///
+/// - one URL for one server: `redis://[user:password@]host[:port][/db]`, `rediss://…` for TLS,
+///   or a Unix socket (`redis+unix:///path?db=0&pass=…`, `unix:///path`);
+/// - **two or more comma-separated URLs for a Redis Cluster**: the seed nodes, e.g.
+///   `redis://10.0.0.1:7000,redis://10.0.0.2:7001`. The client learns the other nodes from
+///   them. All seeds use the same scheme and credentials, and database 0 (a cluster has no
+///   other).
+///
+/// A character of the password that URLs reserve (`@ : / , # ?`…) is written percent-encoded.
+/// Passwords never appear in logs, in [`RedisStore`]'s `Debug` output, nor in errors.
+///
+/// TLS (`rediss://`) uses rustls with the ring provider and verifies the server's
+/// certificate against the Mozilla root store (webpki roots) and its host name. Turning that
+/// off (`#insecure`) is refused.
+///
+/// # Timeouts and outages
+///
+/// Two bounds (`REDIS_CONNECT_TIMEOUT`, `REDIS_RESPONSE_TIMEOUT`, 250 ms each by default, see
+/// [`RedisTimeouts`]) keep every call short when Redis is slow or gone, so that a request
+/// gets its 503 quickly instead of hanging:
+///
+/// - Construction does not need Redis: [`RedisStore::connect`] succeeds whatever the network
+///   says, pings once, and logs a warning when Redis does not answer. The application starts,
+///   and serves sessions as soon as Redis does.
+/// - One server: one multiplexed connection, shared by all requests and re-established by
+///   itself. A connection attempt is a single try bounded by the connect timeout, each
+///   command is bounded by the response timeout. During an outage each call fails with
+///   [`StoreError::Unavailable`] (its source is the Redis error) and starts a new connection
+///   attempt in the background; when Redis is back, the next call reconnects. A call that
+///   failed on a lost or refused connection is sent once more on the fresh one (a create only
+///   when refused, as it cannot have landed), so the first request after an outage, or after
+///   an idle connection was closed, succeeds. A timed-out call is not retried.
+/// - Cluster: the cluster client connects to its seeds eagerly, so the store connects on the
+///   first call rather than at construction, and again on later calls until a connection is
+///   made, each attempt bounded by both timeouts; concurrent calls share one attempt. Once
+///   connected, the client follows the cluster's topology and reconnects to nodes by itself.
+///   Each command (with its redirections and retries) is bounded by the response timeout.
 ///
 /// Cloning is cheap; clones share the connection. The store must be created, and used, within
 /// one Tokio runtime.
+///
+/// # Example
 ///
 /// ```no_run
 /// use portcullis::store::{RedisStore, RedisTimeouts, SessionStore, StoreKey};
@@ -162,8 +169,8 @@ impl RedisUrlError {
 ///
 /// // Several URLs: a Redis Cluster.
 /// let cluster = RedisStore::connect(
-///     "redis://10.0.0.1:7000,redis://10.0.0.2:7001",
-///     RedisTimeouts::default(),
+///    "redis://10.0.0.1:7000,redis://10.0.0.2:7001",
+///    RedisTimeouts::default(),
 /// )
 /// .await?;
 /// assert!(cluster.is_cluster());
@@ -186,7 +193,7 @@ enum Backend {
 
 impl RedisStore {
     /// A store for `urls`: one URL for one server, two or more comma-separated for a cluster
-    /// (see the [module docs](self#addresses-tls-cluster)).
+    /// (see [`RedisStore`](RedisStore#addresses-tls-cluster)).
     ///
     /// Connecting is not needed to succeed: this pings Redis once (bounded by `timeouts`) and
     /// only logs a warning when it does not answer; calls then fail with
@@ -305,9 +312,12 @@ impl RedisStore {
         result.map_err(|e| StoreError::unavailable(context, e))
     }
 
-    /// The `PXAT` argument for `time`: Unix milliseconds, at least 1 (Redis refuses 0).
+    /// The `PXAT` argument for the deadline `time`: Redis keeps a key through the whole
+    /// millisecond it names (expired means "now > PXAT", in milliseconds), so this names the
+    /// millisecond before the one `time` falls in. The record then ends up to a millisecond
+    /// early, never late, as an idle timeout should. At least 1: Redis refuses 0.
     fn pxat(time: SystemTime) -> u64 {
-        unix_millis(time).max(1)
+        unix_millis(time).saturating_sub(1).max(1)
     }
 }
 

@@ -10,7 +10,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -151,7 +151,7 @@ impl RedisServer {
             pid,
         });
         let deadline = Instant::now() + READY_WITHIN;
-        while !matches!(command(self.port, &["PING"]), Ok(Reply::Simple(s)) if s == "PONG") {
+        while !answers_ping(self.port) {
             assert!(
                 process_alive(pid),
                 "redis-server exited at start; its log:\n{}",
@@ -363,6 +363,15 @@ impl RedisCluster {
             }
         }
         panic!("slot {slot} is served by no node");
+    }
+}
+
+/// Whether a server answers on `port`: `PONG`, or "authenticate first".
+fn answers_ping(port: u16) -> bool {
+    match command(port, &["PING"]) {
+        Ok(Reply::Simple(pong)) => pong == "PONG",
+        Ok(Reply::Error(error)) => error.starts_with("NOAUTH"),
+        _ => false,
     }
 }
 
