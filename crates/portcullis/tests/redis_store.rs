@@ -8,6 +8,7 @@
 mod redis_support;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::store::{
@@ -365,6 +366,49 @@ async fn without_redis_the_store_is_built_fails_fast_and_serves_once_redis_start
     );
 }
 
+/// Log lines, captured.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn starting_without_redis_says_so_without_the_password() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The test's runtime runs on this thread only, so the subscriber sees the store's logs.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let port = free_port();
+    let url = format!("redis://app:s3cret-pw@127.0.0.1:{port}");
+    RedisStore::connect(&url, RedisTimeouts::default())
+        .await
+        .unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("Redis does not answer; starting anyway"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("redis://app:[redacted]@127.0.0.1:{port}")),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+}
+
 #[tokio::test]
 async fn a_cluster_store_made_before_the_cluster_runs_works_once_it_does() {
     let ports = ClusterPorts::free();
@@ -570,5 +614,33 @@ async fn a_restarted_cluster_is_reconnected_by_itself() {
     assert_eq!(
         store.load(&k, None).await.unwrap().as_deref(),
         Some(&b"back"[..])
+    );
+}
+
+#[tokio::test]
+async fn from_config_uses_redis_url_and_the_redis_timeouts() {
+    let state = tempfile::tempdir().unwrap();
+    let config = portcullis::config::ConfigLoader::new()
+        .env([
+            ("REDIS_URL".to_owned(), RedisServer::shared().url()),
+            ("REDIS_CONNECT_TIMEOUT".to_owned(), "2s".to_owned()),
+            ("REDIS_RESPONSE_TIMEOUT".to_owned(), "1500ms".to_owned()),
+        ])
+        .no_dotenv()
+        .state_dir(state.path())
+        .load()
+        .unwrap();
+    assert_eq!(config.redis_response_timeout, Duration::from_millis(1500));
+    let store = RedisStore::from_config(&config).await.unwrap();
+    assert!(!store.is_cluster());
+    let k = key("from-config");
+    let later = in_(Duration::from_secs(60));
+    assert_eq!(
+        store.create(&k, b"x", later).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        store.load(&k, Some(later)).await.unwrap().as_deref(),
+        Some(&b"x"[..])
     );
 }

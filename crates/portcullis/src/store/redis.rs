@@ -626,15 +626,21 @@ pub(crate) fn check_url(raw: &str) -> Result<String, String> {
     Ok(raw.split(',').map(str::trim).collect::<Vec<_>>().join(","))
 }
 
-/// An error and its sources, joined by `: `, for one log line.
+/// An error and its sources, joined by `: `, for one log line; a source that says the same
+/// as the error before it (the Redis client wraps I/O errors that way) is shown once.
 struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
         let mut source = self.0.source();
         while let Some(error) = source {
-            write!(f, ": {error}")?;
+            let text = error.to_string();
+            if text != shown {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
             source = error.source();
         }
         Ok(())
