@@ -8,7 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use portcullis::store::{SessionStore, StoreKey, WriteOutcome};
+use portcullis::store::{RedisStore, RedisTimeouts, SessionStore, StoreKey, WriteOutcome};
+
+#[path = "support/redis.rs"]
+mod redis_support;
+use redis_support::{RedisCluster, RedisServer};
 
 /// How long the tests give a short-lived record: long enough that a busy machine still
 /// reaches the first load before it, short enough to keep the suite quick.
@@ -47,10 +51,6 @@ async fn wait_past(deadline: SystemTime) {
 
 /// What `purge_expired` reports for a store.
 #[derive(Clone, Copy, PartialEq, Eq)]
-#[allow(
-    dead_code,
-    reason = "`ExpiresByItself` is for the Redis store, which joins later"
-)]
 enum Purge {
     /// The store removes expired records when asked, and counts them.
     Counts,
@@ -119,6 +119,34 @@ macro_rules! store_contract {
                 store.update(&k, b"new", deadline).await.unwrap();
                 wait_past(deadline).await;
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn create_with_a_past_deadline_stores_nothing() {
+                let (store, _keep) = store().await;
+                let k = key("create-past");
+                let past = SystemTime::now() - Duration::from_secs(1);
+                let outcome = store.create(&k, b"stillborn", past).await.unwrap();
+                assert_eq!(
+                    outcome,
+                    WriteOutcome::Written,
+                    "no live record was in the way"
+                );
+                assert_eq!(store.load(&k, None).await.unwrap(), None);
+                let update = store.update(&k, b"x", in_(PATIENCE)).await.unwrap();
+                assert_eq!(update, WriteOutcome::NotWritten, "nothing was stored");
+
+                store.create(&k, b"live", in_(PATIENCE)).await.unwrap();
+                let outcome = store.create(&k, b"stillborn", past).await.unwrap();
+                assert_eq!(
+                    outcome,
+                    WriteOutcome::NotWritten,
+                    "a live record was in the way"
+                );
+                assert_eq!(
+                    store.load(&k, None).await.unwrap().as_deref(),
+                    Some(&b"live"[..])
+                );
             }
 
             #[tokio::test]
@@ -351,3 +379,31 @@ store_contract!(file, async {
     let store = portcullis::store::FileStore::open(folder.path().join("sessions")).unwrap();
     (store, folder)
 });
+
+/// The contract's calls are not about timeouts: generous ones keep a busy machine from failing
+/// them (the outage tests in `redis_store.rs` use the defaults).
+const PATIENT_REDIS: RedisTimeouts = RedisTimeouts {
+    connect: Duration::from_secs(5),
+    response: Duration::from_secs(5),
+};
+
+store_contract!(
+    redis,
+    async {
+        let url = RedisServer::shared().url();
+        let store = RedisStore::connect(&url, PATIENT_REDIS).await.unwrap();
+        (store, ())
+    },
+    Purge::ExpiresByItself
+);
+
+store_contract!(
+    redis_cluster,
+    async {
+        let urls = RedisCluster::shared().urls();
+        let store = RedisStore::connect(&urls, PATIENT_REDIS).await.unwrap();
+        assert!(store.is_cluster());
+        (store, ())
+    },
+    Purge::ExpiresByItself
+);

@@ -12,12 +12,13 @@ use std::time::Duration;
 use super::parse::{
     Parsed, boolean, cookie_domain, cookie_name, cookie_path, database_url, directory, duration,
     ip_list, key_prefix, keyword, optional_duration, redis_url, secret, secret_list, size,
-    socket_addr, trusted_origins,
+    socket_addr, timeout, trusted_origins,
 };
 use super::rules;
 use super::secret::{GENERATE_HINT, MIN_SECRET_BYTES, dev_key};
 use super::source::{self, Layers};
 use super::{Config, ConfigError, Profile, RateLimit, SameSite, SecretKey, Source, StoreKind};
+use crate::store::RedisTimeouts;
 
 /// The idle lifetime of the seed's config: 5 minutes.
 const DEFAULT_IDLE_LIFETIME: Duration = Duration::from_secs(300);
@@ -230,6 +231,8 @@ impl Reader {
             "SESSION_COOKIE_SAMESITE" => session_cookie_samesite: keyword,
             "SESSION_MAX_BYTES" => session_max_bytes: size,
             "REDIS_URL" => redis_url: redis_url,
+            "REDIS_CONNECT_TIMEOUT" => redis_connect_timeout: timeout,
+            "REDIS_RESPONSE_TIMEOUT" => redis_response_timeout: timeout,
             "WTF_CSRF_ENABLED" => wtf_csrf_enabled: boolean,
             "WTF_CSRF_TIME_LIMIT" => wtf_csrf_time_limit: optional_duration,
             "CSRF_TRUSTED_ORIGINS" => csrf_trusted_origins: trusted_origins,
@@ -298,6 +301,8 @@ fn defaults(profile: Profile, secret_key: SecretKey) -> Config {
         session_cookie_samesite: SameSite::Lax,
         session_max_bytes: DEFAULT_SESSION_MAX_BYTES,
         redis_url: "redis://127.0.0.1:6379".to_owned(),
+        redis_connect_timeout: RedisTimeouts::DEFAULT_CONNECT,
+        redis_response_timeout: RedisTimeouts::DEFAULT_RESPONSE,
         wtf_csrf_enabled: true,
         wtf_csrf_time_limit: Some(DEFAULT_CSRF_TIME_LIMIT),
         csrf_trusted_origins: Vec::new(),

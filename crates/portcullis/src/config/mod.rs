@@ -29,7 +29,9 @@
 //! | `SESSION_COOKIE_HTTPONLY` | `true` | boolean |
 //! | `SESSION_COOKIE_SAMESITE` | `Lax` | `Strict`, `Lax`, `None` (any case) |
 //! | `SESSION_MAX_BYTES` | `65536` | bytes, more than 0 |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | `redis://`, `rediss://`, `redis+unix://`, `unix://` |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | one `redis://`, `rediss://` (TLS), `redis+unix://` or `unix://` URL; or 2+ comma-separated `redis://`/`rediss://` URLs: a cluster |
+//! | `REDIS_CONNECT_TIMEOUT` | `250ms` | a duration from 10 ms to 60 s (`250ms`, `1s`; plain numbers are seconds) |
+//! | `REDIS_RESPONSE_TIMEOUT` | `250ms` | a duration from 10 ms to 60 s |
 //! | `WTF_CSRF_ENABLED` | `true` | boolean |
 //! | `WTF_CSRF_TIME_LIMIT` | `3600` | a duration, or `none` for no limit |
 //! | `CSRF_TRUSTED_ORIGINS` | none | origins as browsers send them, comma-separated, e.g. `https://app.example.com` |
@@ -51,6 +53,12 @@
 //! from a browser) and is left to the token check. Each entry must be written as a browser
 //! sends it (`https://app.example.com`: scheme, lower-case host, a port only if not the
 //! default, no path); anything else stops start-up, since it would never match.
+//!
+//! `REDIS_URL` may carry a user and password (`redis://user:password@host:6379/0`), shown as
+//! `[redacted]` in reports, errors and logs; reserved characters in the password are
+//! percent-encoded. Several comma-separated URLs name the seed nodes of a Redis Cluster
+//! (`redis://10.0.0.1:7000,redis://10.0.0.2:7001`), all with the same scheme and credentials;
+//! see [`crate::store::RedisStore`].
 //!
 //! An empty `SECRET_KEY` counts as unset (a `.env` copied from a template often has
 //! `SECRET_KEY=`). `.env` values may use `${VAR}` substitution, which dotenvy resolves against
@@ -87,6 +95,7 @@ pub use kinds::{Profile, RateLimit, SameSite, Source, StoreKind};
 pub use loader::ConfigLoader;
 pub use secret::SecretKey;
 
+pub(crate) use error::redact_url_password;
 pub(crate) use parse::{check_trusted_origin, is_token_byte};
 
 use std::collections::HashMap;
@@ -137,8 +146,12 @@ pub struct Config {
     pub session_cookie_samesite: SameSite,
     /// The largest sealed session record, in bytes (`SESSION_MAX_BYTES`).
     pub session_max_bytes: usize,
-    /// The Redis server or cluster (`REDIS_URL`).
+    /// The Redis server, or the comma-separated seed nodes of a Redis Cluster (`REDIS_URL`).
     pub redis_url: String,
+    /// The longest wait for a new Redis connection (`REDIS_CONNECT_TIMEOUT`).
+    pub redis_connect_timeout: Duration,
+    /// The longest wait for the reply to one Redis command (`REDIS_RESPONSE_TIMEOUT`).
+    pub redis_response_timeout: Duration,
     /// Check CSRF tokens on unsafe requests (`WTF_CSRF_ENABLED`).
     pub wtf_csrf_enabled: bool,
     /// How long a CSRF token stays valid; `None` for no limit (`WTF_CSRF_TIME_LIMIT`).

@@ -19,6 +19,13 @@ const MIN_DURATION: Duration = Duration::from_secs(1);
 /// section 5.6.1), and a bound keeps deadline arithmetic far from overflow.
 const MAX_DURATION: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 
+/// The shortest Redis timeout: less would fail even on loopback under load.
+const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// The longest Redis timeout: every request that needs a session waits this long during an
+/// outage, so more than a minute is a misconfiguration.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The longest `SESSION_KEY_PREFIX`.
 const MAX_PREFIX_CHARS: usize = 64;
 
@@ -133,13 +140,25 @@ pub(super) fn directory(raw: &str) -> Parsed<PathBuf> {
     }
 }
 
-/// A Redis connection URL, checked only for its scheme; the client checks the rest.
+/// One Redis URL, or two or more comma-separated ones for a cluster, checked as the Redis
+/// store will read them (scheme, host, port, database, the same scheme and credentials on
+/// every cluster node, no `#insecure`); spaces around the commas are dropped.
 pub(super) fn redis_url(raw: &str) -> Parsed<String> {
-    const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
-    if SCHEMES.iter().any(|scheme| raw.starts_with(scheme)) {
-        Ok(raw.to_owned())
-    } else {
-        Err("a URL starting with redis://, rediss://, redis+unix:// or unix://".to_owned())
+    crate::store::check_redis_url(raw)
+}
+
+/// A Redis timeout: whole seconds (`1`) or a humantime duration (`250ms`), from 10 ms to 60 s.
+pub(super) fn timeout(raw: &str) -> Parsed<Duration> {
+    let raw = raw.trim();
+    let parsed = match raw.parse::<u64>() {
+        Ok(seconds) => Some(Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(raw).ok(),
+    };
+    match parsed {
+        Some(d) if (MIN_TIMEOUT..=MAX_TIMEOUT).contains(&d) => Ok(d),
+        _ => {
+            Err("a duration from 10ms to 60s, e.g. 250ms or 1s (plain numbers are seconds)".into())
+        }
     }
 }
 

@@ -14,7 +14,7 @@ impl Config {
     #[must_use]
     pub fn report(&self) -> Vec<Setting> {
         let fallbacks = vec![REDACTED; self.secret_key_fallbacks.len()].join(",");
-        let values: [(&'static str, String); 28] = [
+        let values: [(&'static str, String); 30] = [
             ("PORTCULLIS_PROFILE", self.profile.to_string()),
             ("SECRET_KEY", REDACTED.to_owned()),
             ("SECRET_KEY_FALLBACKS", fallbacks),
@@ -58,6 +58,14 @@ impl Config {
             ),
             ("SESSION_MAX_BYTES", self.session_max_bytes.to_string()),
             ("REDIS_URL", redact_url_password(&self.redis_url)),
+            (
+                "REDIS_CONNECT_TIMEOUT",
+                duration(self.redis_connect_timeout),
+            ),
+            (
+                "REDIS_RESPONSE_TIMEOUT",
+                duration(self.redis_response_timeout),
+            ),
             ("WTF_CSRF_ENABLED", self.wtf_csrf_enabled.to_string()),
             (
                 "WTF_CSRF_TIME_LIMIT",

@@ -87,6 +87,8 @@ fn dev_and_redis_profiles_have_their_defaults() {
         assert_eq!(c.session_cookie_samesite, SameSite::Lax);
         assert_eq!(c.session_max_bytes, 65536);
         assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(c.redis_connect_timeout, Duration::from_millis(250));
+        assert_eq!(c.redis_response_timeout, Duration::from_millis(250));
         assert!(c.wtf_csrf_enabled);
         assert_eq!(c.wtf_csrf_time_limit, Some(Duration::from_secs(3600)));
         assert!(c.csrf_trusted_origins.is_empty());
@@ -156,6 +158,11 @@ fn a_bad_value_is_refused_in_one_line_with_setting_value_and_what_is_allowed() {
         "a domain such as example.com, without whitespace, ';' or ',' (empty for none)";
     const PATH: &str = "a path starting with '/' without ';', whitespace or control characters";
     const SIZE: &str = "a whole number of bytes greater than 0, e.g. 65536";
+    const REDIS_SCHEME: &str = "one URL starting with redis://, rediss://, redis+unix:// or \
+                                unix://, or several comma-separated redis:// or rediss:// URLs \
+                                for a Redis Cluster";
+    const TIMEOUT: &str =
+        "a duration from 10ms to 60s, e.g. 250ms or 1s (plain numbers are seconds)";
     let long_prefix = "p".repeat(65);
     let cases: &[(&str, &str, &str)] = &[
         ("PORTCULLIS_PROFILE", "prod", "dev or redis"),
@@ -196,11 +203,49 @@ fn a_bad_value_is_refused_in_one_line_with_setting_value_and_what_is_allowed() {
         ),
         ("SESSION_MAX_BYTES", "0", SIZE),
         ("MAX_CONTENT_LENGTH", "1MB", SIZE),
+        ("REDIS_URL", "http://localhost", REDIS_SCHEME),
+        ("REDIS_URL", "redis://a:7000,http://b:7001", REDIS_SCHEME),
         (
             "REDIS_URL",
-            "http://localhost",
-            "a URL starting with redis://, rediss://, redis+unix:// or unix://",
+            "redis://a:7000,,redis://b:7001",
+            "one URL, or several separated by single commas, without empty entries",
         ),
+        (
+            "REDIS_URL",
+            "redis://a:7000,",
+            "one URL, or several separated by single commas, without empty entries",
+        ),
+        (
+            "REDIS_URL",
+            "redis://a:7000,rediss://b:7001",
+            "the same scheme, redis:// or rediss://, for every node of a cluster",
+        ),
+        (
+            "REDIS_URL",
+            "unix:///run/redis.sock,redis://b:7001",
+            "a cluster's nodes as redis:// or rediss:// URLs, not Unix sockets",
+        ),
+        (
+            "REDIS_URL",
+            "redis://a:7000/1,redis://b:7001/1",
+            "database 0 (or none) for a cluster's nodes: a Redis Cluster has no other",
+        ),
+        (
+            "REDIS_URL",
+            "rediss://cache:6380/#insecure",
+            "no URL fragment: #insecure would turn off TLS certificate checks, which the store \
+             refuses",
+        ),
+        (
+            "REDIS_URL",
+            "redis://cache:6379/zero",
+            "a URL the Redis client accepts (Invalid database number)",
+        ),
+        ("REDIS_CONNECT_TIMEOUT", "0", TIMEOUT),
+        ("REDIS_CONNECT_TIMEOUT", "5ms", TIMEOUT),
+        ("REDIS_CONNECT_TIMEOUT", "61s", TIMEOUT),
+        ("REDIS_RESPONSE_TIMEOUT", "fast", TIMEOUT),
+        ("REDIS_RESPONSE_TIMEOUT", "-1", TIMEOUT),
         ("WTF_CSRF_ENABLED", "enabled", BOOL),
         (
             "WTF_CSRF_TIME_LIMIT",
@@ -402,6 +447,90 @@ fn durations_accept_plain_seconds_and_human_forms() {
             "{raw:?}"
         );
     }
+}
+
+#[test]
+fn redis_timeouts_accept_milliseconds_and_plain_seconds() {
+    let cases = [
+        ("250ms", Duration::from_millis(250)),
+        ("10ms", Duration::from_millis(10)),
+        ("1", Duration::from_secs(1)),
+        (" 2s ", Duration::from_secs(2)),
+        ("60s", Duration::from_secs(60)),
+        ("1s 500ms", Duration::from_millis(1500)),
+    ];
+    for (raw, expected) in cases {
+        let c = load(&keyed(&[
+            ("REDIS_CONNECT_TIMEOUT", raw),
+            ("REDIS_RESPONSE_TIMEOUT", raw),
+        ]))
+        .unwrap();
+        assert_eq!(c.redis_connect_timeout, expected, "{raw:?}");
+        assert_eq!(c.redis_response_timeout, expected, "{raw:?}");
+    }
+    let c = load(&keyed(&[("REDIS_RESPONSE_TIMEOUT", "1500ms")])).unwrap();
+    let value = |name: &str| {
+        c.report()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .value
+    };
+    assert_eq!(value("REDIS_RESPONSE_TIMEOUT"), "1s 500ms");
+    assert_eq!(value("REDIS_CONNECT_TIMEOUT"), "250ms");
+}
+
+#[test]
+fn redis_url_takes_one_server_or_comma_separated_cluster_nodes() {
+    let accepted = [
+        ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+        (
+            "rediss://user:pw@cache.example:6380/2",
+            "rediss://user:pw@cache.example:6380/2",
+        ),
+        (
+            "redis+unix:///run/redis.sock?db=1",
+            "redis+unix:///run/redis.sock?db=1",
+        ),
+        ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+        ("redis://[::1]:6379", "redis://[::1]:6379"),
+        (
+            "redis://10.0.0.1:7000, redis://10.0.0.2:7001 ,redis://10.0.0.3:7002",
+            "redis://10.0.0.1:7000,redis://10.0.0.2:7001,redis://10.0.0.3:7002",
+        ),
+        (
+            "rediss://:pw@a.example:7000,rediss://:pw@b.example:7001/0",
+            "rediss://:pw@a.example:7000,rediss://:pw@b.example:7001/0",
+        ),
+    ];
+    for (raw, normalised) in accepted {
+        let c = load(&keyed(&[("REDIS_URL", raw)])).unwrap();
+        assert_eq!(c.redis_url, normalised);
+    }
+}
+
+#[test]
+fn cluster_nodes_with_different_credentials_are_refused_without_echoing_them() {
+    let err = error(&[(
+        "REDIS_URL",
+        "redis://:first-pw@a:7000,redis://:second-pw@b:7001",
+    )]);
+    let ConfigError::Invalid { value, allowed, .. } = &err else {
+        panic!("not Invalid: {err:?}");
+    };
+    assert_eq!(
+        value,
+        "redis://:[redacted]@a:7000,redis://:[redacted]@b:7001"
+    );
+    assert!(
+        allowed.starts_with("a URL the Redis client accepts ("),
+        "{allowed}"
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains("first-pw") && !shown.contains("second-pw"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -684,6 +813,35 @@ fn a_redis_password_is_redacted_in_errors() {
         matches!(&err, ConfigError::Invalid { value, .. } if value == "http://:[redacted]@cache")
     );
     assert!(!format!("{err} {err:?}").contains("s3cret"));
+}
+
+#[test]
+fn every_password_of_a_redis_url_list_is_redacted() {
+    let cases = [
+        (
+            "redis://app:pw1@a:7000,redis://app:pw1@b:7001/0",
+            "redis://app:[redacted]@a:7000,redis://app:[redacted]@b:7001/0",
+        ),
+        // A comma is a legal password character: the whole password goes.
+        ("redis://app:pa,ss@a:7000", "redis://app:[redacted]@a:7000"),
+        (
+            "redis+unix:///run/redis.sock?db=1&pass=pw3",
+            "redis+unix:///run/redis.sock?db=1&pass=[redacted]",
+        ),
+        (
+            "rediss://a:7000,rediss://b:7001",
+            "rediss://a:7000,rediss://b:7001",
+        ),
+        ("redis://user@cache:6379", "redis://user@cache:6379"),
+        ("not a url", "not a url"),
+    ];
+    for (raw, shown) in cases {
+        assert_eq!(redact_url_password(raw), shown, "{raw}");
+    }
+    let c = load(&keyed(&[("REDIS_URL", cases[0].0)])).unwrap();
+    let report = format!("{:?} {c:?}", c.report());
+    assert!(report.contains(cases[0].1), "{report}");
+    assert!(!report.contains("pw1"), "{report}");
 }
 
 #[test]

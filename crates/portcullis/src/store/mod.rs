@@ -12,16 +12,22 @@
 //! never brings it back.
 //!
 //! Implementations: [`MemoryStore`] (one process, tests), [`FileStore`] (the `dev` profile;
-//! Unix only, as it relies on Unix permission bits and file names that may hold `:`).
+//! Unix only, as it relies on Unix permission bits and file names that may hold `:`), and
+//! [`RedisStore`] (the `redis` profile: one Redis server or a Redis Cluster, shared by every
+//! process; one command per operation, e.g. `GETEX … PXAT` for a sliding load).
 //! Every store passes the same contract suite (`tests/store_contract.rs`).
 
 #[cfg(unix)]
 mod file;
 mod memory;
+mod redis;
 
+pub use self::redis::{RedisStore, RedisTimeouts, RedisUrlError};
 #[cfg(unix)]
 pub use file::FileStore;
 pub use memory::MemoryStore;
+
+pub(crate) use self::redis::check_url as check_redis_url;
 
 use std::fmt;
 use std::time::SystemTime;

@@ -1,0 +1,648 @@
+//! [`RedisStore`]: sessions in Redis, one server or a Redis Cluster, for the `redis` profile.
+//! The commands, key layout, TLS, cluster form, timeouts and outage behaviour are documented
+//! on the type, where rustdoc shows them.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, RedisError, Value};
+
+use super::{SessionStore, StoreError, StoreKey, WriteOutcome};
+use crate::clock::{Clock, SystemClock, unix_millis};
+use crate::config::{Config, redact_url_password};
+
+/// How long [`RedisStore`] waits for Redis before a call fails with
+/// [`StoreError::Unavailable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedisTimeouts {
+    /// The longest wait for a new connection, TLS and handshake included
+    /// (`REDIS_CONNECT_TIMEOUT`).
+    pub connect: Duration,
+    /// The longest wait for the reply to one command (`REDIS_RESPONSE_TIMEOUT`).
+    pub response: Duration,
+}
+
+impl RedisTimeouts {
+    /// The default connect timeout: 250 ms. A session lookup is on the path of every request
+    /// that uses the session; on a LAN a connection takes about a millisecond, so a quarter
+    /// of a second means Redis is gone, and the request should get its 503 now.
+    pub const DEFAULT_CONNECT: Duration = Duration::from_millis(250);
+    /// The default response timeout: 250 ms, for the same reason; one `GETEX` or `SET` takes
+    /// microseconds of Redis time.
+    pub const DEFAULT_RESPONSE: Duration = Duration::from_millis(250);
+}
+
+impl Default for RedisTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Self::DEFAULT_CONNECT,
+            response: Self::DEFAULT_RESPONSE,
+        }
+    }
+}
+
+/// `REDIS_URL` cannot be used: it does not parse, mixes schemes, or asks for something the
+/// store refuses. Never about reachability: an unreachable Redis is not an error at
+/// construction.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Redis URL {url}: {reason}")]
+pub struct RedisUrlError {
+    /// The URL list, passwords redacted.
+    url: String,
+    /// What is wrong, in words.
+    reason: String,
+    /// The client's own error, when it found the problem.
+    #[source]
+    source: Option<RedisError>,
+}
+
+impl RedisUrlError {
+    /// The URL (or comma-separated URLs) that was refused, with passwords redacted.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What is wrong with it.
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// Sessions in Redis, one server or a Redis Cluster: the store of the `redis` profile, shared
+/// by every process of a deployment.
+///
+/// # One command, one round trip per operation
+///
+/// | trait call | Redis command |
+/// |---|---|
+/// | [`SessionStore::load`] with `slide_to` | `GETEX key PXAT <slide_to>` (read and slide together) |
+/// | [`SessionStore::load`] without | `GET key` |
+/// | [`SessionStore::create`] | `SET key record NX PXAT <deadline>` (only if absent) |
+/// | [`SessionStore::update`] | `SET key record XX PXAT <deadline>` (only if present: no resurrection) |
+/// | [`SessionStore::delete`] | `DEL key` |
+/// | [`SessionStore::ping`] | `PING` (on a cluster: every primary) |
+/// | [`SessionStore::purge_expired`] | nothing: Redis expires keys by itself, and this returns 0 |
+///
+/// Redis keeps a key through the millisecond its `PXAT` names, so the store sends the
+/// millisecond before the deadline's: a record never outlives its deadline (by the same
+/// clock; keep the hosts' clocks in sync, as the deadlines are computed by the application).
+///
+/// A deadline that has already passed (by the store's [`Clock`]) is never sent as `PXAT`:
+/// such a `create` stores nothing and only checks whether a live record is in the way
+/// (`EXISTS key`: `NotWritten` if one is, else `Written`, the record having expired at once),
+/// and such an `update` ends the record (`DEL key`: `Written` if one was there). That is what
+/// the memory and file stores do, and it does not depend on the server's clock.
+///
+/// Records are opaque bytes, sent and read as binary strings, never decoded as text.
+///
+/// # Key layout
+///
+/// The store uses the [`StoreKey`] as given: `SESSION_KEY_PREFIX` followed by the base64url
+/// SHA-256 of the session id (`sess:<43 characters>`). It never adds to, hashes or splits the
+/// key, so a key that carries a Redis Cluster hash tag (`sess:{tag}<hash>`, for keys that must
+/// share a slot) is routed by its tag on a cluster and works unchanged on one server.
+///
+/// # Addresses, TLS, cluster
+///
+/// [`RedisStore::connect`] takes `REDIS_URL`:
+///
+/// - one URL for one server: `redis://[user:password@]host[:port][/db]`, `rediss://…` for TLS,
+///   or a Unix socket (`redis+unix:///path?db=0&pass=…`, `unix:///path`);
+/// - **two or more comma-separated URLs for a Redis Cluster**: the seed nodes, e.g.
+///   `redis://10.0.0.1:7000,redis://10.0.0.2:7001`. The client learns the other nodes from
+///   them. All seeds use the same scheme and credentials, and database 0 (a cluster has no
+///   other).
+///
+/// A character of the password that URLs reserve (`@ : / , # ?`…) is written percent-encoded.
+/// Passwords never appear in logs, in [`RedisStore`]'s `Debug` output, nor in errors.
+///
+/// TLS (`rediss://`) uses rustls with the ring provider and verifies the server's
+/// certificate against the Mozilla root store (webpki roots) and its host name. Turning that
+/// off (`#insecure`) is refused.
+///
+/// # Timeouts and outages
+///
+/// Two bounds (`REDIS_CONNECT_TIMEOUT`, `REDIS_RESPONSE_TIMEOUT`, 250 ms each by default, see
+/// [`RedisTimeouts`]) keep every call short when Redis is slow or gone, so that a request
+/// gets its 503 quickly instead of hanging:
+///
+/// - Construction does not need Redis: [`RedisStore::connect`] succeeds whatever the network
+///   says, pings once, and logs a warning when Redis does not answer. The application starts,
+///   and serves sessions as soon as Redis does.
+/// - One server: one multiplexed connection, shared by all requests and re-established by
+///   itself. A connection attempt is a single try bounded by the connect timeout, each
+///   command is bounded by the response timeout. During an outage each call fails with
+///   [`StoreError::Unavailable`] (its source is the Redis error) and starts a new connection
+///   attempt in the background; when Redis is back, the next call reconnects. A call that
+///   failed on a lost or refused connection is sent once more on the fresh one (a create only
+///   when refused, as it cannot have landed), so the first request after an outage, or after
+///   an idle connection was closed, succeeds. A timed-out call is not retried.
+/// - Cluster: the cluster client connects to its seeds eagerly, so the store connects on the
+///   first call rather than at construction, and again on later calls until a connection is
+///   made, each attempt bounded by both timeouts; concurrent calls share one attempt. Once
+///   connected, the client follows the cluster's topology and reconnects to nodes by itself.
+///   Each command (with its redirections and retries) is bounded by the response timeout.
+///
+/// Cloning is cheap; clones share the connection. The store must be created, and used, within
+/// one Tokio runtime.
+///
+/// # Example
+///
+/// ```no_run
+/// use portcullis::store::{RedisStore, RedisTimeouts, SessionStore, StoreKey};
+/// use std::time::{Duration, SystemTime};
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// // Starts even if Redis is down (it logs a warning); calls fail until Redis answers.
+/// let store = RedisStore::connect("redis://127.0.0.1:6379", RedisTimeouts::default()).await?;
+/// let key = StoreKey::from_string("sess:example".into());
+/// let later = SystemTime::now() + Duration::from_secs(300);
+/// store.create(&key, b"sealed", later).await?;
+/// assert_eq!(store.load(&key, Some(later)).await?.as_deref(), Some(&b"sealed"[..]));
+///
+/// // Several URLs: a Redis Cluster.
+/// let cluster = RedisStore::connect(
+///    "redis://10.0.0.1:7000,redis://10.0.0.2:7001",
+///    RedisTimeouts::default(),
+/// )
+/// .await?;
+/// assert!(cluster.is_cluster());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+    /// `REDIS_URL` with passwords redacted, for logs and `Debug`.
+    shown: Arc<str>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Single(ConnectionManager),
+    Cluster(Arc<LazyCluster>),
+}
+
+impl RedisStore {
+    /// A store for `urls`: one URL for one server, two or more comma-separated for a cluster
+    /// (see [`RedisStore`](RedisStore#addresses-tls-cluster)).
+    ///
+    /// Connecting is not needed to succeed: this pings Redis once (bounded by `timeouts`) and
+    /// only logs a warning when it does not answer; calls then fail with
+    /// [`StoreError::Unavailable`] until it does. Call it within the Tokio runtime that will
+    /// use the store.
+    ///
+    /// # Errors
+    /// [`RedisUrlError`] when `urls` does not parse, mixes schemes or credentials between
+    /// cluster nodes, names a database other than 0 for a cluster, or turns certificate
+    /// checks off (`#insecure`).
+    pub async fn connect(urls: &str, timeouts: RedisTimeouts) -> Result<Self, RedisUrlError> {
+        let shown: Arc<str> = redact_url_password(urls).into();
+        let refuse = |problem: UrlProblem| RedisUrlError {
+            url: shown.to_string(),
+            reason: problem.reason,
+            source: problem.source,
+        };
+        let Nodes(nodes) = parse_nodes(urls).map_err(refuse)?;
+        if nodes.iter().any(is_tls) {
+            // redis builds its rustls configuration from the process's default provider.
+            // Another part of the program may have installed one already; either is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let backend = match <[ConnectionInfo; 1]>::try_from(nodes) {
+            Ok([node]) => {
+                let client = Client::open(node).map_err(|e| refuse(UrlProblem::from_client(e)))?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeouts.connect))
+                    .set_response_timeout(Some(timeouts.response))
+                    // One try per attempt: retrying with back-off inside an attempt would make
+                    // every request during an outage wait for all the tries.
+                    .set_number_of_retries(0);
+                let manager = ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(|e| refuse(UrlProblem::from_client(e)))?;
+                Backend::Single(manager)
+            }
+            Err(seeds) => {
+                let client = ClusterClient::builder(seeds)
+                    .connection_timeout(timeouts.connect)
+                    .response_timeout(timeouts.response)
+                    .build()
+                    .map_err(|e| refuse(UrlProblem::from_client(e)))?;
+                Backend::Cluster(Arc::new(LazyCluster::new(client, timeouts)))
+            }
+        };
+        let store = Self {
+            backend,
+            clock: Arc::new(SystemClock),
+            shown,
+        };
+        match store.ping().await {
+            Ok(()) => tracing::info!(redis = %store.shown, "connected to Redis"),
+            Err(error) => tracing::warn!(
+                redis = %store.shown,
+                error = %ErrorChain(&error),
+                "Redis does not answer; starting anyway: requests that need a session get 503 \
+                 until it does, and the store reconnects by itself"
+            ),
+        }
+        Ok(store)
+    }
+
+    /// A store for `REDIS_URL` with `REDIS_CONNECT_TIMEOUT` and `REDIS_RESPONSE_TIMEOUT`; see
+    /// [`RedisStore::connect`].
+    ///
+    /// # Errors
+    /// [`RedisUrlError`], as for [`RedisStore::connect`] (a loaded [`Config`] has already
+    /// been checked the same way, so this fails only for a hand-edited one).
+    pub async fn from_config(config: &Config) -> Result<Self, RedisUrlError> {
+        let timeouts = RedisTimeouts {
+            connect: config.redis_connect_timeout,
+            response: config.redis_response_timeout,
+        };
+        Self::connect(&config.redis_url, timeouts).await
+    }
+
+    /// The same store, deciding whether a deadline has already passed with `clock`.
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Whether the store talks to a Redis Cluster (several URLs) rather than one server.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster(_))
+    }
+
+    /// Sends `cmd` and converts its reply; any failure is [`StoreError::Unavailable`] with
+    /// `context` and the Redis error as source.
+    ///
+    /// On one server, a call that failed because the connection was lost or refused is sent
+    /// once more: the failure made the connection manager start a new connection, which may
+    /// find Redis back, so the first call after an outage or an idle disconnection succeeds.
+    /// A `Once` command is sent again only when it cannot have reached Redis (connection
+    /// refused). A timeout is never retried: the call has used its time.
+    async fn query<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+        repeat: Repeat,
+        context: &'static str,
+    ) -> Result<T, StoreError> {
+        let result = match &self.backend {
+            Backend::Single(manager) => {
+                let mut connection = manager.clone();
+                match cmd.query_async(&mut connection).await {
+                    Err(e) if repeat.may_retry(&e) => cmd.query_async(&mut connection).await,
+                    result => result,
+                }
+            }
+            Backend::Cluster(cluster) => {
+                let mut connection = cluster.connection().await?;
+                cmd.query_async(&mut connection).await
+            }
+        };
+        result.map_err(|e| StoreError::unavailable(context, e))
+    }
+
+    /// The `PXAT` argument for the deadline `time`: Redis keeps a key through the whole
+    /// millisecond it names (expired means "now > PXAT", in milliseconds), so this names the
+    /// millisecond before the one `time` falls in. The record then ends up to a millisecond
+    /// early, never late, as an idle timeout should. At least 1: Redis refuses 0.
+    fn pxat(time: SystemTime) -> u64 {
+        unix_millis(time).saturating_sub(1).max(1)
+    }
+}
+
+/// Shows where the store points, with passwords redacted; never a connection's internals,
+/// which hold the password.
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("redis_url", &self.shown)
+            .field("cluster", &self.is_cluster())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<WriteOutcome, StoreError> {
+        if expires_at <= self.clock.now() {
+            // Dead on arrival: store nothing; the outcome only says whether a live record
+            // was in the way.
+            let exists: bool = self
+                .query(
+                    redis::cmd("EXISTS").arg(key.as_str()),
+                    Repeat::Idempotent,
+                    "checking a session key",
+                )
+                .await?;
+            return Ok(if exists {
+                WriteOutcome::NotWritten
+            } else {
+                WriteOutcome::Written
+            });
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key.as_str())
+            .arg(record)
+            .arg("NX")
+            .arg("PXAT")
+            .arg(Self::pxat(expires_at));
+        written(
+            self.query(&cmd, Repeat::Once, "creating a session record")
+                .await?,
+        )
+    }
+
+    async fn load(
+        &self,
+        key: &StoreKey,
+        slide_to: Option<SystemTime>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let cmd = match slide_to {
+            Some(deadline) => {
+                let mut cmd = redis::cmd("GETEX");
+                cmd.arg(key.as_str()).arg("PXAT").arg(Self::pxat(deadline));
+                cmd
+            }
+            None => {
+                let mut cmd = redis::cmd("GET");
+                cmd.arg(key.as_str());
+                cmd
+            }
+        };
+        self.query(&cmd, Repeat::Idempotent, "loading a session record")
+            .await
+    }
+
+    async fn update(
+        &self,
+        key: &StoreKey,
+        record: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<WriteOutcome, StoreError> {
+        if expires_at <= self.clock.now() {
+            // Replaced by an already expired record: the session ends now, if it was there.
+            let removed: u64 = self
+                .query(
+                    redis::cmd("DEL").arg(key.as_str()),
+                    Repeat::Once,
+                    "ending a session record",
+                )
+                .await?;
+            return Ok(if removed > 0 {
+                WriteOutcome::Written
+            } else {
+                WriteOutcome::NotWritten
+            });
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key.as_str())
+            .arg(record)
+            .arg("XX")
+            .arg("PXAT")
+            .arg(Self::pxat(expires_at));
+        written(
+            self.query(&cmd, Repeat::Idempotent, "updating a session record")
+                .await?,
+        )
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.query::<u64>(
+            redis::cmd("DEL").arg(key.as_str()),
+            Repeat::Idempotent,
+            "deleting a session record",
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Sends `PING`; on a cluster, to every primary, all of which must answer.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.query::<Value>(&redis::cmd("PING"), Repeat::Idempotent, "pinging Redis")
+            .await
+            .map(drop)
+    }
+}
+
+/// Whether sending a command twice has the effect, and gives the answer, of sending it once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// `GET`, `GETEX` to a fixed deadline, `SET … XX` of a fixed value, `EXISTS`, `PING`,
+    /// and a `DEL` whose count is not used.
+    Idempotent,
+    /// `SET … NX`, and a `DEL` whose count is the answer: a repeat of one that did land would
+    /// answer "already exists" or "nothing deleted".
+    Once,
+}
+
+impl Repeat {
+    fn may_retry(self, error: &RedisError) -> bool {
+        error.is_connection_refusal()
+            || (self == Self::Idempotent && error.is_unrecoverable_error() && !error.is_timeout())
+    }
+}
+
+/// The outcome of `SET … NX|XX`: `OK` when written, nil when the condition did not hold.
+fn written(reply: Value) -> Result<WriteOutcome, StoreError> {
+    match reply {
+        Value::Okay => Ok(WriteOutcome::Written),
+        Value::Nil => Ok(WriteOutcome::NotWritten),
+        other => Err(StoreError::unavailable(
+            "writing a session record",
+            format!("unexpected reply to SET: {other:?}"),
+        )),
+    }
+}
+
+/// A cluster connection made on first use, and again on later uses until one is made (the
+/// cluster client connects eagerly, and fails when no seed answers).
+struct LazyCluster {
+    client: ClusterClient,
+    /// The longest a connection attempt may take: connecting, then asking for the slots.
+    attempt_budget: Duration,
+    connection: Mutex<Option<ClusterConnection>>,
+    /// Held by the one call that is connecting.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl LazyCluster {
+    fn new(client: ClusterClient, timeouts: RedisTimeouts) -> Self {
+        Self {
+            client,
+            attempt_budget: timeouts.connect + timeouts.response,
+            connection: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn current(&self) -> Option<ClusterConnection> {
+        // Only whole assignments happen under this lock: nothing to repair after a panic.
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The connection, connecting first if there is none yet.
+    async fn connection(&self) -> Result<ClusterConnection, StoreError> {
+        const CONTEXT: &str = "connecting to the Redis cluster";
+        if let Some(connection) = self.current() {
+            return Ok(connection);
+        }
+        let Ok(_attempt) = self.connecting.try_lock() else {
+            // Another call is connecting: share its outcome rather than queue a second
+            // attempt behind it, so that no call waits for more than one attempt.
+            drop(self.connecting.lock().await);
+            return self.current().ok_or_else(|| {
+                StoreError::unavailable(CONTEXT, "no seed node answered a concurrent attempt")
+            });
+        };
+        if let Some(connection) = self.current() {
+            return Ok(connection);
+        }
+        let connection =
+            match tokio::time::timeout(self.attempt_budget, self.client.get_async_connection())
+                .await
+            {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(e)) => return Err(StoreError::unavailable(CONTEXT, e)),
+                Err(elapsed) => return Err(StoreError::unavailable(CONTEXT, elapsed)),
+            };
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
+/// What `REDIS_URL` names, checked: one server, or two or more seed nodes of a cluster.
+struct Nodes(Vec<ConnectionInfo>);
+
+fn is_tls(info: &ConnectionInfo) -> bool {
+    matches!(info.addr(), ConnectionAddr::TcpTls { .. })
+}
+
+/// Why a `REDIS_URL` was refused.
+struct UrlProblem {
+    reason: String,
+    source: Option<RedisError>,
+}
+
+impl UrlProblem {
+    fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    fn from_client(error: RedisError) -> Self {
+        // The client's messages end with its error kind's name; the words are enough.
+        let words = error.to_string().replace(" - InvalidClientConfig", "");
+        Self {
+            reason: format!("a URL the Redis client accepts ({words})"),
+            source: Some(error),
+        }
+    }
+}
+
+/// Schemes of one server over TCP; the cluster client takes only these.
+const TCP_SCHEMES: [&str; 2] = ["redis://", "rediss://"];
+/// Schemes of one server on a Unix socket.
+const UNIX_SCHEMES: [&str; 2] = ["redis+unix://", "unix://"];
+
+/// Parses `REDIS_URL`: one URL, or two or more comma-separated URLs of cluster seed nodes.
+fn parse_nodes(raw: &str) -> Result<Nodes, UrlProblem> {
+    let urls: Vec<&str> = raw.split(',').map(str::trim).collect();
+    if urls.iter().any(|url| url.is_empty()) {
+        return Err(UrlProblem::new(
+            "one URL, or several separated by single commas, without empty entries",
+        ));
+    }
+    for url in &urls {
+        let tcp = TCP_SCHEMES.iter().any(|s| url.starts_with(s));
+        let unix = UNIX_SCHEMES.iter().any(|s| url.starts_with(s));
+        if !(tcp || unix && urls.len() == 1) {
+            return Err(UrlProblem::new(if unix {
+                "a cluster's nodes as redis:// or rediss:// URLs, not Unix sockets"
+            } else {
+                "one URL starting with redis://, rediss://, redis+unix:// or unix://, or \
+                 several comma-separated redis:// or rediss:// URLs for a Redis Cluster"
+            }));
+        }
+        if url.contains('#') {
+            return Err(UrlProblem::new(
+                "no URL fragment: #insecure would turn off TLS certificate checks, which the \
+                 store refuses",
+            ));
+        }
+    }
+    let infos = urls
+        .iter()
+        .map(|url| redis::IntoConnectionInfo::into_connection_info(*url))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(UrlProblem::from_client)?;
+    if infos.len() == 1 {
+        return Ok(Nodes(infos));
+    }
+    if infos.iter().any(|info| is_tls(info) != is_tls(&infos[0])) {
+        return Err(UrlProblem::new(
+            "the same scheme, redis:// or rediss://, for every node of a cluster",
+        ));
+    }
+    if infos.iter().any(|info| info.redis_settings().db() != 0) {
+        return Err(UrlProblem::new(
+            "database 0 (or none) for a cluster's nodes: a Redis Cluster has no other",
+        ));
+    }
+    // Building the client checks, among others, that all seeds share their credentials.
+    ClusterClient::builder(infos.clone())
+        .build()
+        .map_err(UrlProblem::from_client)?;
+    Ok(Nodes(infos))
+}
+
+/// Checks `REDIS_URL` as [`RedisStore::connect`] will read it; returns it with the spaces
+/// around commas removed, or what is wrong with it.
+pub(crate) fn check_url(raw: &str) -> Result<String, String> {
+    parse_nodes(raw).map_err(|problem| problem.reason)?;
+    Ok(raw.split(',').map(str::trim).collect::<Vec<_>>().join(","))
+}
+
+/// An error and its sources, joined by `: `, for one log line; a source that says the same
+/// as the error before it (the Redis client wraps I/O errors that way) is shown once.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            let text = error.to_string();
+            if text != shown {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
+            source = error.source();
+        }
+        Ok(())
+    }
+}
