@@ -12,7 +12,7 @@ use crate::stores;
 
 /// Runs the site until a shutdown signal arrives.
 pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let store = stores::open(&config)?;
+    let store = stores::open(&config).await?;
     let bind = config.bind;
     let state = AppState::open(config, store).await?;
     let router = app(state.clone());

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis::config::{Config, StoreKind};
-use portcullis::store::{FileStore, MemoryStore, SessionStore, StoreError};
+use portcullis::store::{FileStore, MemoryStore, RedisStore, RedisUrlError, SessionStore, StoreError};
 
 /// How often the file store sweeps expired sessions in the background.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -14,12 +14,14 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub(crate) enum StoresError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("SESSION_TYPE=redis is not available in this build yet")]
-    RedisUnsupported,
+    #[error(transparent)]
+    RedisUrl(#[from] RedisUrlError),
 }
 
-/// The configured store; for files, also starts the background sweeper.
-pub(crate) fn open(config: &Config) -> Result<Arc<dyn SessionStore>, StoresError> {
+/// The configured store; for files, also starts the background sweeper. A Redis server that
+/// does not answer yet does not stop start-up: the store says so in the log, requests that need
+/// a session get 503 until it answers, and service resumes by itself.
+pub(crate) async fn open(config: &Config) -> Result<Arc<dyn SessionStore>, StoresError> {
     match config.session_type {
         StoreKind::Filesystem => {
             let store = FileStore::open(&config.session_file_dir)?;
@@ -27,7 +29,7 @@ pub(crate) fn open(config: &Config) -> Result<Arc<dyn SessionStore>, StoresError
             Ok(Arc::new(store))
         }
         StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreKind::Redis => Err(StoresError::RedisUnsupported),
+        StoreKind::Redis => Ok(Arc::new(RedisStore::from_config(config).await?)),
     }
 }
 
