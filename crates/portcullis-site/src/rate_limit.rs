@@ -1,6 +1,7 @@
 //! Failed log-in limits (`LOGIN_RATE_LIMIT`, default 10 per 3 minutes, as Rails 8's
-//! authentication generator does): a [`RateLimiter`] trait, so that a Redis-backed limiter
-//! can serve many processes later, and the in-process [`MemoryRateLimiter`].
+//! authentication generator does): a [`RateLimiter`] trait, the in-process
+//! [`MemoryRateLimiter`] (the `dev` profile), and [`RedisRateLimiter`] (the `redis` profile), which
+//! keeps the counts in Redis so that every process of the site shares them.
 //!
 //! Each key (`name:<user name>`, `addr:<client address>`) keeps the times of its recent
 //! failures: a sliding window log. A key with `max` failures inside the window is limited
@@ -13,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use portcullis::clock::Clock;
 use portcullis::config::RateLimit;
+use portcullis::store::RedisStore;
 
 /// Keys tracked before expired ones are swept out, so hostile input cannot grow memory
 /// without bound; past twice this, the oldest keys are dropped.
@@ -123,6 +125,117 @@ impl RateLimiter for MemoryRateLimiter {
     async fn reset(&self, key: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         failures.remove(key);
+    }
+}
+
+/// Redis keys of the limiter: apart from the sessions' prefix, so the two never collide.
+const REDIS_KEY_PREFIX: &str = "portcullis:login-failures:";
+
+/// Records a failure at Redis's own clock (so every machine agrees) for a window of ARGV[1] ms:
+/// a sorted set of failure times (ARGV[2] makes each member unique), pruned to the window and
+/// to the newest ARGV[3] failures, expiring with the window.
+const RECORD_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1 - tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+";
+
+/// Milliseconds until KEYS[1] may try again (0: now), for a window of ARGV[1] ms and at most
+/// ARGV[2] failures in it.
+const CHECK_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local window, max = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+if n < max then return 0 end
+local freeing = redis.call('ZRANGE', KEYS[1], n - max, n - max, 'WITHSCORES')
+return tonumber(freeing[2]) + window - now
+";
+
+/// A [`RateLimiter`] whose counts live in Redis, shared by every process of the site. When Redis
+/// does not answer, `check` refuses (fail closed) and the failure is logged.
+#[derive(Debug)]
+pub struct RedisRateLimiter {
+    limit: RateLimit,
+    redis: Arc<RedisStore>,
+    record: redis::Script,
+    check: redis::Script,
+}
+
+impl RedisRateLimiter {
+    /// A limiter allowing `limit.max` failures per `limit.window`, counted in `redis`.
+    #[must_use]
+    pub fn new(limit: RateLimit, redis: Arc<RedisStore>) -> Self {
+        Self {
+            limit,
+            redis,
+            record: redis::Script::new(RECORD_SCRIPT),
+            check: redis::Script::new(CHECK_SCRIPT),
+        }
+    }
+
+    fn window_ms(&self) -> Vec<u8> {
+        self.limit.window.as_millis().to_string().into_bytes()
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn check(&self, key: &str) -> Decision {
+        let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let max = self.limit.max.to_string();
+        let args: [&[u8]; 2] = [&self.window_ms(), max.as_bytes()];
+        match self
+            .redis
+            .run_script::<i64>(&self.check, &[&redis_key], &args)
+            .await
+        {
+            Ok(wait) if wait <= 0 => Decision::Allowed,
+            Ok(wait) => Decision::Limited {
+                retry_after: Duration::from_millis(wait.unsigned_abs()).max(Duration::from_secs(1)),
+            },
+            Err(error) => {
+                tracing::error!(%error, "log-in limit unavailable; refusing log-ins until Redis answers");
+                Decision::Limited {
+                    retry_after: Duration::from_secs(5),
+                }
+            }
+        }
+    }
+
+    async fn record_failure(&self, key: &str) {
+        let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let mut nonce = [0u8; 8];
+        if getrandom::fill(&mut nonce).is_err() {
+            nonce = [0; 8];
+        }
+        let unique = nonce.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let max = self.limit.max.to_string();
+        let args: [&[u8]; 3] = [&self.window_ms(), unique.as_bytes(), max.as_bytes()];
+        if let Err(error) = self
+            .redis
+            .run_script::<i64>(&self.record, &[&redis_key], &args)
+            .await
+        {
+            tracing::error!(%error, "could not count a failed log-in in Redis");
+        }
+    }
+
+    async fn reset(&self, key: &str) {
+        let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let script = redis::Script::new("return redis.call('DEL', KEYS[1])");
+        if let Err(error) = self
+            .redis
+            .run_script::<i64>(&script, &[&redis_key], &[])
+            .await
+        {
+            tracing::error!(%error, "could not reset log-in failures in Redis");
+        }
     }
 }
 

@@ -12,9 +12,9 @@ use crate::stores;
 
 /// Runs the site until a shutdown signal arrives.
 pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let store = stores::open(&config).await?;
+    let stores = stores::open(&config).await?;
     let bind = config.bind;
-    let state = AppState::open(config, store).await?;
+    let state = AppState::open(config, stores.sessions, stores.redis).await?;
     let router = app(state.clone());
     let listener = TcpListener::bind(bind).await?;
     let config = state.config();

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::{Config, ConfigError};
 use portcullis::csrf::CsrfLayer;
-use portcullis::store::SessionStore;
+use portcullis::store::{RedisStore, SessionStore};
 
 use crate::auth::AuthKeys;
-use crate::rate_limit::{MemoryRateLimiter, RateLimiter};
+use crate::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use crate::templates::Templates;
 use crate::users::{Users, UsersError};
 
@@ -49,8 +49,17 @@ impl AppState {
     /// # Errors
     /// [`StartError::Users`] when the database cannot be opened or migrated;
     /// [`StartError::Config`] when a CSRF setting is refused.
-    pub async fn open(config: Config, store: Arc<dyn SessionStore>) -> Result<Self, StartError> {
-        Self::open_with_clock(config, store, Arc::new(SystemClock)).await
+    /// With `redis`, failed log-ins are counted there, shared by every process of the site;
+    /// without, in this process.
+    pub async fn open(
+        config: Config,
+        store: Arc<dyn SessionStore>,
+        redis: Option<Arc<RedisStore>>,
+    ) -> Result<Self, StartError> {
+        let limiter = redis.map(|redis| {
+            Arc::new(RedisRateLimiter::new(config.login_rate_limit, redis)) as Arc<dyn RateLimiter>
+        });
+        Self::build(config, store, Arc::new(SystemClock), limiter).await
     }
 
     /// As [`AppState::open`], reading time from `clock` (the session layer, the pages and the
@@ -63,12 +72,23 @@ impl AppState {
         store: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
+        Self::build(config, store, clock, None).await
+    }
+
+    async fn build(
+        config: Config,
+        store: Arc<dyn SessionStore>,
+        clock: Arc<dyn Clock>,
+        limiter: Option<Arc<dyn RateLimiter>>,
+    ) -> Result<Self, StartError> {
         let csrf = CsrfLayer::from_config(&config)?;
         let users = Users::open(&config.database_url).await?;
-        let limiter = Arc::new(MemoryRateLimiter::new(
-            config.login_rate_limit,
-            Arc::clone(&clock),
-        ));
+        let limiter = limiter.unwrap_or_else(|| {
+            Arc::new(MemoryRateLimiter::new(
+                config.login_rate_limit,
+                Arc::clone(&clock),
+            ))
+        });
         let auth_keys = AuthKeys::from_config(&config);
         Ok(Self {
             inner: Arc::new(Inner {

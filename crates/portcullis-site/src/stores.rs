@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis::config::{Config, StoreKind};
-use portcullis::store::{FileStore, MemoryStore, RedisStore, RedisUrlError, SessionStore, StoreError};
+use portcullis::store::{
+    FileStore, MemoryStore, RedisStore, RedisUrlError, SessionStore, StoreError,
+};
 
 /// How often the file store sweeps expired sessions in the background.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -21,16 +23,35 @@ pub(crate) enum StoresError {
 /// The configured store; for files, also starts the background sweeper. A Redis server that
 /// does not answer yet does not stop start-up: the store says so in the log, requests that need
 /// a session get 503 until it answers, and service resumes by itself.
-pub(crate) async fn open(config: &Config) -> Result<Arc<dyn SessionStore>, StoresError> {
-    match config.session_type {
+/// With Redis, the same connection is also handed back for the log-in limits.
+pub(crate) async fn open(config: &Config) -> Result<Opened, StoresError> {
+    Ok(match config.session_type {
         StoreKind::Filesystem => {
             let store = FileStore::open(&config.session_file_dir)?;
             store.spawn_sweeper(SWEEP_EVERY);
-            Ok(Arc::new(store))
+            Opened {
+                sessions: Arc::new(store),
+                redis: None,
+            }
         }
-        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreKind::Redis => Ok(Arc::new(RedisStore::from_config(config).await?)),
-    }
+        StoreKind::Memory => Opened {
+            sessions: Arc::new(MemoryStore::new()),
+            redis: None,
+        },
+        StoreKind::Redis => {
+            let redis = Arc::new(RedisStore::from_config(config).await?);
+            Opened {
+                sessions: Arc::clone(&redis) as Arc<dyn SessionStore>,
+                redis: Some(redis),
+            }
+        }
+    })
+}
+
+/// The opened session store, and the Redis connection when sessions live there.
+pub(crate) struct Opened {
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) redis: Option<Arc<RedisStore>>,
 }
 
 /// `portcullis sessions purge-expired`.

@@ -312,6 +312,46 @@ impl RedisStore {
         result.map_err(|e| StoreError::unavailable(context, e))
     }
 
+    /// Runs a Lua `script` (`EVALSHA`, falling back to `EVAL` when the server does not have it
+    /// cached) with `keys` and `args`, over the store's own connections and timeouts. For small
+    /// shared state that belongs beside the sessions, such as the site's log-in rate limit, so
+    /// that every process sees the same counts. On a cluster, all `keys` must share a hash slot.
+    ///
+    /// A script is sent a second time only when the first try was refused before reaching Redis.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached, times out, or the script fails.
+    pub async fn run_script<T: FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let result = match &self.backend {
+            Backend::Single(manager) => {
+                let mut connection = manager.clone();
+                match invocation.invoke_async(&mut connection).await {
+                    Err(e) if Repeat::Once.may_retry(&e) => {
+                        invocation.invoke_async(&mut connection).await
+                    }
+                    result => result,
+                }
+            }
+            Backend::Cluster(cluster) => {
+                let mut connection = cluster.connection().await?;
+                invocation.invoke_async(&mut connection).await
+            }
+        };
+        result.map_err(|e| StoreError::unavailable("running a Redis script", e))
+    }
+
     /// The `PXAT` argument for the deadline `time`: Redis keeps a key through the whole
     /// millisecond it names (expired means "now > PXAT", in milliseconds), so this names the
     /// millisecond before the one `time` falls in. The record then ends up to a millisecond
