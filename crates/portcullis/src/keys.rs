@@ -36,11 +36,15 @@ pub enum KeyUse {
     Fallback,
 }
 
+/// Bytes of a user's routing tag: 128 bits, so two users never share an index.
+pub(crate) const ROUTING_TAG_LEN: usize = 16;
+
 /// The keys derived from one secret.
 struct DerivedKeys {
     signing: [u8; 32],
     sealing: XChaCha20Poly1305,
     csrf: [u8; 32],
+    routing: [u8; 32],
 }
 
 impl DerivedKeys {
@@ -58,6 +62,7 @@ impl DerivedKeys {
             signing: expand(b"session cookie signing"),
             sealing: XChaCha20Poly1305::new(&sealing.into()),
             csrf: expand(b"csrf token authentication"),
+            routing: expand(b"session routing tag"),
         }
     }
 
@@ -193,6 +198,25 @@ impl KeyRing {
     /// The CSRF authentication key of the current secret and of each fallback.
     pub(crate) fn csrf_keys(&self) -> impl Iterator<Item = (KeyUse, &[u8; 32])> {
         self.all().map(|(used, keys)| (used, &keys.csrf))
+    }
+
+    /// The routing tags of `user` (the first 128 bits of HMAC-SHA256 over the user id), under
+    /// the current key first, then each fallback, without repeats. A logged-in session's id
+    /// and store key carry its user's tag, so that the user's sessions and index share one
+    /// Redis Cluster slot; keyed, so that neither the store nor a cookie shows the user id.
+    pub(crate) fn routing_tags(&self, user: &str) -> Vec<[u8; ROUTING_TAG_LEN]> {
+        let mut tags: Vec<[u8; ROUTING_TAG_LEN]> = Vec::new();
+        for (_, keys) in self.all() {
+            let mut mac = <HmacSha256 as Mac>::new_from_slice(&keys.routing)
+                .expect("HMAC-SHA256 accepts keys of any length");
+            mac.update(user.as_bytes());
+            let mut tag = [0u8; ROUTING_TAG_LEN];
+            tag.copy_from_slice(&mac.finalize().into_bytes()[..ROUTING_TAG_LEN]);
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        tags
     }
 
     /// A short keyed hash of `data` for log lines: correlates events without revealing ids.

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::store::{
-    RedisStore, RedisTimeouts, SessionStore, StoreError, StoreKey, WriteOutcome,
+    Indexed, NewIndexed, RedisStore, RedisTimeouts, SaveOutcome, SessionLimit, SessionStore,
+    StoreError, StoreKey, UserSlot, WriteOutcome,
 };
 use redis_support::{
     ClusterPorts, RedisCluster, RedisServer, Reply, command_bytes, commands_between, free_port,
@@ -91,6 +92,42 @@ macro_rules! assert_commands {
     }};
 }
 
+/// Loads every script into the server's cache, so that no count below includes the one-time
+/// `NOSCRIPT` and `SCRIPT LOAD` of a script's first use.
+async fn warm_scripts(store: &RedisStore) {
+    let (k, later) = (key("warm"), in_(Duration::from_secs(60)));
+    store.save(&k, b"", b"x", later).await.unwrap();
+    let slot = user_slot("warm");
+    let index = store.user_index().unwrap();
+    let new = new_indexed(&slot, "m", SessionLimit::default());
+    index.create_indexed(new).await.unwrap();
+    index.list(&slot).await.unwrap();
+    index.end_all(&slot, None).await.unwrap();
+}
+
+fn user_slot(name: &str) -> UserSlot {
+    let tag = format!("{name}-{}", random_hex());
+    UserSlot::new(
+        StoreKey::from_string(format!("sess:idx:{{{tag}}}")),
+        format!("sess:{{{tag}}}"),
+    )
+}
+
+fn new_indexed<'a>(slot: &'a UserSlot, member: &'a str, limit: SessionLimit) -> NewIndexed<'a> {
+    NewIndexed {
+        slot,
+        member,
+        record: b"sealed",
+        expires_at: in_(Duration::from_secs(60)),
+        deadline: in_(Duration::from_secs(600)),
+        retire: None,
+        limit,
+    }
+}
+
+/// Each operation is one command sent by the client, in one round trip. A script's own
+/// commands run inside it, but Redis counts them in `commandstats` too; they are listed here,
+/// so that the figures say exactly what each operation costs the server.
 #[tokio::test]
 async fn each_operation_is_exactly_one_command() {
     // A server of its own: the statistics are server-wide.
@@ -98,6 +135,7 @@ async fn each_operation_is_exactly_one_command() {
     let store = RedisStore::connect(&server.url(), PATIENT).await.unwrap();
     // The connection and its handshake (CLIENT SETINFO) happen before the first snapshot.
     store.ping().await.unwrap();
+    warm_scripts(&store).await;
     let (k, later, past) = (
         key("commands"),
         in_(Duration::from_secs(60)),
@@ -107,15 +145,85 @@ async fn each_operation_is_exactly_one_command() {
     assert_commands!(server, store.create(&k, b"v1", later), [("set", 1)]);
     assert_commands!(server, store.load(&k, Some(later)), [("getex", 1)]);
     assert_commands!(server, store.load(&k, None), [("get", 1)]);
-    assert_commands!(server, store.update(&k, b"v2", later), [("set", 1)]);
+    let cas = [("evalsha", 1), ("get", 1), ("set", 1)];
+    assert_commands!(server, store.save(&k, b"v1", b"v2", later), cas);
+    let conflict = [("evalsha", 1), ("get", 1)];
+    assert_commands!(server, store.save(&k, b"v1", b"v3", later), conflict);
     assert_commands!(server, store.delete(&k), [("del", 1)]);
     assert_commands!(server, store.load(&k, Some(later)), [("getex", 1)]);
-    assert_commands!(server, store.update(&k, b"v3", later), [("set", 1)]);
+    let gone = [("evalsha", 1), ("get", 1)];
+    assert_commands!(server, store.save(&k, b"", b"v3", later), gone);
     assert_commands!(server, store.create(&k, b"v4", past), [("exists", 1)]);
     store.create(&k, b"v5", later).await.unwrap();
-    assert_commands!(server, store.update(&k, b"v6", past), [("del", 1)]);
+    let ended = [("evalsha", 1), ("get", 1), ("del", 1)];
+    assert_commands!(server, store.save(&k, b"v5", b"v6", past), ended);
     assert_commands!(server, store.purge_expired(), [] as [(&str, u64); 0]);
     assert_commands!(server, store.ping(), [("ping", 1)]);
+
+    // The per-user index, on an empty slot: one EVALSHA or one pipeline each.
+    let index = store.user_index().unwrap();
+    let slot = user_slot("commands");
+    let login = [
+        ("evalsha", 1),
+        ("zremrangebyscore", 1),
+        ("zrange", 2),
+        ("zcard", 1),
+        ("set", 1),
+        ("zadd", 1),
+        ("pexpireat", 1),
+    ];
+    let new = new_indexed(&slot, "a", SessionLimit::default());
+    assert_commands!(server, index.create_indexed(new), login);
+    let list = [
+        ("evalsha", 1),
+        ("zremrangebyscore", 1),
+        ("zrange", 1),
+        ("get", 1),
+        ("pttl", 1),
+    ];
+    assert_commands!(server, index.list(&slot), list);
+    assert_commands!(server, index.end(&slot, "a"), [("del", 1), ("zrem", 1)]);
+    let new = new_indexed(&slot, "b", SessionLimit::default());
+    index.create_indexed(new).await.unwrap();
+    let end_all = [("evalsha", 1), ("zrange", 1), ("del", 1), ("zrem", 1)];
+    assert_commands!(server, index.end_all(&slot, None), end_all);
+}
+
+/// The index key expires with its last session's absolute deadline, and an ended or idled-out
+/// session leaves the index at the next operation: nothing is left behind in Redis.
+#[tokio::test]
+async fn index_entries_and_the_index_itself_disappear_by_themselves() {
+    let server = RedisServer::shared();
+    let store = RedisStore::connect(&server.url(), PATIENT).await.unwrap();
+    let index = store.user_index().unwrap();
+    let slot = user_slot("expiry");
+    let raw = |args: &[&str]| server.command(args);
+    let mut new = new_indexed(&slot, "brief", SessionLimit::default());
+    new.expires_at = in_(Duration::from_millis(300));
+    new.deadline = in_(Duration::from_secs(1));
+    assert_eq!(
+        index.create_indexed(new).await.unwrap(),
+        Indexed::Created { evicted: vec![] }
+    );
+    let Reply::Integer(ttl) = raw(&["PTTL", slot.index().as_str()]) else {
+        panic!("no PTTL");
+    };
+    assert!(
+        ttl > 0 && ttl <= 1000,
+        "the index expires with its last deadline: {ttl}"
+    );
+    // Idled out: the session key goes first; the next list drops its member.
+    let member_key = slot.member_key("brief");
+    while raw(&["EXISTS", member_key.as_str()]) != Reply::Integer(0) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(index.list(&slot).await.unwrap().is_empty());
+    assert_eq!(
+        raw(&["ZSCORE", slot.index().as_str(), "brief"]),
+        Reply::Nil,
+        "the member left the index"
+    );
+    assert_eq!(raw(&["EXISTS", slot.index().as_str()]), Reply::Integer(0));
 }
 
 #[tokio::test]
@@ -196,8 +304,11 @@ async fn hash_tagged_keys_share_their_slot_on_the_cluster() {
         let loaded = store.load(k, Some(later)).await.unwrap();
         assert_eq!(loaded.as_deref(), Some(k.as_str().as_bytes()));
         assert_eq!(
-            store.update(k, b"updated", later).await.unwrap(),
-            WriteOutcome::Written
+            store
+                .save(k, k.as_str().as_bytes(), b"updated", later)
+                .await
+                .unwrap(),
+            SaveOutcome::Saved
         );
     }
 
@@ -348,7 +459,7 @@ async fn without_redis_the_store_is_built_fails_fast_and_serves_once_redis_start
     assert_unavailable(&store.create(&k, b"x", later).await.unwrap_err());
     assert_unavailable(&store.load(&k, Some(later)).await.unwrap_err());
     assert_unavailable(&store.load(&k, None).await.unwrap_err());
-    assert_unavailable(&store.update(&k, b"x", later).await.unwrap_err());
+    assert_unavailable(&store.save(&k, b"", b"x", later).await.unwrap_err());
     assert_unavailable(&store.delete(&k).await.unwrap_err());
     assert_unavailable(&store.ping().await.unwrap_err());
     assert!(

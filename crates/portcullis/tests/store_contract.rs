@@ -8,7 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use portcullis::store::{RedisStore, RedisTimeouts, SessionStore, StoreKey, WriteOutcome};
+use portcullis::store::{
+    Indexed, LimitPolicy, NewIndexed, RedisStore, RedisTimeouts, SaveOutcome, SessionLimit,
+    SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
+};
 
 #[path = "support/redis.rs"]
 mod redis_support;
@@ -46,6 +49,47 @@ async fn wait_past(deadline: SystemTime) {
             "the clock did not reach the deadline"
         );
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A user slot no other test uses: the index `sess:idx:{tag}` and members `sess:{tag}<m>`, as
+/// the session layer names them.
+fn slot(name: &str) -> UserSlot {
+    let tag = key(name).as_str().replace("sess:test-", "");
+    UserSlot::new(
+        StoreKey::from_string(format!("sess:idx:{{{tag}}}")),
+        format!("sess:{{{tag}}}"),
+    )
+}
+
+/// A member name, as the layer makes them (base64url).
+fn member(name: &str) -> String {
+    format!("m-{name}")
+}
+
+/// A new indexed session `name` in `slot`, living `life`, with `limit`.
+fn indexed<'a>(
+    slot: &'a UserSlot,
+    name: &'a str,
+    record: &'a [u8],
+    life: Duration,
+    limit: SessionLimit,
+) -> NewIndexed<'a> {
+    NewIndexed {
+        slot,
+        member: name,
+        record,
+        expires_at: in_(life),
+        deadline: in_(life),
+        retire: None,
+        limit,
+    }
+}
+
+fn limit(max: usize, policy: LimitPolicy) -> SessionLimit {
+    SessionLimit {
+        max: std::num::NonZeroUsize::new(max),
+        policy,
     }
 }
 
@@ -98,25 +142,71 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
-            async fn update_replaces_a_live_record() {
+            async fn save_replaces_a_record_that_still_matches_its_token() {
                 let (store, _keep) = store().await;
-                let k = key("update-live");
-                store.create(&k, b"old", in_(PATIENCE)).await.unwrap();
-                let outcome = store.update(&k, b"new", in_(PATIENCE)).await.unwrap();
-                assert_eq!(outcome, WriteOutcome::Written);
+                let k = key("save-live");
+                store
+                    .create(&k, b"old record", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                let outcome = store
+                    .save(&k, b"old", b"new record", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                assert_eq!(outcome, SaveOutcome::Saved);
                 assert_eq!(
                     store.load(&k, None).await.unwrap().as_deref(),
-                    Some(&b"new"[..])
+                    Some(&b"new record"[..])
+                );
+            }
+
+            /// The token is opaque: any prefix of the record, the whole record included.
+            #[tokio::test]
+            async fn a_token_matches_when_the_record_begins_with_it() {
+                let (store, _keep) = store().await;
+                let k = key("save-prefix");
+                store.create(&k, b"abcdef", in_(PATIENCE)).await.unwrap();
+                for (token, next) in [
+                    (&b"abcdef"[..], &b"ghijkl"[..]),
+                    (b"g", b"mnopqr"),
+                    (b"", b"stuvwx"),
+                ] {
+                    let outcome = store.save(&k, token, next, in_(PATIENCE)).await.unwrap();
+                    assert_eq!(outcome, SaveOutcome::Saved, "{token:?}");
+                }
+                let longer = store
+                    .save(&k, b"stuvwxyz", b"never", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                assert_eq!(longer, SaveOutcome::Conflict(b"stuvwx".to_vec()));
+            }
+
+            #[tokio::test]
+            async fn a_save_with_a_stale_token_is_a_conflict_holding_the_live_record() {
+                let (store, _keep) = store().await;
+                let k = key("save-stale");
+                store.create(&k, b"v1 first", in_(PATIENCE)).await.unwrap();
+                let first = store.save(&k, b"v1", b"v2 second", in_(PATIENCE)).await;
+                assert_eq!(first.unwrap(), SaveOutcome::Saved);
+                let late = store
+                    .save(&k, b"v1", b"v3 lost", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                assert_eq!(late, SaveOutcome::Conflict(b"v2 second".to_vec()));
+                assert_eq!(
+                    store.load(&k, None).await.unwrap().as_deref(),
+                    Some(&b"v2 second"[..]),
+                    "the conflicting save wrote nothing"
                 );
             }
 
             #[tokio::test]
-            async fn update_sets_the_new_deadline() {
+            async fn save_sets_the_new_deadline() {
                 let (store, _keep) = store().await;
-                let k = key("update-deadline");
+                let k = key("save-deadline");
                 store.create(&k, b"old", in_(PATIENCE * 4)).await.unwrap();
                 let deadline = in_(SHORT);
-                store.update(&k, b"new", deadline).await.unwrap();
+                store.save(&k, b"old", b"new", deadline).await.unwrap();
                 wait_past(deadline).await;
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
             }
@@ -133,8 +223,8 @@ macro_rules! store_contract {
                     "no live record was in the way"
                 );
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
-                let update = store.update(&k, b"x", in_(PATIENCE)).await.unwrap();
-                assert_eq!(update, WriteOutcome::NotWritten, "nothing was stored");
+                let save = store.save(&k, b"", b"x", in_(PATIENCE)).await.unwrap();
+                assert_eq!(save, SaveOutcome::Gone, "nothing was stored");
 
                 store.create(&k, b"live", in_(PATIENCE)).await.unwrap();
                 let outcome = store.create(&k, b"stillborn", past).await.unwrap();
@@ -150,38 +240,40 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
-            async fn update_to_a_past_deadline_ends_the_record() {
+            async fn save_to_a_past_deadline_ends_the_record() {
                 let (store, _keep) = store().await;
-                let k = key("update-past");
+                let k = key("save-past");
                 store.create(&k, b"old", in_(PATIENCE)).await.unwrap();
                 let past = SystemTime::now() - Duration::from_secs(1);
-                let outcome = store.update(&k, b"new", past).await.unwrap();
-                assert_eq!(outcome, WriteOutcome::Written);
+                let stale = store.save(&k, b"other", b"new", past).await.unwrap();
+                assert_eq!(stale, SaveOutcome::Conflict(b"old".to_vec()));
+                let outcome = store.save(&k, b"old", b"new", past).await.unwrap();
+                assert_eq!(outcome, SaveOutcome::Saved);
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
                 let again = store.create(&k, b"again", in_(PATIENCE)).await.unwrap();
                 assert_eq!(again, WriteOutcome::Written);
             }
 
             #[tokio::test]
-            async fn update_of_a_missing_key_writes_nothing() {
+            async fn save_of_a_missing_key_is_gone_and_writes_nothing() {
                 let (store, _keep) = store().await;
-                let k = key("update-missing");
-                let outcome = store.update(&k, b"ghost", in_(PATIENCE)).await.unwrap();
-                assert_eq!(outcome, WriteOutcome::NotWritten);
+                let k = key("save-missing");
+                let outcome = store.save(&k, b"", b"ghost", in_(PATIENCE)).await.unwrap();
+                assert_eq!(outcome, SaveOutcome::Gone);
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
             }
 
             #[tokio::test]
-            async fn delete_then_update_does_not_resurrect() {
+            async fn delete_then_save_does_not_resurrect() {
                 let (store, _keep) = store().await;
-                let k = key("delete-update");
+                let k = key("delete-save");
                 store.create(&k, b"live", in_(PATIENCE)).await.unwrap();
                 store.delete(&k).await.unwrap();
                 let outcome = store
-                    .update(&k, b"resurrected", in_(PATIENCE))
+                    .save(&k, b"live", b"resurrected", in_(PATIENCE))
                     .await
                     .unwrap();
-                assert_eq!(outcome, WriteOutcome::NotWritten);
+                assert_eq!(outcome, SaveOutcome::Gone);
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
             }
 
@@ -207,9 +299,9 @@ macro_rules! store_contract {
                 let (store, _keep) = store().await;
                 let k = key("load-no-create");
                 assert_eq!(store.load(&k, Some(in_(PATIENCE))).await.unwrap(), None);
-                // Had the sliding load created anything, update would find it, create would not.
-                let update = store.update(&k, b"x", in_(PATIENCE)).await.unwrap();
-                assert_eq!(update, WriteOutcome::NotWritten);
+                // Had the sliding load created anything, save would find it, create would not.
+                let save = store.save(&k, b"", b"x", in_(PATIENCE)).await.unwrap();
+                assert_eq!(save, SaveOutcome::Gone);
                 let create = store.create(&k, b"x", in_(PATIENCE)).await.unwrap();
                 assert_eq!(create, WriteOutcome::Written);
             }
@@ -266,14 +358,14 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
-            async fn update_of_an_expired_record_writes_nothing() {
+            async fn save_of_an_expired_record_is_gone() {
                 let (store, _keep) = store().await;
-                let k = key("update-expired");
+                let k = key("save-expired");
                 let deadline = in_(SHORT);
                 store.create(&k, b"old", deadline).await.unwrap();
                 wait_past(deadline).await;
-                let outcome = store.update(&k, b"new", in_(PATIENCE)).await.unwrap();
-                assert_eq!(outcome, WriteOutcome::NotWritten);
+                let outcome = store.save(&k, b"old", b"new", in_(PATIENCE)).await.unwrap();
+                assert_eq!(outcome, SaveOutcome::Gone);
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
             }
 
@@ -311,7 +403,10 @@ macro_rules! store_contract {
                     Some(&created[..])
                 );
                 let updated: Vec<u8> = (0..=255).rev().collect();
-                store.update(&k, &updated, in_(PATIENCE)).await.unwrap();
+                let saved = store.save(&k, &created[..3], &updated, in_(PATIENCE)).await;
+                assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+                let stale = store.save(&k, &created[..3], b"x", in_(PATIENCE)).await;
+                assert_eq!(stale.unwrap(), SaveOutcome::Conflict(updated.clone()));
                 assert_eq!(store.load(&k, None).await.unwrap(), Some(updated));
             }
 
@@ -338,32 +433,326 @@ macro_rules! store_contract {
                 assert_eq!(store.load(&k, None).await.unwrap(), Some(vec![winners[0]]));
             }
 
-            /// `update` never creates, so whatever the interleaving, nothing may be left once
-            /// a delete and concurrent updates have all finished; a record left means an
-            /// update checked before the delete and wrote after it.
+            /// `save` never creates, so whatever the interleaving, nothing may be left once
+            /// a delete and concurrent saves have all finished; a record left means a save
+            /// checked before the delete and wrote after it.
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn concurrent_updates_and_a_delete_leave_no_record() {
+            async fn concurrent_saves_and_a_delete_leave_no_record() {
                 let (store, _keep) = store().await;
-                let k = key("update-delete-race");
+                let k = key("save-delete-race");
                 for round in 0..50 {
                     store.create(&k, b"live", in_(PATIENCE)).await.unwrap();
-                    let updaters: Vec<_> = (0..4)
+                    let savers: Vec<_> = (0..4)
                         .map(|_| {
                             let (store, k) = (Arc::clone(&store), k.clone());
                             tokio::spawn(async move {
-                                store.update(&k, b"updated", in_(PATIENCE)).await.unwrap()
+                                store
+                                    .save(&k, b"", b"updated", in_(PATIENCE))
+                                    .await
+                                    .unwrap()
                             })
                         })
                         .collect();
                     store.delete(&k).await.unwrap();
-                    let late = store.update(&k, b"late", in_(PATIENCE)).await.unwrap();
-                    assert_eq!(late, WriteOutcome::NotWritten, "round {round}");
-                    for updater in updaters {
-                        updater.await.unwrap();
+                    let late = store.save(&k, b"", b"late", in_(PATIENCE)).await.unwrap();
+                    assert_eq!(late, SaveOutcome::Gone, "round {round}");
+                    for saver in savers {
+                        saver.await.unwrap();
                     }
                     let left = store.load(&k, None).await.unwrap();
                     assert_eq!(left, None, "round {round}: the session was resurrected");
                 }
+            }
+
+            /// Compare-and-set as the session layer uses it: every writer reads, adds one, and
+            /// saves with the token it read; on a conflict it retries on the record handed
+            /// back. Last-writer-wins would lose increments.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_compare_and_set_increments_lose_nothing() {
+                let (store, _keep) = store().await;
+                let k = key("cas-counter");
+                store.create(&k, b"0", in_(PATIENCE * 4)).await.unwrap();
+                let (writers, each) = (8, 10);
+                let tasks: Vec<_> = (0..writers)
+                    .map(|_| {
+                        let (store, k) = (Arc::clone(&store), k.clone());
+                        tokio::spawn(async move {
+                            for _ in 0..each {
+                                let mut seen = store.load(&k, None).await.unwrap().unwrap();
+                                loop {
+                                    let n: u64 =
+                                        String::from_utf8(seen.clone()).unwrap().parse().unwrap();
+                                    let next = (n + 1).to_string();
+                                    match store
+                                        .save(&k, &seen, next.as_bytes(), in_(PATIENCE * 4))
+                                        .await
+                                        .unwrap()
+                                    {
+                                        SaveOutcome::Saved => break,
+                                        SaveOutcome::Conflict(live) => seen = live,
+                                        SaveOutcome::Gone => panic!("the counter vanished"),
+                                    }
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+                let total = store.load(&k, None).await.unwrap().unwrap();
+                assert_eq!(total, (writers * each).to_string().into_bytes());
+            }
+
+            fn index_of(store: &Arc<impl SessionStore>) -> &dyn UserIndex {
+                store
+                    .user_index()
+                    .expect("every store of the crate keeps an index")
+            }
+
+            #[tokio::test]
+            async fn an_indexed_session_is_a_session_and_is_listed_until_ended() {
+                let (store, _keep) = store().await;
+                let index = index_of(&store);
+                let slot = slot("list");
+                let (a, b) = (member("a"), member("b"));
+                for (m, record) in [(&a, &b"record a"[..]), (&b, b"record b")] {
+                    let created = index
+                        .create_indexed(indexed(
+                            &slot,
+                            m,
+                            record,
+                            PATIENCE * 4,
+                            limit(0, LimitPolicy::EvictOldest),
+                        ))
+                        .await
+                        .unwrap();
+                    assert_eq!(created, Indexed::Created { evicted: vec![] });
+                }
+                let key_a = slot.member_key(&a);
+                assert_eq!(
+                    store.load(&key_a, None).await.unwrap().as_deref(),
+                    Some(&b"record a"[..])
+                );
+                let again = index
+                    .create_indexed(indexed(
+                        &slot,
+                        &a,
+                        b"again",
+                        PATIENCE,
+                        limit(0, LimitPolicy::EvictOldest),
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(again, Indexed::Exists, "create-if-absent, as create");
+
+                let listed = index.list(&slot).await.unwrap();
+                let members: Vec<&str> = listed.iter().map(|r| r.member.as_str()).collect();
+                assert_eq!(members, [a.as_str(), b.as_str()]);
+                assert_eq!(listed[0].record, b"record a");
+                let left = listed[0]
+                    .expires_at
+                    .duration_since(SystemTime::now())
+                    .unwrap();
+                assert!(left <= PATIENCE * 4 && left > PATIENCE * 3, "{left:?}");
+
+                assert!(index.end(&slot, &a).await.unwrap());
+                assert!(!index.end(&slot, &a).await.unwrap(), "already ended");
+                assert_eq!(store.load(&key_a, None).await.unwrap(), None);
+                let listed = index.list(&slot).await.unwrap();
+                assert_eq!(listed.len(), 1);
+                assert_eq!(listed[0].member, b);
+            }
+
+            #[tokio::test]
+            async fn listing_does_not_slide_expiry() {
+                let (store, _keep) = store().await;
+                let index = index_of(&store);
+                let slot = slot("no-slide");
+                let m = member("brief");
+                let deadline = in_(SHORT);
+                let mut new = indexed(&slot, &m, b"x", SHORT, SessionLimit::default());
+                new.expires_at = deadline;
+                new.deadline = in_(PATIENCE * 4);
+                index.create_indexed(new).await.unwrap();
+                assert_eq!(index.list(&slot).await.unwrap().len(), 1);
+                wait_past(deadline).await;
+                assert!(
+                    index.list(&slot).await.unwrap().is_empty(),
+                    "listed past its idle deadline: the list slid it"
+                );
+                assert_eq!(store.load(&slot.member_key(&m), None).await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn dead_members_leave_the_index_and_do_not_count_against_the_limit() {
+                let (store, _keep) = store().await;
+                let index = index_of(&store);
+                let slot = slot("prune");
+                let cap = limit(2, LimitPolicy::Refuse);
+                let (gone, brief, live) = (member("gone"), member("brief"), member("live"));
+                index
+                    .create_indexed(indexed(&slot, &gone, b"g", PATIENCE * 4, cap))
+                    .await
+                    .unwrap();
+                let deadline = in_(SHORT);
+                let mut new = indexed(&slot, &brief, b"b", SHORT, cap);
+                new.deadline = deadline;
+                index.create_indexed(new).await.unwrap();
+                // Deleted behind the index's back, and idled out: neither counts any more.
+                store.delete(&slot.member_key(&gone)).await.unwrap();
+                wait_past(deadline).await;
+                let created = index
+                    .create_indexed(indexed(&slot, &live, b"l", PATIENCE * 4, cap))
+                    .await
+                    .unwrap();
+                assert_eq!(created, Indexed::Created { evicted: vec![] });
+                let listed = index.list(&slot).await.unwrap();
+                assert_eq!(listed.len(), 1);
+                assert_eq!(listed[0].member, live);
+            }
+
+            #[tokio::test]
+            async fn at_the_limit_a_new_session_evicts_the_oldest_or_is_refused() {
+                let (store, _keep) = store().await;
+                let index = index_of(&store);
+                let slot = slot("limit");
+                let names: Vec<String> = (0..3).map(|i| member(&i.to_string())).collect();
+                for (i, m) in names.iter().enumerate() {
+                    let mut new = indexed(
+                        &slot,
+                        m,
+                        b"x",
+                        PATIENCE * 4,
+                        limit(3, LimitPolicy::EvictOldest),
+                    );
+                    // Deadlines in log-in order.
+                    new.deadline = in_(PATIENCE * 4 + Duration::from_secs(i as u64));
+                    index.create_indexed(new).await.unwrap();
+                }
+                let refused = index
+                    .create_indexed(indexed(
+                        &slot,
+                        &member("3"),
+                        b"x",
+                        PATIENCE * 5,
+                        limit(3, LimitPolicy::Refuse),
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(refused, Indexed::Refused);
+                assert_eq!(
+                    store
+                        .load(&slot.member_key(&member("3")), None)
+                        .await
+                        .unwrap(),
+                    None,
+                    "a refused log-in writes nothing"
+                );
+                let evicting = index
+                    .create_indexed(indexed(
+                        &slot,
+                        &member("4"),
+                        b"x",
+                        PATIENCE * 5,
+                        limit(3, LimitPolicy::EvictOldest),
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    evicting,
+                    Indexed::Created {
+                        evicted: vec![names[0].clone()]
+                    }
+                );
+                assert_eq!(
+                    store.load(&slot.member_key(&names[0]), None).await.unwrap(),
+                    None
+                );
+                let members: Vec<String> = index
+                    .list(&slot)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.member)
+                    .collect();
+                assert_eq!(members, [names[1].clone(), names[2].clone(), member("4")]);
+            }
+
+            #[tokio::test]
+            async fn a_regeneration_retires_the_old_member_in_the_same_step() {
+                let (store, _keep) = store().await;
+                let index = index_of(&store);
+                let slot = slot("retire");
+                let (old, new) = (member("old"), member("new"));
+                let cap = limit(1, LimitPolicy::Refuse);
+                index
+                    .create_indexed(indexed(&slot, &old, b"o", PATIENCE * 4, cap))
+                    .await
+                    .unwrap();
+                let mut next = indexed(&slot, &new, b"n", PATIENCE * 4, cap);
+                next.retire = Some(&old);
+                let created = index.create_indexed(next).await.unwrap();
+                assert_eq!(
+                    created,
+                    Indexed::Created { evicted: vec![] },
+                    "the old one does not count"
+                );
+                assert_eq!(
+                    store.load(&slot.member_key(&old), None).await.unwrap(),
+                    None
+                );
+                let members: Vec<String> = index
+                    .list(&slot)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.member)
+                    .collect();
+                assert_eq!(members, [new]);
+            }
+
+            #[tokio::test]
+            async fn end_all_keeps_exactly_the_one_given_and_touches_no_other_slot() {
+                let (store, _keep) = store().await;
+                let index = index_of(&store);
+                let (mine, theirs) = (slot("end-all"), slot("end-all-other"));
+                let names: Vec<String> = (0..4).map(|i| member(&i.to_string())).collect();
+                for m in &names {
+                    for slot in [&mine, &theirs] {
+                        index
+                            .create_indexed(indexed(
+                                slot,
+                                m,
+                                b"x",
+                                PATIENCE * 4,
+                                SessionLimit::default(),
+                            ))
+                            .await
+                            .unwrap();
+                    }
+                }
+                assert_eq!(index.end_all(&mine, Some(&names[2])).await.unwrap(), 3);
+                let members: Vec<String> = index
+                    .list(&mine)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.member)
+                    .collect();
+                assert_eq!(members, [names[2].clone()]);
+                assert!(!index.end(&mine, &names[0]).await.unwrap());
+                assert_eq!(
+                    index.list(&theirs).await.unwrap().len(),
+                    4,
+                    "another user's slot"
+                );
+                assert_eq!(index.end_all(&mine, None).await.unwrap(), 1);
+                assert!(index.list(&mine).await.unwrap().is_empty());
+                assert_eq!(
+                    store.load(&mine.member_key(&names[2]), None).await.unwrap(),
+                    None
+                );
             }
         }
     };

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use super::parse::{
     Parsed, boolean, cookie_domain, cookie_name, cookie_path, database_url, directory, duration,
-    ip_list, key_prefix, keyword, optional_duration, redis_url, secret, secret_list, size,
-    socket_addr, timeout, trusted_origins,
+    ip_list, key_prefix, keyword, limit_policy, optional_duration, redis_url, secret, secret_list,
+    session_limit, size, socket_addr, timeout, trusted_origins,
 };
 use super::rules;
 use super::secret::{GENERATE_HINT, MIN_SECRET_BYTES, dev_key};
@@ -230,6 +230,8 @@ impl Reader {
             "SESSION_COOKIE_HTTPONLY" => session_cookie_httponly: boolean,
             "SESSION_COOKIE_SAMESITE" => session_cookie_samesite: keyword,
             "SESSION_MAX_BYTES" => session_max_bytes: size,
+            "SESSION_MAX_PER_USER" => session_max_per_user: session_limit,
+            "SESSION_LIMIT_POLICY" => session_limit_policy: limit_policy,
             "REDIS_URL" => redis_url: redis_url,
             "REDIS_CONNECT_TIMEOUT" => redis_connect_timeout: timeout,
             "REDIS_RESPONSE_TIMEOUT" => redis_response_timeout: timeout,
@@ -300,6 +302,9 @@ fn defaults(profile: Profile, secret_key: SecretKey) -> Config {
         session_cookie_httponly: true,
         session_cookie_samesite: SameSite::Lax,
         session_max_bytes: DEFAULT_SESSION_MAX_BYTES,
+        // No limit by default, as Flask-Session, Django and Spring Security.
+        session_max_per_user: None,
+        session_limit_policy: crate::store::LimitPolicy::EvictOldest,
         redis_url: "redis://127.0.0.1:6379".to_owned(),
         redis_connect_timeout: RedisTimeouts::DEFAULT_CONNECT,
         redis_response_timeout: RedisTimeouts::DEFAULT_RESPONSE,

@@ -29,6 +29,8 @@
 //! | `SESSION_COOKIE_HTTPONLY` | `true` | boolean |
 //! | `SESSION_COOKIE_SAMESITE` | `Lax` | `Strict`, `Lax`, `None` (any case) |
 //! | `SESSION_MAX_BYTES` | `65536` | bytes, more than 0 |
+//! | `SESSION_MAX_PER_USER` | `none` | live sessions per user: a number from 1, or `none` (`0`) for no limit |
+//! | `SESSION_LIMIT_POLICY` | `evict-oldest` | at the limit, a log-in ends the user's oldest session (`evict-oldest`) or is refused (`refuse`) |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | one `redis://`, `rediss://` (TLS), `redis+unix://` or `unix://` URL; or 2+ comma-separated `redis://`/`rediss://` URLs: a cluster |
 //! | `REDIS_CONNECT_TIMEOUT` | `250ms` | a duration from 10 ms to 60 s (`250ms`, `1s`; plain numbers are seconds) |
 //! | `REDIS_RESPONSE_TIMEOUT` | `250ms` | a duration from 10 ms to 60 s |
@@ -146,6 +148,10 @@ pub struct Config {
     pub session_cookie_samesite: SameSite,
     /// The largest sealed session record, in bytes (`SESSION_MAX_BYTES`).
     pub session_max_bytes: usize,
+    /// The most live sessions one user may have; `None` for no limit (`SESSION_MAX_PER_USER`).
+    pub session_max_per_user: Option<std::num::NonZeroUsize>,
+    /// What a log-in beyond that limit does (`SESSION_LIMIT_POLICY`).
+    pub session_limit_policy: crate::store::LimitPolicy,
     /// The Redis server, or the comma-separated seed nodes of a Redis Cluster (`REDIS_URL`).
     pub redis_url: String,
     /// The longest wait for a new Redis connection (`REDIS_CONNECT_TIMEOUT`).

@@ -82,6 +82,28 @@ pub(super) fn size(raw: &str) -> Parsed<usize> {
     }
 }
 
+/// `SESSION_MAX_PER_USER`: a number of sessions from 1, or `none` (any case) for no limit.
+/// Zero is refused rather than read as "none", as for [`optional_duration`].
+pub(super) fn session_limit(raw: &str) -> Parsed<Option<std::num::NonZeroUsize>> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match raw.parse::<std::num::NonZeroUsize>() {
+        Ok(max) => Ok(Some(max)),
+        Err(_) => Err("a number of sessions from 1, e.g. 5, or none for no limit".to_owned()),
+    }
+}
+
+/// `SESSION_LIMIT_POLICY`: `evict-oldest` or `refuse`, in any case.
+pub(super) fn limit_policy(raw: &str) -> Parsed<crate::store::LimitPolicy> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "evict-oldest" => Ok(crate::store::LimitPolicy::EvictOldest),
+        "refuse" => Ok(crate::store::LimitPolicy::Refuse),
+        _ => Err("evict-oldest (a log-in ends the oldest session) or refuse".to_owned()),
+    }
+}
+
 /// A cookie name: one or more RFC 6265 token characters.
 pub(super) fn cookie_name(raw: &str) -> Parsed<String> {
     if !raw.is_empty() && raw.bytes().all(is_token_byte) {

@@ -14,7 +14,7 @@ impl Config {
     #[must_use]
     pub fn report(&self) -> Vec<Setting> {
         let fallbacks = vec![REDACTED; self.secret_key_fallbacks.len()].join(",");
-        let values: [(&'static str, String); 30] = [
+        let values: [(&'static str, String); 32] = [
             ("PORTCULLIS_PROFILE", self.profile.to_string()),
             ("SECRET_KEY", REDACTED.to_owned()),
             ("SECRET_KEY_FALLBACKS", fallbacks),
@@ -57,6 +57,19 @@ impl Config {
                 self.session_cookie_samesite.to_string(),
             ),
             ("SESSION_MAX_BYTES", self.session_max_bytes.to_string()),
+            (
+                "SESSION_MAX_PER_USER",
+                self.session_max_per_user
+                    .map_or("none".to_owned(), |max| max.to_string()),
+            ),
+            (
+                "SESSION_LIMIT_POLICY",
+                match self.session_limit_policy {
+                    crate::store::LimitPolicy::EvictOldest => "evict-oldest",
+                    crate::store::LimitPolicy::Refuse => "refuse",
+                }
+                .to_owned(),
+            ),
             ("REDIS_URL", redact_url_password(&self.redis_url)),
             (
                 "REDIS_CONNECT_TIMEOUT",

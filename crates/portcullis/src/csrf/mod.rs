@@ -105,8 +105,10 @@ pub use rejection::CsrfError;
 pub use service::CsrfService;
 pub use token::{CsrfSecret, CsrfToken, verify_token};
 
-/// The session key holding the CSRF secret, as Flask-WTF names it. Regenerating a session
-/// removes it, so a login rotates the secret.
+pub(crate) use token::new_session_secret;
+
+/// The session key holding the CSRF secret, as Flask-WTF names it. A session is created with
+/// its secret; regenerating a session replaces it, so a login rotates the secret.
 pub const SESSION_KEY: &str = "csrf_token";
 
 /// The form field that carries the token, as Flask-WTF names it.

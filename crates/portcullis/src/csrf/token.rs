@@ -124,14 +124,34 @@ impl CsrfSecret {
     }
 
     /// The secret stored in `session`, created and stored on first use.
+    ///
+    /// A session is created with its secret (see `session/write.rs`), so this creates one
+    /// only in a session that is new in this request, or that lost its secret (regenerated
+    /// in this request, or written by another application). The secret is stored as an
+    /// update that keeps one another request stored meanwhile, so that concurrent pages
+    /// never replace each other's secret one after the other.
     async fn load_or_create(session: &Session) -> Result<Self, SessionError> {
         if let Some(secret) = Self::load(session).await? {
             return Ok(secret);
         }
-        let secret = Self::generate();
-        session.insert(SESSION_KEY, secret.encode()).await?;
-        Ok(secret)
+        let minted = Self::generate().encode();
+        let stored = session
+            .update(SESSION_KEY, move |current: Option<rmpv::Value>| {
+                let kept = current.filter(|v| v.as_str().and_then(Self::decode).is_some());
+                Some(kept.unwrap_or_else(|| rmpv::Value::from(minted.as_str())))
+            })
+            .await?;
+        stored
+            .as_ref()
+            .and_then(rmpv::Value::as_str)
+            .and_then(Self::decode)
+            .ok_or(SessionError::Unavailable { source: None })
     }
+}
+
+/// A new secret in its session form, for a session being created.
+pub(crate) fn new_session_secret() -> rmpv::Value {
+    rmpv::Value::from(CsrfSecret::generate().encode())
 }
 
 /// Checks a presented token against the session's secret, in Flask-WTF's order: missing token,

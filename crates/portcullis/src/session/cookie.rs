@@ -11,11 +11,12 @@ use http::HeaderValue;
 use http::header::{COOKIE, HeaderMap};
 
 use super::Settings;
-use super::id::{ENCODED_ID_LEN, Id};
+use super::id::{Id, MAX_ENCODED_ID_LEN};
 use crate::keys::{KeyRing, KeyUse};
 
-/// Longest cookie value worth looking at: an id, a dot and a 256-bit MAC in base64url.
-const MAX_VALUE_LEN: usize = ENCODED_ID_LEN + 1 + 43;
+/// Longest cookie value worth looking at: an id (a tagged one is the longest), a dot and a
+/// 256-bit MAC in base64url.
+const MAX_VALUE_LEN: usize = MAX_ENCODED_ID_LEN + 1 + 43;
 
 /// What the request's cookie said.
 #[derive(Clone, Debug)]

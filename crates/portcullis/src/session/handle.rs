@@ -7,18 +7,22 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::Presented;
 use super::id::Id;
-use super::record::{Data, Envelope};
+use super::record::{Envelope, cas_token};
 use super::{SessionError, Shared};
 use crate::keys::KeyUse;
-use crate::store::StoreKey;
 
 /// A request's session. Cheap to clone: clones share one state.
 ///
 /// Nothing is read from the store until the first method that needs the data, so a handler that
 /// never touches the session costs no store operation. Changes are written once, after the
 /// handler returns, and only if something changed.
+///
+/// Concurrent requests on one session lose nothing: each records what it changed, and when
+/// another request saved first, its changes are applied again onto that request's record
+/// (see [`Session::update`] and the crate docs' "Concurrency").
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -58,8 +62,9 @@ pub(crate) struct State {
     pub(crate) ended_previous: bool,
     /// `destroy()` was called.
     pub(crate) destroyed: bool,
-    /// Records to remove after the handler: a destroyed or regenerated session's old key.
-    pub(crate) to_delete: Vec<StoreKey>,
+    /// Sessions to remove after the handler: a destroyed or regenerated session's old id, or
+    /// one whose record was unreadable.
+    pub(crate) to_delete: Vec<Id>,
 }
 
 /// The session data and what happened to it in this request.
@@ -74,6 +79,22 @@ pub(crate) struct Current {
     pub(crate) reissue_cookie: bool,
     /// The store's expiry after this request's load, when the load slid it.
     pub(crate) idle_deadline: Option<SystemTime>,
+    /// The compare-and-set token of the record loaded for `id` (when `stored`).
+    pub(crate) token: Option<Vec<u8>>,
+    /// Every change this request made, to replay onto a newer record on a conflict.
+    pub(crate) changes: Changes,
+    /// When this request regenerated a stored session: its old id and loaded record's token,
+    /// so that the writer can carry over what other requests saved there meanwhile.
+    pub(crate) regenerated: Option<(Id, Option<Vec<u8>>)>,
+}
+
+impl Current {
+    /// Applies `change` to this request's view and records it for a replay.
+    fn apply(&mut self, change: Change) {
+        changes::apply(&change, &mut self.envelope);
+        self.changes.push(change);
+        self.modified = true;
+    }
 }
 
 impl Session {
@@ -94,7 +115,7 @@ impl Session {
     }
 
     /// Locks the state and loads the session on first use.
-    async fn loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+    pub(super) async fn loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
         let mut state = self.state.lock().await;
         self.load_into(&mut state).await?;
         Ok(state)
@@ -127,9 +148,9 @@ impl Session {
             }
         };
         self.shared.health.report_success();
-        let opened = bytes.map(|b| (Envelope::open(&self.shared.keys, &key, &b), b.len()));
+        let opened = bytes.map(|b| (Envelope::open(&self.shared.keys, &key, &b), b));
         state.current = Some(match opened {
-            Some((Some((envelope, record_key)), _))
+            Some((Some((envelope, record_key)), bytes))
                 if now < envelope.created_at() + settings.absolute =>
             {
                 Current {
@@ -139,9 +160,13 @@ impl Session {
                     modified: record_key == KeyUse::Fallback,
                     reissue_cookie: key_use == KeyUse::Fallback,
                     idle_deadline: slide_to,
+                    token: Some(cas_token(&bytes)),
+                    changes: Changes::default(),
+                    regenerated: None,
                 }
             }
-            Some((opened, len)) => {
+            Some((opened, bytes)) => {
+                let len = bytes.len();
                 if opened.is_none() {
                     tracing::warn!(
                         target: "portcullis::security",
@@ -151,7 +176,7 @@ impl Session {
                     );
                 }
                 // Past its absolute lifetime, or unreadable: gone for good.
-                state.to_delete.push(key);
+                state.to_delete.push(id);
                 state.ended_previous = true;
                 self.fresh(now)
             }
@@ -176,6 +201,9 @@ impl Session {
             modified: false,
             reissue_cookie: false,
             idle_deadline: None,
+            token: None,
+            changes: Changes::default(),
+            regenerated: None,
         }
     }
 
@@ -217,19 +245,61 @@ impl Session {
         let value = rmpv::ext::to_value(value).map_err(SessionError::encode)?;
         let max = self.shared.settings.max_bytes;
         self.with_current(|c| {
-            let previous = c.envelope.data.insert(key.to_owned(), value);
-            let size = c.envelope.data_len();
-            if size > max {
-                match previous {
-                    Some(old) => c.envelope.data.insert(key.to_owned(), old),
-                    None => c.envelope.data.remove(key),
-                };
-                return Err(SessionError::TooLarge { size, max });
-            }
-            c.modified = true;
+            check_size(c, key, Some(&value), max)?;
+            c.apply(Change::Insert(key.to_owned(), value));
             Ok(())
         })
         .await
+    }
+
+    /// Changes the value under `key` with `f`, which gets the current value (`None` when
+    /// absent) and returns the new one (`None` removes the key); returns the new value.
+    ///
+    /// Unlike [`Session::get`] then [`Session::insert`], an update survives concurrent
+    /// requests: when another request saved the session first, `f` runs again on the value
+    /// that request left, before this request's change is saved. So two concurrent increments
+    /// give +2, and a message appended to a list by one request is still there after another
+    /// appended its own. `f` must therefore be pure: it may run more than once, and only its
+    /// last result is kept.
+    ///
+    /// ```
+    /// # async fn handler(session: portcullis::Session) -> Result<(), portcullis::SessionError> {
+    /// let visits = session.update("visits", |n: Option<u64>| Some(n.unwrap_or(0) + 1)).await?;
+    /// assert!(visits >= Some(1));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::Decode`] when the stored value is not a `T`, [`SessionError::Encode`]
+    /// when the new one cannot be encoded, [`SessionError::TooLarge`] when the session would
+    /// exceed `SESSION_MAX_BYTES` (nothing is changed in these cases);
+    /// [`SessionError::Unavailable`] when the store cannot be reached.
+    pub async fn update<T, F>(&self, key: &str, f: F) -> Result<Option<T>, SessionError>
+    where
+        T: Serialize + DeserializeOwned + 'static,
+        F: Fn(Option<T>) -> Option<T> + Send + Sync + 'static,
+    {
+        let update: UpdateFn = Arc::new(move |current: Option<&rmpv::Value>| {
+            let current = current
+                .map(|v| rmpv::ext::from_value::<T>(v.clone()))
+                .transpose()
+                .map_err(SessionError::decode)?;
+            f(current)
+                .map(rmpv::ext::to_value)
+                .transpose()
+                .map_err(SessionError::encode)
+        });
+        let max = self.shared.settings.max_bytes;
+        let new = self
+            .with_current(|c| {
+                let new = update(c.envelope.data.get(key))?;
+                check_size(c, key, new.as_ref(), max)?;
+                c.apply(Change::Update(key.to_owned(), update));
+                Ok(new)
+            })
+            .await?;
+        new.map(|v| rmpv::ext::from_value(v).map_err(SessionError::decode))
+            .transpose()
     }
 
     /// Removes `key` and returns its value decoded as `T`.
@@ -238,8 +308,10 @@ impl Session {
     /// As [`Session::get`].
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         self.with_current(|c| {
-            let removed = c.envelope.data.remove(key);
-            c.modified |= removed.is_some();
+            let removed = c.envelope.data.get(key).cloned();
+            if removed.is_some() {
+                c.apply(Change::Remove(key.to_owned()));
+            }
             removed
                 .map(|v| rmpv::ext::from_value(v).map_err(SessionError::decode))
                 .transpose()
@@ -247,15 +319,17 @@ impl Session {
         .await
     }
 
-    /// Removes every key (the session itself, its id and its lifetime stay).
+    /// Removes every key and the logged-in user (the session itself, its id, its lifetime and
+    /// its CSRF secret stay).
     ///
     /// # Errors
     /// [`SessionError::Unavailable`] when the store cannot be reached.
     pub async fn clear(&self) -> Result<(), SessionError> {
         self.with_current(|c| {
-            c.modified |= !c.envelope.data.is_empty() || c.envelope.user_id.is_some();
-            c.envelope.data = Data::new();
-            c.envelope.user_id = None;
+            let csrf = usize::from(c.envelope.data.contains_key(crate::csrf::SESSION_KEY));
+            if c.envelope.data.len() > csrf || c.envelope.user_id.is_some() {
+                c.apply(Change::Clear);
+            }
             Ok(())
         })
         .await
@@ -282,10 +356,15 @@ impl Session {
     ///
     /// # Errors
     /// [`SessionError::Unavailable`] when the store cannot be reached.
+    ///
+    /// A session gets into its user's index (listed by [`Session::devices`], ended by a
+    /// password change...) when it is created or [regenerated](Session::regenerate) with a
+    /// user: call `regenerate` at log-in, as fixation requires anyway.
     pub async fn set_user_id(&self, user: Option<String>) -> Result<(), SessionError> {
         self.with_current(|c| {
-            c.modified |= c.envelope.user_id != user;
-            c.envelope.user_id = user;
+            if c.envelope.user_id != user {
+                c.apply(Change::User(user));
+            }
             Ok(())
         })
         .await
@@ -306,8 +385,9 @@ impl Session {
     /// [`SessionError::Unavailable`] when the store cannot be reached.
     pub async fn set_permanent(&self, permanent: bool) -> Result<(), SessionError> {
         self.with_current(|c| {
-            c.modified |= c.envelope.permanent != permanent;
-            c.envelope.permanent = permanent;
+            if c.envelope.permanent != permanent {
+                c.apply(Change::Permanent(permanent));
+            }
             Ok(())
         })
         .await
@@ -347,31 +427,30 @@ impl Session {
     }
 
     /// Gives the session a new id, keeping its data, and restarts its absolute lifetime; the old
-    /// record is deleted once the new one is written. Call it whenever privilege changes (log in)
-    /// so that an id planted before login is worthless after it (session fixation).
+    /// record is deleted once the new one is written, and what other requests saved there
+    /// meanwhile is carried over. The CSRF secret rotates: the new session gets a new one.
+    /// Call it whenever privilege changes (log in) so that an id planted before login is
+    /// worthless after it (session fixation). A session with a user id is then created in its
+    /// user's index, subject to `SESSION_MAX_PER_USER`.
     ///
     /// # Errors
     /// [`SessionError::Unavailable`] when the store cannot be reached.
     pub async fn regenerate(&self) -> Result<(), SessionError> {
-        let prefix = &self.shared.settings.key_prefix;
         let now = self.shared.clock.now();
         let mut state = self.loaded().await?;
-        let State {
-            current, to_delete, ..
-        } = &mut *state;
-        let current = current
+        let current = state
+            .current
             .as_mut()
             .ok_or(SessionError::Unavailable { source: None })?;
-        if current.stored {
-            to_delete.push(current.id.store_key(prefix));
+        if current.stored && current.regenerated.is_none() {
+            current.regenerated = Some((current.id.clone(), current.token.take()));
         }
         current.id = Id::random();
-        current.envelope.created_ms = crate::clock::unix_millis(now);
-        current.envelope.revision = 0;
-        current.envelope.data.remove(crate::csrf::SESSION_KEY);
         current.stored = false;
-        current.modified = true;
         current.idle_deadline = None;
+        current.apply(Change::Regenerate {
+            created_ms: crate::clock::unix_millis(now),
+        });
         Ok(())
     }
 
@@ -381,18 +460,43 @@ impl Session {
     /// # Errors
     /// None today; the signature leaves room for stores that delete eagerly.
     pub async fn destroy(&self) -> Result<(), SessionError> {
-        let prefix = &self.shared.settings.key_prefix;
         let now = self.shared.clock.now();
         let mut state = self.state.lock().await;
         state.accessed = true;
         state.destroyed = true;
-        let stored_key = match (&state.current, &state.presented) {
-            (Some(c), _) if c.stored => Some(c.id.store_key(prefix)),
-            (None, Presented::Valid { id, .. }) => Some(id.store_key(prefix)),
+        let stored = match (&state.current, &state.presented) {
+            (Some(c), _) if c.stored => Some(c.id.clone()),
+            (Some(c), _) => c.regenerated.as_ref().map(|(old, _)| old.clone()),
+            (None, Presented::Valid { id, .. }) => Some(id.clone()),
             _ => None,
         };
-        state.to_delete.extend(stored_key);
+        state.to_delete.extend(stored);
         state.current = Some(self.fresh(now));
         Ok(())
     }
+}
+
+/// Refuses a change of `key` to `value` that would take the data past `max` bytes: tries it,
+/// measures, and puts the old value back.
+fn check_size(
+    c: &mut Current,
+    key: &str,
+    value: Option<&rmpv::Value>,
+    max: usize,
+) -> Result<(), SessionError> {
+    let data = &mut c.envelope.data;
+    let previous = match value {
+        Some(value) => data.insert(key.to_owned(), value.clone()),
+        None => data.remove(key),
+    };
+    let size = c.envelope.data_len();
+    let data = &mut c.envelope.data;
+    match previous {
+        Some(old) => data.insert(key.to_owned(), old),
+        None => data.remove(key),
+    };
+    if size > max {
+        return Err(SessionError::TooLarge { size, max });
+    }
+    Ok(())
 }

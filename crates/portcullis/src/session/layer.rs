@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use super::index::UserSessions;
 use super::service::SessionService;
 use super::{Health, Settings, Shared};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SameSite};
 use crate::keys::KeyRing;
-use crate::store::SessionStore;
+use crate::store::{SessionLimit, SessionStore};
 
 /// Adds a [`Session`](super::Session) to every request.
 ///
@@ -55,6 +56,7 @@ impl SessionLayer {
             use_signer: true,
             max_bytes: 64 * 1024,
             json_prefix: "/api/".into(),
+            limit: SessionLimit::default(),
         };
         Self {
             shared: Arc::new(Shared {
@@ -84,7 +86,18 @@ impl SessionLayer {
         s.key_prefix.clone_from(&config.session_key_prefix);
         s.use_signer = config.session_use_signer;
         s.max_bytes = config.session_max_bytes;
+        s.limit = SessionLimit {
+            max: config.session_max_per_user,
+            policy: config.session_limit_policy,
+        };
         layer
+    }
+
+    /// A handle on every user's sessions, for administrators: list a user's devices, end one,
+    /// end all (see [`UserSessions`]). Uses this layer's store, keys and lifetimes.
+    #[must_use]
+    pub fn user_sessions(&self) -> UserSessions {
+        UserSessions::new(Arc::clone(&self.shared))
     }
 
     fn settings(&mut self) -> &mut Settings {
@@ -179,6 +192,16 @@ impl SessionLayer {
     /// `SESSION_MAX_BYTES` (default 64 KiB): the largest encoded session data.
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.settings().max_bytes = max_bytes;
+        self
+    }
+
+    /// The most live sessions one user may have, and what a log-in beyond it does
+    /// (`SESSION_MAX_PER_USER`, `SESSION_LIMIT_POLICY`; default: no limit). With
+    /// [`LimitPolicy::EvictOldest`](crate::store::LimitPolicy::EvictOldest) the log-in ends
+    /// the user's oldest session; with [`LimitPolicy::Refuse`](crate::store::LimitPolicy::Refuse)
+    /// it is answered 409 and nothing is written.
+    pub fn with_session_limit(mut self, limit: SessionLimit) -> Self {
+        self.settings().limit = limit;
         self
     }
 

@@ -2,21 +2,28 @@
 //! rules for ids, cookies, records and expiry. The crate docs explain the model; this module
 //! holds the pieces:
 //!
-//! - `id.rs`: 256-bit ids and the hashed store key;
+//! - `id.rs`: 256-bit ids (with a user's routing tag once logged in) and the hashed store key;
 //! - `cookie.rs`: reading and verifying `id.mac`, writing `Set-Cookie`;
-//! - `record.rs`: the sealed envelope;
-//! - `handle.rs`: the [`Session`] handle (lazy load, typed access, regenerate, destroy);
+//! - `record.rs`: the sealed envelope and its compare-and-set token;
+//! - `handle.rs`: the [`Session`] handle (lazy load, typed access, update, regenerate,
+//!   destroy), which records every change in `changes.rs`;
+//! - `write.rs`: the write after the handler: create, compare-and-set with replay, delete;
+//! - `index.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
 //! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler.
 
+mod changes;
 mod cookie;
 mod handle;
 mod id;
+mod index;
 mod layer;
 mod record;
 mod service;
+mod write;
 
 pub use handle::Session;
 pub use id::Id;
+pub use index::{DeviceSession, SessionHandle, UserSessions};
 pub use layer::SessionLayer;
 pub use record::Data;
 pub use service::{ResponseFuture, SessionService};
@@ -33,7 +40,7 @@ use http::request::Parts;
 use crate::clock::Clock;
 use crate::keys::KeyRing;
 use crate::response::error_page;
-use crate::store::{SessionStore, StoreError};
+use crate::store::{SessionLimit, SessionStore, StoreError};
 
 /// What went wrong with a session operation. Each variant is also the HTTP answer
 /// ([`IntoResponse`]), so handlers can use `?`.
@@ -62,6 +69,10 @@ pub enum SessionError {
     /// A value could not be encoded as MessagePack.
     #[error("a value could not be encoded for the session")]
     Encode(#[source] rmpv::ext::Error),
+    /// The session store keeps no per-user index, so a user's sessions cannot be listed or
+    /// ended (every store of this crate keeps one).
+    #[error("the session store keeps no per-user index")]
+    NoUserIndex,
 }
 
 impl SessionError {
@@ -78,7 +89,9 @@ impl IntoResponse for SessionError {
         let status = match self {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Decode(_) | Self::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Decode(_) | Self::Encode(_) | Self::NoUserIndex => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         error_page(status, &self.to_string(), false)
     }
@@ -113,6 +126,8 @@ pub(crate) struct Settings {
     pub(crate) use_signer: bool,
     pub(crate) max_bytes: usize,
     pub(crate) json_prefix: String,
+    /// `SESSION_MAX_PER_USER` and its policy.
+    pub(crate) limit: SessionLimit,
 }
 
 /// What every request of one layer shares.

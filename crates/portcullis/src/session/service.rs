@@ -5,17 +5,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
-use axum_core::response::Response;
+use axum_core::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderValue, Request, StatusCode};
 use tower_service::Service;
 
-use super::Shared;
 use super::cookie::{self, Lifetime, Presented};
 use super::handle::{Session, State};
+use super::write::{self, Failure};
+use super::{SessionError, Shared};
 use crate::response::{error_page, wants_json};
-use crate::store::WriteOutcome;
 
 /// The response future of [`SessionService`]: the handler's future followed by the session's
 /// write. Boxed because the write is an `async` store call.
@@ -67,8 +68,9 @@ where
     }
 }
 
-/// Everything that happens after the handler: fail closed on store errors, delete ended
-/// records, write a changed session, and set `Set-Cookie`, `Vary` and `Cache-Control`.
+/// Everything that happens after the handler: fail closed on store errors, write a changed
+/// session (`write.rs`: compare-and-set, replaying this request's changes on a conflict),
+/// delete ended records, and set `Set-Cookie`, `Vary` and `Cache-Control`.
 pub(crate) async fn finish(
     shared: &Shared,
     state: &mut State,
@@ -90,14 +92,15 @@ pub(crate) async fn finish(
     }
     let settings = &shared.settings;
     let now = shared.clock.now();
-    for key in std::mem::take(&mut state.to_delete) {
-        if let Err(error) = shared.store.delete(&key).await {
-            shared.health.report_failure(&error);
-            return unavailable(json);
-        }
-    }
     let cookie_was_sent = !matches!(state.presented, Presented::Absent);
-    let Some(current) = state.current.as_mut() else {
+    let written = match write::write(shared, state, now).await {
+        Ok(written) => written,
+        Err(failure) => return refuse(shared, failure, now, json),
+    };
+    if written {
+        shared.health.report_success();
+    }
+    let Some(current) = state.current.as_ref() else {
         return response;
     };
     let deadline = (now + settings.idle).min(current.envelope.created_at() + settings.absolute);
@@ -106,51 +109,18 @@ pub(crate) async fn finish(
     } else {
         Lifetime::BrowserSession
     };
-
-    let worth_storing =
-        current.stored || !current.envelope.data.is_empty() || current.envelope.user_id.is_some();
-    let send_cookie = if current.modified && worth_storing {
-        current.envelope.revision += 1;
-        let key = current.id.store_key(&settings.key_prefix);
-        let Ok(sealed) = current.envelope.seal(&shared.keys, &key) else {
-            return error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The session could not be encoded.",
-                json,
-            );
-        };
-        let written = if current.stored {
-            shared.store.update(&key, &sealed, deadline).await
-        } else {
-            shared.store.create(&key, &sealed, deadline).await
-        };
-        match written {
-            Ok(WriteOutcome::Written) => shared.health.report_success(),
-            Ok(WriteOutcome::NotWritten) if current.stored => {
-                return ended_elsewhere(shared, now, json);
-            }
-            Ok(WriteOutcome::NotWritten) => {
-                // A fresh 256-bit id already in use: the generator is broken. Refuse to share.
-                tracing::error!("a new session id collided with a live one; refusing to write");
-                return unavailable(json);
-            }
-            Err(error) => {
-                shared.health.report_failure(&error);
-                return unavailable(json);
-            }
-        }
-        true
-    } else if current.stored {
-        let sliding = current.envelope.permanent && settings.refresh_each_request;
-        sliding || current.reissue_cookie
-    } else {
-        false
-    };
+    let send_cookie = written
+        || (current.stored
+            && ((current.envelope.permanent && settings.refresh_each_request)
+                || current.reissue_cookie));
 
     let header = if send_cookie {
         let value = cookie::value(&current.id, settings, &shared.keys);
         Some(cookie::set_cookie(value, &lifetime, now, settings))
-    } else if cookie_was_sent && !current.stored && (state.destroyed || !worth_storing) {
+    } else if cookie_was_sent
+        && !current.stored
+        && (state.destroyed || !write::worth_storing(current))
+    {
         // The client holds a cookie for a session that is gone (destroyed, expired, forged):
         // drop it, so it stops costing a store lookup on every request.
         Some(cookie::set_cookie(
@@ -170,6 +140,46 @@ pub(crate) async fn finish(
     response
 }
 
+/// The answer when the session could not be written: nothing of this request's changes is
+/// kept, and the client's cookie is left alone unless its session is over.
+fn refuse(shared: &Shared, failure: Failure, now: SystemTime, json: bool) -> Response {
+    match failure {
+        Failure::Unavailable(error) => {
+            if let Some(error) = error {
+                shared.health.report_failure(&error);
+            }
+            unavailable(json)
+        }
+        Failure::Ended => ended_elsewhere(shared, now, json),
+        Failure::Busy => {
+            let mut response = error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many requests changed your session at the same moment, so this one was \
+                 not saved. Please try again.",
+                json,
+            );
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        Failure::TooLarge { size, max } => SessionError::TooLarge { size, max }.into_response(),
+        Failure::LimitReached { max } => error_page(
+            StatusCode::CONFLICT,
+            &format!(
+                "You are logged in on {max} devices, the most allowed. Log out on one of them \
+                 (or end it from its sessions page) and try again."
+            ),
+            json,
+        ),
+        Failure::Encode => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The session could not be encoded.",
+            json,
+        ),
+    }
+}
+
 fn unavailable(json: bool) -> Response {
     let mut response = error_page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -182,7 +192,7 @@ fn unavailable(json: bool) -> Response {
     response
 }
 
-fn ended_elsewhere(shared: &Shared, now: std::time::SystemTime, json: bool) -> Response {
+fn ended_elsewhere(shared: &Shared, now: SystemTime, json: bool) -> Response {
     let mut response = error_page(
         StatusCode::CONFLICT,
         "Your session ended while this request was running (for example, you logged out in \

@@ -20,18 +20,20 @@
 //! A write goes to a `.tmp-<random hex>` file in the same folder, created 0600, fully written,
 //! synced, and given its deadline as mtime; only then is it published under the key's name, by
 //! `link(2)` for [`SessionStore::create`] (which fails if the name exists) or `rename(2)` for
-//! [`SessionStore::update`]. Both are atomic, so a reader or a crash sees the old record or the
+//! [`SessionStore::save`]. Both are atomic, so a reader or a crash sees the old record or the
 //! new one, never half of one. A crash can leave a `.tmp-` file behind; no load ever reads one,
 //! and the purge removes those older than ten minutes.
 //!
 //! # Concurrency
 //!
-//! `create`, `update`, `delete`, a sliding `load` and the purge's removals check and act under
-//! one lock per folder, shared by every `FileStore` of this process opened on that folder, so a
-//! `delete` can never slip between an `update`'s check and its rename (which would bring the
-//! session back). The slow part of a write (writing and syncing the temporary file) happens
-//! before the lock is taken. Two *processes* sharing a folder still get atomic, never torn,
-//! records, but not that guarantee: a logout in one could be undone by a save in the other.
+//! `create`, `save`, `delete`, a sliding `load`, the per-user index (`file/index.rs`) and the
+//! purge's removals check and act under one lock per folder, shared by every `FileStore` of
+//! this process opened on that folder. So a `save` compares the live record with its token and
+//! renames its new record into place with nothing in between: no `delete` can slip in (which
+//! would bring the session back) and no other `save` (which would be lost). The slow part of a
+//! write (writing and syncing the temporary file) happens before the lock is taken. Two
+//! *processes* sharing a folder still get atomic, never torn, records, but not those
+//! guarantees: use Redis there.
 //!
 //! # Foreign files
 //!
@@ -50,8 +52,11 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::task::JoinHandle;
 
-use super::{SessionStore, StoreError, StoreKey, WriteOutcome};
+use super::index::UserIndex;
+use super::{SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome, matches_token};
 use crate::clock::{Clock, SystemClock};
+
+mod index;
 
 /// Longest key accepted, in bytes: file names are limited to 255 bytes on common file systems
 /// (`NAME_MAX`); a `sess:` + SHA-256 key is 48.
@@ -77,9 +82,12 @@ const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// - A file's **mtime is the record's idle deadline**, so a sliding load only touches the
 ///   mtime, never rewrites the record, and an expired file is never read.
 /// - Writes are atomic: a temporary `.tmp-` file, written and synced, is published by
-///   `link(2)` (create) or `rename(2)` (update). A crash never leaves half a record.
-/// - Within the process, checks and writes of one folder are serialized, so a save can never
-///   undo a concurrent logout. Two processes on one folder lose that guarantee: use Redis.
+///   `link(2)` (create) or `rename(2)` (save). A crash never leaves half a record.
+/// - Within the process, checks and writes of one folder are serialized, so a save is a true
+///   compare-and-set: it never undoes a concurrent logout nor overwrites a concurrent save.
+///   Two processes on one folder lose that guarantee: use Redis.
+/// - The per-user index is one small file per user (`sess:idx:{…}`), whose mtime is its last
+///   session's absolute deadline, so the purge removes it once every session in it is over.
 /// - Files the store did not write (other names, or open to group or others) are never read
 ///   nor removed. Call [`SessionStore::purge_expired`], or [`FileStore::spawn_sweeper`], to
 ///   remove expired files.
@@ -257,16 +265,20 @@ impl FileStore {
         }
     }
 
-    fn update_blocking(
+    fn save_blocking(
         &self,
         path: &Path,
+        expected: &[u8],
         record: &[u8],
         expires_at: SystemTime,
-    ) -> Result<WriteOutcome, StoreError> {
+    ) -> Result<SaveOutcome, StoreError> {
         let tmp = self.prepare(record, expires_at)?;
         let _order = self.lock();
-        if state_at(path, self.clock.now())? != State::Live {
-            return Ok(WriteOutcome::NotWritten);
+        let Some(current) = read_live(path, self.clock.now())? else {
+            return Ok(SaveOutcome::Gone);
+        };
+        if !matches_token(&current, expected) {
+            return Ok(SaveOutcome::Conflict(current));
         }
         match tmp {
             Some(tmp) => tmp
@@ -275,7 +287,7 @@ impl FileStore {
             // Replaced by an already expired record: the session ends now.
             None => remove(path)?,
         }
-        Ok(WriteOutcome::Written)
+        Ok(SaveOutcome::Saved)
     }
 
     /// Writes the temporary file of a record, or nothing when its deadline has already passed
@@ -359,15 +371,16 @@ impl SessionStore for FileStore {
             .await
     }
 
-    async fn update(
+    async fn save(
         &self,
         key: &StoreKey,
+        expected: &[u8],
         record: &[u8],
         expires_at: SystemTime,
-    ) -> Result<WriteOutcome, StoreError> {
+    ) -> Result<SaveOutcome, StoreError> {
         let path = self.record_path(key)?;
-        let record = record.to_vec();
-        self.run(move |store| store.update_blocking(&path, &record, expires_at))
+        let (expected, record) = (expected.to_vec(), record.to_vec());
+        self.run(move |store| store.save_blocking(&path, &expected, &record, expires_at))
             .await
     }
 
@@ -390,6 +403,10 @@ impl SessionStore for FileStore {
     /// Checks that the folder is still a directory the store can write in.
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(Self::ping_blocking).await
+    }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
     }
 }
 
@@ -421,6 +438,20 @@ fn state_at(path: &Path, now: SystemTime) -> Result<State, StoreError> {
         meta => meta.and_then(|meta| state_of(&meta, now)),
     };
     state.map_err(unavailable("checking a session file"))
+}
+
+/// The record at `path` if it is live (a file the store wrote, before its deadline); `None` for
+/// anything else. Call under the folder lock, so that nothing changes between check and read.
+fn read_live(path: &Path, now: SystemTime) -> Result<Option<Vec<u8>>, StoreError> {
+    if state_at(path, now)? != State::Live {
+        return Ok(None);
+    }
+    match fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        read => read
+            .map(Some)
+            .map_err(unavailable("reading a session file")),
+    }
 }
 
 /// Removes a file; one that is already gone is fine.
@@ -543,10 +574,10 @@ mod tests {
     use super::*;
 
     /// The race the lock exists for, made deterministic: a delete runs (under the lock) while
-    /// an update has its temporary file ready and waits for the lock. The update must then
-    /// find the record gone; checking before taking the lock would bring it back.
+    /// a save has its temporary file ready and waits for the lock. The save must then find
+    /// the record gone; checking before taking the lock would bring it back.
     #[test]
-    fn an_update_waiting_on_a_delete_does_not_resurrect() {
+    fn a_save_waiting_on_a_delete_does_not_resurrect() {
         let folder = tempfile::tempdir().unwrap();
         let store = FileStore::open(folder.path()).unwrap();
         let path = store.dir().join("sess:race");
@@ -557,7 +588,11 @@ mod tests {
         let delete = store.lock();
         let updater = std::thread::spawn({
             let (store, path) = (store.clone(), path.clone());
-            move || store.update_blocking(&path, b"resurrected", later).unwrap()
+            move || {
+                store
+                    .save_blocking(&path, b"live", b"resurrected", later)
+                    .unwrap()
+            }
         });
         // Time for the updater to write its temporary file and reach the lock; were it
         // slower, the test would still pass, never fail spuriously.
@@ -565,7 +600,7 @@ mod tests {
         fs::remove_file(&path).unwrap();
         drop(delete);
 
-        assert_eq!(updater.join().unwrap(), WriteOutcome::NotWritten);
+        assert_eq!(updater.join().unwrap(), SaveOutcome::Gone);
         assert!(!path.exists(), "the deleted session was brought back");
     }
 }

@@ -1,13 +1,15 @@
 //! An in-process store: a map behind a mutex. For tests and single-process demos; sessions
-//! vanish when the process exits.
+//! vanish when the process exits. Every operation, the per-user index's included, is one
+//! critical section, which is what makes each of them atomic.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{SessionStore, StoreError, StoreKey, WriteOutcome};
+use super::index::{Indexed, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit};
+use super::{SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome, matches_token};
 use crate::clock::{Clock, SystemClock};
 
 /// Sessions kept in memory, with exact expiry against a [`Clock`].
@@ -30,8 +32,15 @@ use crate::clock::{Clock, SystemClock};
 /// ```
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    records: Arc<Mutex<HashMap<StoreKey, Entry>>>,
+    records: Arc<Mutex<Records>>,
     clock: Arc<dyn Clock>,
+}
+
+/// The records, and the per-user indexes: index key to member to absolute deadline.
+#[derive(Debug, Default)]
+struct Records {
+    entries: HashMap<StoreKey, Entry>,
+    indexes: HashMap<StoreKey, BTreeMap<String, SystemTime>>,
 }
 
 #[derive(Debug)]
@@ -59,7 +68,7 @@ impl MemoryStore {
     /// How many records the store holds, expired ones included until purged.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.records().len()
+        self.records().entries.len()
     }
 
     /// Whether the store holds no record at all.
@@ -68,9 +77,9 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn records(&self) -> MutexGuard<'_, HashMap<StoreKey, Entry>> {
+    fn records(&self) -> MutexGuard<'_, Records> {
         // A panic while holding the lock cannot leave a half-written entry: every critical
-        // section below is a single map operation.
+        // section below is whole map operations, none of which can panic half-way.
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -101,8 +110,8 @@ impl SessionStore for MemoryStore {
         expires_at: SystemTime,
     ) -> Result<WriteOutcome, StoreError> {
         let now = self.clock.now();
-        let mut records = self.records();
-        if Self::live(&mut records, key, now).is_some() {
+        let records = &mut self.records().entries;
+        if Self::live(records, key, now).is_some() {
             return Ok(WriteOutcome::NotWritten);
         }
         records.insert(
@@ -121,8 +130,8 @@ impl SessionStore for MemoryStore {
         slide_to: Option<SystemTime>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let now = self.clock.now();
-        let mut records = self.records();
-        Ok(Self::live(&mut records, key, now).map(|entry| {
+        let records = &mut self.records().entries;
+        Ok(Self::live(records, key, now).map(|entry| {
             if let Some(deadline) = slide_to {
                 entry.expires_at = deadline;
             }
@@ -130,36 +139,156 @@ impl SessionStore for MemoryStore {
         }))
     }
 
-    async fn update(
+    async fn save(
         &self,
         key: &StoreKey,
+        expected: &[u8],
         record: &[u8],
         expires_at: SystemTime,
-    ) -> Result<WriteOutcome, StoreError> {
+    ) -> Result<SaveOutcome, StoreError> {
         let now = self.clock.now();
-        let mut records = self.records();
-        Ok(match Self::live(&mut records, key, now) {
-            Some(entry) => {
-                *entry = Entry {
-                    record: record.to_vec(),
-                    expires_at,
-                };
-                WriteOutcome::Written
-            }
-            None => WriteOutcome::NotWritten,
-        })
+        let records = &mut self.records().entries;
+        let Some(entry) = Self::live(records, key, now) else {
+            return Ok(SaveOutcome::Gone);
+        };
+        if !matches_token(&entry.record, expected) {
+            return Ok(SaveOutcome::Conflict(entry.record.clone()));
+        }
+        if expires_at <= now {
+            records.remove(key);
+        } else {
+            *entry = Entry {
+                record: record.to_vec(),
+                expires_at,
+            };
+        }
+        Ok(SaveOutcome::Saved)
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.records().remove(key);
+        self.records().entries.remove(key);
         Ok(())
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let mut records = self.records();
+        let records = &mut self.records().entries;
         let before = records.len();
         records.retain(|_, entry| entry.expires_at > now);
         Ok(before - records.len())
+    }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+}
+
+impl Records {
+    /// The slot's live members and their deadlines, after dropping the dead ones from the
+    /// index (past their deadline, or whose record is gone).
+    fn live_members(&mut self, slot: &UserSlot, now: SystemTime) -> Vec<(String, SystemTime)> {
+        let Some(index) = self.indexes.get_mut(slot.index()) else {
+            return Vec::new();
+        };
+        let entries = &mut self.entries;
+        index.retain(|member, deadline| {
+            *deadline > now && MemoryStore::live(entries, &slot.member_key(member), now).is_some()
+        });
+        let live = index.iter().map(|(m, d)| (m.clone(), *d)).collect();
+        if index.is_empty() {
+            self.indexes.remove(slot.index());
+        }
+        live
+    }
+
+    fn end_member(&mut self, slot: &UserSlot, member: &str, now: SystemTime) -> bool {
+        let key = slot.member_key(member);
+        let was_live = MemoryStore::live(&mut self.entries, &key, now).is_some();
+        self.entries.remove(&key);
+        if let Some(index) = self.indexes.get_mut(slot.index()) {
+            index.remove(member);
+            if index.is_empty() {
+                self.indexes.remove(slot.index());
+            }
+        }
+        was_live
+    }
+}
+
+#[async_trait]
+impl UserIndex for MemoryStore {
+    async fn create_indexed(&self, new: NewIndexed<'_>) -> Result<Indexed, StoreError> {
+        let now = self.clock.now();
+        let mut records = self.records();
+        let mut members = records.live_members(new.slot, now);
+        members.retain(|(m, _)| Some(m.as_str()) != new.retire);
+        let Some(evicted) = over_limit(&members, new.limit) else {
+            return Ok(Indexed::Refused);
+        };
+        let key = new.slot.member_key(new.member);
+        if Self::live(&mut records.entries, &key, now).is_some() {
+            return Ok(Indexed::Exists);
+        }
+        for member in new
+            .retire
+            .into_iter()
+            .chain(evicted.iter().map(String::as_str))
+        {
+            records.end_member(new.slot, member, now);
+        }
+        if new.expires_at > now {
+            records.entries.insert(
+                key,
+                Entry {
+                    record: new.record.to_vec(),
+                    expires_at: new.expires_at,
+                },
+            );
+            records
+                .indexes
+                .entry(new.slot.index().clone())
+                .or_default()
+                .insert(new.member.to_owned(), new.deadline);
+        }
+        Ok(Indexed::Created { evicted })
+    }
+
+    async fn list(&self, slot: &UserSlot) -> Result<Vec<IndexedRecord>, StoreError> {
+        let now = self.clock.now();
+        let mut records = self.records();
+        let mut members = records.live_members(slot, now);
+        // Oldest log-in first, as the Redis index orders by score.
+        members.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(members
+            .into_iter()
+            .filter_map(|(member, _)| {
+                let entry = records.entries.get(&slot.member_key(&member))?;
+                Some(IndexedRecord {
+                    expires_at: entry.expires_at,
+                    record: entry.record.clone(),
+                    member,
+                })
+            })
+            .collect())
+    }
+
+    async fn end(&self, slot: &UserSlot, member: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        Ok(self.records().end_member(slot, member, now))
+    }
+
+    async fn end_all(&self, slot: &UserSlot, keep: Option<&str>) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let mut records = self.records();
+        let members: Vec<String> = records
+            .indexes
+            .get(slot.index())
+            .map(|index| index.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut ended = 0;
+        for member in members.iter().filter(|m| Some(m.as_str()) != keep) {
+            ended += usize::from(records.end_member(slot, member, now));
+        }
+        Ok(ended)
     }
 }

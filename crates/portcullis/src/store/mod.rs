@@ -6,10 +6,22 @@
 //!
 //! The store's own expiry is the session's **idle** deadline: every load may slide it
 //! ([`SessionStore::load`] with `Some(deadline)`), and an expired record must never be
-//! returned. Writes come in two kinds that together make logouts final:
-//! [`SessionStore::create`] writes only if the key is absent, and [`SessionStore::update`]
-//! only if it is present, so a request that saves after another request deleted the session
-//! never brings it back.
+//! returned. Writes come in two kinds that together make logouts final and lose no update:
+//! [`SessionStore::create`] writes only if the key is absent, and [`SessionStore::save`] is a
+//! compare-and-set: it replaces the record only if it is still the one the request loaded
+//! (it still begins with that record's *token*), answers [`SaveOutcome::Conflict`] with the
+//! newer record when another request saved first (the session layer re-applies its own
+//! changes onto it and tries again), and [`SaveOutcome::Gone`] when the session was deleted
+//! meanwhile, which it never brings back.
+//!
+//! The token is opaque to the store: the record format decides it (for the sealed records of
+//! the session layer, the format byte and the 24-byte nonce that starts every record, unique
+//! per write). A store only checks that the live record begins with it.
+//!
+//! Stores that can keep a per-user index beside the sessions offer it through
+//! [`SessionStore::user_index`]; see [`UserIndex`]. Each store keeps its index in a child
+//! module (`memory.rs` inline, `file/index.rs`, `redis/index.rs` with the Lua scripts in
+//! `redis/scripts.rs`).
 //!
 //! Implementations: [`MemoryStore`] (one process, tests), [`FileStore`] (the `dev` profile;
 //! Unix only, as it relies on Unix permission bits and file names that may hold `:`), and
@@ -19,12 +31,16 @@
 
 #[cfg(unix)]
 mod file;
+mod index;
 mod memory;
 mod redis;
 
 pub use self::redis::{RedisStore, RedisTimeouts, RedisUrlError};
 #[cfg(unix)]
 pub use file::FileStore;
+pub use index::{
+    Indexed, IndexedRecord, LimitPolicy, NewIndexed, SessionLimit, UserIndex, UserSlot,
+};
 pub use memory::MemoryStore;
 
 pub(crate) use self::redis::check_url as check_redis_url;
@@ -102,14 +118,44 @@ impl StoreError {
     }
 }
 
-/// The outcome of a conditional write.
+/// The outcome of [`SessionStore::create`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The record was written.
     Written,
-    /// The condition did not hold: for [`SessionStore::create`] the key already existed, for
-    /// [`SessionStore::update`] it was gone (expired or deleted). Nothing was written.
+    /// A live record already had the key. Nothing was written.
     NotWritten,
+}
+
+/// The outcome of [`SessionStore::save`], the compare-and-set write.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// The live record still matched the token: it was replaced.
+    Saved,
+    /// Another write came first: the live record does not match the token. It is handed back,
+    /// so the caller can merge onto it without another read. Nothing was written.
+    Conflict(Vec<u8>),
+    /// No live record under the key (expired or deleted). Nothing was written: a deleted
+    /// session is never brought back.
+    Gone,
+}
+
+/// Shows the size of a conflicting record, never its bytes.
+impl fmt::Debug for SaveOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Saved => f.write_str("Saved"),
+            Self::Conflict(record) => write!(f, "Conflict({} bytes)", record.len()),
+            Self::Gone => f.write_str("Gone"),
+        }
+    }
+}
+
+/// Whether `record` matches the compare-and-set token `expected`: it begins with it. Every
+/// store applies this one rule (the Redis store in Lua, with the same meaning).
+#[must_use]
+pub fn matches_token(record: &[u8], expected: &[u8]) -> bool {
+    record.starts_with(expected)
 }
 
 /// Storage for sealed session records.
@@ -139,16 +185,22 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         slide_to: Option<SystemTime>,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Replaces the live record under `key`, if, and only if, one is there.
+    /// Replaces the live record under `key` with `record`, expiring at `expires_at`, if, and
+    /// only if, it still matches `expected` ([`matches_token`]): the token of the record the
+    /// caller loaded. Check and write are one atomic step.
+    ///
+    /// A deadline that has already passed ends the record (when it matches).
     ///
     /// # Errors
-    /// [`StoreError`] when the backend fails.
-    async fn update(
+    /// [`StoreError`] when the backend fails. A mismatch is [`SaveOutcome::Conflict`], a
+    /// missing record [`SaveOutcome::Gone`].
+    async fn save(
         &self,
         key: &StoreKey,
+        expected: &[u8],
         record: &[u8],
         expires_at: SystemTime,
-    ) -> Result<WriteOutcome, StoreError>;
+    ) -> Result<SaveOutcome, StoreError>;
 
     /// Removes the record under `key`; removing a missing record is not an error.
     ///
@@ -172,6 +224,12 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// The store's per-user index, when it keeps one (every store of this crate does). Without
+    /// one, sessions of logged-in users are stored like any other and cannot be listed.
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        None
+    }
 }
 
 #[async_trait]
@@ -191,13 +249,14 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).load(key, slide_to).await
     }
-    async fn update(
+    async fn save(
         &self,
         key: &StoreKey,
+        expected: &[u8],
         record: &[u8],
         expires_at: SystemTime,
-    ) -> Result<WriteOutcome, StoreError> {
-        (**self).update(key, record, expires_at).await
+    ) -> Result<SaveOutcome, StoreError> {
+        (**self).save(key, expected, record, expires_at).await
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         (**self).delete(key).await
@@ -207,5 +266,8 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         (**self).ping().await
+    }
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        (**self).user_index()
     }
 }

@@ -1,6 +1,10 @@
 //! [`RedisStore`]: sessions in Redis, one server or a Redis Cluster, for the `redis` profile.
 //! The commands, key layout, TLS, cluster form, timeouts and outage behaviour are documented
-//! on the type, where rustdoc shows them.
+//! on the type, where rustdoc shows them. The Lua scripts are in `redis/scripts.rs`, the
+//! per-user index in `redis/index.rs`.
+
+mod index;
+mod scripts;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,9 +14,12 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, RedisError, Value};
+use redis::{
+    Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, Pipeline, RedisError, Value,
+};
 
-use super::{SessionStore, StoreError, StoreKey, WriteOutcome};
+use super::index::UserIndex;
+use super::{SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome};
 use crate::clock::{Clock, SystemClock, unix_millis};
 use crate::config::{Config, redact_url_password};
 
@@ -85,10 +92,22 @@ impl RedisUrlError {
 /// | [`SessionStore::load`] with `slide_to` | `GETEX key PXAT <slide_to>` (read and slide together) |
 /// | [`SessionStore::load`] without | `GET key` |
 /// | [`SessionStore::create`] | `SET key record NX PXAT <deadline>` (only if absent) |
-/// | [`SessionStore::update`] | `SET key record XX PXAT <deadline>` (only if present: no resurrection) |
+/// | [`SessionStore::save`] | `EVALSHA cas 1 key <token> <record> <deadline>`: compare-and-set (below) |
 /// | [`SessionStore::delete`] | `DEL key` |
 /// | [`SessionStore::ping`] | `PING` (on a cluster: every primary) |
 /// | [`SessionStore::purge_expired`] | nothing: Redis expires keys by itself, and this returns 0 |
+///
+/// A write is the `cas` script (`redis/scripts.rs`): `GET`, compare the record's first bytes
+/// with the token, `SET … PXAT` when they match. It answers "saved", "gone" (nil: the session
+/// was deleted, and is not brought back) or the live record itself, so the session layer
+/// merges onto it without another read. Redis counts the script's inner `GET` and `SET` in
+/// `INFO commandstats` too; the client sends one command. `EVALSHA` falls back to `EVAL` when
+/// the server has not cached the script (after a restart, on a new cluster node).
+///
+/// The per-user index ([`SessionStore::user_index`]) is one script or one pipeline per
+/// operation, on the user's slot: `EVALSHA login` (create, prune, limit, retire), `EVALSHA
+/// list` (`GET` and `PTTL`, never sliding), `DEL` + `ZREM` in one pipeline (end one),
+/// `EVALSHA end_all`.
 ///
 /// Redis keeps a key through the millisecond its `PXAT` names, so the store sends the
 /// millisecond before the deadline's: a record never outlives its deadline (by the same
@@ -97,8 +116,8 @@ impl RedisUrlError {
 /// A deadline that has already passed (by the store's [`Clock`]) is never sent as `PXAT`:
 /// such a `create` stores nothing and only checks whether a live record is in the way
 /// (`EXISTS key`: `NotWritten` if one is, else `Written`, the record having expired at once),
-/// and such an `update` ends the record (`DEL key`: `Written` if one was there). That is what
-/// the memory and file stores do, and it does not depend on the server's clock.
+/// and such a `save` ends the record (the script's `DEL`, when the token matches). That is
+/// what the memory and file stores do, and it does not depend on the server's clock.
 ///
 /// Records are opaque bytes, sent and read as binary strings, never decoded as text.
 ///
@@ -327,6 +346,20 @@ impl RedisStore {
         keys: &[&str],
         args: &[&[u8]],
     ) -> Result<T, StoreError> {
+        self.invoke(script, keys, args, Repeat::Once, "running a Redis script")
+            .await
+    }
+
+    /// Runs `script` with `keys` and `args`; like [`RedisStore::query`], a call refused before
+    /// reaching Redis is sent again, and an `Idempotent` one also after a lost connection.
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[&[u8]],
+        repeat: Repeat,
+        context: &'static str,
+    ) -> Result<T, StoreError> {
         let mut invocation = script.prepare_invoke();
         for key in keys {
             invocation.key(*key);
@@ -338,7 +371,7 @@ impl RedisStore {
             Backend::Single(manager) => {
                 let mut connection = manager.clone();
                 match invocation.invoke_async(&mut connection).await {
-                    Err(e) if Repeat::Once.may_retry(&e) => {
+                    Err(e) if repeat.may_retry(&e) => {
                         invocation.invoke_async(&mut connection).await
                     }
                     result => result,
@@ -349,7 +382,30 @@ impl RedisStore {
                 invocation.invoke_async(&mut connection).await
             }
         };
-        result.map_err(|e| StoreError::unavailable("running a Redis script", e))
+        result.map_err(|e| StoreError::unavailable(context, e))
+    }
+
+    /// Sends `pipeline` (its commands all in one hash slot on a cluster) in one round trip.
+    async fn pipeline<T: FromRedisValue>(
+        &self,
+        pipeline: &Pipeline,
+        repeat: Repeat,
+        context: &'static str,
+    ) -> Result<T, StoreError> {
+        let result = match &self.backend {
+            Backend::Single(manager) => {
+                let mut connection = manager.clone();
+                match pipeline.query_async(&mut connection).await {
+                    Err(e) if repeat.may_retry(&e) => pipeline.query_async(&mut connection).await,
+                    result => result,
+                }
+            }
+            Backend::Cluster(cluster) => {
+                let mut connection = cluster.connection().await?;
+                pipeline.query_async(&mut connection).await
+            }
+        };
+        result.map_err(|e| StoreError::unavailable(context, e))
     }
 
     /// The `PXAT` argument for the deadline `time`: Redis keeps a key through the whole
@@ -429,37 +485,38 @@ impl SessionStore for RedisStore {
             .await
     }
 
-    async fn update(
+    /// The `cas` script. Sent a second time after a lost connection: if the first one had
+    /// landed, the second finds the record it wrote and answers a conflict holding it, which
+    /// the session layer recognises by its token as its own write.
+    async fn save(
         &self,
         key: &StoreKey,
+        expected: &[u8],
         record: &[u8],
         expires_at: SystemTime,
-    ) -> Result<WriteOutcome, StoreError> {
-        if expires_at <= self.clock.now() {
-            // Replaced by an already expired record: the session ends now, if it was there.
-            let removed: u64 = self
-                .query(
-                    redis::cmd("DEL").arg(key.as_str()),
-                    Repeat::Once,
-                    "ending a session record",
-                )
-                .await?;
-            return Ok(if removed > 0 {
-                WriteOutcome::Written
-            } else {
-                WriteOutcome::NotWritten
-            });
+    ) -> Result<SaveOutcome, StoreError> {
+        // An empty deadline tells the script to end the record: a deadline that has passed is
+        // never sent as PXAT, so the outcome does not depend on the server's clock.
+        let pxat = if expires_at <= self.clock.now() {
+            String::new()
+        } else {
+            Self::pxat(expires_at).to_string()
+        };
+        let reply: Value = self
+            .invoke(
+                &scripts::CAS,
+                &[key.as_str()],
+                &[expected, record, pxat.as_bytes()],
+                Repeat::Idempotent,
+                "saving a session record",
+            )
+            .await?;
+        match reply {
+            Value::Int(1) => Ok(SaveOutcome::Saved),
+            Value::Nil => Ok(SaveOutcome::Gone),
+            Value::BulkString(current) => Ok(SaveOutcome::Conflict(current)),
+            other => Err(unexpected("the cas script", &other)),
         }
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key.as_str())
-            .arg(record)
-            .arg("XX")
-            .arg("PXAT")
-            .arg(Self::pxat(expires_at));
-        written(
-            self.query(&cmd, Repeat::Idempotent, "updating a session record")
-                .await?,
-        )
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
@@ -478,13 +535,17 @@ impl SessionStore for RedisStore {
             .await
             .map(drop)
     }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
 }
 
 /// Whether sending a command twice has the effect, and gives the answer, of sending it once.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Repeat {
-    /// `GET`, `GETEX` to a fixed deadline, `SET … XX` of a fixed value, `EXISTS`, `PING`,
-    /// and a `DEL` whose count is not used.
+    /// `GET`, `GETEX` to a fixed deadline, the `cas` script (see its `save`),
+    /// `EXISTS`, `PING`, and a `DEL` whose count is not used.
     Idempotent,
     /// `SET … NX`, and a `DEL` whose count is the answer: a repeat of one that did land would
     /// answer "already exists" or "nothing deleted".
@@ -498,16 +559,28 @@ impl Repeat {
     }
 }
 
-/// The outcome of `SET … NX|XX`: `OK` when written, nil when the condition did not hold.
+/// The outcome of `SET … NX`: `OK` when written, nil when the key was there.
 fn written(reply: Value) -> Result<WriteOutcome, StoreError> {
     match reply {
         Value::Okay => Ok(WriteOutcome::Written),
         Value::Nil => Ok(WriteOutcome::NotWritten),
-        other => Err(StoreError::unavailable(
-            "writing a session record",
-            format!("unexpected reply to SET: {other:?}"),
-        )),
+        other => Err(unexpected("SET", &other)),
     }
+}
+
+/// A reply of a shape the store never asks for: a bug, or not Redis. Only the shape is shown,
+/// never the bytes (they may be a sealed record).
+fn unexpected(what: &str, reply: &Value) -> StoreError {
+    let shape = match reply {
+        Value::BulkString(bytes) => format!("a {}-byte string", bytes.len()),
+        Value::Array(items) => format!("an array of {}", items.len()),
+        Value::Int(n) => format!("the integer {n}"),
+        other => format!("{other:?}"),
+    };
+    StoreError::unavailable(
+        "reading a Redis reply",
+        format!("unexpected reply to {what}: {shape}"),
+    )
 }
 
 /// A cluster connection made on first use, and again on later uses until one is made (the

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use axum::routing::{get, post};
-use portcullis::store::{SessionStore, StoreError, StoreKey, WriteOutcome};
+use portcullis::store::{SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome};
 use portcullis::{Session, SessionError};
 
 /// Counts every call and can be switched to fail, around any real store.
@@ -90,12 +90,13 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.check()?;
         self.inner.load(key, slide).await
     }
-    async fn update(
+    async fn save(
         &self,
         key: &StoreKey,
+        expected: &[u8],
         record: &[u8],
         at: SystemTime,
-    ) -> Result<WriteOutcome, StoreError> {
+    ) -> Result<SaveOutcome, StoreError> {
         self.stats.updates.fetch_add(1, Ordering::SeqCst);
         self.check()?;
         self.stats
@@ -103,12 +104,16 @@ impl<S: SessionStore> SessionStore for Probe<S> {
             .lock()
             .unwrap()
             .push((key.clone(), record.to_vec()));
-        self.inner.update(key, record, at).await
+        self.inner.save(key, expected, record, at).await
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.stats.deletes.fetch_add(1, Ordering::SeqCst);
         self.check()?;
         self.inner.delete(key).await
+    }
+    /// The index is not probed: these tests count the session operations.
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        self.inner.user_index()
     }
 }
 

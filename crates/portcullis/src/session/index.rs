@@ -1,0 +1,383 @@
+//! A user's sessions across devices: list them, end one, end all but one. For the pages of
+//! the user ([`Session::devices`] and friends) and for administrators ([`UserSessions`], from
+//! [`SessionLayer::user_sessions`](super::SessionLayer::user_sessions)).
+//!
+//! A session gets into its user's index when it is created with a user id (log in:
+//! [`Session::regenerate`] then [`Session::set_user_id`], in either order). Its id then
+//! carries the user's routing tag `T` (128 bits of HMAC-SHA256 of the user id under a key of
+//! the ring): the cookie holds `T~<random>`, the store key is `<prefix>{T}<member>` and the
+//! index `<prefix>idx:{T}`, where `member` is the base64url SHA-256 of the id. Members, never
+//! ids, are what lists show and what "end" takes ([`SessionHandle`]): knowing one gives no
+//! cookie. Since `T` depends on the key, lists and "end all" look under the tag of the
+//! current key and of each fallback.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::de::DeserializeOwned;
+
+use super::id::{Tag, encode_tag};
+use super::record::{Data, Envelope};
+use super::{Session, SessionError, Shared};
+use crate::store::{StoreError, StoreKey, UserIndex, UserSlot};
+
+/// Length of a handle: a base64url SHA-256.
+const HANDLE_LEN: usize = 43;
+
+/// Names one session of a user in lists and in "end" requests: its member in the user's index
+/// (the base64url SHA-256 of its id, which is also the end of its store key). Not a secret, and
+/// no way back to the id or the cookie.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionHandle(String);
+
+impl SessionHandle {
+    /// Parses a handle as shown by a list: 43 base64url characters; `None` for anything else.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = text.len() == HANDLE_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then(|| Self(text.to_owned()))
+    }
+
+    /// The handle as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionHandle({})", self.0)
+    }
+}
+
+/// One live session of a user, as a list shows it.
+#[derive(Clone)]
+pub struct DeviceSession {
+    handle: SessionHandle,
+    created_at: SystemTime,
+    last_used: SystemTime,
+    expires_at: SystemTime,
+    current: bool,
+    data: Data,
+}
+
+impl fmt::Debug for DeviceSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceSession")
+            .field("handle", &self.handle)
+            .field("created_at", &self.created_at)
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceSession {
+    /// What names this session in "end" requests.
+    #[must_use]
+    pub fn handle(&self) -> &SessionHandle {
+        &self.handle
+    }
+
+    /// When it began: the log-in (or the last regeneration).
+    #[must_use]
+    pub fn created_at(&self) -> SystemTime {
+        self.created_at
+    }
+
+    /// When it was last used: its idle deadline less the idle lifetime (every load slides the
+    /// deadline; with `SESSION_REFRESH_EACH_REQUEST=false`, every write). Within the last idle
+    /// lifetime before the absolute deadline, the deadline is capped, so this is then a
+    /// lower bound. Never earlier than [`DeviceSession::created_at`].
+    #[must_use]
+    pub fn last_used(&self) -> SystemTime {
+        self.last_used
+    }
+
+    /// When it ends if nothing else happens.
+    #[must_use]
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+
+    /// Whether it is the session of the request that listed it.
+    #[must_use]
+    pub fn is_current(&self) -> bool {
+        self.current
+    }
+
+    /// A value of its data (the application's own device details, for example), decoded as
+    /// `T`; `None` when absent.
+    ///
+    /// # Errors
+    /// [`SessionError::Decode`] when the value is not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        self.data
+            .get(key)
+            .map(|v| rmpv::ext::from_value(v.clone()).map_err(SessionError::decode))
+            .transpose()
+    }
+}
+
+/// Every user's sessions, for administrators and background jobs: from
+/// [`SessionLayer::user_sessions`](super::SessionLayer::user_sessions), so it uses the layer's
+/// store, keys and lifetimes. Users are named by the id given to [`Session::set_user_id`].
+///
+/// ```
+/// use portcullis::{SessionLayer, keys::KeyRing, store::MemoryStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let layer = SessionLayer::new(MemoryStore::new(), KeyRing::new(&[7; 32], &[]));
+/// let sessions = layer.user_sessions();
+/// assert!(sessions.list("42").await?.is_empty());
+/// assert_eq!(sessions.end_all("42", None).await?, 0);
+/// # Ok::<(), portcullis::SessionError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct UserSessions {
+    shared: Arc<Shared>,
+}
+
+impl UserSessions {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// The user's live sessions, oldest log-in first. Listing slides no session's expiry, and
+    /// drops dead entries from the index on the way.
+    ///
+    /// # Errors
+    /// [`SessionError::Unavailable`] when the store cannot be reached;
+    /// [`SessionError::NoUserIndex`] when the store keeps no per-user index.
+    pub async fn list(&self, user: &str) -> Result<Vec<DeviceSession>, SessionError> {
+        let index = self.index()?;
+        let settings = &self.shared.settings;
+        let now = self.shared.clock.now();
+        let mut found = Vec::new();
+        for tag in self.shared.keys.routing_tags(user) {
+            let slot = slot(&settings.key_prefix, &tag);
+            let listed = index.list(&slot).await.map_err(|e| self.failed(e))?;
+            for record in listed {
+                let key = slot.member_key(&record.member);
+                let Some((envelope, _)) = Envelope::open(&self.shared.keys, &key, &record.record)
+                else {
+                    continue;
+                };
+                let deadline = envelope.created_at() + settings.absolute;
+                // The tag is keyed and 128 bits, so this only guards against a foreign writer.
+                if envelope.user_id.as_deref() != Some(user) || now >= deadline {
+                    continue;
+                }
+                let Some(handle) = SessionHandle::parse(&record.member) else {
+                    continue;
+                };
+                let created_at = envelope.created_at();
+                let last_used = record
+                    .expires_at
+                    .checked_sub(settings.idle)
+                    .map_or(created_at, |t| t.max(created_at));
+                found.push(DeviceSession {
+                    handle,
+                    created_at,
+                    last_used,
+                    expires_at: record.expires_at,
+                    current: false,
+                    data: envelope.data,
+                });
+            }
+        }
+        self.shared.health.report_success();
+        Ok(found)
+    }
+
+    /// Ends one of the user's sessions; `true` if it was live. A handle of another user's
+    /// session ends nothing.
+    ///
+    /// # Errors
+    /// As [`UserSessions::list`].
+    pub async fn end(&self, user: &str, handle: &SessionHandle) -> Result<bool, SessionError> {
+        let index = self.index()?;
+        for tag in self.shared.keys.routing_tags(user) {
+            let slot = slot(&self.shared.settings.key_prefix, &tag);
+            if index
+                .end(&slot, handle.as_str())
+                .await
+                .map_err(|e| self.failed(e))?
+            {
+                self.log_ended(user, 1);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Ends every session of the user, but `except` when given; returns how many ended.
+    ///
+    /// # Errors
+    /// As [`UserSessions::list`].
+    pub async fn end_all(
+        &self,
+        user: &str,
+        except: Option<&SessionHandle>,
+    ) -> Result<usize, SessionError> {
+        let index = self.index()?;
+        let keep = except.map(SessionHandle::as_str);
+        let mut ended = 0;
+        for tag in self.shared.keys.routing_tags(user) {
+            let slot = slot(&self.shared.settings.key_prefix, &tag);
+            ended += index
+                .end_all(&slot, keep)
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
+        self.log_ended(user, ended);
+        Ok(ended)
+    }
+
+    fn index(&self) -> Result<&dyn UserIndex, SessionError> {
+        self.shared
+            .store
+            .user_index()
+            .ok_or(SessionError::NoUserIndex)
+    }
+
+    fn failed(&self, error: StoreError) -> SessionError {
+        self.shared.health.report_failure(&error);
+        SessionError::Unavailable {
+            source: Some(error),
+        }
+    }
+
+    fn log_ended(&self, user: &str, count: usize) {
+        if count > 0 {
+            tracing::info!(
+                target: "portcullis::security",
+                user = %self.shared.keys.log_hash(user.as_bytes()),
+                ended = count,
+                "ended sessions of a user"
+            );
+        }
+    }
+}
+
+/// The index slot of the user with routing tag `tag`: the index `<prefix>idx:{T}` and the
+/// member prefix `<prefix>{T}`.
+pub(crate) fn slot(prefix: &str, tag: &Tag) -> UserSlot {
+    let tag = encode_tag(tag);
+    UserSlot::new(
+        StoreKey::from_string(format!("{prefix}idx:{{{tag}}}")),
+        format!("{prefix}{{{tag}}}"),
+    )
+}
+
+/// What the index operations of [`Session`] need to know of the current session.
+struct Whose {
+    user: String,
+    /// This session's handle in its user's index: of the id it was loaded with, when this
+    /// request regenerated it (that one is in the index until the write retires it).
+    handle: Option<SessionHandle>,
+    /// The handle names this session's current id (it was not regenerated in this request).
+    stored: bool,
+}
+
+impl Session {
+    /// This session's handle in its user's index: `None` for an anonymous session, or one not
+    /// written yet in its user's index (new, or regenerated in this request).
+    ///
+    /// # Errors
+    /// [`SessionError::Unavailable`] when the store cannot be reached.
+    pub async fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
+        Ok(self
+            .whose()
+            .await?
+            .filter(|w| w.stored)
+            .and_then(|w| w.handle))
+    }
+
+    /// Every live session of this session's user, this one marked
+    /// ([`DeviceSession::is_current`]); empty for an anonymous session.
+    ///
+    /// # Errors
+    /// As [`UserSessions::list`].
+    pub async fn devices(&self) -> Result<Vec<DeviceSession>, SessionError> {
+        let Some(whose) = self.whose().await? else {
+            return Ok(Vec::new());
+        };
+        let mut devices = self.user_sessions().list(&whose.user).await?;
+        for device in &mut devices {
+            device.current = Some(&device.handle) == whose.handle.as_ref();
+        }
+        Ok(devices)
+    }
+
+    /// Ends one session of this session's user, now; `true` if it was live. Ending this very
+    /// session is [`Session::destroy`]. Nothing happens for an anonymous session.
+    ///
+    /// # Errors
+    /// As [`UserSessions::list`].
+    pub async fn end_device(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        let Some(whose) = self.whose().await? else {
+            return Ok(false);
+        };
+        if whose.handle.as_ref() == Some(handle) {
+            self.destroy().await?;
+            return Ok(true);
+        }
+        self.user_sessions().end(&whose.user, handle).await
+    }
+
+    /// Ends every other session of this session's user, now ("log out other devices", and
+    /// what a password change must do); returns how many ended. Nothing happens for an
+    /// anonymous session.
+    ///
+    /// # Errors
+    /// As [`UserSessions::list`].
+    pub async fn end_other_devices(&self) -> Result<usize, SessionError> {
+        let Some(whose) = self.whose().await? else {
+            return Ok(0);
+        };
+        self.user_sessions()
+            .end_all(&whose.user, whose.handle.as_ref())
+            .await
+    }
+
+    fn user_sessions(&self) -> UserSessions {
+        UserSessions::new(Arc::clone(&self.shared))
+    }
+
+    /// The user and the handle of this session (of the id it had when loaded, if this request
+    /// regenerated it: that one is in the index until the write retires it).
+    async fn whose(&self) -> Result<Option<Whose>, SessionError> {
+        let state = self.loaded().await?;
+        let Some(current) = state.current.as_ref() else {
+            return Ok(None);
+        };
+        let Some(user) = current.envelope.user_id.clone() else {
+            return Ok(None);
+        };
+        let indexed = if current.stored {
+            Some(&current.id)
+        } else {
+            current.regenerated.as_ref().map(|(old, _)| old)
+        };
+        let handle = indexed
+            .filter(|id| id.tag().is_some())
+            .and_then(|id| SessionHandle::parse(&id.digest()));
+        Ok(Some(Whose {
+            user,
+            handle,
+            stored: current.stored,
+        }))
+    }
+}

@@ -1,0 +1,293 @@
+//! Writing a changed session after the handler, without losing anyone's update:
+//!
+//! - a **new** session (first write, or regenerated) is created only if its key is absent
+//!   (`SET NX`); one with a user goes into its user's index in the same atomic step, under
+//!   `SESSION_MAX_PER_USER`, and retires the id it regenerated from when that id was the same
+//!   user's. It is created with its CSRF secret, so that two concurrent first pages never
+//!   mint two;
+//! - an **existing** session is saved with compare-and-set on the token of the record this
+//!   request loaded. On a conflict the store hands back the newer record: this request's
+//!   changes are replayed onto it (`changes.rs`) and the save tried again, up to
+//!   [`MAX_SAVE_ATTEMPTS`] times with a jittered back-off; then the answer is 503. A session
+//!   deleted meanwhile is never written back;
+//! - then ended records are removed (from their user's index too).
+
+use std::time::{Duration, SystemTime};
+
+use super::Shared;
+use super::handle::{Current, State};
+use super::id::Id;
+use super::index::slot;
+use super::record::{Envelope, cas_token};
+use crate::keys::fill_random;
+use crate::store::{Indexed, NewIndexed, SaveOutcome, StoreError, WriteOutcome};
+
+/// Saves tried before answering 503. Every failed try means another request's save succeeded
+/// (the loop is lock-free), so this bounds only a pile-up of many concurrent writers.
+pub(crate) const MAX_SAVE_ATTEMPTS: u32 = 10;
+/// The first retry goes at once (two writers, the common case); later ones wait a random time
+/// below a window that doubles from this...
+const BACKOFF_BASE: Duration = Duration::from_millis(1);
+/// ...up to this, so that a pile-up of writers spreads out instead of colliding again.
+const BACKOFF_CAP: Duration = Duration::from_millis(64);
+
+/// Why a session could not be written; `service.rs` turns each into its response.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The store failed (the error, when there is one).
+    Unavailable(Option<StoreError>),
+    /// The session was deleted while this request ran (a logout elsewhere).
+    Ended,
+    /// Too many concurrent writers: still conflicting after [`MAX_SAVE_ATTEMPTS`].
+    Busy,
+    /// Merged with concurrent changes, the session would exceed `SESSION_MAX_BYTES`.
+    TooLarge { size: usize, max: usize },
+    /// The user has `SESSION_MAX_PER_USER` sessions and the policy refuses more.
+    LimitReached { max: usize },
+    /// The session could not be encoded.
+    Encode,
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(Some(error))
+    }
+}
+
+/// Writes what this request changed and removes ended records. `Ok(true)` when a record was
+/// written (so the cookie goes out).
+pub(crate) async fn write(
+    shared: &Shared,
+    state: &mut State,
+    now: SystemTime,
+) -> Result<bool, Failure> {
+    let State {
+        current, to_delete, ..
+    } = state;
+    let mut written = false;
+    if let Some(current) = current.as_mut() {
+        let mut retired = false;
+        if current.modified && worth_storing(current) {
+            if current.stored {
+                save(shared, current, now).await?;
+            } else {
+                retired = create(shared, current, now).await?;
+                current.stored = true;
+            }
+            written = true;
+        }
+        if let Some((old, _)) = current.regenerated.take()
+            && !retired
+        {
+            to_delete.push(old);
+        }
+    }
+    for id in std::mem::take(to_delete) {
+        delete(shared, &id).await?;
+    }
+    Ok(written)
+}
+
+/// Whether the session holds anything worth a record: an empty anonymous session is not
+/// stored (a visitor who only reads gets no session).
+pub(crate) fn worth_storing(current: &Current) -> bool {
+    current.stored || !current.envelope.data.is_empty() || current.envelope.user_id.is_some()
+}
+
+/// The compare-and-set loop.
+async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result<(), Failure> {
+    let settings = &shared.settings;
+    let key = current.id.store_key(&settings.key_prefix);
+    let Some(mut expected) = current.token.clone() else {
+        // Invariant of the handle: a stored session was loaded, with its token.
+        return Err(Failure::Unavailable(None));
+    };
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
+        if attempt > 0 {
+            let size = current.envelope.data_len();
+            if size > settings.max_bytes {
+                return Err(Failure::TooLarge {
+                    size,
+                    max: settings.max_bytes,
+                });
+            }
+        }
+        current.envelope.revision += 1;
+        let sealed = current
+            .envelope
+            .seal(&shared.keys, &key)
+            .map_err(|_| Failure::Encode)?;
+        let deadline = current.envelope.created_at() + settings.absolute;
+        let expires_at = (now + settings.idle).min(deadline);
+        match shared
+            .store
+            .save(&key, &expected, &sealed, expires_at)
+            .await?
+        {
+            SaveOutcome::Saved => {
+                if attempt > 0 {
+                    tracing::debug!(conflicts = attempt, "session saved after concurrent writes");
+                }
+                current.token = Some(cas_token(&sealed));
+                return Ok(());
+            }
+            SaveOutcome::Gone => return Err(Failure::Ended),
+            // Our own write, found by a retry after a lost reply: it had landed.
+            SaveOutcome::Conflict(live) if cas_token(&live) == cas_token(&sealed) => {
+                current.token = Some(cas_token(&sealed));
+                return Ok(());
+            }
+            SaveOutcome::Conflict(live) => {
+                let Some((mut envelope, _)) = Envelope::open(&shared.keys, &key, &live) else {
+                    // Not a record this key ring can open: the next load discards it.
+                    return Err(Failure::Ended);
+                };
+                if now >= envelope.created_at() + settings.absolute {
+                    return Err(Failure::Ended);
+                }
+                current.changes.replay(&mut envelope);
+                current.envelope = envelope;
+                expected = cas_token(&live);
+                back_off(attempt).await;
+            }
+        }
+    }
+    tracing::warn!(
+        attempts = MAX_SAVE_ATTEMPTS,
+        "session still changed by other requests after every attempt; answering 503"
+    );
+    Err(Failure::Busy)
+}
+
+/// Creates the session: in its user's index when it has a user (and the store keeps one),
+/// else plainly. `Ok(true)` when the old id of a regeneration was retired in the same step.
+async fn create(shared: &Shared, current: &mut Current, now: SystemTime) -> Result<bool, Failure> {
+    let settings = &shared.settings;
+    carry_over(shared, current).await?;
+    current
+        .envelope
+        .data
+        .entry(crate::csrf::SESSION_KEY.to_owned())
+        .or_insert_with(crate::csrf::new_session_secret);
+    let deadline = current.envelope.created_at() + settings.absolute;
+    let expires_at = (now + settings.idle).min(deadline);
+    let user = current.envelope.user_id.clone();
+    let index = shared.store.user_index();
+    let (Some(user), Some(index)) = (user, index) else {
+        let key = current.id.store_key(&settings.key_prefix);
+        let sealed = current
+            .envelope
+            .seal(&shared.keys, &key)
+            .map_err(|_| Failure::Encode)?;
+        return match shared.store.create(&key, &sealed, expires_at).await? {
+            WriteOutcome::Written => {
+                current.token = Some(cas_token(&sealed));
+                Ok(false)
+            }
+            WriteOutcome::NotWritten => Err(collision()),
+        };
+    };
+    let Some(&tag) = shared.keys.routing_tags(&user).first() else {
+        return Err(Failure::Encode);
+    };
+    // The id was never sent (the session is new), so it can still take its user's tag.
+    current.id = Id::tagged(tag);
+    let key = current.id.store_key(&settings.key_prefix);
+    let sealed = current
+        .envelope
+        .seal(&shared.keys, &key)
+        .map_err(|_| Failure::Encode)?;
+    let slot = slot(&settings.key_prefix, &tag);
+    let member = current.id.digest();
+    let retire = current
+        .regenerated
+        .as_ref()
+        .filter(|(old, _)| old.tag() == Some(&tag))
+        .map(|(old, _)| old.digest());
+    let created = index
+        .create_indexed(NewIndexed {
+            slot: &slot,
+            member: &member,
+            record: &sealed,
+            expires_at,
+            deadline,
+            retire: retire.as_deref(),
+            limit: settings.limit,
+        })
+        .await?;
+    match created {
+        Indexed::Created { evicted } => {
+            if !evicted.is_empty() {
+                tracing::info!(
+                    target: "portcullis::security",
+                    user = %shared.keys.log_hash(user.as_bytes()),
+                    ended = evicted.len(),
+                    "a log-in ended the user's oldest sessions (SESSION_MAX_PER_USER)"
+                );
+            }
+            current.token = Some(cas_token(&sealed));
+            Ok(retire.is_some())
+        }
+        Indexed::Exists => Err(collision()),
+        Indexed::Refused => Err(Failure::LimitReached {
+            max: settings.limit.max.map_or(0, std::num::NonZeroUsize::get),
+        }),
+    }
+}
+
+/// For a regeneration: what other requests saved on the old record since this request loaded
+/// it is carried over, by replaying this request's changes onto that record. An old record
+/// that is gone was ended meanwhile (a logout, "end all"): the new one is not created.
+async fn carry_over(shared: &Shared, current: &mut Current) -> Result<(), Failure> {
+    let Some((old, token)) = &current.regenerated else {
+        return Ok(());
+    };
+    let old_key = old.store_key(&shared.settings.key_prefix);
+    let Some(live) = shared.store.load(&old_key, None).await? else {
+        return Err(Failure::Ended);
+    };
+    if token.as_deref() == Some(cas_token(&live).as_slice()) {
+        return Ok(());
+    }
+    let Some((mut envelope, _)) = Envelope::open(&shared.keys, &old_key, &live) else {
+        return Err(Failure::Ended);
+    };
+    current.changes.replay(&mut envelope);
+    current.envelope = envelope;
+    Ok(())
+}
+
+/// Removes an ended session: from its user's index too when it is a logged-in one.
+async fn delete(shared: &Shared, id: &Id) -> Result<(), Failure> {
+    let prefix = &shared.settings.key_prefix;
+    match (id.tag(), shared.store.user_index()) {
+        (Some(tag), Some(index)) => index.end(&slot(prefix, tag), &id.digest()).await?,
+        _ => {
+            shared.store.delete(&id.store_key(prefix)).await?;
+            true
+        }
+    };
+    Ok(())
+}
+
+/// A fresh 256-bit id already in use: the generator is broken. Refuse to share a session.
+fn collision() -> Failure {
+    tracing::error!("a new session id collided with a live one; refusing to write");
+    Failure::Unavailable(None)
+}
+
+/// Waits before try `attempt + 1`: not at all after the first conflict, then a random time
+/// below a window that doubles up to [`BACKOFF_CAP`] (full jitter).
+async fn back_off(attempt: u32) {
+    if attempt == 0 {
+        return;
+    }
+    let window = BACKOFF_BASE
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(BACKOFF_CAP);
+    let mut random = [0u8; 8];
+    fill_random(&mut random);
+    let window = u64::try_from(window.as_micros()).unwrap_or(u64::MAX).max(1);
+    let micros = u64::from_le_bytes(random) % window;
+    tokio::time::sleep(Duration::from_micros(micros)).await;
+}

@@ -1,0 +1,141 @@
+//! [`RedisStore`]'s per-user index: each operation is one script or one pipeline on the user's
+//! hash slot (the session keys `P<member>` and the index share the tag in `P`), so it is one
+//! round trip to one node, on one server or a Redis Cluster.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Value;
+
+use super::{RedisStore, Repeat, scripts, unexpected};
+use crate::clock::unix_millis;
+use crate::store::StoreError;
+use crate::store::index::{Indexed, IndexedRecord, LimitPolicy, NewIndexed, UserIndex, UserSlot};
+
+#[async_trait]
+impl UserIndex for RedisStore {
+    async fn create_indexed(&self, new: NewIndexed<'_>) -> Result<Indexed, StoreError> {
+        let now = self.clock.now();
+        let key = new.slot.member_key(new.member);
+        // A session dead on arrival gets no PXAT in the past: its deadline is "now + 1 ms",
+        // the soonest Redis can do, so the outcome does not depend on the server's clock.
+        let expires_at = new.expires_at.max(now + Duration::from_millis(1));
+        let max = new.limit.max.map_or(0, std::num::NonZeroUsize::get);
+        let policy = match new.limit.policy {
+            LimitPolicy::EvictOldest => "evict",
+            LimitPolicy::Refuse => "refuse",
+        };
+        let (pxat, score, now_ms, max) = (
+            Self::pxat(expires_at).to_string(),
+            unix_millis(new.deadline).to_string(),
+            unix_millis(now).to_string(),
+            max.to_string(),
+        );
+        let args: [&[u8]; 9] = [
+            new.record,
+            pxat.as_bytes(),
+            new.member.as_bytes(),
+            score.as_bytes(),
+            now_ms.as_bytes(),
+            max.as_bytes(),
+            new.slot.member_prefix().as_bytes(),
+            policy.as_bytes(),
+            new.retire.unwrap_or("").as_bytes(),
+        ];
+        let reply: Value = self
+            .invoke(
+                &scripts::LOGIN,
+                &[key.as_str(), new.slot.index().as_str()],
+                &args,
+                Repeat::Once,
+                "creating an indexed session record",
+            )
+            .await?;
+        match reply {
+            Value::Int(-1) => Ok(Indexed::Refused),
+            Value::Int(-2) => Ok(Indexed::Exists),
+            Value::Array(evicted) => Ok(Indexed::Created {
+                evicted: evicted.iter().filter_map(text).collect(),
+            }),
+            other => Err(unexpected("the login script", &other)),
+        }
+    }
+
+    async fn list(&self, slot: &UserSlot) -> Result<Vec<IndexedRecord>, StoreError> {
+        let now = self.clock.now();
+        let now_ms = unix_millis(now).to_string();
+        let reply: Value = self
+            .invoke(
+                &scripts::LIST,
+                &[slot.index().as_str()],
+                &[now_ms.as_bytes(), slot.member_prefix().as_bytes()],
+                Repeat::Idempotent,
+                "listing a user's sessions",
+            )
+            .await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("the list script", &reply));
+        };
+        let mut found = Vec::with_capacity(items.len() / 3);
+        for triple in items.chunks(3) {
+            let [member, Value::Int(pttl), Value::BulkString(record)] = triple else {
+                return Err(unexpected(
+                    "the list script",
+                    &Value::Array(triple.to_vec()),
+                ));
+            };
+            let Some(member) = text(member) else {
+                continue;
+            };
+            // -1 (no expiry) cannot happen for a session; read it as "now", the safe side.
+            let left = Duration::from_millis(u64::try_from(*pttl).unwrap_or(0));
+            found.push(IndexedRecord {
+                member,
+                expires_at: now + left,
+                record: record.clone(),
+            });
+        }
+        Ok(found)
+    }
+
+    /// `DEL` and `ZREM` in one pipeline (one round trip to the slot's node); the `DEL` goes
+    /// first, so a failure between the two leaves a dead member, which the next call prunes.
+    async fn end(&self, slot: &UserSlot, member: &str) -> Result<bool, StoreError> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("DEL")
+            .arg(slot.member_key(member).as_str())
+            .cmd("ZREM")
+            .arg(slot.index().as_str())
+            .arg(member);
+        let (deleted, _): (u64, u64) = self
+            .pipeline(&pipeline, Repeat::Idempotent, "ending a session")
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn end_all(&self, slot: &UserSlot, keep: Option<&str>) -> Result<usize, StoreError> {
+        let ended: u64 = self
+            .invoke(
+                &scripts::END_ALL,
+                &[slot.index().as_str()],
+                &[
+                    slot.member_prefix().as_bytes(),
+                    keep.unwrap_or("").as_bytes(),
+                ],
+                Repeat::Idempotent,
+                "ending a user's sessions",
+            )
+            .await?;
+        Ok(usize::try_from(ended).unwrap_or(usize::MAX))
+    }
+}
+
+/// A member as text; members are base64url, so anything else is not one of ours.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    }
+}

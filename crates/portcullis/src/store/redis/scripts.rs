@@ -1,0 +1,136 @@
+//! The Lua scripts of [`RedisStore`](super::RedisStore): the compare-and-set write and the
+//! per-user index's operations. Each is one atomic step on one node. Each starts with `#!lua`,
+//! so that Redis (7.0 and later) refuses, even on one server, a script that touches a key of
+//! another hash slot than its declared keys: without the shebang such a script works until a
+//! resharding puts the two slots on different nodes. Each checks its argument count before any
+//! write, since a script is atomic but not transactional: writes before an error stay.
+//!
+//! Replies are integers or arrays, never error replies, for the outcomes the caller handles
+//! (conflict, limit, existing key); error replies mean a bug (wrong arguments).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// The compare-and-set write.
+///
+/// `KEYS[1]` the session key; `ARGV[1]` the token the live record must begin with,
+/// `ARGV[2]` the new record, `ARGV[3]` its `PXAT` in milliseconds, or `''` to end the record
+/// now (its deadline has passed).
+///
+/// Reply: `1` saved; nil when no live record is there (never created: no resurrection); else
+/// the live record itself, so the caller merges onto it without another read.
+pub(super) static CAS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"#!lua
+if #KEYS ~= 1 or #ARGV ~= 3 then return redis.error_reply('ERR cas: 1 key, 3 arguments') end
+local current = redis.call('GET', KEYS[1])
+if not current then return false end
+if string.sub(current, 1, #ARGV[1]) ~= ARGV[1] then return current end
+if ARGV[3] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+end
+return 1
+",
+    )
+});
+
+/// Creates a logged-in session and indexes it, for log-in and regeneration.
+///
+/// `KEYS[1]` the new session's key (`P<member>`), `KEYS[2]` the index (`sess:idx:{T}`);
+/// `ARGV`: 1 the record, 2 its `PXAT`, 3 its member, 4 its absolute deadline (the score,
+/// ms), 5 now (ms), 6 the most sessions allowed (`0`: no limit), 7 the member prefix `P`,
+/// 8 `evict` or `refuse`, 9 a member to retire in the same step (`''`: none).
+///
+/// Prunes members past their deadline and members whose key is gone, then counts (the retired
+/// member aside), refuses or evicts the oldest deadlines, writes with `SET NX` (the only
+/// write that can fail goes first), retires, and sets the index's expiry to its latest score
+/// (plain `PEXPIREAT`: with `GT` a key without expiry would never get one).
+///
+/// Reply: the evicted members (an array, maybe empty); `-1` refused by the limit; `-2` the
+/// key exists.
+pub(super) static LOGIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"#!lua
+if #KEYS ~= 2 or #ARGV ~= 9 then return redis.error_reply('ERR login: 2 keys, 9 arguments') end
+local index, prefix, retire = KEYS[2], ARGV[7], ARGV[9]
+redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[5])
+for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+  if redis.call('EXISTS', prefix .. m) == 0 then redis.call('ZREM', index, m) end
+end
+local max = tonumber(ARGV[6])
+local n = redis.call('ZCARD', index)
+if retire ~= '' and redis.call('ZSCORE', index, retire) then n = n - 1 end
+if max > 0 and n >= max and ARGV[8] == 'refuse' then return -1 end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return -2 end
+if retire ~= '' then
+  redis.call('DEL', prefix .. retire)
+  redis.call('ZREM', index, retire)
+end
+local evicted = {}
+while max > 0 and n >= max do
+  local oldest = redis.call('ZPOPMIN', index)
+  if #oldest == 0 then break end
+  redis.call('DEL', prefix .. oldest[1])
+  evicted[#evicted + 1] = oldest[1]
+  n = n - 1
+end
+redis.call('ZADD', index, ARGV[4], ARGV[3])
+local last = redis.call('ZRANGE', index, 0, 0, 'REV', 'WITHSCORES')
+redis.call('PEXPIREAT', index, last[2])
+return evicted
+",
+    )
+});
+
+/// Lists a user's live sessions without sliding any expiry (`GET` and `PTTL`, never
+/// `GETEX`), dropping dead members on the way.
+///
+/// `KEYS[1]` the index; `ARGV[1]` now (ms), `ARGV[2]` the member prefix.
+///
+/// Reply: a flat array of `member, PTTL (ms), record` triples, oldest deadline first.
+pub(super) static LIST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"#!lua
+if #KEYS ~= 1 or #ARGV ~= 2 then return redis.error_reply('ERR list: 1 key, 2 arguments') end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[2] .. m
+  local record = redis.call('GET', key)
+  if record then
+    out[#out + 1] = m
+    out[#out + 1] = redis.call('PTTL', key)
+    out[#out + 1] = record
+  else
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+return out
+",
+    )
+});
+
+/// Ends every session of a user but one.
+///
+/// `KEYS[1]` the index; `ARGV[1]` the member prefix, `ARGV[2]` the member to keep (`''`:
+/// none). An index left empty disappears with its last member.
+///
+/// Reply: how many live sessions ended.
+pub(super) static END_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"#!lua
+if #KEYS ~= 1 or #ARGV ~= 2 then return redis.error_reply('ERR end_all: 1 key, 2 arguments') end
+local ended, keep = 0, ARGV[2]
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if m ~= keep then
+    ended = ended + redis.call('DEL', ARGV[1] .. m)
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+return ended
+",
+    )
+});
