@@ -90,12 +90,6 @@ pub(crate) async fn finish(
     }
     let settings = &shared.settings;
     let now = shared.clock.now();
-    for key in std::mem::take(&mut state.to_delete) {
-        if let Err(error) = shared.store.delete(&key).await {
-            shared.health.report_failure(&error);
-            return unavailable(json);
-        }
-    }
     let cookie_was_sent = !matches!(state.presented, Presented::Absent);
     let Some(current) = state.current.as_mut() else {
         return response;
@@ -146,6 +140,15 @@ pub(crate) async fn finish(
     } else {
         false
     };
+
+    // Only now delete what ended: a regenerated session's new record is already written, so
+    // there is never a moment with neither the old record nor the new one.
+    for key in std::mem::take(&mut state.to_delete) {
+        if let Err(error) = shared.store.delete(&key).await {
+            shared.health.report_failure(&error);
+            return unavailable(json);
+        }
+    }
 
     let header = if send_cookie {
         let value = cookie::value(&current.id, settings, &shared.keys);
