@@ -358,6 +358,23 @@ async fn regenerate_issues_a_new_id_keeps_the_data_and_kills_the_old_id() {
 }
 
 #[tokio::test]
+async fn regenerate_writes_the_new_record_before_deleting_the_old_one() {
+    let f = fixture(|l| l);
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    f.probe.stats.calls.lock().unwrap().clear();
+    send(
+        &f.app,
+        post_with("/regenerate", Some(&cookie_pair(&first)), ""),
+    )
+    .await;
+    assert_eq!(
+        f.probe.stats.calls(),
+        ["load", "create", "delete"],
+        "never a moment with neither"
+    );
+}
+
+#[tokio::test]
 async fn regenerate_restarts_the_absolute_lifetime() {
     let f = fixture(|l| l.with_absolute_lifetime(Duration::from_secs(400)));
     let (first, _) = send(&f.app, get_with("/count", None)).await;

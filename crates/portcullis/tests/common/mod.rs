@@ -29,6 +29,8 @@ pub struct Stats {
     pub deletes: AtomicUsize,
     pub failing: AtomicBool,
     pub written: Mutex<Vec<(StoreKey, Vec<u8>)>>,
+    /// Every call in order: `create`, `load`, `update`, `delete`.
+    pub calls: Mutex<Vec<&'static str>>,
 }
 
 impl Stats {
@@ -40,6 +42,9 @@ impl Stats {
     }
     pub fn total(&self) -> usize {
         self.writes() + self.loads() + self.deletes.load(Ordering::SeqCst)
+    }
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
     }
     pub fn fail(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
@@ -73,6 +78,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         at: SystemTime,
     ) -> Result<WriteOutcome, StoreError> {
         self.stats.creates.fetch_add(1, Ordering::SeqCst);
+        self.stats.calls.lock().unwrap().push("create");
         self.check()?;
         self.stats
             .written
@@ -87,6 +93,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         slide: Option<SystemTime>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.stats.loads.fetch_add(1, Ordering::SeqCst);
+        self.stats.calls.lock().unwrap().push("load");
         self.check()?;
         self.inner.load(key, slide).await
     }
@@ -98,6 +105,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
         self.stats.updates.fetch_add(1, Ordering::SeqCst);
+        self.stats.calls.lock().unwrap().push("update");
         self.check()?;
         self.stats
             .written
@@ -108,6 +116,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.stats.deletes.fetch_add(1, Ordering::SeqCst);
+        self.stats.calls.lock().unwrap().push("delete");
         self.check()?;
         self.inner.delete(key).await
     }

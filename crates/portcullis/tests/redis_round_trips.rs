@@ -1,0 +1,94 @@
+//! Round trips per request through the real middleware on a real Redis, counted from
+//! `INFO commandstats`: a request that never touches the session costs nothing, a read costs
+//! one `GETEX` (load and slide), a change costs that plus one `SET`, a new session one `SET`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+#[path = "support/redis.rs"]
+mod redis_support;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use common::{cookie_pair, get_with, post_with, routes, send};
+use portcullis::SessionLayer;
+use portcullis::keys::KeyRing;
+use portcullis::store::{RedisStore, RedisTimeouts, SessionStore};
+use redis_support::{RedisServer, commands_between};
+
+async fn commands_of(
+    server: &RedisServer,
+    app: &Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (HashMap<String, u64>, axum::http::Response<()>) {
+    let before = server.commandstats();
+    let (response, _) = send(app, request).await;
+    (commands_between(&before, &server.commandstats()), response)
+}
+
+fn counts(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
+    pairs
+        .iter()
+        .map(|&(name, calls)| (name.to_owned(), calls))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_kind_of_request_costs_exactly_its_round_trips() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url(), RedisTimeouts::default())
+        .await
+        .unwrap();
+    store.ping().await.unwrap(); // the connection's handshake happens before the first count
+    let keys = KeyRing::new(b"a round-trip test secret of 32+ bytes", &[]);
+    let app = routes().layer(SessionLayer::new(store, keys).with_permanent(true));
+
+    let (commands, first) = commands_of(&server, &app, get_with("/count", None)).await;
+    assert_eq!(
+        commands,
+        counts(&[("set", 1)]),
+        "a new session: SET NX PXAT"
+    );
+    let cookie = cookie_pair(&first);
+
+    let (commands, _) = commands_of(&server, &app, get_with("/untouched", Some(&cookie))).await;
+    assert_eq!(
+        commands,
+        counts(&[]),
+        "a handler that never touches the session"
+    );
+
+    let (commands, response) = commands_of(&server, &app, get_with("/read", Some(&cookie))).await;
+    assert_eq!(
+        commands,
+        counts(&[("getex", 1)]),
+        "a read: GETEX PXAT, nothing else"
+    );
+    assert!(
+        response.headers().contains_key("set-cookie"),
+        "the permanent cookie still slides"
+    );
+
+    let (commands, _) = commands_of(&server, &app, get_with("/count", Some(&cookie))).await;
+    assert_eq!(
+        commands,
+        counts(&[("getex", 1), ("set", 1)]),
+        "a change: GETEX then SET XX"
+    );
+
+    let (commands, regenerated) =
+        commands_of(&server, &app, post_with("/regenerate", Some(&cookie), "")).await;
+    assert_eq!(
+        commands,
+        counts(&[("getex", 1), ("set", 1), ("del", 1)]),
+        "regenerate: the new record is written before the old one is deleted"
+    );
+    let cookie = cookie_pair(&regenerated);
+
+    let (commands, _) = commands_of(&server, &app, post_with("/destroy", Some(&cookie), "")).await;
+    assert_eq!(
+        commands,
+        counts(&[("del", 1)]),
+        "destroy: DEL, without loading first"
+    );
+}
