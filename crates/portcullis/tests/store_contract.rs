@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use portcullis::store::{
-    Indexed, LimitPolicy, NewIndexed, RedisStore, RedisTimeouts, SaveOutcome, SessionLimit,
+    Indexed, LimitPolicy, NewIndexed, RedisStore, RedisTimeouts, Retire, SaveOutcome, SessionLimit,
     SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
 };
 
@@ -687,11 +687,14 @@ macro_rules! store_contract {
                 let (old, new) = (member("old"), member("new"));
                 let cap = limit(1, LimitPolicy::Refuse);
                 index
-                    .create_indexed(indexed(&slot, &old, b"o", PATIENCE * 4, cap))
+                    .create_indexed(indexed(&slot, &old, b"old record", PATIENCE * 4, cap))
                     .await
                     .unwrap();
                 let mut next = indexed(&slot, &new, b"n", PATIENCE * 4, cap);
-                next.retire = Some(&old);
+                next.retire = Some(Retire {
+                    member: &old,
+                    token: b"old",
+                });
                 let created = index.create_indexed(next).await.unwrap();
                 assert_eq!(
                     created,
@@ -710,6 +713,73 @@ macro_rules! store_contract {
                     .map(|r| r.member)
                     .collect();
                 assert_eq!(members, [new]);
+            }
+
+            /// Another request saved the session being regenerated: nothing is written, and
+            /// its record comes back so that the regeneration can carry the change over.
+            #[tokio::test]
+            async fn a_regeneration_of_a_changed_session_is_stale_and_writes_nothing() {
+                let (store, _keep) = store().await;
+                let index = index_of(&store);
+                let slot = slot("stale");
+                let (old, new) = (member("old"), member("new"));
+                index
+                    .create_indexed(indexed(
+                        &slot,
+                        &old,
+                        b"v1",
+                        PATIENCE * 4,
+                        SessionLimit::default(),
+                    ))
+                    .await
+                    .unwrap();
+                let old_key = slot.member_key(&old);
+                store
+                    .save(&old_key, b"v1", b"v2 saved meanwhile", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                let mut next = indexed(&slot, &new, b"n", PATIENCE * 4, SessionLimit::default());
+                next.retire = Some(Retire {
+                    member: &old,
+                    token: b"v1",
+                });
+                let stale = index.create_indexed(next).await.unwrap();
+                assert_eq!(stale, Indexed::Stale(b"v2 saved meanwhile".to_vec()));
+                assert_eq!(
+                    store.load(&slot.member_key(&new), None).await.unwrap(),
+                    None
+                );
+                assert!(store.load(&old_key, None).await.unwrap().is_some());
+                next.retire = Some(Retire {
+                    member: &old,
+                    token: b"v2",
+                });
+                let created = index.create_indexed(next).await.unwrap();
+                assert_eq!(created, Indexed::Created { evicted: vec![] });
+                assert_eq!(store.load(&old_key, None).await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn delete_if_removes_only_an_unchanged_record() {
+                let (store, _keep) = store().await;
+                let k = key("delete-if");
+                store.create(&k, b"v1 first", in_(PATIENCE)).await.unwrap();
+                store
+                    .save(&k, b"v1", b"v2 second", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                let stale = store.delete_if(&k, b"v1").await.unwrap();
+                assert_eq!(stale, SaveOutcome::Conflict(b"v2 second".to_vec()));
+                assert!(
+                    store.load(&k, None).await.unwrap().is_some(),
+                    "nothing removed"
+                );
+                assert_eq!(
+                    store.delete_if(&k, b"v2").await.unwrap(),
+                    SaveOutcome::Saved
+                );
+                assert_eq!(store.load(&k, None).await.unwrap(), None);
+                assert_eq!(store.delete_if(&k, b"v2").await.unwrap(), SaveOutcome::Gone);
             }
 
             #[tokio::test]

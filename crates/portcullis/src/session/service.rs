@@ -114,15 +114,6 @@ pub(crate) async fn finish(
             && ((current.envelope.permanent && settings.refresh_each_request)
                 || current.reissue_cookie));
 
-    // Only now delete what ended: a regenerated session's new record is already written, so
-    // there is never a moment with neither the old record nor the new one.
-    for key in std::mem::take(&mut state.to_delete) {
-        if let Err(error) = shared.store.delete(&key).await {
-            shared.health.report_failure(&error);
-            return unavailable(json);
-        }
-    }
-
     let header = if send_cookie {
         let value = cookie::value(&current.id, settings, &shared.keys);
         Some(cookie::set_cookie(value, &lifetime, now, settings))

@@ -2,9 +2,11 @@
 //!
 //! - a **new** session (first write, or regenerated) is created only if its key is absent
 //!   (`SET NX`); one with a user goes into its user's index in the same atomic step, under
-//!   `SESSION_MAX_PER_USER`, and retires the id it regenerated from when that id was the same
-//!   user's. It is created with its CSRF secret, so that two concurrent first pages never
-//!   mint two;
+//!   `SESSION_MAX_PER_USER`. It is created with its CSRF secret, so that two concurrent first
+//!   pages never mint two. A regenerated session's old record is retired only if it is
+//!   unchanged since this request loaded it (in the index script when both are the same
+//!   user's, else with `delete_if`); otherwise this request's changes are replayed onto it
+//!   and the new record written again, so a change saved during a log-in is not lost;
 //! - an **existing** session is saved with compare-and-set on the token of the record this
 //!   request loaded. On a conflict the store hands back the newer record: this request's
 //!   changes are replayed onto it (`changes.rs`) and the save tried again, up to
@@ -20,7 +22,7 @@ use super::id::Id;
 use super::index::slot;
 use super::record::{Envelope, cas_token};
 use crate::keys::fill_random;
-use crate::store::{Indexed, NewIndexed, SaveOutcome, StoreError, WriteOutcome};
+use crate::store::{Indexed, NewIndexed, Retire, SaveOutcome, StoreError, UserIndex, WriteOutcome};
 
 /// Saves tried before answering 503. Every failed try means another request's save succeeded
 /// (the loop is lock-free), so this bounds only a pile-up of many concurrent writers.
@@ -160,101 +162,179 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
 }
 
 /// Creates the session: in its user's index when it has a user (and the store keeps one),
-/// else plainly. `Ok(true)` when the old id of a regeneration was retired in the same step.
+/// else plainly; then retires the id it was regenerated from, if any. `Ok(true)` when that old
+/// id is dealt with.
+///
+/// The old record is retired only if it is still the one this request loaded (in the index
+/// script for the same user, with `delete_if` otherwise). When another request saved it
+/// meanwhile, this request's changes are replayed onto that record and the new session
+/// written again, so a change made during a log-in is carried over, not lost.
 async fn create(shared: &Shared, current: &mut Current, now: SystemTime) -> Result<bool, Failure> {
     let settings = &shared.settings;
-    carry_over(shared, current).await?;
+    // A session is created with its CSRF secret, so that concurrent first pages never mint two.
     current
         .envelope
         .data
         .entry(crate::csrf::SESSION_KEY.to_owned())
         .or_insert_with(crate::csrf::new_session_secret);
-    let deadline = current.envelope.created_at() + settings.absolute;
-    let expires_at = (now + settings.idle).min(deadline);
+    let old = current.regenerated.clone();
     let user = current.envelope.user_id.clone();
     let index = shared.store.user_index();
-    let (Some(user), Some(index)) = (user, index) else {
-        let key = current.id.store_key(&settings.key_prefix);
-        let sealed = current
-            .envelope
-            .seal(&shared.keys, &key)
-            .map_err(|_| Failure::Encode)?;
-        return match shared.store.create(&key, &sealed, expires_at).await? {
-            WriteOutcome::Written => {
-                current.token = Some(cas_token(&sealed));
-                Ok(false)
+    let retired = match (user, index) {
+        (Some(user), Some(index)) => create_indexed(shared, index, current, &user, now).await?,
+        _ => {
+            let key = current.id.store_key(&settings.key_prefix);
+            let (sealed, expires_at) = seal(shared, current, &key, now)?;
+            match shared.store.create(&key, &sealed, expires_at).await? {
+                WriteOutcome::Written => current.token = Some(cas_token(&sealed)),
+                WriteOutcome::NotWritten => return Err(collision()),
             }
-            WriteOutcome::NotWritten => Err(collision()),
-        };
+            false
+        }
     };
-    let Some(&tag) = shared.keys.routing_tags(&user).first() else {
+    match old {
+        Some((old, token)) if !retired => {
+            retire(shared, current, &old, token.unwrap_or_default(), now).await?;
+            Ok(true)
+        }
+        _ => Ok(retired),
+    }
+}
+
+/// Creates a logged-in session in its user's index, retiring in the same step the id it was
+/// regenerated from when that was the same user's. `Ok(true)` when it retired it.
+async fn create_indexed(
+    shared: &Shared,
+    index: &dyn UserIndex,
+    current: &mut Current,
+    user: &str,
+    now: SystemTime,
+) -> Result<bool, Failure> {
+    let settings = &shared.settings;
+    let Some(&tag) = shared.keys.routing_tags(user).first() else {
         return Err(Failure::Encode);
     };
     // The id was never sent (the session is new), so it can still take its user's tag.
     current.id = Id::tagged(tag);
     let key = current.id.store_key(&settings.key_prefix);
-    let sealed = current
-        .envelope
-        .seal(&shared.keys, &key)
-        .map_err(|_| Failure::Encode)?;
     let slot = slot(&settings.key_prefix, &tag);
     let member = current.id.digest();
-    let retire = current
+    let same_user = current
         .regenerated
         .as_ref()
         .filter(|(old, _)| old.tag() == Some(&tag))
-        .map(|(old, _)| old.digest());
-    let created = index
-        .create_indexed(NewIndexed {
-            slot: &slot,
-            member: &member,
-            record: &sealed,
-            expires_at,
-            deadline,
-            retire: retire.as_deref(),
-            limit: settings.limit,
-        })
-        .await?;
-    match created {
-        Indexed::Created { evicted } => {
-            if !evicted.is_empty() {
-                tracing::info!(
-                    target: "portcullis::security",
-                    user = %shared.keys.log_hash(user.as_bytes()),
-                    ended = evicted.len(),
-                    "a log-in ended the user's oldest sessions (SESSION_MAX_PER_USER)"
-                );
+        .map(|(old, token)| (old.clone(), old.digest(), token.clone().unwrap_or_default()));
+    let mut old_token = same_user.as_ref().map(|(_, _, token)| token.clone());
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
+        let (sealed, expires_at) = seal(shared, current, &key, now)?;
+        let retire = same_user
+            .as_ref()
+            .zip(old_token.as_deref())
+            .map(|((_, member, _), token)| Retire { member, token });
+        let created = index
+            .create_indexed(NewIndexed {
+                slot: &slot,
+                member: &member,
+                record: &sealed,
+                expires_at,
+                deadline: current.envelope.created_at() + settings.absolute,
+                retire,
+                limit: settings.limit,
+            })
+            .await?;
+        match created {
+            Indexed::Created { evicted } => {
+                if !evicted.is_empty() {
+                    tracing::info!(
+                        target: "portcullis::security",
+                        user = %shared.keys.log_hash(user.as_bytes()),
+                        ended = evicted.len(),
+                        "a log-in ended the user's oldest sessions (SESSION_MAX_PER_USER)"
+                    );
+                }
+                current.token = Some(cas_token(&sealed));
+                return Ok(same_user.is_some());
             }
-            current.token = Some(cas_token(&sealed));
-            Ok(retire.is_some())
+            Indexed::Exists => return Err(collision()),
+            Indexed::Refused => {
+                return Err(Failure::LimitReached {
+                    max: settings.limit.max.map_or(0, std::num::NonZeroUsize::get),
+                });
+            }
+            Indexed::Stale(live) => {
+                let Some((old, _, _)) = &same_user else {
+                    return Err(Failure::Unavailable(None));
+                };
+                merge_into(shared, current, old, &live)?;
+                old_token = Some(cas_token(&live));
+                back_off(attempt).await;
+            }
         }
-        Indexed::Exists => Err(collision()),
-        Indexed::Refused => Err(Failure::LimitReached {
-            max: settings.limit.max.map_or(0, std::num::NonZeroUsize::get),
-        }),
     }
+    Err(Failure::Busy)
 }
 
-/// For a regeneration: what other requests saved on the old record since this request loaded
-/// it is carried over, by replaying this request's changes onto that record. An old record
-/// that is gone was ended meanwhile (a logout, "end all"): the new one is not created.
-async fn carry_over(shared: &Shared, current: &mut Current) -> Result<(), Failure> {
-    let Some((old, token)) = &current.regenerated else {
-        return Ok(());
-    };
+/// Retires `old` (already written as `current`'s new id) if it is still the record this
+/// request loaded; else replays this request's changes onto it, saves the new session again,
+/// and tries once more. An old record already gone is fine: the new session stands.
+async fn retire(
+    shared: &Shared,
+    current: &mut Current,
+    old: &Id,
+    mut expected: Vec<u8>,
+    now: SystemTime,
+) -> Result<(), Failure> {
     let old_key = old.store_key(&shared.settings.key_prefix);
-    let Some(live) = shared.store.load(&old_key, None).await? else {
-        return Err(Failure::Ended);
-    };
-    if token.as_deref() == Some(cas_token(&live).as_slice()) {
-        return Ok(());
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
+        match shared.store.delete_if(&old_key, &expected).await? {
+            SaveOutcome::Saved | SaveOutcome::Gone => return Ok(()),
+            SaveOutcome::Conflict(live) => {
+                merge_into(shared, current, old, &live)?;
+                save(shared, current, now).await?;
+                expected = cas_token(&live);
+                back_off(attempt).await;
+            }
+        }
     }
-    let Some((mut envelope, _)) = Envelope::open(&shared.keys, &old_key, &live) else {
+    Err(Failure::Busy)
+}
+
+/// Makes `current` what another request saved under `old` (`live`) plus this request's
+/// changes, keeping the new session's own CSRF secret.
+fn merge_into(
+    shared: &Shared,
+    current: &mut Current,
+    old: &Id,
+    live: &[u8],
+) -> Result<(), Failure> {
+    let old_key = old.store_key(&shared.settings.key_prefix);
+    let Some((mut envelope, _)) = Envelope::open(&shared.keys, &old_key, live) else {
         return Err(Failure::Ended);
     };
     current.changes.replay(&mut envelope);
+    if let Some(secret) = current.envelope.data.get(crate::csrf::SESSION_KEY) {
+        envelope
+            .data
+            .insert(crate::csrf::SESSION_KEY.to_owned(), secret.clone());
+    }
     current.envelope = envelope;
     Ok(())
+}
+
+/// Seals `current` for `key`; returns the record and its idle deadline.
+fn seal(
+    shared: &Shared,
+    current: &Current,
+    key: &crate::store::StoreKey,
+    now: SystemTime,
+) -> Result<(Vec<u8>, SystemTime), Failure> {
+    let settings = &shared.settings;
+    let sealed = current
+        .envelope
+        .seal(&shared.keys, key)
+        .map_err(|_| Failure::Encode)?;
+    let deadline = current.envelope.created_at() + settings.absolute;
+    Ok((sealed, (now + settings.idle).min(deadline)))
 }
 
 /// Removes an ended session: from its user's index too when it is a logged-in one.

@@ -393,6 +393,23 @@ impl SessionStore for FileStore {
         .await
     }
 
+    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+        let path = self.record_path(key)?;
+        let expected = expected.to_vec();
+        self.run(move |store| {
+            let _order = store.lock();
+            let Some(live) = read_live(&path, store.clock.now())? else {
+                return Ok(SaveOutcome::Gone);
+            };
+            if !matches_token(&live, &expected) {
+                return Ok(SaveOutcome::Conflict(live));
+            }
+            remove(&path)?;
+            Ok(SaveOutcome::Saved)
+        })
+        .await
+    }
+
     /// Removes expired session files and temporary files older than ten minutes (left by
     /// crashed writes); returns how many session records it removed. Files the store did not
     /// write are left alone.

@@ -99,11 +99,22 @@ pub struct NewIndexed<'a> {
     pub expires_at: SystemTime,
     /// The session's absolute deadline: its score in the index.
     pub deadline: SystemTime,
-    /// A member of the same slot that this session replaces (a regeneration): removed in the
-    /// same step, and not counted against the limit.
-    pub retire: Option<&'a str>,
+    /// A session of the same slot that this one replaces (a regeneration): removed in the same
+    /// step, and not counted against the limit.
+    pub retire: Option<Retire<'a>>,
     /// The limit to apply.
     pub limit: SessionLimit,
+}
+
+/// The session a regeneration replaces, in [`NewIndexed::retire`].
+#[derive(Clone, Copy, Debug)]
+pub struct Retire<'a> {
+    /// Its member.
+    pub member: &'a str,
+    /// The compare-and-set token of its record as the regenerating request loaded it. When the
+    /// live record no longer matches (another request saved it meanwhile), nothing is written
+    /// and the outcome is [`Indexed::Stale`], so that the caller can carry that change over.
+    pub token: &'a [u8],
 }
 
 /// The outcome of [`UserIndex::create_indexed`].
@@ -119,6 +130,9 @@ pub enum Indexed {
     /// The user has the most sessions allowed and the policy is [`LimitPolicy::Refuse`];
     /// nothing was written.
     Refused,
+    /// The session to retire no longer matches its token: its live record. Nothing was
+    /// written.
+    Stale(Vec<u8>),
 }
 
 /// One live session of a user, as [`UserIndex::list`] finds it.
@@ -138,7 +152,8 @@ pub struct IndexedRecord {
 pub trait UserIndex: Send + Sync {
     /// Creates a session (only if its key is absent, as [`SessionStore::create`]
     /// (super::SessionStore::create)) and adds it to the slot's index, in one atomic step that
-    /// also prunes dead members, applies the limit, and retires `new.retire`.
+    /// also prunes dead members, applies the limit, and retires `new.retire` (if it still
+    /// matches its token; a retired session already gone is fine).
     ///
     /// # Errors
     /// [`StoreError`] when the backend fails.

@@ -170,6 +170,19 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+        let now = self.clock.now();
+        let records = &mut self.records().entries;
+        let Some(entry) = Self::live(records, key, now) else {
+            return Ok(SaveOutcome::Gone);
+        };
+        if !matches_token(&entry.record, expected) {
+            return Ok(SaveOutcome::Conflict(entry.record.clone()));
+        }
+        records.remove(key);
+        Ok(SaveOutcome::Saved)
+    }
+
     async fn purge_expired(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let records = &mut self.records().entries;
@@ -220,20 +233,25 @@ impl UserIndex for MemoryStore {
     async fn create_indexed(&self, new: NewIndexed<'_>) -> Result<Indexed, StoreError> {
         let now = self.clock.now();
         let mut records = self.records();
+        let retire = new.retire.map(|r| r.member);
         let mut members = records.live_members(new.slot, now);
-        members.retain(|(m, _)| Some(m.as_str()) != new.retire);
+        members.retain(|(m, _)| Some(m.as_str()) != retire);
         let Some(evicted) = over_limit(&members, new.limit) else {
             return Ok(Indexed::Refused);
         };
+        if let Some(old) = new.retire {
+            let old_key = new.slot.member_key(old.member);
+            if let Some(entry) = Self::live(&mut records.entries, &old_key, now)
+                && !matches_token(&entry.record, old.token)
+            {
+                return Ok(Indexed::Stale(entry.record.clone()));
+            }
+        }
         let key = new.slot.member_key(new.member);
         if Self::live(&mut records.entries, &key, now).is_some() {
             return Ok(Indexed::Exists);
         }
-        for member in new
-            .retire
-            .into_iter()
-            .chain(evicted.iter().map(String::as_str))
-        {
+        for member in retire.into_iter().chain(evicted.iter().map(String::as_str)) {
             records.end_member(new.slot, member, now);
         }
         if new.expires_at > now {

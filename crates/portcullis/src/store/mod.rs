@@ -39,7 +39,7 @@ pub use self::redis::{RedisStore, RedisTimeouts, RedisUrlError};
 #[cfg(unix)]
 pub use file::FileStore;
 pub use index::{
-    Indexed, IndexedRecord, LimitPolicy, NewIndexed, SessionLimit, UserIndex, UserSlot,
+    Indexed, IndexedRecord, LimitPolicy, NewIndexed, Retire, SessionLimit, UserIndex, UserSlot,
 };
 pub use memory::MemoryStore;
 
@@ -208,6 +208,17 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// [`StoreError`] when the backend fails.
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
 
+    /// Removes the live record under `key` if, and only if, it still matches `expected`
+    /// ([`matches_token`]), in one atomic step: [`SaveOutcome::Saved`] when removed,
+    /// [`SaveOutcome::Conflict`] with the live record when another write came first (nothing
+    /// is removed), [`SaveOutcome::Gone`] when there was no live record. The session layer
+    /// retires a regenerated session's old record this way, so that what another request
+    /// saved there meanwhile is carried over rather than lost.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the backend fails.
+    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError>;
+
     /// Removes every expired record and returns how many were removed. Stores whose backend
     /// expires records by itself (Redis) return `Ok(0)`.
     ///
@@ -260,6 +271,9 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         (**self).delete(key).await
+    }
+    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+        (**self).delete_if(key, expected).await
     }
     async fn purge_expired(&self) -> Result<usize, StoreError> {
         (**self).purge_expired().await

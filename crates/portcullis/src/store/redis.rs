@@ -94,6 +94,7 @@ impl RedisUrlError {
 /// | [`SessionStore::create`] | `SET key record NX PXAT <deadline>` (only if absent) |
 /// | [`SessionStore::save`] | `EVALSHA cas 1 key <token> <record> <deadline>`: compare-and-set (below) |
 /// | [`SessionStore::delete`] | `DEL key` |
+/// | [`SessionStore::delete_if`] | `EVALSHA delete_if 1 key <token>` |
 /// | [`SessionStore::ping`] | `PING` (on a cluster: every primary) |
 /// | [`SessionStore::purge_expired`] | nothing: Redis expires keys by itself, and this returns 0 |
 ///
@@ -527,6 +528,26 @@ impl SessionStore for RedisStore {
         )
         .await
         .map(drop)
+    }
+
+    /// The `delete_if` script. Sent again after a lost connection: a repeat of one that
+    /// landed answers "gone", which is what the caller wanted.
+    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+        let reply: Value = self
+            .invoke(
+                &scripts::DELETE_IF,
+                &[key.as_str()],
+                &[expected],
+                Repeat::Idempotent,
+                "retiring a session record",
+            )
+            .await?;
+        match reply {
+            Value::Int(1) => Ok(SaveOutcome::Saved),
+            Value::Nil => Ok(SaveOutcome::Gone),
+            Value::BulkString(current) => Ok(SaveOutcome::Conflict(current)),
+            other => Err(unexpected("the delete_if script", &other)),
+        }
     }
 
     /// Sends `PING`; on a cluster, to every primary, all of which must answer.

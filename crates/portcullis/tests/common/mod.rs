@@ -29,7 +29,7 @@ pub struct Stats {
     pub deletes: AtomicUsize,
     pub failing: AtomicBool,
     pub written: Mutex<Vec<(StoreKey, Vec<u8>)>>,
-    /// Every call in order: `create`, `load`, `update`, `delete`.
+    /// Every call in order: `create`, `load`, `save`, `delete`, `delete_if`.
     pub calls: Mutex<Vec<&'static str>>,
 }
 
@@ -105,7 +105,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
         self.stats.updates.fetch_add(1, Ordering::SeqCst);
-        self.stats.calls.lock().unwrap().push("update");
+        self.stats.calls.lock().unwrap().push("save");
         self.check()?;
         self.stats
             .written
@@ -119,6 +119,12 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.stats.calls.lock().unwrap().push("delete");
         self.check()?;
         self.inner.delete(key).await
+    }
+    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+        self.stats.deletes.fetch_add(1, Ordering::SeqCst);
+        self.stats.calls.lock().unwrap().push("delete_if");
+        self.check()?;
+        self.inner.delete_if(key, expected).await
     }
     /// The index is not probed: these tests count the session operations.
     fn user_index(&self) -> Option<&dyn UserIndex> {

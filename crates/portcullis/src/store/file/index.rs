@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use super::{FileStore, State, TempFile, read_live, remove, state_at, unavailable};
 use crate::clock::{from_unix_millis, unix_millis};
 use crate::store::index::{Indexed, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit};
-use crate::store::{SessionLimit, StoreError};
+use crate::store::{SessionLimit, StoreError, matches_token};
 
 /// An index as read: member to absolute deadline in Unix milliseconds.
 type Members = BTreeMap<String, u64>;
@@ -116,12 +116,20 @@ impl FileStore {
         let mut members = self.live_members(slot)?;
         let counted: Vec<(String, SystemTime)> = members
             .iter()
-            .filter(|(m, _)| Some(m.as_str()) != new.retire.as_deref())
+            .filter(|(m, _)| Some(m.as_str()) != new.retire.as_ref().map(|r| r.0.as_str()))
             .map(|(m, d)| (m.clone(), from_unix_millis(*d)))
             .collect();
         let Some(evicted) = over_limit(&counted, new.limit) else {
             return Ok(Indexed::Refused);
         };
+        if let Some((old, token)) = &new.retire {
+            let old_path = self.member_path(slot, old)?;
+            if let Some(live) = read_live(&old_path, self.clock.now())?
+                && !matches_token(&live, token)
+            {
+                return Ok(Indexed::Stale(live));
+            }
+        }
         match state_at(&path, self.clock.now())? {
             // Live, or something the store did not write: either way, not ours to replace.
             State::Live | State::Foreign => return Ok(Indexed::Exists),
@@ -136,7 +144,7 @@ impl FileStore {
             }
             members.insert(member.to_owned(), new.deadline_ms);
         }
-        for old in new.retire.iter().chain(&evicted) {
+        for old in new.retire.iter().map(|r| &r.0).chain(&evicted) {
             self.remove_member(slot, old)?;
             members.remove(old);
         }
@@ -203,7 +211,8 @@ struct OwnedNew {
     record: Vec<u8>,
     expires_at: SystemTime,
     deadline_ms: u64,
-    retire: Option<String>,
+    /// The member to retire, and its token.
+    retire: Option<(String, Vec<u8>)>,
     limit: SessionLimit,
 }
 
@@ -218,7 +227,7 @@ impl UserIndex for FileStore {
             record: new.record.to_vec(),
             expires_at: new.expires_at,
             deadline_ms: unix_millis(new.deadline),
-            retire: new.retire.map(str::to_owned),
+            retire: new.retire.map(|r| (r.member.to_owned(), r.token.to_vec())),
             limit: new.limit,
         };
         self.run(move |store| store.create_indexed_blocking(&owned))

@@ -31,7 +31,8 @@ impl UserIndex for RedisStore {
             unix_millis(now).to_string(),
             max.to_string(),
         );
-        let args: [&[u8]; 9] = [
+        let retire = new.retire.map_or(("", &b""[..]), |r| (r.member, r.token));
+        let args: [&[u8]; 10] = [
             new.record,
             pxat.as_bytes(),
             new.member.as_bytes(),
@@ -40,7 +41,8 @@ impl UserIndex for RedisStore {
             max.as_bytes(),
             new.slot.member_prefix().as_bytes(),
             policy.as_bytes(),
-            new.retire.unwrap_or("").as_bytes(),
+            retire.0.as_bytes(),
+            retire.1,
         ];
         let reply: Value = self
             .invoke(
@@ -54,6 +56,7 @@ impl UserIndex for RedisStore {
         match reply {
             Value::Int(-1) => Ok(Indexed::Refused),
             Value::Int(-2) => Ok(Indexed::Exists),
+            Value::BulkString(live) => Ok(Indexed::Stale(live)),
             Value::Array(evicted) => Ok(Indexed::Created {
                 evicted: evicted.iter().filter_map(text).collect(),
             }),

@@ -37,24 +37,43 @@ return 1
     )
 });
 
+/// Deletes a record if it still matches a token: a regenerated session's old record.
+///
+/// `KEYS[1]` the key; `ARGV[1]` the token. Reply: `1` deleted; nil when no live record is
+/// there; else the live record (another request saved it: nothing is deleted).
+pub(super) static DELETE_IF: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"#!lua
+if #KEYS ~= 1 or #ARGV ~= 1 then return redis.error_reply('ERR delete_if: 1 key, 1 argument') end
+local current = redis.call('GET', KEYS[1])
+if not current then return false end
+if string.sub(current, 1, #ARGV[1]) ~= ARGV[1] then return current end
+redis.call('DEL', KEYS[1])
+return 1
+",
+    )
+});
+
 /// Creates a logged-in session and indexes it, for log-in and regeneration.
 ///
 /// `KEYS[1]` the new session's key (`P<member>`), `KEYS[2]` the index (`sess:idx:{T}`);
 /// `ARGV`: 1 the record, 2 its `PXAT`, 3 its member, 4 its absolute deadline (the score,
 /// ms), 5 now (ms), 6 the most sessions allowed (`0`: no limit), 7 the member prefix `P`,
-/// 8 `evict` or `refuse`, 9 a member to retire in the same step (`''`: none).
+/// 8 `evict` or `refuse`, 9 a member to retire in the same step (`''`: none), 10 the token
+/// the retired member's record must still begin with.
 ///
 /// Prunes members past their deadline and members whose key is gone, then counts (the retired
-/// member aside), refuses or evicts the oldest deadlines, writes with `SET NX` (the only
-/// write that can fail goes first), retires, and sets the index's expiry to its latest score
-/// (plain `PEXPIREAT`: with `GT` a key without expiry would never get one).
+/// member aside), refuses or evicts the oldest deadlines, checks that the member to retire is
+/// unchanged (else hands its record back), writes with `SET NX` (the only write that can
+/// fail goes first), retires, and sets the index's expiry to its latest score (plain
+/// `PEXPIREAT`: with `GT` a key without expiry would never get one).
 ///
 /// Reply: the evicted members (an array, maybe empty); `-1` refused by the limit; `-2` the
-/// key exists.
+/// key exists; a string: the live record of the member to retire, which changed.
 pub(super) static LOGIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"#!lua
-if #KEYS ~= 2 or #ARGV ~= 9 then return redis.error_reply('ERR login: 2 keys, 9 arguments') end
+if #KEYS ~= 2 or #ARGV ~= 10 then return redis.error_reply('ERR login: 2 keys, 10 arguments') end
 local index, prefix, retire = KEYS[2], ARGV[7], ARGV[9]
 redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[5])
 for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
@@ -64,6 +83,10 @@ local max = tonumber(ARGV[6])
 local n = redis.call('ZCARD', index)
 if retire ~= '' and redis.call('ZSCORE', index, retire) then n = n - 1 end
 if max > 0 and n >= max and ARGV[8] == 'refuse' then return -1 end
+if retire ~= '' then
+  local old = redis.call('GET', prefix .. retire)
+  if old and string.sub(old, 1, #ARGV[10]) ~= ARGV[10] then return old end
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return -2 end
 if retire ~= '' then
   redis.call('DEL', prefix .. retire)
