@@ -7,6 +7,7 @@ use tower_layer::Layer;
 
 use super::index::UserSessions;
 use super::service::SessionService;
+use super::write::WriteLocks;
 use super::{Health, Settings, Shared};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SameSite};
@@ -65,6 +66,7 @@ impl SessionLayer {
                 clock: Arc::new(SystemClock),
                 settings,
                 health: Health::default(),
+                writers: Arc::new(WriteLocks::new()),
             }),
         }
     }

@@ -138,6 +138,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     pub(crate) health: Health,
+    /// Turns for concurrent writers of one session in this process.
+    pub(crate) writers: Arc<write::WriteLocks>,
 }
 
 /// Whether the store answered last time, so that an outage is logged once when it starts and

@@ -11,10 +11,18 @@
 //!   request loaded. On a conflict the store hands back the newer record: this request's
 //!   changes are replayed onto it (`changes.rs`) and the save tried again, up to
 //!   [`MAX_SAVE_ATTEMPTS`] times with a jittered back-off; then the answer is 503. A session
-//!   deleted meanwhile is never written back;
+//!   deleted meanwhile is never written back. Within one process, writers of one session take
+//!   turns ([`WriteLocks`]) and the next one starts from the record the last one wrote, so a
+//!   burst of concurrent requests (a page's parallel API calls) costs one save each instead
+//!   of a pile-up of conflicts; compare-and-set still decides between processes;
 //! - then ended records are removed (from their user's index too).
 
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::Mutex;
 
 use super::Shared;
 use super::handle::{Current, State};
@@ -22,7 +30,9 @@ use super::id::Id;
 use super::index::slot;
 use super::record::{Envelope, cas_token};
 use crate::keys::fill_random;
-use crate::store::{Indexed, NewIndexed, Retire, SaveOutcome, StoreError, UserIndex, WriteOutcome};
+use crate::store::{
+    Indexed, NewIndexed, Retire, SaveOutcome, StoreError, StoreKey, UserIndex, WriteOutcome,
+};
 
 /// Saves tried before answering 503. Every failed try means another request's save succeeded
 /// (the loop is lock-free), so this bounds only a pile-up of many concurrent writers.
@@ -32,6 +42,43 @@ pub(crate) const MAX_SAVE_ATTEMPTS: u32 = 10;
 const BACKOFF_BASE: Duration = Duration::from_millis(1);
 /// ...up to this, so that a pile-up of writers spreads out instead of colliding again.
 const BACKOFF_CAP: Duration = Duration::from_millis(64);
+
+/// Stripes of [`WriteLocks`]: enough that unrelated sessions rarely share one, few enough that
+/// the records they remember stay small (at most this many, each under `SESSION_MAX_BYTES`).
+const WRITE_STRIPES: usize = 64;
+
+/// One stripe: the key and record its last writer saved, if that writer succeeded.
+type Stripe = Mutex<Option<(StoreKey, Vec<u8>)>>;
+
+/// Turns for the writers of one session within this process, by stripe of its key, each
+/// remembering the record its last writer saved.
+pub(crate) struct WriteLocks {
+    hasher: RandomState,
+    stripes: Vec<Stripe>,
+}
+
+impl WriteLocks {
+    pub(crate) fn new() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            stripes: (0..WRITE_STRIPES).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn stripe(&self, key: &StoreKey) -> &Stripe {
+        let hash = self.hasher.hash_one(key.as_str());
+        let at = usize::try_from(hash % WRITE_STRIPES as u64).unwrap_or(0);
+        &self.stripes[at]
+    }
+}
+
+impl fmt::Debug for WriteLocks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteLocks")
+            .field("stripes", &self.stripes.len())
+            .finish()
+    }
+}
 
 /// Why a session could not be written; `service.rs` turns each into its response.
 #[derive(Debug)]
@@ -96,7 +143,7 @@ pub(crate) fn worth_storing(current: &Current) -> bool {
     current.stored || !current.envelope.data.is_empty() || current.envelope.user_id.is_some()
 }
 
-/// The compare-and-set loop.
+/// The compare-and-set loop, in this session's turn.
 async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result<(), Failure> {
     let settings = &shared.settings;
     let key = current.id.store_key(&settings.key_prefix);
@@ -104,6 +151,53 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
         // Invariant of the handle: a stored session was loaded, with its token.
         return Err(Failure::Unavailable(None));
     };
+    let mut last = shared.writers.stripe(&key).lock().await;
+    if let Some((written_key, record)) = last.as_ref()
+        && *written_key == key
+        && cas_token(record) != expected
+        && merge_onto(shared, current, &key, record, now)
+    {
+        // A writer of this process saved since this request loaded: start from its record.
+        expected = cas_token(record);
+    }
+    let outcome = save_in_turn(shared, current, &key, expected, now).await;
+    *last = match &outcome {
+        Ok(sealed) => Some((key, sealed.clone())),
+        Err(_) => None,
+    };
+    outcome.map(drop)
+}
+
+/// Replays `current`'s changes onto `record` (of `key`), when it opens and is within its
+/// absolute lifetime; `false` otherwise (the compare-and-set then decides).
+fn merge_onto(
+    shared: &Shared,
+    current: &mut Current,
+    key: &StoreKey,
+    record: &[u8],
+    now: SystemTime,
+) -> bool {
+    let Some((mut envelope, _)) = Envelope::open(&shared.keys, key, record) else {
+        return false;
+    };
+    if now >= envelope.created_at() + shared.settings.absolute {
+        return false;
+    }
+    current.changes.replay(&mut envelope);
+    current.envelope = envelope;
+    true
+}
+
+/// Tries the compare-and-set until it lands; returns the record written.
+async fn save_in_turn(
+    shared: &Shared,
+    current: &mut Current,
+    key: &StoreKey,
+    mut expected: Vec<u8>,
+    now: SystemTime,
+) -> Result<Vec<u8>, Failure> {
+    let settings = &shared.settings;
+    let key = key.clone();
     for attempt in 0..MAX_SAVE_ATTEMPTS {
         if attempt > 0 {
             let size = current.envelope.data_len();
@@ -131,13 +225,13 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
                     tracing::debug!(conflicts = attempt, "session saved after concurrent writes");
                 }
                 current.token = Some(cas_token(&sealed));
-                return Ok(());
+                return Ok(sealed);
             }
             SaveOutcome::Gone => return Err(Failure::Ended),
             // Our own write, found by a retry after a lost reply: it had landed.
             SaveOutcome::Conflict(live) if cas_token(&live) == cas_token(&sealed) => {
                 current.token = Some(cas_token(&sealed));
-                return Ok(());
+                return Ok(sealed);
             }
             SaveOutcome::Conflict(live) => {
                 let Some((mut envelope, _)) = Envelope::open(&shared.keys, &key, &live) else {
@@ -325,7 +419,7 @@ fn merge_into(
 fn seal(
     shared: &Shared,
     current: &Current,
-    key: &crate::store::StoreKey,
+    key: &StoreKey,
     now: SystemTime,
 ) -> Result<(Vec<u8>, SystemTime), Failure> {
     let settings = &shared.settings;
