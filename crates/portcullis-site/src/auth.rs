@@ -5,7 +5,14 @@
 //! - `_auth_hash`: HMAC-SHA256, under a key derived from `SECRET_KEY`, of the user's stored
 //!   password hash. Checked on every authenticated request: after a password change, every
 //!   other session of the user holds a stale hash and is logged out (Django's
-//!   `update_session_auth_hash`).
+//!   `update_session_auth_hash`);
+//! - `_device`: the browser and address the session logged in from (`device.rs`), for the
+//!   sessions page.
+//!
+//! A password change also ends the user's other sessions at once, through the session layer's
+//! per-user index ([`Session::end_other_devices`]); the `_auth_hash` check remains for a
+//! log-in that verified the old password but was written after that: it can never serve a
+//! request, and the sessions page does not list it.
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -14,6 +21,7 @@ use portcullis::{Session, SessionError};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::device::{self, Device};
 use crate::users::User;
 
 /// Flask-Login's session key for the logged-in user.
@@ -85,12 +93,14 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// Logs `user` in: a different user's data is dropped first, then the id is regenerated (the
-/// pre-login id dies, the CSRF secret rotates) and the user recorded.
+/// Logs `user` in from `device`: a different user's data is dropped first, then the id is
+/// regenerated (the pre-login id dies, the CSRF secret rotates) and the user recorded; the
+/// session layer then creates it in the user's index (`SESSION_MAX_PER_USER` applies).
 pub(crate) async fn log_in(
     session: &Session,
     keys: &AuthKeys,
     user: &User,
+    device: Device,
 ) -> Result<(), SessionError> {
     let id = user.id.to_string();
     let previous = session.get::<String>(USER_ID).await.ok().flatten();
@@ -100,22 +110,25 @@ pub(crate) async fn log_in(
     session.regenerate().await?;
     session.insert(USER_ID, &id).await?;
     session.set_user_id(Some(id)).await?;
+    session.insert(device::KEY, device).await?;
     session
         .insert(AUTH_HASH, keys.hash(&user.password_hash))
         .await
 }
 
-/// After a password change: a new id for this session, with the new hash. Every other session
-/// of the user keeps the old hash and is logged out at its next request.
+/// After a password change: every other session of the user ends now, and this one gets a new
+/// id with the new hash. Returns how many other sessions ended.
 pub(crate) async fn renew_after_password_change(
     session: &Session,
     keys: &AuthKeys,
     new_password_hash: &str,
-) -> Result<(), SessionError> {
+) -> Result<usize, SessionError> {
+    let ended = session.end_other_devices().await?;
     session.regenerate().await?;
     session
         .insert(AUTH_HASH, keys.hash(new_password_hash))
-        .await
+        .await?;
+    Ok(ended)
 }
 
 /// The user id the session claims, if any (not yet checked against the database).

@@ -33,6 +33,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+    /// Manage accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
 }
 
 impl Default for Command {
@@ -52,6 +57,40 @@ pub(crate) struct ServeArgs {
 pub(crate) enum SessionsCommand {
     /// Remove expired sessions from the file store (Redis expires them by itself).
     PurgeExpired,
+    /// List a user's live sessions: handle, start, last use, expiry, browser, address.
+    /// Listing extends no session's lifetime.
+    List {
+        /// The user name.
+        #[arg(long = "user", value_name = "NAME")]
+        user: String,
+    },
+    /// End a user's sessions now: all of them, or all but one.
+    End(EndArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["all", "except_current"])))]
+pub(crate) struct EndArgs {
+    /// The user name.
+    #[arg(long = "user", value_name = "NAME")]
+    pub(crate) user: String,
+    /// End every session of the user.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// End every session but this one (a handle printed by `sessions list`).
+    #[arg(long = "except-current", value_name = "ID")]
+    pub(crate) except_current: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// Set a new password, read from the first line of standard input, and end every session
+    /// of the user (a password reset).
+    ResetPassword {
+        /// The user name.
+        #[arg(long = "user", value_name = "NAME")]
+        user: String,
+    },
 }
 
 fn parse_profile(text: &str) -> Result<Profile, String> {
@@ -71,6 +110,35 @@ impl Cli {
         }
         loader
     }
+}
+
+/// The text of `portcullis sessions list`: one line per session, under a header.
+pub(crate) fn describe_sessions(name: &str, rows: &[portcullis_site::admin::SessionRow]) -> String {
+    if rows.is_empty() {
+        return format!("{name} has no live session\n");
+    }
+    let time = |t| {
+        humantime::format_rfc3339_seconds(t)
+            .to_string()
+            .replace('T', " ")
+    };
+    let mut out = format!(
+        "{:43}  {:20}  {:20}  {:20}  {:24}  ADDRESS\n",
+        "ID", "STARTED", "LAST USED", "EXPIRES", "BROWSER"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{:43}  {:20}  {:20}  {:20}  {:24}  {}",
+            row.handle.as_str(),
+            time(row.started),
+            time(row.last_used),
+            time(row.expires),
+            row.browser,
+            row.address
+        );
+    }
+    out
 }
 
 /// The text of `portcullis config`: one line per setting, then warnings.

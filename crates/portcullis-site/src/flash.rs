@@ -1,5 +1,10 @@
 //! One-time messages kept in the session until the next page shows them, stored as Flask does
 //! (`_flashes`: a list of `[category, message]`), so a Flask app sharing the session reads them.
+//!
+//! Both operations are [`Session::update`]s, so concurrent requests lose none: [`push`] appends
+//! to whatever list is there when the session is saved, and [`take`] removes exactly the
+//! messages it returned, so a message flashed by another request meanwhile waits for the next
+//! page instead of vanishing unseen.
 
 use portcullis::{Session, SessionError};
 use serde::Serialize;
@@ -15,15 +20,29 @@ pub(crate) struct Flash {
     pub(crate) message: String,
 }
 
+/// The list as stored.
+type Flashes = Vec<(String, String)>;
+
 /// Adds a message for the next page.
 pub(crate) async fn push(
     session: &Session,
     category: &str,
     message: &str,
 ) -> Result<(), SessionError> {
-    let mut flashes = read(session).await?;
-    flashes.push((category.to_owned(), message.to_owned()));
-    session.insert(KEY, flashes).await
+    let flash = (category.to_owned(), message.to_owned());
+    let append = move |list: Option<Flashes>| {
+        let mut list = list.unwrap_or_default();
+        list.push(flash.clone());
+        Some(list)
+    };
+    match session.update(KEY, append.clone()).await {
+        // A value of another shape (written by something else) counts as empty.
+        Err(SessionError::Decode(_)) => {
+            session.remove::<serde_json::Value>(KEY).await?;
+            session.update(KEY, append).await.map(drop)
+        }
+        other => other.map(drop),
+    }
 }
 
 /// Removes and returns the waiting messages. Nothing is written when there are none.
@@ -31,19 +50,29 @@ pub(crate) async fn take(session: &Session) -> Result<Vec<Flash>, SessionError> 
     if !session.keys().await?.iter().any(|k| k == KEY) {
         return Ok(Vec::new());
     }
-    let flashes = read(session).await?;
-    session.remove::<serde_json::Value>(KEY).await?;
-    Ok(flashes
+    let shown = match session.get::<Flashes>(KEY).await {
+        Ok(list) => list.unwrap_or_default(),
+        Err(SessionError::Decode(_)) => {
+            session.remove::<serde_json::Value>(KEY).await?;
+            return Ok(Vec::new());
+        }
+        Err(other) => return Err(other),
+    };
+    let taken = shown.clone();
+    session
+        .update(KEY, move |list: Option<Flashes>| {
+            let mut list = list.unwrap_or_default();
+            for flash in &taken {
+                if let Some(at) = list.iter().position(|f| f == flash) {
+                    list.remove(at);
+                }
+            }
+            // An empty list is no list: the key goes, as Flask's `session.pop`.
+            (!list.is_empty()).then_some(list)
+        })
+        .await?;
+    Ok(shown
         .into_iter()
         .map(|(category, message)| Flash { category, message })
         .collect())
-}
-
-/// The list as stored; a value of another shape (written by something else) counts as empty.
-async fn read(session: &Session) -> Result<Vec<(String, String)>, SessionError> {
-    match session.get::<Vec<(String, String)>>(KEY).await {
-        Ok(list) => Ok(list.unwrap_or_default()),
-        Err(SessionError::Decode(_)) => Ok(Vec::new()),
-        Err(other) => Err(other),
-    }
 }

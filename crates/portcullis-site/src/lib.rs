@@ -9,11 +9,14 @@
 //! # Layout
 //!
 //! - `routes/`: one file per area: `home.rs` (`/`), `register.rs`, `login.rs` (log in and out),
-//!   `account.rs`, `api.rs` (`/api/...`), `health.rs`, `assets.rs`; `mod.rs` holds the table;
+//!   `account.rs`, `sessions.rs` (`/account/sessions`), `api.rs` (`/api/...`), `health.rs`,
+//!   `assets.rs`; `mod.rs` holds the table;
 //! - `templates/`: the minijinja templates and the stylesheet, embedded in the binary;
 //! - `page.rs`: renders a template with what every page shows (user, flashes, CSRF field);
 //! - `viewer.rs`: who is asking, as extractors; ends sessions whose password changed;
-//! - `auth.rs`: logging in (regenerate, `_user_id`, `_auth_hash`);
+//! - `auth.rs`: logging in (regenerate, `_user_id`, `_auth_hash`, `_device`);
+//! - `device.rs`: the browser and address a session logged in from;
+//! - `admin.rs`: what the command line does to a user's sessions (list, end, reset password);
 //! - `users.rs`: the accounts in SQLite, and the rules for names and passwords;
 //! - `password.rs`: Argon2id hashing;
 //! - `rate_limit.rs`: failed log-in limits; `client_addr.rs`: the client's address;
@@ -26,11 +29,14 @@
 //!
 //! Flask's conventions, so a Flask app can share the session: `_user_id` (Flask-Login, the id
 //! as a string), `_flashes` (`[[category, message], ...]`), plus `_auth_hash` (Django's idea:
-//! HMAC of the password hash, so a password change ends other sessions) and `_prefs`.
+//! HMAC of the password hash, so a password change ends other sessions), `_device` and
+//! `_prefs`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod auth;
 mod client_addr;
+pub mod device;
 pub mod error;
 mod flash;
 mod headers;

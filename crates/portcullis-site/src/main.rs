@@ -2,7 +2,11 @@
 //!
 //! - `portcullis serve` (the default) runs the site;
 //! - `portcullis config` prints the effective configuration and where each value came from;
-//! - `portcullis sessions purge-expired` removes expired session files.
+//! - `portcullis sessions purge-expired` removes expired session files;
+//! - `portcullis sessions list --user NAME` lists a user's sessions, and
+//!   `portcullis sessions end --user NAME (--all | --except-current ID)` ends them;
+//! - `portcullis users reset-password --user NAME` sets a new password (from standard input)
+//!   and ends all the user's sessions.
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -12,8 +16,9 @@ mod stores;
 use std::process::ExitCode;
 
 use clap::Parser;
+use portcullis::config::Config;
 
-use crate::cli::{Cli, Command, SessionsCommand};
+use crate::cli::{Cli, Command, SessionsCommand, UsersCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -35,6 +40,15 @@ async fn main() -> ExitCode {
         Command::Sessions {
             command: SessionsCommand::PurgeExpired,
         } => stores::purge_expired(&config).await,
+        Command::Sessions {
+            command: SessionsCommand::List { user },
+        } => list_sessions(&config, &user).await,
+        Command::Sessions {
+            command: SessionsCommand::End(args),
+        } => end_sessions(&config, &args).await,
+        Command::Users {
+            command: UsersCommand::ResetPassword { user },
+        } => reset_password(&config, &user).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,6 +57,38 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn list_sessions(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let rows = stores::admin(config).await?.list(user).await?;
+    print!("{}", cli::describe_sessions(user, &rows));
+    Ok(())
+}
+
+async fn end_sessions(
+    config: &Config,
+    args: &cli::EndArgs,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let keep = if args.all {
+        None
+    } else {
+        args.except_current.as_deref()
+    };
+    let ended = stores::admin(config).await?.end(&args.user, keep).await?;
+    println!("ended {ended} session(s) of {}", args.user);
+    Ok(())
+}
+
+async fn reset_password(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    let ended = stores::admin(config)
+        .await?
+        .reset_password(user, password)
+        .await?;
+    println!("password of {user} changed; ended {ended} session(s)");
+    Ok(())
 }
 
 fn init_logging() {

@@ -17,7 +17,12 @@ use crate::users::User;
 use crate::viewer;
 
 /// Templates with forms of their own.
-const FORM_TEMPLATES: &[&str] = &["login.html", "register.html", "account.html"];
+const FORM_TEMPLATES: &[&str] = &[
+    "login.html",
+    "register.html",
+    "account.html",
+    "sessions.html",
+];
 
 /// Renders pages for one request.
 #[derive(Debug)]

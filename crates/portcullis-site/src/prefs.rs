@@ -1,5 +1,9 @@
 //! Small display preferences kept in the session (`_prefs`): known keys with a few allowed
 //! values each, so the session never holds arbitrary client data through this door.
+//!
+//! A change names only the preferences it sets, and is saved as a session update that applies
+//! just those: two tabs that change the theme and the density at the same moment both keep
+//! their change.
 
 use portcullis::{Session, SessionError};
 use serde::{Deserialize, Serialize};
@@ -66,9 +70,32 @@ impl Prefs {
         }
     }
 
-    /// Stores the preferences in the session.
-    pub(crate) async fn save(&self, session: &Session) -> Result<(), SessionError> {
-        session.insert(KEY, self).await
+    /// Sets the preferences named in `changes` (a JSON object of known keys), and only those;
+    /// returns the preferences as this request leaves them, or why the change was refused
+    /// (then nothing changes).
+    pub(crate) async fn patch(
+        session: &Session,
+        changes: Map<String, Value>,
+    ) -> Result<Result<Self, String>, SessionError> {
+        // Checked once up front: whether a change is allowed does not depend on the values it
+        // is applied to, so the update below cannot fail when it runs again on newer ones.
+        if let Err(reason) = Self::default().apply(&changes) {
+            return Ok(Err(reason));
+        }
+        let patch = move |current: Option<Self>| {
+            let mut prefs = current.unwrap_or_default();
+            prefs.apply(&changes).ok()?;
+            Some(prefs)
+        };
+        let updated = match session.update(KEY, patch.clone()).await {
+            // A stored value of another shape is as good as absent (as in `load`).
+            Err(SessionError::Decode(_)) => {
+                session.remove::<Value>(KEY).await?;
+                session.update(KEY, patch).await?
+            }
+            other => other?,
+        };
+        Ok(Ok(updated.unwrap_or_default()))
     }
 }
 

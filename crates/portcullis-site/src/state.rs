@@ -1,11 +1,14 @@
 //! [`AppState`]: what every handler shares: the configuration, the session store, the clock,
-//! the accounts, the log-in limiter, the templates, the auth-hash keys and the CSRF layer.
+//! the accounts, the log-in limiter, the templates, the auth-hash keys, the CSRF layer, and
+//! every user's sessions (for the log-in limit check).
 
 use std::sync::Arc;
 
+use portcullis::SessionLayer;
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::{Config, ConfigError};
 use portcullis::csrf::CsrfLayer;
+use portcullis::session::UserSessions;
 use portcullis::store::{RedisStore, SessionStore};
 
 use crate::auth::AuthKeys;
@@ -29,6 +32,7 @@ struct Inner {
     templates: Templates,
     auth_keys: AuthKeys,
     csrf: CsrfLayer,
+    user_sessions: UserSessions,
 }
 
 /// Why the site could not start.
@@ -90,6 +94,9 @@ impl AppState {
             ))
         });
         let auth_keys = AuthKeys::from_config(&config);
+        let user_sessions = SessionLayer::from_config(&config, Arc::clone(&store))
+            .with_clock(Arc::clone(&clock))
+            .user_sessions();
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -100,6 +107,7 @@ impl AppState {
                 templates: Templates::new(),
                 auth_keys,
                 csrf,
+                user_sessions,
             }),
         })
     }
@@ -138,5 +146,10 @@ impl AppState {
 
     pub(crate) fn csrf(&self) -> &CsrfLayer {
         &self.inner.csrf
+    }
+
+    /// Every user's sessions (list, end), on the site's store and keys.
+    pub(crate) fn user_sessions(&self) -> &UserSessions {
+        &self.inner.user_sessions
     }
 }

@@ -7,6 +7,8 @@ use portcullis::config::{Config, StoreKind};
 use portcullis::store::{
     FileStore, MemoryStore, RedisStore, RedisUrlError, SessionStore, StoreError,
 };
+use portcullis_site::admin::Admin;
+use portcullis_site::users::Users;
 
 /// How often the file store sweeps expired sessions in the background.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -52,6 +54,24 @@ pub(crate) async fn open(config: &Config) -> Result<Opened, StoresError> {
 pub(crate) struct Opened {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) redis: Option<Arc<RedisStore>>,
+}
+
+/// What the administrative commands work with: the site's store (without the file store's
+/// sweeper) and accounts. The memory store is refused: it lives inside the serving process.
+pub(crate) async fn admin(config: &Config) -> Result<Admin, Box<dyn std::error::Error>> {
+    let store: Arc<dyn SessionStore> = match config.session_type {
+        StoreKind::Filesystem => Arc::new(FileStore::open(&config.session_file_dir)?),
+        StoreKind::Redis => Arc::new(RedisStore::from_config(config).await?),
+        StoreKind::Memory => {
+            return Err(
+                "SESSION_TYPE=memory keeps sessions inside the serving process; \
+                        the command line cannot reach them"
+                    .into(),
+            );
+        }
+    };
+    let users = Users::open(&config.database_url).await?;
+    Ok(Admin::new(config, store, users))
 }
 
 /// `portcullis sessions purge-expired`.

@@ -205,8 +205,8 @@ async fn login_rotates_the_csrf_secret() {
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
     assert!(
-        page.body.contains("The CSRF session token is missing."),
-        "{}",
+        page.body.contains("The CSRF tokens do not match."),
+        "the logged-in session was created with a secret of its own: {}",
         page.body
     );
 }

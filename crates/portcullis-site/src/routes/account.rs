@@ -108,14 +108,13 @@ pub(super) async fn preferences(
     SignedIn(user): SignedIn,
     Form(form): Form<PreferencesForm>,
 ) -> Result<Response, AppError> {
-    let mut prefs = Prefs::load(&session).await?;
     let changes: Map<String, Value> = [
         ("theme".to_owned(), Value::from(form.theme)),
         ("density".to_owned(), Value::from(form.density)),
     ]
     .into_iter()
     .collect();
-    if let Err(reason) = prefs.apply(&changes) {
+    if let Err(reason) = Prefs::patch(&session, changes).await? {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return render(
             &state,
@@ -127,7 +126,6 @@ pub(super) async fn preferences(
         )
         .await;
     }
-    prefs.save(&session).await?;
     flash::push(&session, "message", "Appearance saved.").await?;
     Ok(Redirect::to("/account").into_response())
 }
@@ -184,13 +182,13 @@ pub(super) async fn password(
     }
     let hash = password::hash(form.new_password.clone()).await?;
     state.users().set_password_hash(user.id, &hash).await?;
-    auth::renew_after_password_change(&session, state.auth_keys(), &hash).await?;
+    let ended = auth::renew_after_password_change(&session, state.auth_keys(), &hash).await?;
     flash::push(
         &session,
         "message",
-        "Password changed. Your other sessions have been logged out.",
+        &format!("Password changed. Your other sessions have been logged out ({ended})."),
     )
     .await?;
-    tracing::info!(target: "portcullis::security", user = user.id, "password changed");
+    tracing::info!(target: "portcullis::security", user = user.id, ended, "password changed");
     Ok(Redirect::to("/account").into_response())
 }

@@ -20,10 +20,10 @@ use crate::viewer::ApiUser;
 
 /// Longest key accepted by `/api/session`.
 const MAX_API_KEY_LEN: usize = 64;
-/// Largest `PUT /api/prefs` body: preferences are a few short words.
+/// Largest `PATCH /api/prefs` body: preferences are a few short words.
 pub(super) const MAX_PREFS_BODY: usize = 1024;
 
-/// A token for the `X-CSRFToken` header of `PUT /api/prefs` and `POST /api/session`.
+/// A token for the `X-CSRFToken` header of `PATCH /api/prefs` and `POST /api/session`.
 pub(super) async fn csrf_token(csrf: CsrfToken) -> Json<Value> {
     Json(json!({ "csrf_token": csrf.token() }))
 }
@@ -45,8 +45,9 @@ pub(super) async fn prefs(session: Session) -> Result<Json<Prefs>, ApiError> {
     Ok(Json(Prefs::load(&session).await?))
 }
 
-/// Changes some preferences: a JSON object of known keys, e.g. `{"theme": "dark"}`.
-pub(super) async fn put_prefs(session: Session, body: Bytes) -> Result<Json<Prefs>, ApiError> {
+/// Changes the preferences it names, and only those: a JSON object of known keys, e.g.
+/// `{"theme": "dark"}` (`PATCH`; `PUT` is the older spelling and does the same).
+pub(super) async fn patch_prefs(session: Session, body: Bytes) -> Result<Json<Prefs>, ApiError> {
     let unprocessable = |reason: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason);
     let changes: Map<String, Value> = match serde_json::from_slice(&body) {
         Ok(Value::Object(map)) => map,
@@ -56,9 +57,9 @@ pub(super) async fn put_prefs(session: Session, body: Bytes) -> Result<Json<Pref
             return Err(ApiError::new(StatusCode::BAD_REQUEST, reason));
         }
     };
-    let mut prefs = Prefs::load(&session).await?;
-    prefs.apply(&changes).map_err(unprocessable)?;
-    prefs.save(&session).await?;
+    let prefs = Prefs::patch(&session, changes)
+        .await?
+        .map_err(unprocessable)?;
     Ok(Json(prefs))
 }
 

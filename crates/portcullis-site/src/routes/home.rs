@@ -53,7 +53,7 @@ pub(super) async fn seconds_left(state: &AppState, session: &Session) -> Result<
 }
 
 /// `2026-05-01 12:00:00 UTC`.
-fn utc(time: SystemTime) -> String {
+pub(super) fn utc(time: SystemTime) -> String {
     let text = humantime::format_rfc3339_seconds(time).to_string();
     format!("{} UTC", text.replace('T', " ").trim_end_matches('Z'))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use portcullis::Session;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::auth;
 use crate::client_addr::ClientAddr;
+use crate::device::Device;
 use crate::error::AppError;
 use crate::flash;
 use crate::next::safe_next;
@@ -75,6 +76,7 @@ pub(super) async fn submit(
     page: Page,
     session: Session,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let name_key = format!(
@@ -117,7 +119,21 @@ pub(super) async fn submit(
     };
 
     state.limiter().reset(&name_key).await;
-    auth::log_in(&session, state.auth_keys(), &user).await?;
+    if let Some(max) = at_session_limit(&state, &session, &user).await? {
+        tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: session limit");
+        let message = format!(
+            "You are logged in on {max} devices, the most allowed. Log out on one of them \
+             (Account, then Sessions) and try again."
+        );
+        return refuse(StatusCode::CONFLICT, message).await;
+    }
+    auth::log_in(
+        &session,
+        state.auth_keys(),
+        &user,
+        Device::of(&headers, client),
+    )
+    .await?;
     flash::push(
         &session,
         "message",
@@ -126,6 +142,32 @@ pub(super) async fn submit(
     .await?;
     tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
     Ok(Redirect::to(if next.is_empty() { "/" } else { &next }).into_response())
+}
+
+/// With `SESSION_LIMIT_POLICY=refuse`, the limit when `user` already has that many sessions
+/// (this one aside, when it is already theirs: a log-in again replaces it). A check for a
+/// clear page; the session layer enforces the limit atomically anyway, answering 409 to a
+/// log-in that races another.
+async fn at_session_limit(
+    state: &AppState,
+    session: &Session,
+    user: &crate::users::User,
+) -> Result<Option<usize>, AppError> {
+    let config = state.config();
+    let Some(max) = config.session_max_per_user else {
+        return Ok(None);
+    };
+    if config.session_limit_policy != portcullis::store::LimitPolicy::Refuse {
+        return Ok(None);
+    }
+    let id = user.id.to_string();
+    let devices = state.user_sessions().list(&id).await?;
+    let mine = session.handle().await?;
+    let others = devices
+        .iter()
+        .filter(|d| Some(d.handle()) != mine.as_ref())
+        .count();
+    Ok((others >= max.get()).then_some(max.get()))
 }
 
 /// The longest wait among `keys` that are over the limit, if any.

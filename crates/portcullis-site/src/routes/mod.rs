@@ -8,8 +8,10 @@
 //! | `POST /logout` | end the session |
 //! | `GET /account` | the account page (logged in) |
 //! | `POST /account/display-name`, `/account/password`, `/account/preferences` | its forms |
+//! | `GET /account/sessions` | every device the user is logged in on |
+//! | `POST /account/sessions/end`, `/account/sessions/end-others` | end one (`session=<handle>`), or all but this one |
 //! | `GET /api/me` | who is logged in, and the seconds left |
-//! | `GET, PUT /api/prefs` | display preferences kept in the session |
+//! | `GET, PATCH /api/prefs` | display preferences kept in the session; `PATCH` sets only the keys it names (`PUT`: the same) |
 //! | `GET, POST /api/session` | session values as JSON (tests and the load benchmark) |
 //! | `GET /api/csrf-token` | `{"csrf_token": ...}` for the `X-CSRFToken` header |
 //! | `GET /healthz` | whether the session store and the database answer |
@@ -22,6 +24,7 @@ mod health;
 mod home;
 mod login;
 mod register;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -55,11 +58,15 @@ pub fn app(state: AppState) -> Router {
         .route("/account/display-name", post(account::display_name))
         .route("/account/password", post(account::password))
         .route("/account/preferences", post(account::preferences))
+        .route("/account/sessions", get(sessions::page))
+        .route("/account/sessions/end", post(sessions::end))
+        .route("/account/sessions/end-others", post(sessions::end_others))
         .route("/api/me", get(api::me))
         .route(
             "/api/prefs",
             get(api::prefs)
-                .put(api::put_prefs)
+                .patch(api::patch_prefs)
+                .put(api::patch_prefs)
                 .layer(DefaultBodyLimit::max(api::MAX_PREFS_BODY)),
         )
         .route("/api/session", get(api::read_values).post(api::write_value))

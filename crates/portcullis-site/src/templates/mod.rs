@@ -17,6 +17,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("login.html")),
     ("register.html", include_str!("register.html")),
     ("account.html", include_str!("account.html")),
+    ("sessions.html", include_str!("sessions.html")),
     ("error.html", include_str!("error.html")),
 ];
 
