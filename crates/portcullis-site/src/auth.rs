@@ -93,8 +93,10 @@ pub(crate) async fn log_in(
     user: &User,
 ) -> Result<(), SessionError> {
     let id = user.id.to_string();
-    let previous = session.get::<String>(USER_ID).await.ok().flatten();
-    if previous.is_some_and(|p| p != id) {
+    // Anything but "nobody" or "this same user" (another id, or a value of another type a
+    // Flask app may have written) means someone else's data: drop it.
+    let previous = session.get::<String>(USER_ID).await;
+    if !matches!(&previous, Ok(None)) && !matches!(&previous, Ok(Some(p)) if *p == id) {
         session.clear().await?;
     }
     session.regenerate().await?;

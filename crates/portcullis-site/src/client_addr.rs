@@ -37,7 +37,10 @@ pub(crate) fn client_addr(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
 
 /// [`client_addr`]'s rule, on plain values.
 pub(crate) fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
+    // On a dual-stack socket an IPv4 proxy connects as `::ffff:a.b.c.d`: compare canonical forms.
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
+    if !is_trusted(&peer) {
         return peer;
     }
     // Every X-Forwarded-For header, in order, as one comma-separated list.
@@ -50,8 +53,8 @@ pub(crate) fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> 
         .collect();
     let mut nearest = peer;
     for entry in entries.iter().rev() {
-        match entry.parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => nearest = ip,
+        match entry.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+            Ok(ip) if is_trusted(&ip) => nearest = ip,
             Ok(ip) => return ip,
             // The entry a trusted proxy appended is never garbage: this came from the client.
             Err(_) => return nearest,
@@ -88,6 +91,14 @@ mod tests {
             resolve(ip("9.9.9.9"), &headers, &[ip("10.0.0.1")]),
             ip("9.9.9.9")
         );
+    }
+
+    #[test]
+    fn an_ipv4_proxy_on_a_dual_stack_socket_is_still_trusted() {
+        let headers = forwarded(&["5.5.5.5"]);
+        let mapped = ip("::ffff:10.0.0.1");
+        assert_eq!(resolve(mapped, &headers, &[ip("10.0.0.1")]), ip("5.5.5.5"));
+        assert_eq!(resolve(ip("::ffff:9.9.9.9"), &headers, &[]), ip("9.9.9.9"));
     }
 
     #[test]
