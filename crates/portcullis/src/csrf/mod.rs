@@ -93,6 +93,7 @@
 //! keeps the origin check, so other sites still cannot post to this one from a modern browser.
 
 mod body;
+pub(crate) mod flask;
 mod future;
 mod layer;
 mod rejection;
@@ -105,6 +106,8 @@ pub use rejection::CsrfError;
 pub use service::CsrfService;
 pub use token::{CsrfSecret, CsrfToken, verify_token};
 
+pub(crate) use token::SessionSecret;
+
 /// The session key holding the CSRF secret, as Flask-WTF names it. Regenerating a session
 /// removes it, so a login rotates the secret.
 pub const SESSION_KEY: &str = "csrf_token";
@@ -115,3 +118,24 @@ pub const FORM_FIELD: &str = "csrf_token";
 /// The headers that carry the token, in the order they are read (Flask-WTF's
 /// `WTF_CSRF_HEADERS`).
 pub const HEADERS: [&str; 2] = ["X-CSRFToken", "X-CSRF-Token"];
+
+/// Marks a request that reached the site over HTTPS, for the Flask format's `Referer` check
+/// (Flask-WTF's `WTF_CSRF_SSL_STRICT`): put it in the request's extensions, outside
+/// [`CsrfLayer`], from whatever knows how the client connected. A request whose URI has the
+/// `https` scheme counts as HTTPS without it.
+///
+/// Behind a TLS-terminating proxy the application sees plain HTTP, so only the proxy's word
+/// (`X-Forwarded-Proto`) can say it, and only a trusted proxy's word counts: the reference site
+/// sets this marker when the connection comes from an address in `TRUSTED_PROXIES` and the
+/// last `X-Forwarded-Proto` value is `https` (as Werkzeug's `ProxyFix` does for Flask). Without
+/// the marker the check does not run, as in a Flask app without `ProxyFix`.
+///
+/// ```
+/// use axum::http::Request;
+/// use portcullis::csrf::Https;
+///
+/// let mut request = Request::new(());
+/// request.extensions_mut().insert(Https);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Https;

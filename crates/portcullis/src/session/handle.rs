@@ -114,7 +114,7 @@ impl Session {
             return Ok(());
         };
         let settings = &self.shared.settings;
-        let key = id.store_key(&settings.key_prefix);
+        let key = settings.format.store_key(&id, &settings.key_prefix);
         let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
         let bytes = match self.shared.store.load(&key, slide_to).await {
             Ok(bytes) => bytes,
@@ -127,16 +127,17 @@ impl Session {
             }
         };
         self.shared.health.report_success();
-        let opened = bytes.map(|b| (Envelope::open(&self.shared.keys, &key, &b), b.len()));
+        let keys = &self.shared.keys;
+        let opened = bytes.map(|b| (settings.format.decode_record(keys, &key, &b, now), b.len()));
         state.current = Some(match opened {
-            Some((Some((envelope, record_key)), _))
+            Some((Some((envelope, rewrite)), _))
                 if now < envelope.created_at() + settings.absolute =>
             {
                 Current {
                     id,
                     envelope,
                     stored: true,
-                    modified: record_key == KeyUse::Fallback,
+                    modified: rewrite,
                     reissue_cookie: key_use == KeyUse::Fallback,
                     idle_deadline: slide_to,
                 }
@@ -353,7 +354,10 @@ impl Session {
     /// # Errors
     /// [`SessionError::Unavailable`] when the store cannot be reached.
     pub async fn regenerate(&self) -> Result<(), SessionError> {
-        let prefix = &self.shared.settings.key_prefix;
+        let (prefix, format) = (
+            &self.shared.settings.key_prefix,
+            &self.shared.settings.format,
+        );
         let now = self.shared.clock.now();
         let mut state = self.loaded().await?;
         let State {
@@ -363,7 +367,7 @@ impl Session {
             .as_mut()
             .ok_or(SessionError::Unavailable { source: None })?;
         if current.stored {
-            to_delete.push(current.id.store_key(prefix));
+            to_delete.push(format.store_key(&current.id, prefix));
         }
         current.id = Id::random();
         current.envelope.created_ms = crate::clock::unix_millis(now);
@@ -381,14 +385,17 @@ impl Session {
     /// # Errors
     /// None today; the signature leaves room for stores that delete eagerly.
     pub async fn destroy(&self) -> Result<(), SessionError> {
-        let prefix = &self.shared.settings.key_prefix;
+        let (prefix, format) = (
+            &self.shared.settings.key_prefix,
+            &self.shared.settings.format,
+        );
         let now = self.shared.clock.now();
         let mut state = self.state.lock().await;
         state.accessed = true;
         state.destroyed = true;
         let stored_key = match (&state.current, &state.presented) {
-            (Some(c), _) if c.stored => Some(c.id.store_key(prefix)),
-            (None, Presented::Valid { id, .. }) => Some(id.store_key(prefix)),
+            (Some(c), _) if c.stored => Some(format.store_key(&c.id, prefix)),
+            (None, Presented::Valid { id, .. }) => Some(format.store_key(id, prefix)),
             _ => None,
         };
         state.to_delete.extend(stored_key);

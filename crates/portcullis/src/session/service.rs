@@ -105,8 +105,11 @@ pub(crate) async fn finish(
         current.stored || !current.envelope.data.is_empty() || current.envelope.user_id.is_some();
     let send_cookie = if current.modified && worth_storing {
         current.envelope.revision += 1;
-        let key = current.id.store_key(&settings.key_prefix);
-        let Ok(sealed) = current.envelope.seal(&shared.keys, &key) else {
+        let key = settings.format.store_key(&current.id, &settings.key_prefix);
+        let Ok(sealed) = settings
+            .format
+            .encode_record(&current.envelope, &shared.keys, &key)
+        else {
             return error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The session could not be encoded.",
