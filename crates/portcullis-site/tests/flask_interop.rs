@@ -83,6 +83,8 @@ impl FlaskApp {
             .arg("app:app")
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // No __pycache__ in the source tree.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("SECRET_KEY", SECRET)
             .env("REDIS_URL", redis.url())
             .env("USERS_DB", users_db)
