@@ -32,6 +32,12 @@
 //!    (log in) and [`Session::destroy`](crate::Session::destroy) (log out) drop the secret, so
 //!    tokens rendered before stop working.
 //!
+//!    In the Flask session format ([`Format::flask`](crate::session::Format::flask)) the secret
+//!    and the tokens are Flask-WTF 1.3's instead (`flask.rs`): a 40-hex `csrf_token` and
+//!    itsdangerous-signed tokens, so a form rendered by the Flask app posts here and the other
+//!    way round; over HTTPS ([`Https`]) the `Referer` must also be on this host, as Flask-WTF
+//!    asks.
+//!
 //! # Usage
 //!
 //! ```
@@ -74,6 +80,8 @@
 //! | `The CSRF token has expired.` | older than `WTF_CSRF_TIME_LIMIT` |
 //! | `The CSRF token is invalid.` | malformed, or not made with this site's key |
 //! | `The CSRF tokens do not match.` | made for another session's secret |
+//! | `The referrer header is missing.` | Flask format, over HTTPS, no `Referer` |
+//! | `The referrer does not match the host.` | Flask format, over HTTPS, a `Referer` elsewhere |
 //! | `Cross-origin request refused.` | the origin check refused it |
 //!
 //! Without a [`Session`](crate::Session) in the request (no `SessionLayer`, or added inside

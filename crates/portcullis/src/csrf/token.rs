@@ -1,5 +1,6 @@
 //! Tokens: the per-session [`CsrfSecret`], the masked, timestamped and authenticated token a page
-//! carries, [`verify_token`] (the check, in Flask-WTF's order), and the [`CsrfToken`] extractor.
+//! carries, [`verify_token`] (the check, in Flask-WTF's order), the [`CsrfToken`] extractor, and
+//! `SessionSecret`, which picks these or Flask-WTF's (`flask.rs`) by the session's format.
 //!
 //! A token is `base64url(mask ‖ secret⊕mask ‖ issued_at ‖ HMAC-SHA256)`: the random mask makes
 //! every rendering different (BREACH), the timestamp gives the time limit, and the MAC under the
@@ -264,7 +265,8 @@ fn unix_seconds(time: SystemTime) -> u64 {
 /// scripts that send the `X-CSRFToken` header.
 ///
 /// The first use creates the session's secret (so the response sets the session cookie). Each
-/// call renders a new masked token; all of them stay valid until the time limit or until the
+/// call renders a new token (masked anew in the native format; Flask-WTF's, stamped with the
+/// second, in the Flask format); all of them stay valid until the time limit or until the
 /// secret changes (log in, log out).
 ///
 /// ```
