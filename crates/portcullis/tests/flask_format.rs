@@ -186,7 +186,16 @@ async fn a_session_flask_wrote_is_read_and_keys_portcullis_does_not_know_survive
         assert_eq!(found, Some(&expected), "{name}");
     }
     let meta = written.iter().find(|(k, _)| k == "_portcullis").unwrap();
-    assert!(matches!(&meta.1, Value::Map(m) if m.len() == 2), "{meta:?}");
+    let Value::Map(meta) = &meta.1 else {
+        panic!("{meta:?}");
+    };
+    let field = |name: &str| meta.iter().find(|(k, _)| k.as_str() == Some(name)).unwrap();
+    assert_eq!(
+        field("created_ms").1,
+        Value::from(ISSUED * 1000),
+        "started when first read"
+    );
+    assert_eq!(field("user").1, Value::from("7"));
 }
 
 #[tokio::test]

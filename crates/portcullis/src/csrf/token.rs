@@ -316,8 +316,8 @@ impl CsrfToken {
         self.secret.issue(&self.keys, self.clock.now())
     }
 
-    /// `<input type="hidden" name="csrf_token" value="…">` for a form. The token is base64url,
-    /// so it needs no escaping.
+    /// `<input type="hidden" name="csrf_token" value="…">` for a form. The token is base64url
+    /// (and dots, in the Flask format), so it needs no escaping.
     #[must_use]
     pub fn hidden_input(&self) -> String {
         format!(

@@ -14,10 +14,12 @@
 //!   - `_user_id`: Flask-Login's user, which is the envelope's user id (a user id set with
 //!     [`Session::set_user_id`](crate::Session::set_user_id) is written there; to log out,
 //!     remove the key or clear the session, as Flask-Login does);
-//!   - `_portcullis`: `{created_ms, revision}`, what Flask has no place for (the start of the
-//!     absolute lifetime). Flask keeps keys it does not know, so it survives Flask's writes. A
-//!     record without it (written by Flask) starts its absolute lifetime when Portcullis first
-//!     reads it, and is written back once to record that.
+//!   - `_portcullis`: `{created_ms, revision, user}`, what Flask has no place for: the start of
+//!     the absolute lifetime, and the user it was counted for. Flask keeps keys it does not
+//!     know, so it survives Flask's writes. A record without it (written by Flask), or whose
+//!     `_user_id` is no longer that user (a log-in on the Flask side, which keeps the data),
+//!     starts its absolute lifetime when Portcullis reads it, and is written back once to
+//!     record that.
 //!
 //! A session with no data holds at most `_permanent`, which Flask counts as empty: it is
 //! written without `_portcullis`, so that Flask still sees it as empty.
@@ -47,6 +49,7 @@ const USER_ID: &str = "_user_id";
 const META: &str = "_portcullis";
 const META_CREATED: &str = "created_ms";
 const META_REVISION: &str = "revision";
+const META_USER: &str = "user";
 
 /// The keys derived from the Flask app's `SECRET_KEY`: the cookie signer's (itsdangerous
 /// `key_derivation="hmac"`) and Flask-WTF's (`"django-concat"`).
@@ -136,9 +139,15 @@ pub(super) fn encode_record(envelope: &Envelope) -> Result<Vec<u8>, rmpv::encode
     // `{_permanent}` alone is an empty session to Flask; anything more is not.
     let empty = map.iter().all(|(key, _)| key.as_str() == Some(PERMANENT));
     if !empty {
+        // The user the absolute lifetime counts for: whoever `_user_id` names once written.
+        let user = new_user.or(stored_user.as_ref());
         let meta = vec![
             (Value::from(META_CREATED), Value::from(envelope.created_ms)),
             (Value::from(META_REVISION), Value::from(envelope.revision)),
+            (
+                Value::from(META_USER),
+                user.map_or(Value::Nil, |user| Value::from(user.as_str())),
+            ),
         ];
         map.push((Value::from(META), Value::Map(meta)));
     }
@@ -147,9 +156,9 @@ pub(super) fn encode_record(envelope: &Envelope) -> Result<Vec<u8>, rmpv::encode
     Ok(out)
 }
 
-/// The session in a record, and whether it should be written back to record its created-at
-/// (a non-empty record without `_portcullis`, as Flask writes it). `None` for bytes that are
-/// not a map with string keys, in MessagePack or JSON.
+/// The session in a record, and whether it should be written back to record its created-at (a
+/// non-empty record without `_portcullis`, as Flask writes it, or one whose user changed on the
+/// Flask side). `None` for bytes that are not a map with string keys, in MessagePack or JSON.
 pub(super) fn decode_record(bytes: &[u8], now: SystemTime) -> Option<(Envelope, bool)> {
     let mut envelope = Envelope::new(now, false);
     let mut meta = None;
@@ -169,14 +178,26 @@ pub(super) fn decode_record(bytes: &[u8], now: SystemTime) -> Option<(Envelope, 
     }
     envelope.user_id = envelope.data.get(USER_ID).and_then(user_text);
     let rewrite = match meta {
-        Some((created_ms, revision)) => {
-            envelope.created_ms = created_ms;
-            envelope.revision = revision;
-            false
+        Some(meta) => {
+            envelope.revision = meta.revision;
+            // A log-in (or out) on the Flask side since Portcullis last wrote: the absolute
+            // lifetime restarts now, as a log-in here restarts it.
+            let same_user = meta.user == envelope.user_id;
+            if same_user {
+                envelope.created_ms = meta.created_ms;
+            }
+            !same_user
         }
         None => !envelope.data.is_empty(),
     };
     Some((envelope, rewrite))
+}
+
+/// What `_portcullis` holds.
+struct Meta {
+    created_ms: u64,
+    revision: u64,
+    user: Option<String>,
 }
 
 /// The entries of a MessagePack map that is the whole of `bytes`, else of a JSON object.
@@ -223,8 +244,8 @@ fn from_json(value: serde_json::Value) -> Value {
     }
 }
 
-/// `(created_ms, revision)` from `_portcullis`; `None` when it is not what Portcullis wrote.
-fn read_meta(value: &Value) -> Option<(u64, u64)> {
+/// What `_portcullis` says; `None` when it is not what Portcullis wrote.
+fn read_meta(value: &Value) -> Option<Meta> {
     let Value::Map(entries) = value else {
         return None;
     };
@@ -232,9 +253,13 @@ fn read_meta(value: &Value) -> Option<(u64, u64)> {
         entries
             .iter()
             .find(|(key, _)| key.as_str() == Some(name))
-            .and_then(|(_, value)| value.as_u64())
+            .map(|(_, value)| value)
     };
-    Some((field(META_CREATED)?, field(META_REVISION).unwrap_or(0)))
+    Some(Meta {
+        created_ms: field(META_CREATED)?.as_u64()?,
+        revision: field(META_REVISION).and_then(Value::as_u64).unwrap_or(0),
+        user: field(META_USER).and_then(user_text),
+    })
 }
 
 /// A `_user_id` as text: Flask-Login writes a string; an integer is read as its digits.
@@ -386,6 +411,7 @@ mod tests {
         let meta = Value::Map(vec![
             (Value::from("created_ms"), Value::from(1_800_000_000_000u64)),
             (Value::from("revision"), Value::from(0)),
+            (Value::from("user"), Value::from("7")),
         ]);
         expected.push((Value::from("_portcullis"), meta));
         expected.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
@@ -419,6 +445,32 @@ mod tests {
             [0x80],
             "an empty map"
         );
+    }
+
+    #[test]
+    fn a_log_in_on_the_flask_side_restarts_the_absolute_lifetime() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut anonymous = Envelope::new(start, false);
+        anonymous.data.insert("csrf_token".into(), Value::from("x"));
+        let stamped = encode_record(&anonymous).unwrap();
+        let later = start + Duration::from_secs(7 * 3600);
+        let (read, rewrite) = decode_record(&stamped, later).unwrap();
+        assert!(!rewrite);
+        assert_eq!(read.created_at(), start);
+
+        // Flask's log-in adds `_user_id` and keeps the rest, `_portcullis` included.
+        let Value::Map(mut map) = rmpv::decode::read_value(&mut &stamped[..]).unwrap() else {
+            panic!("a map");
+        };
+        map.push((Value::from(USER_ID), Value::from("7")));
+        let mut logged_in = Vec::new();
+        rmpv::encode::write_value(&mut logged_in, &Value::Map(map)).unwrap();
+        let (read, rewrite) = decode_record(&logged_in, later).unwrap();
+        assert!(rewrite, "written back with the new start");
+        assert_eq!(read.created_at(), later, "the absolute lifetime restarts");
+        let (again, rewrite) = decode_record(&encode_record(&read).unwrap(), later).unwrap();
+        assert!(!rewrite);
+        assert_eq!(again.created_at(), later);
     }
 
     #[test]
