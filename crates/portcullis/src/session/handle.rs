@@ -354,10 +354,7 @@ impl Session {
     /// # Errors
     /// [`SessionError::Unavailable`] when the store cannot be reached.
     pub async fn regenerate(&self) -> Result<(), SessionError> {
-        let (prefix, format) = (
-            &self.shared.settings.key_prefix,
-            &self.shared.settings.format,
-        );
+        let prefix = &self.shared.settings.key_prefix;
         let now = self.shared.clock.now();
         let mut state = self.loaded().await?;
         let State {
@@ -367,7 +364,7 @@ impl Session {
             .as_mut()
             .ok_or(SessionError::Unavailable { source: None })?;
         if current.stored {
-            to_delete.push(format.store_key(&current.id, prefix));
+            to_delete.push(self.shared.settings.format.store_key(&current.id, prefix));
         }
         current.id = Id::random();
         current.envelope.created_ms = crate::clock::unix_millis(now);
@@ -385,14 +382,12 @@ impl Session {
     /// # Errors
     /// None today; the signature leaves room for stores that delete eagerly.
     pub async fn destroy(&self) -> Result<(), SessionError> {
-        let (prefix, format) = (
-            &self.shared.settings.key_prefix,
-            &self.shared.settings.format,
-        );
+        let prefix = &self.shared.settings.key_prefix;
         let now = self.shared.clock.now();
         let mut state = self.state.lock().await;
         state.accessed = true;
         state.destroyed = true;
+        let format = &self.shared.settings.format;
         let stored_key = match (&state.current, &state.presented) {
             (Some(c), _) if c.stored => Some(format.store_key(&c.id, prefix)),
             (None, Presented::Valid { id, .. }) => Some(format.store_key(id, prefix)),
