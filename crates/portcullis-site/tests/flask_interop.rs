@@ -481,6 +481,21 @@ async fn a_csrf_token_issued_by_either_app_is_accepted_by_the_other() {
         .await;
     assert_eq!(response.status(), 200, "the site accepts Flask's token");
 
+    // A form the site renders (its log-in page) posts to Flask.
+    let page = first.get(both.site.url("/login")).await;
+    let html = page.text().await.unwrap();
+    let start = html.find("name=\"csrf_token\" value=\"").unwrap() + 25;
+    let rendered = &html[start..start + html[start..].find('"').unwrap()];
+    let fields = [("note", "from a page"), ("csrf_token", rendered)];
+    let response = first
+        .post_form(both.flask.url("/form"), &fields, HeaderMap::new())
+        .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "Flask accepts the token of the site's page"
+    );
+
     // A session started by Flask: the same, the other way round.
     let mut second = Browser::default();
     let flask_token = second.token(both.flask.url("/csrf")).await;
