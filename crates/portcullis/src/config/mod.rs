@@ -156,7 +156,8 @@ pub struct Config {
     pub session_cookie_httponly: bool,
     /// The cookie's `SameSite` attribute (`SESSION_COOKIE_SAMESITE`).
     pub session_cookie_samesite: SameSite,
-    /// The largest sealed session record, in bytes (`SESSION_MAX_BYTES`).
+    /// The largest session data, in bytes of its MessagePack encoding (`SESSION_MAX_BYTES`); the
+    /// sealed record adds a fixed overhead of about 100 bytes.
     pub session_max_bytes: usize,
     /// The Redis server, or the comma-separated seed nodes of a Redis Cluster (`REDIS_URL`).
     pub redis_url: String,

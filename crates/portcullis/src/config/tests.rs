@@ -152,7 +152,7 @@ fn command_line_profile_and_bind_beat_the_environment() {
 fn a_bad_value_is_refused_in_one_line_with_setting_value_and_what_is_allowed() {
     const DURATION: &str = "a duration of at least 1 second, e.g. 300 or 5m";
     const BOOL: &str = "true or false (also 1/0, yes/no, on/off)";
-    const PREFIX: &str = "0 to 64 characters from A-Z a-z 0-9 _ : . { } -";
+    const PREFIX: &str = "0 to 64 characters from A-Z a-z 0-9 _ : . { } -, not starting with .";
     const NAME: &str = "a non-empty cookie name of letters, digits and !#$%&'*+-.^_`|~";
     const DOMAIN: &str =
         "a domain such as example.com, without whitespace, ';' or ',' (empty for none)";
@@ -183,6 +183,7 @@ fn a_bad_value_is_refused_in_one_line_with_setting_value_and_what_is_allowed() {
         ("SESSION_KEY_PREFIX", "a\\b", PREFIX),
         ("SESSION_KEY_PREFIX", "sess id", PREFIX),
         ("SESSION_KEY_PREFIX", &long_prefix, PREFIX),
+        ("SESSION_KEY_PREFIX", ".sess:", PREFIX),
         ("SESSION_USE_SIGNER", "signed", BOOL),
         ("SESSION_FILE_DIR", "", "a non-empty directory path"),
         ("SESSION_COOKIE_NAME", "", NAME),

@@ -31,31 +31,45 @@ pub(crate) enum Presented {
     Invalid,
 }
 
+/// How many cookies of the session's name are checked per request: a browser sends one per
+/// matching path or domain, a few at most; a header stuffed with thousands must not cost
+/// thousands of HMACs and log lines.
+const MAX_CANDIDATES: usize = 4;
+
 /// Finds the session cookie (exact name) and verifies it. When the browser sends several cookies
-/// of that name (different paths or domains), the first authentic one wins.
+/// of that name (different paths or domains), the first authentic one wins. Failures are logged
+/// once per request, with the keyed hash of the first unauthentic value.
 pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> Presented {
-    let mut presented = Presented::Absent;
     let values = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok());
-    for cookie in values.flat_map(Cookie::split_parse).flatten() {
-        if cookie.name() != settings.cookie_name {
-            continue;
+    let candidates = values
+        .flat_map(Cookie::split_parse)
+        .flatten()
+        .filter(|cookie| cookie.name() == settings.cookie_name)
+        .take(MAX_CANDIDATES);
+    let mut first_failure = None;
+    let mut failures = 0_usize;
+    for cookie in candidates {
+        if let Some((id, key_use)) = verify(cookie.value(), settings, keys) {
+            return Presented::Valid { id, key_use };
         }
-        match verify(cookie.value(), settings, keys) {
-            Some((id, key_use)) => return Presented::Valid { id, key_use },
-            None => {
-                tracing::warn!(
-                    target: "portcullis::security",
-                    cookie_hash = %keys.log_hash(cookie.value().as_bytes()),
-                    "session cookie failed verification; starting an anonymous session"
-                );
-                presented = Presented::Invalid;
-            }
+        failures += 1;
+        first_failure.get_or_insert_with(|| keys.log_hash(cookie.value().as_bytes()));
+    }
+    match first_failure {
+        None => Presented::Absent,
+        Some(cookie_hash) => {
+            tracing::warn!(
+                target: "portcullis::security",
+                %cookie_hash,
+                failures,
+                "session cookie failed verification; starting an anonymous session"
+            );
+            Presented::Invalid
         }
     }
-    presented
 }
 
 fn verify(value: &str, settings: &Settings, keys: &KeyRing) -> Option<(Id, KeyUse)> {

@@ -58,8 +58,11 @@ pub(crate) struct State {
     pub(crate) ended_previous: bool,
     /// `destroy()` was called.
     pub(crate) destroyed: bool,
-    /// Records to remove after the handler: a destroyed or regenerated session's old key.
+    /// Records to remove after the handler: a destroyed session's key, an expired record's.
     pub(crate) to_delete: Vec<StoreKey>,
+    /// The stored record a `regenerate()` moved away from: deleted only after the new record is
+    /// written, and if it had already vanished (a logout elsewhere), the new one goes too.
+    pub(crate) regenerated_from: Option<StoreKey>,
 }
 
 /// The session data and what happened to it in this request.
@@ -86,6 +89,7 @@ impl Session {
             ended_previous: false,
             destroyed: false,
             to_delete: Vec::new(),
+            regenerated_from: None,
         };
         Self {
             shared,
@@ -133,25 +137,33 @@ impl Session {
             Some((Some((envelope, rewrite)), _))
                 if now < envelope.created_at() + settings.absolute =>
             {
+                // Without a slide, the idle deadline is the one the last write set.
+                let written = (envelope.deadline_ms > 0)
+                    .then(|| crate::clock::from_unix_millis(envelope.deadline_ms));
                 Current {
                     id,
-                    envelope,
-                    stored: true,
                     modified: rewrite,
                     reissue_cookie: key_use == KeyUse::Fallback,
-                    idle_deadline: slide_to,
+                    idle_deadline: slide_to.or(written),
+                    envelope,
+                    stored: true,
                 }
             }
-            Some((opened, len)) => {
-                if opened.is_none() {
-                    tracing::warn!(
-                        target: "portcullis::security",
-                        session = %self.shared.keys.log_hash(key.as_str().as_bytes()),
-                        bytes = len,
-                        "session record failed authentication; discarding it"
-                    );
-                }
-                // Past its absolute lifetime, or unreadable: gone for good.
+            Some((None, len)) => {
+                // Unreadable here: altered, torn, or sealed by a key or format this process does
+                // not know yet (a rolling upgrade or key rotation). Treated as absent but left
+                // in place, since another process may still read it; its idle expiry ends it.
+                tracing::warn!(
+                    target: "portcullis::security",
+                    session = %self.shared.keys.log_hash(key.as_str().as_bytes()),
+                    bytes = len,
+                    "session record failed authentication; starting a new session"
+                );
+                state.ended_previous = true;
+                self.fresh(now)
+            }
+            Some((Some(_), _)) => {
+                // Past its absolute lifetime: gone for good.
                 state.to_delete.push(key);
                 state.ended_previous = true;
                 self.fresh(now)
@@ -358,13 +370,15 @@ impl Session {
         let now = self.shared.clock.now();
         let mut state = self.loaded().await?;
         let State {
-            current, to_delete, ..
+            current,
+            regenerated_from,
+            ..
         } = &mut *state;
         let current = current
             .as_mut()
             .ok_or(SessionError::Unavailable { source: None })?;
         if current.stored {
-            to_delete.push(self.shared.settings.format.store_key(&current.id, prefix));
+            *regenerated_from = Some(self.shared.settings.format.store_key(&current.id, prefix));
         }
         current.id = Id::random();
         current.envelope.created_ms = crate::clock::unix_millis(now);
@@ -394,6 +408,9 @@ impl Session {
             _ => None,
         };
         state.to_delete.extend(stored_key);
+        if let Some(old) = state.regenerated_from.take() {
+            state.to_delete.push(old);
+        }
         state.current = Some(self.fresh(now));
         Ok(())
     }

@@ -105,6 +105,7 @@ pub(crate) async fn finish(
         current.stored || !current.envelope.data.is_empty() || current.envelope.user_id.is_some();
     let send_cookie = if current.modified && worth_storing {
         current.envelope.revision += 1;
+        current.envelope.deadline_ms = crate::clock::unix_millis(deadline);
         let key = settings.format.store_key(&current.id, &settings.key_prefix);
         let Ok(sealed) = settings
             .format
@@ -146,6 +147,25 @@ pub(crate) async fn finish(
 
     // Only now delete what ended: a regenerated session's new record is already written, so
     // there is never a moment with neither the old record nor the new one.
+    if let Some(old) = state.regenerated_from.take() {
+        match shared.store.delete(&old).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // The old record vanished while this request ran: a logout elsewhere ended the
+                // session, and its data must not live on under the new id.
+                let new = settings.format.store_key(&current.id, &settings.key_prefix);
+                if let Err(error) = shared.store.delete(&new).await {
+                    shared.health.report_failure(&error);
+                    return unavailable(json);
+                }
+                return ended_elsewhere(shared, now, json);
+            }
+            Err(error) => {
+                shared.health.report_failure(&error);
+                return unavailable(json);
+            }
+        }
+    }
     for key in std::mem::take(&mut state.to_delete) {
         if let Err(error) = shared.store.delete(&key).await {
             shared.health.report_failure(&error);

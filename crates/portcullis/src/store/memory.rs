@@ -150,9 +150,12 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.records().remove(key);
-        Ok(())
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        Ok(self
+            .records()
+            .remove(key)
+            .is_some_and(|entry| entry.expires_at > now))
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {

@@ -150,11 +150,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         expires_at: SystemTime,
     ) -> Result<WriteOutcome, StoreError>;
 
-    /// Removes the record under `key`; removing a missing record is not an error.
+    /// Removes the record under `key` and says whether a live one was there; removing a
+    /// missing record is not an error. The answer lets a regenerated session notice that a
+    /// logout deleted its old record meanwhile, and not outlive it under its new id.
     ///
     /// # Errors
     /// [`StoreError`] when the backend fails.
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError>;
 
     /// Removes every expired record and returns how many were removed. Stores whose backend
     /// expires records by itself (Redis) return `Ok(0)`.
@@ -199,7 +201,7 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     ) -> Result<WriteOutcome, StoreError> {
         (**self).update(key, record, expires_at).await
     }
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
         (**self).delete(key).await
     }
     async fn purge_expired(&self) -> Result<usize, StoreError> {

@@ -462,14 +462,15 @@ impl SessionStore for RedisStore {
         )
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        // Redis expires a key on access, so `DEL` counts only a live record.
         self.query::<u64>(
             redis::cmd("DEL").arg(key.as_str()),
-            Repeat::Idempotent,
+            Repeat::Once,
             "deleting a session record",
         )
         .await
-        .map(drop)
+        .map(|deleted| deleted > 0)
     }
 
     /// Sends `PING`; on a cluster, to every primary, all of which must answer.

@@ -14,8 +14,9 @@
 //!   - `_user_id`: Flask-Login's user, which is the envelope's user id (a user id set with
 //!     [`Session::set_user_id`](crate::Session::set_user_id) is written there; to log out,
 //!     remove the key or clear the session, as Flask-Login does);
-//!   - `_portcullis`: `{created_ms, revision, user}`, what Flask has no place for: the start of
-//!     the absolute lifetime, and the user it was counted for. Flask keeps keys it does not
+//!   - `_portcullis`: `{created_ms, revision, user, deadline_ms}`, what Flask has no place for:
+//!     the start of the absolute lifetime, the user it was counted for, and the expiry the last
+//!     Portcullis write set (a Flask write since may have moved the real one later). Flask keeps keys it does not
 //!     know, so it survives Flask's writes. A record without it (written by Flask), or whose
 //!     `_user_id` is no longer that user (a log-in on the Flask side, which keeps the data),
 //!     starts its absolute lifetime when Portcullis reads it, and is written back once to
@@ -50,6 +51,7 @@ const META: &str = "_portcullis";
 const META_CREATED: &str = "created_ms";
 const META_REVISION: &str = "revision";
 const META_USER: &str = "user";
+const META_DEADLINE: &str = "deadline_ms";
 
 /// The keys derived from the Flask app's `SECRET_KEY`: the cookie signer's (itsdangerous
 /// `key_derivation="hmac"`) and Flask-WTF's (`"django-concat"`).
@@ -148,6 +150,10 @@ pub(super) fn encode_record(envelope: &Envelope) -> Result<Vec<u8>, rmpv::encode
                 Value::from(META_USER),
                 user.map_or(Value::Nil, |user| Value::from(user.as_str())),
             ),
+            (
+                Value::from(META_DEADLINE),
+                Value::from(envelope.deadline_ms),
+            ),
         ];
         map.push((Value::from(META), Value::Map(meta)));
     }
@@ -180,6 +186,7 @@ pub(super) fn decode_record(bytes: &[u8], now: SystemTime) -> Option<(Envelope, 
     let rewrite = match meta {
         Some(meta) => {
             envelope.revision = meta.revision;
+            envelope.deadline_ms = meta.deadline_ms;
             // A log-in (or out) on the Flask side since Portcullis last wrote: the absolute
             // lifetime restarts now, as a log-in here restarts it.
             let same_user = meta.user == envelope.user_id;
@@ -198,6 +205,7 @@ struct Meta {
     created_ms: u64,
     revision: u64,
     user: Option<String>,
+    deadline_ms: u64,
 }
 
 /// The entries of a MessagePack map that is the whole of `bytes`, else of a JSON object.
@@ -259,6 +267,7 @@ fn read_meta(value: &Value) -> Option<Meta> {
         created_ms: field(META_CREATED)?.as_u64()?,
         revision: field(META_REVISION).and_then(Value::as_u64).unwrap_or(0),
         user: field(META_USER).and_then(user_text),
+        deadline_ms: field(META_DEADLINE).and_then(Value::as_u64).unwrap_or(0),
     })
 }
 
@@ -412,6 +421,7 @@ mod tests {
             (Value::from("created_ms"), Value::from(1_800_000_000_000u64)),
             (Value::from("revision"), Value::from(0)),
             (Value::from("user"), Value::from("7")),
+            (Value::from("deadline_ms"), Value::from(0)),
         ]);
         expected.push((Value::from("_portcullis"), meta));
         expected.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
@@ -424,6 +434,9 @@ mod tests {
         );
 
         let later = now + Duration::from_secs(60);
+        let mut envelope = envelope;
+        envelope.deadline_ms = 1_800_000_300_000;
+        let written = encode_record(&envelope).unwrap();
         let (again, rewrite) = decode_record(&written, later).unwrap();
         assert!(!rewrite);
         assert_eq!(again.created_at(), now, "the created-at survives");
