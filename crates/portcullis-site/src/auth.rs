@@ -131,13 +131,28 @@ pub(crate) async fn claimed_user_id(session: &Session) -> Result<Option<i64>, Se
 }
 
 /// Whether the session's `_auth_hash` matches `user`'s password.
+///
+/// With `flask_format`, a session without one was logged in by the Flask app, which knows
+/// nothing of it (Flask-Login writes only `_user_id`): it is bound to the current password now,
+/// so that a later password change on these routes still ends it. A session the Flask app
+/// shares is only as trustworthy as Redis anyway: whoever can write Redis can write any
+/// `_user_id`.
 pub(crate) async fn hash_matches(
     session: &Session,
     keys: &AuthKeys,
     user: &User,
+    flask_format: bool,
 ) -> Result<bool, SessionError> {
-    let presented = session.get::<String>(AUTH_HASH).await.ok().flatten();
-    Ok(presented.is_some_and(|p| keys.verify(&user.password_hash, &p)))
+    match session.get::<String>(AUTH_HASH).await.ok().flatten() {
+        Some(presented) => Ok(keys.verify(&user.password_hash, &presented)),
+        None if flask_format => {
+            session
+                .insert(AUTH_HASH, keys.hash(&user.password_hash))
+                .await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Reading the session cookie from a request and writing `Set-Cookie`.
 //!
-//! The value is `id.mac`: the base64url id and an HMAC-SHA256 over the cookie name and the id,
-//! so a cookie cannot be forged, altered, or moved to another cookie name. Verification runs
-//! before anything touches the store; a value that fails it is "no session".
+//! The value is the session's [`Format`](super::Format)'s: `id.mac` in the native format (the
+//! base64url id and an HMAC-SHA256 over the cookie name and the id, so a cookie cannot be
+//! forged, altered, or moved to another cookie name), `sid.sig` in the Flask format.
+//! Verification runs before anything touches the store; a value that fails it is "no session".
 
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +15,8 @@ use super::Settings;
 use super::id::{ENCODED_ID_LEN, Id};
 use crate::keys::{KeyRing, KeyUse};
 
-/// Longest cookie value worth looking at: an id, a dot and a 256-bit MAC in base64url.
+/// Longest cookie value worth looking at: an id, a dot and a 256-bit MAC in base64url (the
+/// Flask format's 160-bit signature is shorter).
 const MAX_VALUE_LEN: usize = ENCODED_ID_LEN + 1 + 43;
 
 /// What the request's cookie said.
@@ -74,24 +76,12 @@ fn verify(value: &str, settings: &Settings, keys: &KeyRing) -> Option<(Id, KeyUs
     if value.len() > MAX_VALUE_LEN {
         return None;
     }
-    if !settings.use_signer {
-        return Id::decode(value).map(|id| (id, KeyUse::Current));
-    }
-    let (id_text, mac) = value.split_once('.')?;
-    let id = Id::decode(id_text)?;
-    let key_use = keys.verify(&[settings.cookie_name.as_bytes(), id_text.as_bytes()], mac)?;
-    Some((id, key_use))
+    settings.format.verify_cookie(value, settings, keys)
 }
 
-/// The cookie value for `id`.
+/// The cookie value for `id`, in the session's format.
 pub(crate) fn value(id: &Id, settings: &Settings, keys: &KeyRing) -> String {
-    let id_text = id.encode();
-    if settings.use_signer {
-        let mac = keys.sign(&[settings.cookie_name.as_bytes(), id_text.as_bytes()]);
-        format!("{id_text}.{mac}")
-    } else {
-        id_text
-    }
+    settings.format.cookie_value(id, settings, keys)
 }
 
 /// How long the browser should keep the cookie.

@@ -118,7 +118,7 @@ impl Session {
             return Ok(());
         };
         let settings = &self.shared.settings;
-        let key = id.store_key(&settings.key_prefix);
+        let key = settings.format.store_key(&id, &settings.key_prefix);
         let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
         let bytes = match self.shared.store.load(&key, slide_to).await {
             Ok(bytes) => bytes,
@@ -131,9 +131,10 @@ impl Session {
             }
         };
         self.shared.health.report_success();
-        let opened = bytes.map(|b| (Envelope::open(&self.shared.keys, &key, &b), b.len()));
+        let keys = &self.shared.keys;
+        let opened = bytes.map(|b| (settings.format.decode_record(keys, &key, &b, now), b.len()));
         state.current = Some(match opened {
-            Some((Some((envelope, record_key)), _))
+            Some((Some((envelope, rewrite)), _))
                 if now < envelope.created_at() + settings.absolute =>
             {
                 // Without a slide, the idle deadline is the one the last write set.
@@ -141,7 +142,7 @@ impl Session {
                     .then(|| crate::clock::from_unix_millis(envelope.deadline_ms));
                 Current {
                     id,
-                    modified: record_key == KeyUse::Fallback,
+                    modified: rewrite,
                     reissue_cookie: key_use == KeyUse::Fallback,
                     idle_deadline: slide_to.or(written),
                     envelope,
@@ -377,7 +378,7 @@ impl Session {
             .as_mut()
             .ok_or(SessionError::Unavailable { source: None })?;
         if current.stored {
-            *regenerated_from = Some(current.id.store_key(prefix));
+            *regenerated_from = Some(self.shared.settings.format.store_key(&current.id, prefix));
         }
         current.id = Id::random();
         current.envelope.created_ms = crate::clock::unix_millis(now);
@@ -400,9 +401,10 @@ impl Session {
         let mut state = self.state.lock().await;
         state.accessed = true;
         state.destroyed = true;
+        let format = &self.shared.settings.format;
         let stored_key = match (&state.current, &state.presented) {
-            (Some(c), _) if c.stored => Some(c.id.store_key(prefix)),
-            (None, Presented::Valid { id, .. }) => Some(id.store_key(prefix)),
+            (Some(c), _) if c.stored => Some(format.store_key(&c.id, prefix)),
+            (None, Presented::Valid { id, .. }) => Some(format.store_key(id, prefix)),
             _ => None,
         };
         state.to_delete.extend(stored_key);

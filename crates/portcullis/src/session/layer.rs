@@ -6,9 +6,9 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use super::service::SessionService;
-use super::{Health, Settings, Shared};
+use super::{Format, Health, Settings, Shared};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, SameSite};
+use crate::config::{Config, SameSite, SessionFormat};
 use crate::keys::KeyRing;
 use crate::store::SessionStore;
 
@@ -17,8 +17,8 @@ use crate::store::SessionStore;
 /// Defaults are the seed's `Config`: cookie `session`, `Path=/`, `HttpOnly`, `Secure`,
 /// `SameSite=Lax`, a 5-minute idle lifetime slid by every request, an 8-hour absolute
 /// lifetime, a browser-session cookie (`SESSION_PERMANENT=false`), prefix `sess:`, signed
-/// cookies, 64 KiB records, JSON errors under `/api/`. [`SessionLayer::from_config`] applies a
-/// loaded [`Config`] instead.
+/// cookies, 64 KiB records, JSON errors under `/api/`, the native [`Format`].
+/// [`SessionLayer::from_config`] applies a loaded [`Config`] instead.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -55,6 +55,7 @@ impl SessionLayer {
             use_signer: true,
             max_bytes: 64 * 1024,
             json_prefix: "/api/".into(),
+            format: Format::native(),
         };
         Self {
             shared: Arc::new(Shared {
@@ -84,6 +85,10 @@ impl SessionLayer {
         s.key_prefix.clone_from(&config.session_key_prefix);
         s.use_signer = config.session_use_signer;
         s.max_bytes = config.session_max_bytes;
+        s.format = match config.session_format {
+            SessionFormat::Native => Format::native(),
+            SessionFormat::Flask => Format::flask(config.secret_key.as_bytes()),
+        };
         layer
     }
 
@@ -179,6 +184,14 @@ impl SessionLayer {
     /// `SESSION_MAX_BYTES` (default 64 KiB): the largest encoded session data.
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.settings().max_bytes = max_bytes;
+        self
+    }
+
+    /// `SESSION_FORMAT` (default [`Format::native`]): how cookies, store keys, records and CSRF
+    /// tokens look. [`Format::flask`] shares the sessions of a Flask app (Flask-Session 0.8 on
+    /// the same Redis, Flask-WTF 1.3, the same `SECRET_KEY`); see the crate docs, "Formats".
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.settings().format = format;
         self
     }
 

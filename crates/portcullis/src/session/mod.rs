@@ -3,23 +3,28 @@
 //! holds the pieces:
 //!
 //! - `id.rs`: 256-bit ids and the hashed store key;
-//! - `cookie.rs`: reading and verifying `id.mac`, writing `Set-Cookie`;
-//! - `record.rs`: the sealed envelope;
+//! - `cookie.rs`: reading and verifying the cookie, writing `Set-Cookie`;
+//! - `record.rs`: the envelope (sealed in the native format);
+//! - `format/`: the [`Format`]: native or Flask cookies, store keys, records and CSRF secrets;
 //! - `handle.rs`: the [`Session`] handle (lazy load, typed access, regenerate, destroy);
 //! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler.
 
 mod cookie;
+mod format;
 mod handle;
 mod id;
 mod layer;
 mod record;
 mod service;
 
+pub use format::Format;
 pub use handle::Session;
 pub use id::Id;
 pub use layer::SessionLayer;
 pub use record::Data;
 pub use service::{ResponseFuture, SessionService};
+
+pub(crate) use format::hmac_sha1;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,6 +118,7 @@ pub(crate) struct Settings {
     pub(crate) use_signer: bool,
     pub(crate) max_bytes: usize,
     pub(crate) json_prefix: String,
+    pub(crate) format: Format,
 }
 
 /// What every request of one layer shares.

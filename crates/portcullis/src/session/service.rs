@@ -106,8 +106,11 @@ pub(crate) async fn finish(
     let send_cookie = if current.modified && worth_storing {
         current.envelope.revision += 1;
         current.envelope.deadline_ms = crate::clock::unix_millis(deadline);
-        let key = current.id.store_key(&settings.key_prefix);
-        let Ok(sealed) = current.envelope.seal(&shared.keys, &key) else {
+        let key = settings.format.store_key(&current.id, &settings.key_prefix);
+        let Ok(sealed) = settings
+            .format
+            .encode_record(&current.envelope, &shared.keys, &key)
+        else {
             return error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The session could not be encoded.",
@@ -150,7 +153,7 @@ pub(crate) async fn finish(
             Ok(false) => {
                 // The old record vanished while this request ran: a logout elsewhere ended the
                 // session, and its data must not live on under the new id.
-                let new = current.id.store_key(&settings.key_prefix);
+                let new = settings.format.store_key(&current.id, &settings.key_prefix);
                 if let Err(error) = shared.store.delete(&new).await {
                     shared.health.report_failure(&error);
                     return unavailable(json);
