@@ -279,6 +279,15 @@ impl Browser {
     }
 
     /// `POST /api/session` on the site with `token` in `X-CSRFToken`.
+    /// `PUT /api/prefs`: a CSRF-protected write open to anonymous sessions.
+    async fn site_prefs(&mut self, both: &Both, token: &str, body: Value) -> reqwest::Response {
+        let request = client()
+            .put(both.site.url("/api/prefs"))
+            .header("x-csrftoken", token)
+            .json(&body);
+        self.send(request).await
+    }
+
     async fn site_write(&mut self, both: &Both, token: &str, body: Value) -> reqwest::Response {
         let request = client()
             .post(both.site.url("/api/session"))
@@ -422,17 +431,17 @@ async fn what_the_site_writes_flask_reads_with_its_own_keys_and_flashes_kept() {
     // None and a 64-bit integer.
     let response = browser.flask_form(&both, "/rich", &[]).await;
     assert_eq!(response.status(), 200);
-    // The site writes its own value, then logs in (new sid) and flashes a welcome.
+    // The site logs in (new sid, a welcome flash), then writes its own value (logged in only).
+    let response = browser
+        .site_form(&both, "/login", &[("name", "bob"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(response.status(), 303);
     let token = browser.token(both.site.url("/api/csrf-token")).await;
     let value = json!({ "n": 1, "list": [1, "a"], "ok": true });
     let response = browser
         .site_write(&both, &token, json!({ "key": "from_rust", "value": value }))
         .await;
     assert_eq!(response.status(), 200);
-    let response = browser
-        .site_form(&both, "/login", &[("name", "bob"), ("password", PASSWORD)])
-        .await;
-    assert_eq!(response.status(), 303);
 
     let dump = browser.json(both.flask.url("/session")).await;
     let flask_only = &dump["flask_only"]["value"];
@@ -477,7 +486,7 @@ async fn a_csrf_token_issued_by_either_app_is_accepted_by_the_other() {
     // The Flask app's token for the same session passes the site.
     let flask_token = first.token(both.flask.url("/csrf")).await;
     let response = first
-        .site_write(&both, &flask_token, json!({ "key": "a", "value": 1 }))
+        .site_prefs(&both, &flask_token, json!({ "theme": "dark" }))
         .await;
     assert_eq!(response.status(), 200, "the site accepts Flask's token");
 
@@ -500,7 +509,7 @@ async fn a_csrf_token_issued_by_either_app_is_accepted_by_the_other() {
     let mut second = Browser::default();
     let flask_token = second.token(both.flask.url("/csrf")).await;
     let response = second
-        .site_write(&both, &flask_token, json!({ "key": "b", "value": 2 }))
+        .site_prefs(&both, &flask_token, json!({ "theme": "light" }))
         .await;
     assert_eq!(response.status(), 200);
     let site_token = second.token(both.site.url("/api/csrf-token")).await;
@@ -513,7 +522,7 @@ async fn a_csrf_token_issued_by_either_app_is_accepted_by_the_other() {
     // Another session's token is refused by both, for the same reason.
     let mismatch = "The CSRF tokens do not match.";
     let response = first
-        .site_write(&both, &flask_token, json!({ "key": "c", "value": 3 }))
+        .site_prefs(&both, &flask_token, json!({ "theme": "dark" }))
         .await;
     assert_eq!(response.status(), 403);
     assert_eq!(response.json::<Value>().await.unwrap()["error"], mismatch);
