@@ -103,8 +103,10 @@ pub(crate) async fn log_in(
     device: Device,
 ) -> Result<(), SessionError> {
     let id = user.id.to_string();
-    let previous = session.get::<String>(USER_ID).await.ok().flatten();
-    if previous.is_some_and(|p| p != id) {
+    // Anything but "nobody" or "this same user" (another id, or a value of another type a
+    // Flask app may have written) means someone else's data: drop it.
+    let previous = session.get::<String>(USER_ID).await;
+    if !matches!(&previous, Ok(None)) && !matches!(&previous, Ok(Some(p)) if *p == id) {
         session.clear().await?;
     }
     session.regenerate().await?;
@@ -123,7 +125,13 @@ pub(crate) async fn renew_after_password_change(
     keys: &AuthKeys,
     new_password_hash: &str,
 ) -> Result<usize, SessionError> {
-    let ended = session.end_other_devices().await?;
+    let ended = match session.end_other_devices().await {
+        Ok(ended) => ended,
+        // The Flask format keeps no per-user index: the other sessions then end at their next
+        // request, when their `_auth_hash` no longer matches.
+        Err(SessionError::NoUserIndex) => 0,
+        Err(other) => return Err(other),
+    };
     session.regenerate().await?;
     session
         .insert(AUTH_HASH, keys.hash(new_password_hash))
@@ -142,13 +150,28 @@ pub(crate) async fn claimed_user_id(session: &Session) -> Result<Option<i64>, Se
 }
 
 /// Whether the session's `_auth_hash` matches `user`'s password.
+///
+/// With `flask_format`, a session without one was logged in by the Flask app, which knows
+/// nothing of it (Flask-Login writes only `_user_id`): it is bound to the current password now,
+/// so that a later password change on these routes still ends it. A session the Flask app
+/// shares is only as trustworthy as Redis anyway: whoever can write Redis can write any
+/// `_user_id`.
 pub(crate) async fn hash_matches(
     session: &Session,
     keys: &AuthKeys,
     user: &User,
+    flask_format: bool,
 ) -> Result<bool, SessionError> {
-    let presented = session.get::<String>(AUTH_HASH).await.ok().flatten();
-    Ok(presented.is_some_and(|p| keys.verify(&user.password_hash, &p)))
+    match session.get::<String>(AUTH_HASH).await.ok().flatten() {
+        Some(presented) => Ok(keys.verify(&user.password_hash, &presented)),
+        None if flask_format => {
+            session
+                .insert(AUTH_HASH, keys.hash(&user.password_hash))
+                .await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
-//! Failed log-in limits (`LOGIN_RATE_LIMIT`, default 10 per 3 minutes, as Rails 8's
+//! Log-in limits (`LOGIN_RATE_LIMIT`, default 10 failures per 3 minutes, as Rails 8's
 //! authentication generator does): a [`RateLimiter`] trait, the in-process
-//! [`MemoryRateLimiter`] (the `dev` profile), and [`RedisRateLimiter`] (the `redis` profile), which
-//! keeps the counts in Redis so that every process of the site shares them.
+//! [`MemoryRateLimiter`] (the `dev` profile), and [`RedisRateLimiter`] (the `redis` profile),
+//! which keeps the counts in Redis so that every process of the site shares them.
 //!
 //! Each key (`name:<user name>`, `addr:<client address>`) keeps the times of its recent
-//! failures: a sliding window log. A key with `max` failures inside the window is limited
-//! until the oldest of them leaves the window.
+//! attempts: a sliding window log. An attempt is counted **before** the password is checked,
+//! in the same atomic step as the limit check ([`RateLimiter::attempt`]), so a burst of
+//! concurrent guesses cannot all pass the check before any of them is counted; a successful
+//! attempt is then taken back ([`RateLimiter::forgive`]). A key with `max` attempts inside the
+//! window is limited until the oldest of them leaves it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -16,30 +20,35 @@ use portcullis::clock::Clock;
 use portcullis::config::RateLimit;
 use portcullis::store::RedisStore;
 
-/// Keys tracked before expired ones are swept out, so hostile input cannot grow memory
-/// without bound; past twice this, the oldest keys are dropped.
+/// Keys tracked before expired ones are swept out; past twice this, new keys are refused
+/// (limited) rather than live counters dropped, so nobody can wipe a victim's count by
+/// flooding the limiter with new names.
 const SWEEP_ABOVE: usize = 10_000;
 
-/// Whether another attempt may go ahead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One counted attempt, to take back with [`RateLimiter::forgive`] when it succeeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ticket(String);
+
+/// Whether an attempt may go ahead.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Go ahead.
-    Allowed,
-    /// Refuse; try again after this long (the `Retry-After` header).
+    /// Go ahead; the attempt is counted.
+    Allowed(Ticket),
+    /// Refuse; try again after this long (the `Retry-After` header). Nothing was counted.
     Limited {
-        /// Time until the oldest counted failure leaves the window.
+        /// Time until the oldest counted attempt leaves the window.
         retry_after: Duration,
     },
 }
 
-/// Counts failures per key and says when a key has had too many.
+/// Counts attempts per key and says when a key has had too many.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
-    /// Whether `key` may try again now.
-    async fn check(&self, key: &str) -> Decision;
-    /// Records a failure for `key`.
-    async fn record_failure(&self, key: &str);
-    /// Forgets `key`'s failures (after a success).
+    /// Checks `key` and, if it may go ahead, counts this attempt, in one atomic step.
+    async fn attempt(&self, key: &str) -> Decision;
+    /// Takes back one counted attempt (it succeeded, or was never made).
+    async fn forgive(&self, key: &str, ticket: &Ticket);
+    /// Forgets all of `key`'s attempts (after a successful log-in under that name).
     async fn reset(&self, key: &str);
 }
 
@@ -49,153 +58,148 @@ pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
 pub struct MemoryRateLimiter {
     limit: RateLimit,
     clock: Arc<dyn Clock>,
-    failures: Mutex<HashMap<String, VecDeque<SystemTime>>>,
+    attempts: Mutex<HashMap<String, VecDeque<(SystemTime, u64)>>>,
+    next_ticket: AtomicU64,
 }
 
 impl MemoryRateLimiter {
-    /// A limiter allowing `limit.max` failures per `limit.window`, reading time from `clock`.
+    /// A limiter allowing `limit.max` attempts per `limit.window`, reading time from `clock`.
     #[must_use]
     pub fn new(limit: RateLimit, clock: Arc<dyn Clock>) -> Self {
         Self {
             limit,
             clock,
-            failures: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
+            next_ticket: AtomicU64::new(0),
         }
     }
 
-    /// Drops failures older than the window, then keys with none left.
-    fn sweep(failures: &mut HashMap<String, VecDeque<SystemTime>>, cutoff: SystemTime) {
-        for times in failures.values_mut() {
-            while times.front().is_some_and(|&t| t <= cutoff) {
-                times.pop_front();
-            }
-        }
-        failures.retain(|_, times| !times.is_empty());
+    fn max(&self) -> usize {
+        self.limit.max as usize
     }
+}
 
-    fn cutoff(&self, now: SystemTime) -> SystemTime {
-        now.checked_sub(self.limit.window)
-            .unwrap_or(SystemTime::UNIX_EPOCH)
+/// Drops attempts at or before `cutoff`.
+fn prune(times: &mut VecDeque<(SystemTime, u64)>, cutoff: SystemTime) {
+    while times.front().is_some_and(|&(t, _)| t <= cutoff) {
+        times.pop_front();
     }
 }
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn check(&self, key: &str) -> Decision {
+    async fn attempt(&self, key: &str) -> Decision {
         let now = self.clock.now();
-        let cutoff = self.cutoff(now);
-        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(times) = failures.get(key) else {
-            return Decision::Allowed;
-        };
-        let recent: Vec<SystemTime> = times.iter().copied().filter(|&t| t > cutoff).collect();
-        if recent.len() < self.limit.max as usize {
-            return Decision::Allowed;
-        }
-        // Allowed again once enough of the counted failures have left the window.
-        let freeing = recent[recent.len() - self.limit.max as usize];
-        let retry_after = (freeing + self.limit.window)
-            .duration_since(now)
-            .unwrap_or_default()
-            .max(Duration::from_secs(1));
-        Decision::Limited { retry_after }
-    }
-
-    async fn record_failure(&self, key: &str) {
-        let now = self.clock.now();
-        let cutoff = self.cutoff(now);
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        if failures.len() > SWEEP_ABOVE && !failures.contains_key(key) {
-            Self::sweep(&mut failures, cutoff);
-            if failures.len() > 2 * SWEEP_ABOVE {
-                failures.clear();
+        let window = self.limit.window;
+        let cutoff = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        if attempts.len() > SWEEP_ABOVE && !attempts.contains_key(key) {
+            attempts.retain(|_, times| {
+                prune(times, cutoff);
+                !times.is_empty()
+            });
+            if attempts.len() > 2 * SWEEP_ABOVE {
+                return Decision::Limited {
+                    retry_after: window,
+                };
             }
         }
-        let times = failures.entry(key.to_owned()).or_default();
-        while times.front().is_some_and(|&t| t <= cutoff) {
-            times.pop_front();
+        let times = attempts.entry(key.to_owned()).or_default();
+        prune(times, cutoff);
+        if times.len() >= self.max() {
+            // Allowed again once enough of the counted attempts have left the window.
+            let freeing = times[times.len() - self.max()].0;
+            let retry_after = (freeing + window)
+                .duration_since(now)
+                .unwrap_or_default()
+                .max(Duration::from_secs(1));
+            return Decision::Limited { retry_after };
         }
-        times.push_back(now);
-        // Only the newest `max` failures can matter.
-        while times.len() > self.limit.max as usize {
-            times.pop_front();
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        times.push_back((now, ticket));
+        Decision::Allowed(Ticket(ticket.to_string()))
+    }
+
+    async fn forgive(&self, key: &str, ticket: &Ticket) {
+        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(times) = attempts.get_mut(key) {
+            times.retain(|&(_, t)| t.to_string() != ticket.0);
         }
     }
 
     async fn reset(&self, key: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        failures.remove(key);
+        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        attempts.remove(key);
     }
 }
 
 /// Redis keys of the limiter: apart from the sessions' prefix, so the two never collide.
-const REDIS_KEY_PREFIX: &str = "portcullis:login-failures:";
+const REDIS_KEY_PREFIX: &str = "portcullis:login-attempts:";
 
-/// Records a failure at Redis's own clock (so every machine agrees) for a window of ARGV[1] ms:
-/// a sorted set of failure times (ARGV[2] makes each member unique), pruned to the window and
-/// to the newest ARGV[3] failures, expiring with the window.
-const RECORD_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
-redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1 - tonumber(ARGV[3]))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-";
-
-/// Milliseconds until KEYS[1] may try again (0: now), for a window of ARGV[1] ms and at most
-/// ARGV[2] failures in it.
-const CHECK_SCRIPT: &str = r"
+/// Checks and counts one attempt on KEYS[1], on Redis's own clock so every machine agrees: a
+/// sorted set of attempt times pruned to the window of ARGV[1] ms; with ARGV[2] or more left,
+/// answers the milliseconds to wait; otherwise adds ARGV[3] (the ticket) and answers 0.
+const ATTEMPT_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local window, max = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
-if n < max then return 0 end
-local freeing = redis.call('ZRANGE', KEYS[1], n - max, n - max, 'WITHSCORES')
-return tonumber(freeing[2]) + window - now
+if n >= max then
+  local freeing = redis.call('ZRANGE', KEYS[1], n - max, n - max, 'WITHSCORES')
+  return math.max(1, tonumber(freeing[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
 ";
 
 /// A [`RateLimiter`] whose counts live in Redis, shared by every process of the site. When Redis
-/// does not answer, `check` refuses (fail closed) and the failure is logged.
+/// does not answer, attempts are refused (fail closed) and the failure is logged.
 #[derive(Debug)]
 pub struct RedisRateLimiter {
     limit: RateLimit,
     redis: Arc<RedisStore>,
-    record: redis::Script,
-    check: redis::Script,
+    attempt: redis::Script,
+    forgive: redis::Script,
+    reset: redis::Script,
 }
 
 impl RedisRateLimiter {
-    /// A limiter allowing `limit.max` failures per `limit.window`, counted in `redis`.
+    /// A limiter allowing `limit.max` attempts per `limit.window`, counted in `redis`.
     #[must_use]
     pub fn new(limit: RateLimit, redis: Arc<RedisStore>) -> Self {
         Self {
             limit,
             redis,
-            record: redis::Script::new(RECORD_SCRIPT),
-            check: redis::Script::new(CHECK_SCRIPT),
+            attempt: redis::Script::new(ATTEMPT_SCRIPT),
+            forgive: redis::Script::new("return redis.call('ZREM', KEYS[1], ARGV[1])"),
+            reset: redis::Script::new("return redis.call('DEL', KEYS[1])"),
         }
-    }
-
-    fn window_ms(&self) -> Vec<u8> {
-        self.limit.window.as_millis().to_string().into_bytes()
     }
 }
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn check(&self, key: &str) -> Decision {
+    async fn attempt(&self, key: &str) -> Decision {
         let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let window = self.limit.window.as_millis().to_string();
         let max = self.limit.max.to_string();
-        let args: [&[u8]; 2] = [&self.window_ms(), max.as_bytes()];
+        let mut random = [0u8; 12];
+        if getrandom::fill(&mut random).is_err() {
+            tracing::error!("no randomness for a log-in attempt ticket; refusing the attempt");
+            return Decision::Limited {
+                retry_after: Duration::from_secs(5),
+            };
+        }
+        let ticket: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let args: [&[u8]; 3] = [window.as_bytes(), max.as_bytes(), ticket.as_bytes()];
         match self
             .redis
-            .run_script::<i64>(&self.check, &[&redis_key], &args)
+            .run_script::<i64>(&self.attempt, &[&redis_key], &args)
             .await
         {
-            Ok(wait) if wait <= 0 => Decision::Allowed,
+            Ok(0) => Decision::Allowed(Ticket(ticket)),
             Ok(wait) => Decision::Limited {
                 retry_after: Duration::from_millis(wait.unsigned_abs()).max(Duration::from_secs(1)),
             },
@@ -208,33 +212,26 @@ impl RateLimiter for RedisRateLimiter {
         }
     }
 
-    async fn record_failure(&self, key: &str) {
+    async fn forgive(&self, key: &str, ticket: &Ticket) {
         let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
-        let mut nonce = [0u8; 8];
-        if getrandom::fill(&mut nonce).is_err() {
-            nonce = [0; 8];
-        }
-        let unique = nonce.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        let max = self.limit.max.to_string();
-        let args: [&[u8]; 3] = [&self.window_ms(), unique.as_bytes(), max.as_bytes()];
+        let args: [&[u8]; 1] = [ticket.0.as_bytes()];
         if let Err(error) = self
             .redis
-            .run_script::<i64>(&self.record, &[&redis_key], &args)
+            .run_script::<i64>(&self.forgive, &[&redis_key], &args)
             .await
         {
-            tracing::error!(%error, "could not count a failed log-in in Redis");
+            tracing::error!(%error, "could not take back a log-in attempt in Redis");
         }
     }
 
     async fn reset(&self, key: &str) {
         let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
-        let script = redis::Script::new("return redis.call('DEL', KEYS[1])");
         if let Err(error) = self
             .redis
-            .run_script::<i64>(&script, &[&redis_key], &[])
+            .run_script::<i64>(&self.reset, &[&redis_key], &[])
             .await
         {
-            tracing::error!(%error, "could not reset log-in failures in Redis");
+            tracing::error!(%error, "could not reset log-in attempts in Redis");
         }
     }
 }
@@ -253,39 +250,81 @@ mod tests {
         MemoryRateLimiter::new(limit, Arc::new(clock.clone()))
     }
 
+    fn allowed(decision: &Decision) -> bool {
+        matches!(decision, Decision::Allowed(_))
+    }
+
     #[tokio::test]
-    async fn the_limit_applies_per_key_and_lifts_as_failures_age() {
+    async fn the_limit_applies_per_key_and_lifts_as_attempts_age() {
         let clock = ManualClock::new();
         let limiter = limiter(&clock);
         for _ in 0..3 {
-            assert_eq!(limiter.check("a").await, Decision::Allowed);
-            limiter.record_failure("a").await;
+            assert!(allowed(&limiter.attempt("a").await));
             clock.advance(Duration::from_secs(10));
         }
         assert_eq!(
-            limiter.check("a").await,
+            limiter.attempt("a").await,
             Decision::Limited {
                 retry_after: Duration::from_secs(30)
             }
         );
-        assert_eq!(
-            limiter.check("b").await,
-            Decision::Allowed,
-            "other keys are free"
+        assert!(
+            allowed(&limiter.attempt("b").await),
+            "other keys are unaffected"
         );
-        clock.advance(Duration::from_secs(30));
-        assert_eq!(limiter.check("a").await, Decision::Allowed);
+        clock.advance(Duration::from_secs(31));
+        assert!(
+            allowed(&limiter.attempt("a").await),
+            "the oldest attempt left the window"
+        );
     }
 
     #[tokio::test]
-    async fn reset_forgets_a_key() {
+    async fn concurrent_attempts_cannot_all_pass_before_any_is_counted() {
+        let clock = ManualClock::new();
+        let limiter = Arc::new(limiter(&clock));
+        let tries = (0..50).map(|_| {
+            let limiter = Arc::clone(&limiter);
+            tokio::spawn(async move { limiter.attempt("burst").await })
+        });
+        let mut passed = 0;
+        for attempt in tries {
+            passed += usize::from(allowed(&attempt.await.unwrap()));
+        }
+        assert_eq!(passed, 3, "exactly the limit goes through");
+    }
+
+    #[tokio::test]
+    async fn a_forgiven_attempt_does_not_count_and_reset_forgets_a_key() {
+        let clock = ManualClock::new();
+        let limiter = limiter(&clock);
+        for _ in 0..5 {
+            let Decision::Allowed(ticket) = limiter.attempt("ok").await else {
+                panic!("successful attempts must never pile up");
+            };
+            limiter.forgive("ok", &ticket).await;
+        }
+        for _ in 0..3 {
+            limiter.attempt("a").await;
+        }
+        assert!(!allowed(&limiter.attempt("a").await));
+        limiter.reset("a").await;
+        assert!(allowed(&limiter.attempt("a").await));
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_new_keys_never_wipes_a_live_count() {
         let clock = ManualClock::new();
         let limiter = limiter(&clock);
         for _ in 0..3 {
-            limiter.record_failure("a").await;
+            limiter.attempt("name:victim").await;
         }
-        assert!(matches!(limiter.check("a").await, Decision::Limited { .. }));
-        limiter.reset("a").await;
-        assert_eq!(limiter.check("a").await, Decision::Allowed);
+        for i in 0..(2 * SWEEP_ABOVE + 10) {
+            limiter.attempt(&format!("name:random{i}")).await;
+        }
+        assert!(
+            !allowed(&limiter.attempt("name:victim").await),
+            "the victim's count survived the flood"
+        );
     }
 }

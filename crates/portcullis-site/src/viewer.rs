@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use portcullis::Session;
+use portcullis::config::SessionFormat;
 
 use crate::auth;
 use crate::error::{ApiError, AppError};
@@ -61,8 +62,9 @@ pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewe
     let Some(id) = auth::claimed_user_id(session).await? else {
         return Ok(Viewer::Anonymous { ended });
     };
+    let flask_format = state.config().session_format == SessionFormat::Flask;
     if let Some(user) = state.users().by_id(id).await?
-        && auth::hash_matches(session, state.auth_keys(), &user).await?
+        && auth::hash_matches(session, state.auth_keys(), &user, flask_format).await?
     {
         return Ok(Viewer::User(user));
     }

@@ -651,3 +651,47 @@ async fn a_password_change_needs_the_current_password_and_a_valid_new_one() {
         StatusCode::SEE_OTHER
     );
 }
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_cannot_outrun_the_limit() {
+    let app = TestApp::with_env(&[("LOGIN_RATE_LIMIT", "3/1m")]).await;
+    app.register("judy").await;
+    let mut browsers: Vec<_> = (0..12)
+        .map(|i| {
+            let mut browser = app.browser();
+            browser.peer = format!("10.2.0.{i}:5000").parse().unwrap();
+            browser
+        })
+        .collect();
+    let guesses = browsers
+        .iter_mut()
+        .map(|browser| browser.log_in("judy", "a wrong guess"));
+    let pages = futures_util::future::join_all(guesses).await;
+    let tried = pages
+        .iter()
+        .filter(|p| p.status == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = pages
+        .iter()
+        .filter(|p| p.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        (tried, refused),
+        (3, 9),
+        "the limit counts attempts before checking passwords"
+    );
+}
+
+#[tokio::test]
+async fn anonymous_clients_cannot_write_session_values() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    let page = browser
+        .send_json(
+            Method::POST,
+            "/api/session",
+            r#"{"key":"junk","value":"x"}"#,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+}

@@ -211,3 +211,36 @@ fn the_dev_secret_key_is_generated_once_into_a_private_file() {
         "kept across restarts"
     );
 }
+
+#[test]
+fn config_explains_what_the_flask_format_gives_up_and_refuses_it_with_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let flask = [
+        ("SECRET_KEY", "a-flask-app-key"),
+        ("SESSION_FORMAT", "flask"),
+    ];
+    let output = run(dir.path(), &["--profile", "redis", "config"], &flask);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let out = text(&output.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("SESSION_FORMAT") && l.contains("flask")),
+        "{out}"
+    );
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning:")).collect();
+    for words in [
+        "SESSION_FORMAT=flask gives up",
+        "pickle",
+        "SECRET_KEY is 15 bytes",
+    ] {
+        assert!(warnings.iter().any(|w| w.contains(words)), "{words}: {out}");
+    }
+
+    let output = run(dir.path(), &["config"], &flask);
+    assert_eq!(output.status.code(), Some(2));
+    let err = text(&output.stderr);
+    assert!(
+        err.contains("SESSION_FORMAT=flask requires SESSION_TYPE=redis"),
+        "{err}"
+    );
+}

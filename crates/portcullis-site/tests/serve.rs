@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Site, client, csrf, portcullis};
+use support::{Site, client, csrf, portcullis, post_form};
 
 fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir.join(".flask_session"))
@@ -71,11 +71,32 @@ async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_i
     );
 }
 
+/// Registers and logs in `name`; returns the session cookie and a CSRF token for it.
+async fn logged_in(site: &Site, name: &str) -> (String, String) {
+    let password = "correct horse battery";
+    let fields = [
+        ("name", name),
+        ("password", password),
+        ("confirm", password),
+    ];
+    let (response, _) = post_form(site, None, "/register", &fields).await;
+    assert_eq!(response.status(), 303);
+    let (response, cookie) = post_form(
+        site,
+        None,
+        "/login",
+        &[("name", name), ("password", password)],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    csrf(site, Some(&cookie)).await
+}
+
 #[tokio::test]
 async fn sessions_survive_a_restart_of_the_dev_site() {
     let dir = tempfile::tempdir().unwrap();
     let mut site = Site::start(dir.path(), &[]);
-    let (cookie, token) = csrf(&site, None).await;
+    let (cookie, token) = logged_in(&site, "alice").await;
     let stored = client()
         .post(site.url("/api/session"))
         .header("cookie", &cookie)
@@ -118,7 +139,7 @@ async fn healthz_reports_the_store() {
 async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land() {
     let dir = tempfile::tempdir().unwrap();
     let mut site = Site::start(dir.path(), &[]);
-    let (cookie, token) = csrf(&site, None).await;
+    let (cookie, token) = logged_in(&site, "bob").await;
     let body = r#"{"key":"note","value":"written during shutdown"}"#;
     let mut stream = TcpStream::connect(site.addr).unwrap();
     stream

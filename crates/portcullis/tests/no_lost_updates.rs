@@ -536,6 +536,47 @@ macro_rules! no_lost_updates {
     };
 }
 
+/// The Flask format's records are plain MessagePack, with nothing unique per write: its
+/// compare-and-set token is the whole record, and concurrent requests still lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flask_format_sessions_lose_no_updates_either() {
+    let n = 32;
+    let store = portcullis::store::MemoryStore::new();
+    let race = Race::new(n);
+    let layer = SessionLayer::new(store, KeyRing::new(SECRET, &[]))
+        .with_format(portcullis::session::Format::flask(b"the Flask app's key"));
+    let app = Router::new()
+        .route("/start", post(start))
+        .route("/set/{key}", post(set_after_barrier))
+        .route("/values", get(values))
+        .route("/login/{user}", post(login))
+        .route("/devices", get(devices))
+        .layer(layer)
+        .layer(Extension(race));
+    let (response, _) = send(&app, post_with("/start", None, "")).await;
+    let cookie = cookie_pair(&response);
+    let statuses = all_at_once(&app, n, |i| {
+        post_with(&format!("/set/k{i}"), Some(&cookie), "")
+    })
+    .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let (_, body) = send(&app, get_with("/values", Some(&cookie))).await;
+    let values = json_of(&body);
+    assert!(
+        (0..n).all(|i| values.get(format!("k{i}")).is_some()),
+        "{body}"
+    );
+    // No per-user index in this format: listing is refused, not silently empty.
+    let (logged_in, _) = send(&app, post_with("/login/flask-user", Some(&cookie), "")).await;
+    let cookie = cookie_pair(&logged_in);
+    let (listed, body) = send(&app, get_with("/devices", Some(&cookie))).await;
+    assert_eq!(listed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("no per-user session index"), "{body}");
+}
+
 no_lost_updates!(memory, async {
     let store = portcullis::store::MemoryStore::new();
     (store, ())

@@ -56,6 +56,19 @@ fn tampered_and_ended_cookies_are_logged_once_without_the_id() {
     let id = value.split('.').next().unwrap();
     captured.take();
 
+    let stuffed = vec!["session=forged"; 1000].join("; ");
+    runtime.block_on(send(&app, get_with("/read", Some(&stuffed))));
+    let log = captured.take();
+    assert_eq!(
+        log.matches("failed verification").count(),
+        1,
+        "one line per request: {log}"
+    );
+    assert!(
+        log.contains("failures=4"),
+        "a stuffed header costs a few checks, not 1000: {log}"
+    );
+
     let tampered = format!("session={}x", &value[..value.len() - 1]);
     runtime.block_on(send(&app, get_with("/count", Some(&tampered))));
     let log = captured.take();

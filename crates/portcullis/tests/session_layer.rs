@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use common::{Probe, cookie_pair, get_with, post_with, routes, send, set_cookie};
 use portcullis::SessionLayer;
-use portcullis::clock::ManualClock;
+use portcullis::clock::{Clock, ManualClock};
 use portcullis::keys::KeyRing;
 use portcullis::store::MemoryStore;
 
@@ -523,5 +523,97 @@ async fn hostile_cookie_values_never_reach_the_store() {
         f.probe.stats.loads(),
         loads,
         "no hostile value reached the store"
+    );
+}
+
+#[tokio::test]
+async fn without_refresh_the_expiry_shown_is_the_one_the_last_write_set() {
+    let f = fixture(|l| l.with_refresh_each_request(false));
+    let start = f.clock.now();
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    f.clock.advance(Duration::from_secs(200));
+    let (_, body) = send(&f.app, get_with("/expires", Some(&cookie_pair(&first)))).await;
+    let written_deadline = start + Duration::from_secs(300);
+    let secs = written_deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(
+        body,
+        secs.to_string(),
+        "idle time counts from the last write"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_treated_as_absent_but_left_in_place() {
+    // Unsigned cookies, so that a process with another key reaches the record at all (as one
+    // with a newer key ring would during a rolling rotation).
+    let f = fixture(|l| l.with_signer(false));
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    let cookie = cookie_pair(&first);
+    let other = routes().layer(
+        SessionLayer::new(f.probe.clone(), KeyRing::new(OLD_KEY, &[]))
+            .with_signer(false)
+            .with_clock(Arc::new(f.clock.clone())),
+    );
+    let (_, body) = send(&other, get_with("/ended", Some(&cookie))).await;
+    assert_eq!(body, "true", "a record it cannot open is no session to it");
+    assert_eq!(
+        f.probe.inner.len(),
+        1,
+        "but it does not delete what others may read"
+    );
+    let (_, body) = send(&f.app, get_with("/read", Some(&cookie))).await;
+    assert_eq!(body, "1");
+}
+
+#[tokio::test]
+async fn a_regenerate_racing_a_logout_does_not_bring_the_session_back() {
+    use axum::routing::post;
+    use portcullis::Session;
+    use tokio::sync::{mpsc, oneshot};
+
+    let (loaded_tx, mut loaded_rx) = mpsc::channel::<()>(1);
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let go_rx = Arc::new(tokio::sync::Mutex::new(Some(go_rx)));
+    let f = fixture(|l| l);
+    let app = Router::new()
+        .route(
+            "/slow-login",
+            post(move |session: Session| {
+                let loaded_tx = loaded_tx.clone();
+                let go_rx = Arc::clone(&go_rx);
+                async move {
+                    let _: Option<u64> = session.get("visits").await.unwrap();
+                    loaded_tx.send(()).await.unwrap();
+                    let go = go_rx.lock().await.take().unwrap();
+                    go.await.unwrap();
+                    session.regenerate().await.unwrap();
+                    session.set_user_id(Some("mallory".into())).await.unwrap();
+                    "logged in"
+                }
+            }),
+        )
+        .merge(routes())
+        .layer(
+            SessionLayer::new(f.probe.clone(), KeyRing::new(KEY, &[]))
+                .with_clock(Arc::new(f.clock.clone())),
+        );
+    let (first, _) = send(&app, get_with("/count", None)).await;
+    let cookie = cookie_pair(&first);
+    let racing = {
+        let (app, cookie) = (app.clone(), cookie.clone());
+        tokio::spawn(async move { send(&app, post_with("/slow-login", Some(&cookie), "")).await })
+    };
+    loaded_rx.recv().await.unwrap();
+    send(&app, post_with("/destroy", Some(&cookie), "")).await;
+    go_tx.send(()).unwrap();
+    let (response, _) = racing.await.unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(set_cookie(&response).unwrap().contains("Max-Age=0"));
+    assert!(
+        f.probe.inner.is_empty(),
+        "the logged-out session did not move to a new id"
     );
 }

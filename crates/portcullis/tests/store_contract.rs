@@ -281,9 +281,21 @@ macro_rules! store_contract {
             async fn delete_of_missing_key_is_ok() {
                 let (store, _keep) = store().await;
                 let k = key("delete-missing");
-                store.delete(&k).await.unwrap();
-                store.delete(&k).await.unwrap();
+                assert!(!store.delete(&k).await.unwrap());
+                assert!(!store.delete(&k).await.unwrap());
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn delete_says_whether_a_live_record_was_there() {
+                let (store, _keep) = store().await;
+                let k = key("delete-answer");
+                store.create(&k, b"live", in_(PATIENCE)).await.unwrap();
+                assert!(store.delete(&k).await.unwrap(), "a live record was removed");
+                assert!(
+                    !store.delete(&k).await.unwrap(),
+                    "nothing left the second time"
+                );
             }
 
             #[tokio::test]

@@ -11,7 +11,7 @@ use portcullis::Session;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::login::limited;
+use super::login::{attempt, forgive};
 use crate::auth;
 use crate::client_addr::ClientAddr;
 use crate::error::AppError;
@@ -151,23 +151,27 @@ pub(super) async fn password(
     let refuse = async |status, error: String| {
         render(&state, &page, &session, &user, status, Some(error)).await
     };
-    if let Some(wait) = limited(&state, &[&name_key, &addr_key]).await {
-        let secs = wait.as_secs().max(1);
-        let message =
-            format!("Too many failed attempts. Please wait {secs} seconds and try again.");
-        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return Ok(response);
-    }
+    let tickets = match attempt(&state, &[&name_key, &addr_key]).await {
+        Ok(tickets) => tickets,
+        Err(wait) => {
+            let secs = wait.as_secs().max(1);
+            let message =
+                format!("Too many failed attempts. Please wait {secs} seconds and try again.");
+            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return Ok(response);
+        }
+    };
     let current_ok = password::verify(form.current.clone(), Some(user.password_hash.clone())).await;
     if !current_ok {
-        state.limiter().record_failure(&name_key).await;
-        state.limiter().record_failure(&addr_key).await;
+        // The attempt was counted before the check; a failure simply keeps it.
         let message = "Password not changed: the current password is wrong.".to_owned();
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, message).await;
     }
+    // The current password was right: this was no guess.
+    forgive(&state, &tickets).await;
     let problem = match validate_password(&form.new_password) {
         Err(UsersError::Invalid(rule)) => Some(rule),
         _ if form.new_password != form.confirm => Some("the two new passwords differ"),

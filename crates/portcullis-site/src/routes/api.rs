@@ -84,7 +84,13 @@ pub(super) struct WriteValue {
     value: Value,
 }
 
-pub(super) async fn write_value(session: Session, Json(body): Json<WriteValue>) -> Response {
+/// Stores one value for the logged-in user's session. Logged-in only, so that anonymous clients
+/// cannot fill the store with 64 KiB sessions.
+pub(super) async fn write_value(
+    session: Session,
+    _user: ApiUser,
+    Json(body): Json<WriteValue>,
+) -> Response {
     let valid = !body.key.is_empty()
         && body.key.len() <= MAX_API_KEY_LEN
         && !reserved(&body.key)

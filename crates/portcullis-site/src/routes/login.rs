@@ -20,7 +20,7 @@ use crate::flash;
 use crate::next::safe_next;
 use crate::page::Page;
 use crate::password;
-use crate::rate_limit::Decision;
+use crate::rate_limit::{Decision, Ticket};
 use crate::state::AppState;
 use crate::viewer::Viewer;
 
@@ -94,31 +94,35 @@ pub(super) async fn submit(
         page.render(&state, None, "login.html", status, context)
     };
 
-    if let Some(wait) = limited(&state, &[&name_key, &addr_key]).await {
-        tracing::warn!(
-            target: "portcullis::security",
-            name = ?form.name, %client, "log-in refused: too many failures"
-        );
-        let secs = wait.as_secs().max(1);
-        let message = format!("Too many failed log-ins. Please wait {secs} seconds and try again.");
-        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return Ok(response);
-    }
+    let tickets = match attempt(&state, &[&name_key, &addr_key]).await {
+        Ok(tickets) => tickets,
+        Err(wait) => {
+            tracing::warn!(
+                target: "portcullis::security",
+                name = ?form.name, %client, "log-in refused: too many failures"
+            );
+            let secs = wait.as_secs().max(1);
+            let message =
+                format!("Too many failed log-ins. Please wait {secs} seconds and try again.");
+            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return Ok(response);
+        }
+    };
 
     let user = state.users().by_name(&form.name).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let verified = password::verify(form.password.clone(), stored).await;
     let Some(user) = user.filter(|_| verified) else {
-        state.limiter().record_failure(&name_key).await;
-        state.limiter().record_failure(&addr_key).await;
+        // The attempt was counted before the check; a failure simply keeps it.
         tracing::info!(target: "portcullis::security", name = ?form.name, %client, "log-in failed");
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     };
 
     state.limiter().reset(&name_key).await;
+    forgive(&state, &tickets).await;
     if let Some(max) = at_session_limit(&state, &session, &user).await? {
         tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: session limit");
         let message = format!(
@@ -170,15 +174,34 @@ async fn at_session_limit(
     Ok((others >= max.get()).then_some(max.get()))
 }
 
-/// The longest wait among `keys` that are over the limit, if any.
-pub(super) async fn limited(state: &AppState, keys: &[&str]) -> Option<Duration> {
+/// Counts one attempt on each of `keys`, checking the limit in the same step; when any key is
+/// over its limit, takes back the attempts counted on the others and answers the longest wait.
+pub(super) async fn attempt<'k>(
+    state: &AppState,
+    keys: &[&'k str],
+) -> Result<Vec<(&'k str, Ticket)>, Duration> {
+    let mut tickets = Vec::with_capacity(keys.len());
     let mut wait = None;
-    for key in keys {
-        if let Decision::Limited { retry_after } = state.limiter().check(key).await {
-            wait = wait.max(Some(retry_after));
+    for &key in keys {
+        match state.limiter().attempt(key).await {
+            Decision::Allowed(ticket) => tickets.push((key, ticket)),
+            Decision::Limited { retry_after } => wait = wait.max(Some(retry_after)),
         }
     }
-    wait
+    match wait {
+        None => Ok(tickets),
+        Some(wait) => {
+            forgive(state, &tickets).await;
+            Err(wait)
+        }
+    }
+}
+
+/// Takes back counted attempts that succeeded (or were never made).
+pub(super) async fn forgive(state: &AppState, tickets: &[(&str, Ticket)]) {
+    for (key, ticket) in tickets {
+        state.limiter().forgive(key, ticket).await;
+    }
 }
 
 /// Ends the session (the layer deletes the record and expires the cookie) and asks the browser

@@ -31,10 +31,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use portcullis::SessionLayer;
 
+use crate::client_addr;
 use crate::error::AppError;
 use crate::headers;
 use crate::page::Page;
@@ -78,6 +80,11 @@ pub fn app(state: AppState) -> Router {
         // Inside the session layer: the CSRF check reads the session.
         .layer(state.csrf().clone())
         .layer(sessions)
+        // Outside the CSRF layer: it tells it which requests came over HTTPS.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client_addr::mark_https,
+        ))
         .with_state(state);
     headers::add(router)
 }

@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use minijinja::value::{Serde, Value as Template};
-use portcullis::Session;
 use portcullis::session::{DeviceSession, SessionHandle};
+use portcullis::{Session, SessionError};
 use serde::{Deserialize, Serialize};
 
 use super::home::utc;
@@ -57,15 +57,19 @@ pub(super) async fn page(
     SignedIn(user): SignedIn,
 ) -> Result<Response, AppError> {
     let now = state.clock().now();
-    let rows: Vec<Row> = session
-        .devices()
-        .await?
+    let (devices, listed) = match session.devices().await {
+        Ok(devices) => (devices, true),
+        // SESSION_FORMAT=flask: sessions shared with Flask carry Flask's ids, and no index.
+        Err(SessionError::NoUserIndex) => (Vec::new(), false),
+        Err(other) => return Err(other.into()),
+    };
+    let rows: Vec<Row> = devices
         .iter()
         .filter(|d| still_valid(&state, &user, d))
         .map(|d| Row::of(d, now))
         .collect();
     let others = rows.iter().filter(|r| !r.current).count();
-    let context = context! { rows => Template::from(Serde(&rows)), others };
+    let context = context! { rows => Template::from(Serde(&rows)), others, listed };
     page.render(
         &state,
         Some(&user),
@@ -113,7 +117,12 @@ pub(super) async fn end(
         session.destroy().await?;
         return Ok(Redirect::to("/login?logged_out=1").into_response());
     }
-    let message = if session.end_device(&handle).await? {
+    let ended = match session.end_device(&handle).await {
+        Ok(ended) => ended,
+        Err(SessionError::NoUserIndex) => false,
+        Err(other) => return Err(other.into()),
+    };
+    let message = if ended {
         tracing::info!(target: "portcullis::security", user = user.id, "a session was ended by its user");
         "That session has been logged out."
     } else {
@@ -127,7 +136,11 @@ pub(super) async fn end_others(
     session: Session,
     SignedIn(user): SignedIn,
 ) -> Result<Response, AppError> {
-    let ended = session.end_other_devices().await?;
+    let ended = match session.end_other_devices().await {
+        Ok(ended) => ended,
+        Err(SessionError::NoUserIndex) => 0,
+        Err(other) => return Err(other.into()),
+    };
     tracing::info!(target: "portcullis::security", user = user.id, ended, "a user logged out their other sessions");
     let message = match ended {
         0 => "There were no other sessions.".to_owned(),

@@ -85,6 +85,43 @@ impl FromStr for StoreKind {
     }
 }
 
+/// How sessions look outside the process (`SESSION_FORMAT`): cookies, store keys, records and
+/// CSRF tokens. See [`crate::session::Format`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SessionFormat {
+    /// Portcullis's own: sealed records, hashed store keys, HMAC-SHA256, key rotation.
+    #[default]
+    Native,
+    /// Flask-Session 0.8 and Flask-WTF 1.3's, to share sessions with a running Flask app.
+    Flask,
+}
+
+impl SessionFormat {
+    const ALLOWED: &str = "native or flask";
+}
+
+impl fmt::Display for SessionFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Flask => "flask",
+        })
+    }
+}
+
+/// Parses `native` or `flask`, ignoring case.
+impl FromStr for SessionFormat {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "native" => Ok(Self::Native),
+            "flask" => Ok(Self::Flask),
+            _ => Err(ConfigError::invalid("SESSION_FORMAT", s, Self::ALLOWED)),
+        }
+    }
+}
+
 /// The session cookie's `SameSite` attribute (`SESSION_COOKIE_SAMESITE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SameSite {

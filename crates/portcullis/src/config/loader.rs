@@ -17,7 +17,9 @@ use super::parse::{
 use super::rules;
 use super::secret::{GENERATE_HINT, MIN_SECRET_BYTES, dev_key};
 use super::source::{self, Layers};
-use super::{Config, ConfigError, Profile, RateLimit, SameSite, SecretKey, Source, StoreKind};
+use super::{
+    Config, ConfigError, Profile, RateLimit, SameSite, SecretKey, SessionFormat, Source, StoreKind,
+};
 use crate::store::RedisTimeouts;
 
 /// The idle lifetime of the seed's config: 5 minutes.
@@ -211,8 +213,12 @@ impl Reader {
     fn read_all(&mut self, state_dir: &Path) -> Result<Config, ConfigError> {
         let mut profile = Profile::Dev;
         self.set("PORTCULLIS_PROFILE", &mut profile, keyword)?;
-        let secret_key = self.secret_key(profile, state_dir)?;
+        // Read before the key: the Flask format takes the Flask app's key, whatever its length.
+        let mut format = SessionFormat::Native;
+        self.set("SESSION_FORMAT", &mut format, keyword)?;
+        let secret_key = self.secret_key(profile, format, state_dir)?;
         let mut c = defaults(profile, secret_key);
+        c.session_format = format;
         read_settings! { self, c;
             "SECRET_KEY_FALLBACKS" => secret_key_fallbacks: secret_list,
             "PERMANENT_SESSION_LIFETIME" => permanent_session_lifetime: duration,
@@ -249,13 +255,22 @@ impl Reader {
         Ok(c)
     }
 
-    /// `SECRET_KEY`: required on `redis`; on `dev`, the generated key when unset or empty.
-    fn secret_key(&mut self, profile: Profile, state_dir: &Path) -> Result<SecretKey, ConfigError> {
+    /// `SECRET_KEY`: required on `redis`; on `dev`, the generated key when unset or empty. Any
+    /// length in the Flask format (the Flask app chose it; [`Config::warnings`] says so).
+    fn secret_key(
+        &mut self,
+        profile: Profile,
+        format: SessionFormat,
+        state_dir: &Path,
+    ) -> Result<SecretKey, ConfigError> {
         const SETTING: &str = "SECRET_KEY";
         match self.layers.lookup(SETTING)? {
             Some((raw, source)) if !raw.is_empty() => {
-                let key =
-                    secret(&raw).map_err(|allowed| ConfigError::invalid(SETTING, &raw, allowed))?;
+                let key = if format == SessionFormat::Flask {
+                    SecretKey::any_length(raw)
+                } else {
+                    secret(&raw).map_err(|allowed| ConfigError::invalid(SETTING, &raw, allowed))?
+                };
                 self.sources.insert(SETTING, source);
                 Ok(key)
             }
@@ -291,6 +306,7 @@ fn defaults(profile: Profile, secret_key: SecretKey) -> Config {
         } else {
             StoreKind::Filesystem
         },
+        session_format: SessionFormat::Native,
         session_key_prefix: "sess:".to_owned(),
         // On in every profile, unlike the seed, which signs only on Redis.
         session_use_signer: true,

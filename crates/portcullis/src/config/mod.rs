@@ -12,13 +12,14 @@
 //! | Setting | Default (`dev` / `redis`) | Accepts |
 //! |---|---|---|
 //! | `PORTCULLIS_PROFILE` | `dev` | `dev`, `redis` |
-//! | `SECRET_KEY` | generated into `.portcullis/secret-key` / **required** | at least 32 bytes |
+//! | `SECRET_KEY` | generated into `.portcullis/secret-key` / **required** | at least 32 bytes (any length, with a warning, when `SESSION_FORMAT=flask`) |
 //! | `SECRET_KEY_FALLBACKS` | none | old keys, comma-separated, each at least 32 bytes |
 //! | `PERMANENT_SESSION_LIFETIME` | `300` (idle) | seconds or `5m`, `1h 30m`; 1 s to 400 days |
 //! | `SESSION_ABSOLUTE_LIFETIME` | `8h` | a duration, at least the idle lifetime |
 //! | `SESSION_PERMANENT` | `false` / `true` | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
 //! | `SESSION_REFRESH_EACH_REQUEST` | `true` | boolean |
 //! | `SESSION_TYPE` | `filesystem` / `redis` | `filesystem`, `redis`, `memory` |
+//! | `SESSION_FORMAT` | `native` | `native`, `flask` (share sessions with a Flask app; needs `redis` or `memory`) |
 //! | `SESSION_KEY_PREFIX` | `sess:` | 0 to 64 of `A-Z a-z 0-9 _ : . { } -` |
 //! | `SESSION_USE_SIGNER` | `true` | boolean |
 //! | `SESSION_FILE_DIR` | `./.flask_session` | a directory |
@@ -46,7 +47,15 @@
 //!
 //! Rules between settings: `SameSite=None` and the `__Secure-` cookie-name prefix need
 //! `Secure`; `__Host-` needs `Secure`, path `/` and no domain; the absolute lifetime is at least
-//! the idle one; `dev` listens only on loopback unless `PORTCULLIS_ALLOW_DEV_PROFILE=true`.
+//! the idle one; `dev` listens only on loopback unless `PORTCULLIS_ALLOW_DEV_PROFILE=true`;
+//! `SESSION_FORMAT=flask` needs a store the Flask app can share, so not `filesystem`.
+//!
+//! `SESSION_FORMAT=flask` makes Portcullis read and write the very sessions of a Flask app
+//! (Flask-Session 0.8 with `SESSION_TYPE="redis"`, Flask-WTF 1.3) that uses the same
+//! `SECRET_KEY`, Redis, `SESSION_KEY_PREFIX`, `SESSION_USE_SIGNER` and `SESSION_COOKIE_NAME`.
+//! The Flask app defines the key, so a `SECRET_KEY` shorter than 32 bytes is accepted then, with
+//! a warning. [`Config::warnings`] lists what the format gives up (see the crate docs,
+//! "Formats").
 //!
 //! `CSRF_TRUSTED_ORIGINS` lets an unsafe request whose `Origin` header is byte for byte one of
 //! these origins pass the CSRF origin check even when `Sec-Fetch-Site` says `cross-site` or
@@ -93,7 +102,7 @@ mod source;
 mod tests;
 
 pub use error::ConfigError;
-pub use kinds::{Profile, RateLimit, SameSite, Source, StoreKind};
+pub use kinds::{Profile, RateLimit, SameSite, SessionFormat, Source, StoreKind};
 pub use loader::ConfigLoader;
 pub use secret::SecretKey;
 
@@ -128,6 +137,9 @@ pub struct Config {
     pub session_refresh_each_request: bool,
     /// Where sessions are stored (`SESSION_TYPE`).
     pub session_type: StoreKind,
+    /// How sessions look to other programs: native, or shared with a Flask app
+    /// (`SESSION_FORMAT`).
+    pub session_format: SessionFormat,
     /// Prefix of every store key (`SESSION_KEY_PREFIX`).
     pub session_key_prefix: String,
     /// Sign the session cookie (`SESSION_USE_SIGNER`).
@@ -146,7 +158,8 @@ pub struct Config {
     pub session_cookie_httponly: bool,
     /// The cookie's `SameSite` attribute (`SESSION_COOKIE_SAMESITE`).
     pub session_cookie_samesite: SameSite,
-    /// The largest sealed session record, in bytes (`SESSION_MAX_BYTES`).
+    /// The largest session data, in bytes of its MessagePack encoding (`SESSION_MAX_BYTES`); the
+    /// sealed record adds a fixed overhead of about 100 bytes.
     pub session_max_bytes: usize,
     /// The most live sessions one user may have; `None` for no limit (`SESSION_MAX_PER_USER`).
     pub session_max_per_user: Option<std::num::NonZeroUsize>,

@@ -122,11 +122,14 @@ pub(crate) fn is_token_byte(byte: u8) -> bool {
 /// A store key prefix: short, and safe inside a file name and a Redis Cluster hash tag.
 pub(super) fn key_prefix(raw: &str) -> Parsed<String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_:.{}-".contains(c);
-    if raw.chars().count() <= MAX_PREFIX_CHARS && raw.chars().all(allowed) {
+    // A leading `.` would name hidden files, which the file store keeps for its own
+    // temporary files and refuses as keys.
+    if raw.chars().count() <= MAX_PREFIX_CHARS && raw.chars().all(allowed) && !raw.starts_with('.')
+    {
         Ok(raw.to_owned())
     } else {
         Err(format!(
-            "0 to {MAX_PREFIX_CHARS} characters from A-Z a-z 0-9 _ : . {{ }} -"
+            "0 to {MAX_PREFIX_CHARS} characters from A-Z a-z 0-9 _ : . {{ }} -, not starting with ."
         ))
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::error::{REDACTED, redact_url_password};
 use super::rules::is_loopback;
-use super::{Config, Profile, Setting, StoreKind};
+use super::secret::MIN_SECRET_BYTES;
+use super::{Config, Profile, SessionFormat, Setting, StoreKind};
 
 impl Config {
     /// Every setting, in the order of the table in the module docs, with its value as `.env`
@@ -14,7 +15,7 @@ impl Config {
     #[must_use]
     pub fn report(&self) -> Vec<Setting> {
         let fallbacks = vec![REDACTED; self.secret_key_fallbacks.len()].join(",");
-        let values: [(&'static str, String); 32] = [
+        let values: [(&'static str, String); 33] = [
             ("PORTCULLIS_PROFILE", self.profile.to_string()),
             ("SECRET_KEY", REDACTED.to_owned()),
             ("SECRET_KEY_FALLBACKS", fallbacks),
@@ -32,6 +33,7 @@ impl Config {
                 self.session_refresh_each_request.to_string(),
             ),
             ("SESSION_TYPE", self.session_type.to_string()),
+            ("SESSION_FORMAT", self.session_format.to_string()),
             ("SESSION_KEY_PREFIX", self.session_key_prefix.clone()),
             ("SESSION_USE_SIGNER", self.session_use_signer.to_string()),
             (
@@ -166,7 +168,52 @@ impl Config {
                 self.bind
             ),
         );
+        self.flask_warnings(&mut warnings);
         warnings
+    }
+
+    /// What `SESSION_FORMAT=flask` gives up, and what it needs from Redis.
+    fn flask_warnings(&self, warnings: &mut Vec<String>) {
+        if self.session_format != SessionFormat::Flask {
+            return;
+        }
+        warnings.push(
+            "SESSION_FORMAT=flask gives up the native format's guarantees to share sessions with \
+             a Flask app: records are plain MessagePack in Redis (whoever reads Redis reads them, \
+             whoever writes it changes them), cookies and CSRF tokens are signed with HMAC-SHA1, \
+             SECRET_KEY_FALLBACKS are ignored (no key rotation: a new SECRET_KEY logs everybody \
+             out), CSRF tokens are not masked against BREACH, the absolute lifetime is enforced \
+             on the Rust routes only, and Flask writes the whole session back on every request \
+             (the last writer wins)"
+                .to_owned(),
+        );
+        let tls = self.redis_url.contains("rediss://");
+        let password = redact_url_password(&self.redis_url) != self.redis_url;
+        warnings.push(format!(
+            "SESSION_FORMAT=flask: Flask-Session falls back to pickle for a record it cannot \
+             decode, so anyone who can write to Redis can run code in the Flask app: Redis needs \
+             a password or TLS{}",
+            if tls || password {
+                ""
+            } else {
+                ", and REDIS_URL has neither (redis://:password@host, rediss://)"
+            }
+        ));
+        if self.secret_key.len() < MIN_SECRET_BYTES {
+            warnings.push(format!(
+                "SECRET_KEY is {} bytes, under the {MIN_SECRET_BYTES} the native format requires: \
+                 accepted because SESSION_FORMAT=flask takes the Flask app's key; give both apps \
+                 a longer one",
+                self.secret_key.len()
+            ));
+        }
+        if !self.secret_key_fallbacks.is_empty() {
+            warnings.push(
+                "SECRET_KEY_FALLBACKS is ignored with SESSION_FORMAT=flask: Flask-Session and \
+                 Flask-WTF sign with SECRET_KEY only"
+                    .to_owned(),
+            );
+        }
     }
 
     /// Whether the cookie meets the `__Host-` prefix's conditions without using the prefix.

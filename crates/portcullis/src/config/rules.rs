@@ -1,10 +1,10 @@
 //! The rules that span two settings, checked once every value has parsed: cookie attributes
-//! that browsers would reject together, lifetimes out of order, and the `dev` profile exposed
-//! beyond this machine. Each refusal is one line naming both settings.
+//! that browsers would reject together, lifetimes out of order, the Flask format without a
+//! store Flask can share, and the `dev` profile exposed beyond this machine. Each refusal is one line naming both settings.
 
 use std::net::SocketAddr;
 
-use super::{Config, ConfigError, Profile, SameSite};
+use super::{Config, ConfigError, Profile, SameSite, SessionFormat, StoreKind};
 
 /// Refuses the first contradiction between two settings.
 pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
@@ -50,6 +50,20 @@ pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
              the absolute lifetime must be at least the idle lifetime",
             humantime::format_duration(c.session_absolute_lifetime),
             humantime::format_duration(c.permanent_session_lifetime),
+        )));
+    }
+    if c.session_format == SessionFormat::Flask && c.session_type == StoreKind::Filesystem {
+        return Err(ConfigError::conflict(
+            "SESSION_FORMAT=flask requires SESSION_TYPE=redis: the Flask app shares sessions \
+             through Redis, and Portcullis's session files are not Flask-Session's",
+        ));
+    }
+    if c.session_format == SessionFormat::Flask
+        && let Some(max) = c.session_max_per_user
+    {
+        return Err(ConfigError::conflict(format!(
+            "SESSION_MAX_PER_USER={max} requires SESSION_FORMAT=native: the per-user index that \
+             counts a user's sessions needs ids Portcullis mints, and a Flask app mints its own"
         )));
     }
     if c.profile == Profile::Dev && !is_loopback(c.bind) && !c.allow_dev_profile {

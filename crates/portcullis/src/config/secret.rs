@@ -45,6 +45,11 @@ impl SecretKey {
         Self::parse(&key).map_err(|allowed| ConfigError::invalid("SECRET_KEY", &key, allowed))
     }
 
+    /// `raw` as a key whatever its length: the Flask format's, where the Flask app defines it.
+    pub(super) fn any_length(raw: String) -> Self {
+        Self(raw)
+    }
+
     /// `raw` as a key, or what is allowed if it is too short.
     pub(super) fn parse(raw: &str) -> Result<Self, String> {
         check_length(raw)?;

@@ -152,7 +152,7 @@ fn command_line_profile_and_bind_beat_the_environment() {
 fn a_bad_value_is_refused_in_one_line_with_setting_value_and_what_is_allowed() {
     const DURATION: &str = "a duration of at least 1 second, e.g. 300 or 5m";
     const BOOL: &str = "true or false (also 1/0, yes/no, on/off)";
-    const PREFIX: &str = "0 to 64 characters from A-Z a-z 0-9 _ : . { } -";
+    const PREFIX: &str = "0 to 64 characters from A-Z a-z 0-9 _ : . { } -, not starting with .";
     const NAME: &str = "a non-empty cookie name of letters, digits and !#$%&'*+-.^_`|~";
     const DOMAIN: &str =
         "a domain such as example.com, without whitespace, ';' or ',' (empty for none)";
@@ -178,10 +178,27 @@ fn a_bad_value_is_refused_in_one_line_with_setting_value_and_what_is_allowed() {
         ("SESSION_PERMANENT", "maybe", BOOL),
         ("SESSION_REFRESH_EACH_REQUEST", "", BOOL),
         ("SESSION_TYPE", "mongodb", "filesystem, redis or memory"),
+        ("SESSION_FORMAT", "django", "native or flask"),
+        (
+            "SESSION_MAX_PER_USER",
+            "0",
+            "a number of sessions from 1, e.g. 5, or none for no limit",
+        ),
+        (
+            "SESSION_MAX_PER_USER",
+            "-1",
+            "a number of sessions from 1, e.g. 5, or none for no limit",
+        ),
+        (
+            "SESSION_LIMIT_POLICY",
+            "lru",
+            "evict-oldest (a log-in ends the oldest session) or refuse",
+        ),
         ("SESSION_KEY_PREFIX", "../x", PREFIX),
         ("SESSION_KEY_PREFIX", "a\\b", PREFIX),
         ("SESSION_KEY_PREFIX", "sess id", PREFIX),
         ("SESSION_KEY_PREFIX", &long_prefix, PREFIX),
+        ("SESSION_KEY_PREFIX", ".sess:", PREFIX),
         ("SESSION_USE_SIGNER", "signed", BOOL),
         ("SESSION_FILE_DIR", "", "a non-empty directory path"),
         ("SESSION_COOKIE_NAME", "", NAME),
@@ -1083,4 +1100,165 @@ fn bad_site_settings_are_refused_naming_the_setting() {
         let text = error(&[(name, value)]).to_string();
         assert!(text.contains(name), "{name}={value}: {text}");
     }
+}
+
+/// The settings of a Portcullis that shares sessions with a Flask app.
+const FLASK: [(&str, &str); 3] = [
+    ("PORTCULLIS_PROFILE", "redis"),
+    ("SESSION_FORMAT", "flask"),
+    ("SESSION_COOKIE_NAME", "__Host-session"),
+];
+
+#[test]
+fn the_session_format_is_native_by_default_and_flask_on_request() {
+    let c = load(&keyed(&[])).unwrap();
+    assert_eq!(c.session_format, SessionFormat::Native);
+    assert_eq!(c.source("SESSION_FORMAT"), Source::Default);
+    let c = load(&keyed(&[
+        ("SESSION_FORMAT", " Flask"),
+        ("SESSION_TYPE", "redis"),
+    ]))
+    .unwrap();
+    assert_eq!(c.session_format, SessionFormat::Flask);
+    assert_eq!(c.source("SESSION_FORMAT"), Source::Environment);
+    let report = c.report();
+    let shown = report.iter().find(|s| s.name == "SESSION_FORMAT").unwrap();
+    assert_eq!(shown.value, "flask");
+}
+
+#[test]
+fn the_flask_format_is_refused_with_the_file_store_in_one_line() {
+    let err = error(&[("SESSION_FORMAT", "flask")]);
+    assert_eq!(
+        err.to_string(),
+        "SESSION_FORMAT=flask requires SESSION_TYPE=redis: the Flask app shares sessions through \
+         Redis, and Portcullis's session files are not Flask-Session's"
+    );
+    assert!(
+        load(&keyed(&[
+            ("SESSION_FORMAT", "flask"),
+            ("SESSION_TYPE", "memory")
+        ]))
+        .is_ok()
+    );
+}
+
+#[test]
+fn the_session_limit_is_none_by_default_and_needs_the_native_format() {
+    let c = load(&keyed(&[])).unwrap();
+    assert_eq!(c.session_max_per_user, None);
+    assert_eq!(
+        c.session_limit_policy,
+        crate::store::LimitPolicy::EvictOldest
+    );
+    let c = load(&keyed(&[
+        ("SESSION_MAX_PER_USER", " 5"),
+        ("SESSION_LIMIT_POLICY", "Refuse"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        c.session_max_per_user.map(std::num::NonZeroUsize::get),
+        Some(5)
+    );
+    assert_eq!(c.session_limit_policy, crate::store::LimitPolicy::Refuse);
+    let report = c.report();
+    let shown = |name: &str| {
+        report
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .value
+            .clone()
+    };
+    assert_eq!(shown("SESSION_MAX_PER_USER"), "5");
+    assert_eq!(shown("SESSION_LIMIT_POLICY"), "refuse");
+    assert_eq!(
+        load(&keyed(&[("SESSION_MAX_PER_USER", "NONE")]))
+            .unwrap()
+            .session_max_per_user,
+        None
+    );
+    let mut pairs = FLASK.to_vec();
+    pairs.push(("SECRET_KEY", "a Flask app's key"));
+    pairs.push(("SESSION_MAX_PER_USER", "3"));
+    let err = load(&pairs).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("SESSION_MAX_PER_USER=3 requires SESSION_FORMAT=native"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_flask_format_takes_a_short_secret_key_with_a_warning() {
+    let short = [("SECRET_KEY", "dev-key-of-a-flask-app")];
+    let native = load(&[short[0], ("PORTCULLIS_PROFILE", "redis")]).unwrap_err();
+    assert!(
+        native.to_string().contains("at least 32 bytes (got 22)"),
+        "{native}"
+    );
+
+    let mut pairs = FLASK.to_vec();
+    pairs.extend_from_slice(&short);
+    let c = load(&pairs).unwrap();
+    assert_eq!(c.secret_key.as_bytes(), b"dev-key-of-a-flask-app");
+    let warnings = c.warnings();
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "SECRET_KEY is 22 bytes, under the 32 the native format requires: accepted because \
+             SESSION_FORMAT=flask takes the Flask app's key"
+        )),
+        "{warnings:?}"
+    );
+    for text in [format!("{c:?}"), warnings.join("\n")] {
+        assert!(!text.contains("dev-key-of-a-flask-app"), "{text}");
+    }
+    // Still required on the redis profile, and still never empty.
+    let mut unset = FLASK.to_vec();
+    unset.push(("SECRET_KEY", ""));
+    assert!(matches!(load(&unset), Err(ConfigError::Missing { .. })));
+}
+
+#[test]
+fn flask_warnings_say_what_the_format_gives_up_and_what_redis_needs() {
+    let warnings = load(&keyed(&FLASK)).unwrap().warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    for words in [
+        "SESSION_FORMAT=flask gives up",
+        "plain MessagePack",
+        "HMAC-SHA1",
+        "no key rotation",
+        "BREACH",
+        "the last writer wins",
+    ] {
+        assert!(warnings[0].contains(words), "{words}: {}", warnings[0]);
+    }
+    assert!(
+        warnings[1].starts_with(
+            "SESSION_FORMAT=flask: Flask-Session falls back to pickle for a record it cannot \
+             decode, so anyone who can write to Redis can run code in the Flask app: Redis needs \
+             a password or TLS, and REDIS_URL has neither"
+        ),
+        "{}",
+        warnings[1]
+    );
+    for url in ["redis://:pw@cache:6379", "rediss://cache:6380"] {
+        let mut pairs = keyed(&FLASK);
+        pairs.push(("REDIS_URL", url));
+        let warnings = load(&pairs).unwrap().warnings();
+        assert!(
+            warnings[1].ends_with("Redis needs a password or TLS"),
+            "{url}: {warnings:?}"
+        );
+    }
+    let mut pairs = keyed(&FLASK);
+    pairs.push(("SECRET_KEY_FALLBACKS", OLD_KEY));
+    let warnings = load(&pairs).unwrap().warnings();
+    assert_eq!(
+        warnings.last().map(String::as_str),
+        Some(
+            "SECRET_KEY_FALLBACKS is ignored with SESSION_FORMAT=flask: Flask-Session and \
+             Flask-WTF sign with SECRET_KEY only"
+        )
+    );
 }

@@ -32,6 +32,12 @@
 //!    (log in) and [`Session::destroy`](crate::Session::destroy) (log out) drop the secret, so
 //!    tokens rendered before stop working.
 //!
+//!    In the Flask session format ([`Format::flask`](crate::session::Format::flask)) the secret
+//!    and the tokens are Flask-WTF 1.3's instead (`flask.rs`): a 40-hex `csrf_token` and
+//!    itsdangerous-signed tokens, so a form rendered by the Flask app posts here and the other
+//!    way round; over HTTPS ([`Https`]) the `Referer` must also be on this host, as Flask-WTF
+//!    asks.
+//!
 //! # Usage
 //!
 //! ```
@@ -74,6 +80,8 @@
 //! | `The CSRF token has expired.` | older than `WTF_CSRF_TIME_LIMIT` |
 //! | `The CSRF token is invalid.` | malformed, or not made with this site's key |
 //! | `The CSRF tokens do not match.` | made for another session's secret |
+//! | `The referrer header is missing.` | Flask format, over HTTPS, no `Referer` |
+//! | `The referrer does not match the host.` | Flask format, over HTTPS, a `Referer` elsewhere |
 //! | `Cross-origin request refused.` | the origin check refused it |
 //!
 //! Without a [`Session`](crate::Session) in the request (no `SessionLayer`, or added inside
@@ -93,6 +101,7 @@
 //! keeps the origin check, so other sites still cannot post to this one from a modern browser.
 
 mod body;
+pub(crate) mod flask;
 mod future;
 mod layer;
 mod rejection;
@@ -105,7 +114,7 @@ pub use rejection::CsrfError;
 pub use service::CsrfService;
 pub use token::{CsrfSecret, CsrfToken, verify_token};
 
-pub(crate) use token::new_session_secret;
+pub(crate) use token::SessionSecret;
 
 /// The session key holding the CSRF secret, as Flask-WTF names it. A session is created with
 /// its secret; regenerating a session replaces it, so a login rotates the secret.
@@ -117,3 +126,24 @@ pub const FORM_FIELD: &str = "csrf_token";
 /// The headers that carry the token, in the order they are read (Flask-WTF's
 /// `WTF_CSRF_HEADERS`).
 pub const HEADERS: [&str; 2] = ["X-CSRFToken", "X-CSRF-Token"];
+
+/// Marks a request that reached the site over HTTPS, for the Flask format's `Referer` check
+/// (Flask-WTF's `WTF_CSRF_SSL_STRICT`): put it in the request's extensions, outside
+/// [`CsrfLayer`], from whatever knows how the client connected. A request whose URI has the
+/// `https` scheme counts as HTTPS without it.
+///
+/// Behind a TLS-terminating proxy the application sees plain HTTP, so only the proxy's word
+/// (`X-Forwarded-Proto`) can say it, and only a trusted proxy's word counts: the reference site
+/// sets this marker when the connection comes from an address in `TRUSTED_PROXIES` and the
+/// last `X-Forwarded-Proto` value is `https` (as Werkzeug's `ProxyFix` does for Flask). Without
+/// the marker the check does not run, as in a Flask app without `ProxyFix`.
+///
+/// ```
+/// use axum::http::Request;
+/// use portcullis::csrf::Https;
+///
+/// let mut request = Request::new(());
+/// request.extensions_mut().insert(Https);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Https;

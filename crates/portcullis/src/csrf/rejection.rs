@@ -9,7 +9,8 @@ use crate::response::error_page;
 
 /// Why the CSRF protection refused a request (or could not issue a token).
 ///
-/// The five token reasons read exactly as Flask-WTF's. [`IntoResponse`] renders an HTML page;
+/// The five token reasons, and the two `Referer` reasons of the Flask format, read exactly as
+/// Flask-WTF's. [`IntoResponse`] renders an HTML page;
 /// the layer itself renders JSON instead for API paths (see [`CsrfError::to_response`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,6 +31,13 @@ pub enum CsrfError {
     /// The token is authentic but belongs to another session's secret.
     #[error("The CSRF tokens do not match.")]
     Mismatch,
+    /// Flask format, over HTTPS: the request has no `Referer` (Flask-WTF's
+    /// `WTF_CSRF_SSL_STRICT` check).
+    #[error("The referrer header is missing.")]
+    ReferrerMissing,
+    /// Flask format, over HTTPS: the `Referer` is not `https://` on this very host and port.
+    #[error("The referrer does not match the host.")]
+    ReferrerMismatch,
     /// The origin check (`Sec-Fetch-Site`, then `Origin` against `Host`) saw a cross-origin
     /// request.
     #[error("Cross-origin request refused.")]
@@ -67,6 +75,8 @@ impl CsrfError {
             | Self::Expired
             | Self::Invalid
             | Self::Mismatch
+            | Self::ReferrerMissing
+            | Self::ReferrerMismatch
             | Self::CrossOrigin => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
@@ -117,6 +127,14 @@ mod tests {
             (CsrfError::Expired, "The CSRF token has expired."),
             (CsrfError::Invalid, "The CSRF token is invalid."),
             (CsrfError::Mismatch, "The CSRF tokens do not match."),
+            (
+                CsrfError::ReferrerMissing,
+                "The referrer header is missing.",
+            ),
+            (
+                CsrfError::ReferrerMismatch,
+                "The referrer does not match the host.",
+            ),
             (CsrfError::CrossOrigin, "Cross-origin request refused."),
         ];
         for (error, text) in cases {

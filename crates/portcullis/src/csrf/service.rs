@@ -1,7 +1,7 @@
 //! [`CsrfService`]: tower-http's origin check around our token check. The decisions are plain
 //! functions: [`Settings::requires_token`](super::layer::Settings::requires_token) (does this
-//! request need a token?) and [`verify_token`] (is it valid?); this file only wires them to a
-//! request, its body and its session.
+//! request need a token?) and [`SessionSecret::verify`] (is it valid, in the session's
+//! format?); this file only wires them to a request, its body and its session.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,7 +16,8 @@ use super::CsrfError;
 use super::body::{form_token, header_token};
 use super::future::{RequestInfo, ResponseFuture, TokenFuture};
 use super::layer::Settings;
-use super::token::{CsrfSecret, verify_token};
+use super::token::SessionSecret;
+use super::{Https, flask};
 use crate::Session;
 use crate::response::wants_json;
 
@@ -141,16 +142,38 @@ async fn check(
     let Some(presented) = presented.filter(|token| !token.is_empty()) else {
         return Err(CsrfError::Missing);
     };
-    let secret = CsrfSecret::load(session).await?;
+    let secret = SessionSecret::load(session)
+        .await?
+        .ok_or(CsrfError::SessionTokenMissing)?;
     let shared = &session.shared;
-    verify_token(
-        Some(&presented),
-        secret.as_ref(),
+    secret.verify(
+        &presented,
         &shared.keys,
         shared.clock.now(),
         settings.time_limit,
     )?;
+    // Flask-WTF checks the Referer after the token, and only over HTTPS.
+    if shared.settings.format.is_flask() && is_https(&request) {
+        flask::check_referrer(request.headers(), host(&request))?;
+    }
     Ok(request)
+}
+
+/// Whether the request came over HTTPS: an `https` URI, or the [`Https`] marker that a
+/// proxy-aware layer outside this one puts in.
+fn is_https<B>(request: &Request<B>) -> bool {
+    request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
+        || request.extensions().get::<Https>().is_some()
+}
+
+/// The host the request was sent to, as Flask's `request.host`: the `Host` header, else the
+/// URI's authority (HTTP/2).
+fn host<B>(request: &Request<B>) -> Option<&str> {
+    request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| request.uri().authority().map(http::uri::Authority::as_str))
 }
 
 /// Whether this request's errors should be JSON, by the session's `json_prefix` or its

@@ -1,5 +1,6 @@
 //! Tokens: the per-session [`CsrfSecret`], the masked, timestamped and authenticated token a page
-//! carries, [`verify_token`] (the check, in Flask-WTF's order), and the [`CsrfToken`] extractor.
+//! carries, [`verify_token`] (the check, in Flask-WTF's order), the [`CsrfToken`] extractor, and
+//! `SessionSecret`, which picks these or Flask-WTF's (`flask.rs`) by the session's format.
 //!
 //! A token is `base64url(mask ‖ secret⊕mask ‖ issued_at ‖ HMAC-SHA256)`: the random mask makes
 //! every rendering different (BREACH), the timestamp gives the time limit, and the MAC under the
@@ -104,20 +105,67 @@ impl CsrfSecret {
     }
 
     /// The form kept in the session: base64url.
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
-    fn decode(text: &str) -> Option<Self> {
+    pub(crate) fn decode(text: &str) -> Option<Self> {
         let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
         bytes.try_into().ok().map(Self)
     }
+}
+
+/// A session's CSRF secret in its session [`Format`](crate::session::Format)'s form: the
+/// native [`CsrfSecret`], or Flask-WTF's 40-hex token with the key that signs its tokens.
+#[derive(Clone)]
+pub(crate) enum SessionSecret {
+    Native(CsrfSecret),
+    Flask { raw: String, key: [u8; 20] },
+}
+
+impl SessionSecret {
+    /// How the session stores it under [`SESSION_KEY`].
+    pub(crate) fn session_text(&self) -> String {
+        match self {
+            Self::Native(secret) => secret.encode(),
+            Self::Flask { raw, .. } => raw.clone(),
+        }
+    }
+
+    /// A token for this secret, issued at `now`.
+    fn issue(&self, keys: &KeyRing, now: SystemTime) -> String {
+        match self {
+            Self::Native(secret) => secret.issue(keys, now),
+            Self::Flask { raw, key } => super::flask::issue(raw, key, now),
+        }
+    }
+
+    /// Checks a presented, non-empty token against this secret.
+    ///
+    /// # Errors
+    /// [`CsrfError::Invalid`], [`CsrfError::Expired`] or [`CsrfError::Mismatch`].
+    pub(crate) fn verify(
+        &self,
+        presented: &str,
+        keys: &KeyRing,
+        now: SystemTime,
+        time_limit: Option<Duration>,
+    ) -> Result<(), CsrfError> {
+        match self {
+            Self::Native(secret) => {
+                verify_token(Some(presented), Some(secret), keys, now, time_limit)
+            }
+            Self::Flask { raw, key } => super::flask::verify(presented, raw, key, now, time_limit),
+        }
+    }
 
     /// The secret stored in `session`; `None` when there is none, or when what is there is not
-    /// a secret (then it is as good as absent, and the next token replaces it).
+    /// a secret of the session's format (then it is as good as absent, and the next token
+    /// replaces it).
     pub(crate) async fn load(session: &Session) -> Result<Option<Self>, SessionError> {
+        let format = &session.shared.settings.format;
         match session.get::<String>(SESSION_KEY).await {
-            Ok(text) => Ok(text.as_deref().and_then(Self::decode)),
+            Ok(text) => Ok(text.as_deref().and_then(|text| format.csrf_secret(text))),
             Err(SessionError::Decode(_)) => Ok(None),
             Err(other) => Err(other),
         }
@@ -134,24 +182,22 @@ impl CsrfSecret {
         if let Some(secret) = Self::load(session).await? {
             return Ok(secret);
         }
-        let minted = Self::generate().encode();
+        let format = session.shared.settings.format.clone();
+        let minted = format.new_csrf_secret().session_text();
+        let valid = format.clone();
         let stored = session
             .update(SESSION_KEY, move |current: Option<rmpv::Value>| {
-                let kept = current.filter(|v| v.as_str().and_then(Self::decode).is_some());
+                let kept =
+                    current.filter(|v| v.as_str().and_then(|t| valid.csrf_secret(t)).is_some());
                 Some(kept.unwrap_or_else(|| rmpv::Value::from(minted.as_str())))
             })
             .await?;
         stored
             .as_ref()
             .and_then(rmpv::Value::as_str)
-            .and_then(Self::decode)
+            .and_then(|text| format.csrf_secret(text))
             .ok_or(SessionError::Unavailable { source: None })
     }
-}
-
-/// A new secret in its session form, for a session being created.
-pub(crate) fn new_session_secret() -> rmpv::Value {
-    rmpv::Value::from(CsrfSecret::generate().encode())
 }
 
 /// Checks a presented token against the session's secret, in Flask-WTF's order: missing token,
@@ -237,7 +283,8 @@ fn unix_seconds(time: SystemTime) -> u64 {
 /// scripts that send the `X-CSRFToken` header.
 ///
 /// The first use creates the session's secret (so the response sets the session cookie). Each
-/// call renders a new masked token; all of them stay valid until the time limit or until the
+/// call renders a new token (masked anew in the native format; Flask-WTF's, stamped with the
+/// second, in the Flask format); all of them stay valid until the time limit or until the
 /// secret changes (log in, log out).
 ///
 /// ```
@@ -254,7 +301,7 @@ fn unix_seconds(time: SystemTime) -> u64 {
 /// ```
 #[derive(Clone)]
 pub struct CsrfToken {
-    secret: CsrfSecret,
+    secret: SessionSecret,
     keys: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
 }
@@ -273,7 +320,7 @@ impl CsrfToken {
     /// # Errors
     /// [`SessionError::Unavailable`] when the store cannot be reached.
     pub async fn for_session(session: &Session) -> Result<Self, SessionError> {
-        let secret = CsrfSecret::load_or_create(session).await?;
+        let secret = SessionSecret::load_or_create(session).await?;
         Ok(Self {
             secret,
             keys: Arc::clone(&session.shared.keys),
@@ -287,8 +334,8 @@ impl CsrfToken {
         self.secret.issue(&self.keys, self.clock.now())
     }
 
-    /// `<input type="hidden" name="csrf_token" value="…">` for a form. The token is base64url,
-    /// so it needs no escaping.
+    /// `<input type="hidden" name="csrf_token" value="…">` for a form. The token is base64url
+    /// (and dots, in the Flask format), so it needs no escaping.
     #[must_use]
     pub fn hidden_input(&self) -> String {
         format!(

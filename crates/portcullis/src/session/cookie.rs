@@ -1,8 +1,9 @@
 //! Reading the session cookie from a request and writing `Set-Cookie`.
 //!
-//! The value is `id.mac`: the base64url id and an HMAC-SHA256 over the cookie name and the id,
-//! so a cookie cannot be forged, altered, or moved to another cookie name. Verification runs
-//! before anything touches the store; a value that fails it is "no session".
+//! The value is the session's [`Format`](super::Format)'s: `id.mac` in the native format (the
+//! base64url id and an HMAC-SHA256 over the cookie name and the id, so a cookie cannot be
+//! forged, altered, or moved to another cookie name), `sid.sig` in the Flask format.
+//! Verification runs before anything touches the store; a value that fails it is "no session".
 
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +16,7 @@ use super::id::{Id, MAX_ENCODED_ID_LEN};
 use crate::keys::{KeyRing, KeyUse};
 
 /// Longest cookie value worth looking at: an id (a tagged one is the longest), a dot and a
-/// 256-bit MAC in base64url.
+/// 256-bit MAC in base64url (the Flask format's 160-bit signature is shorter).
 const MAX_VALUE_LEN: usize = MAX_ENCODED_ID_LEN + 1 + 43;
 
 /// What the request's cookie said.
@@ -30,55 +31,57 @@ pub(crate) enum Presented {
     Invalid,
 }
 
+/// How many cookies of the session's name are checked per request: a browser sends one per
+/// matching path or domain, a few at most; a header stuffed with thousands must not cost
+/// thousands of HMACs and log lines.
+const MAX_CANDIDATES: usize = 4;
+
 /// Finds the session cookie (exact name) and verifies it. When the browser sends several cookies
-/// of that name (different paths or domains), the first authentic one wins.
+/// of that name (different paths or domains), the first authentic one wins. Failures are logged
+/// once per request, with the keyed hash of the first unauthentic value.
 pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> Presented {
-    let mut presented = Presented::Absent;
     let values = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok());
-    for cookie in values.flat_map(Cookie::split_parse).flatten() {
-        if cookie.name() != settings.cookie_name {
-            continue;
+    let candidates = values
+        .flat_map(Cookie::split_parse)
+        .flatten()
+        .filter(|cookie| cookie.name() == settings.cookie_name)
+        .take(MAX_CANDIDATES);
+    let mut first_failure = None;
+    let mut failures = 0_usize;
+    for cookie in candidates {
+        if let Some((id, key_use)) = verify(cookie.value(), settings, keys) {
+            return Presented::Valid { id, key_use };
         }
-        match verify(cookie.value(), settings, keys) {
-            Some((id, key_use)) => return Presented::Valid { id, key_use },
-            None => {
-                tracing::warn!(
-                    target: "portcullis::security",
-                    cookie_hash = %keys.log_hash(cookie.value().as_bytes()),
-                    "session cookie failed verification; starting an anonymous session"
-                );
-                presented = Presented::Invalid;
-            }
+        failures += 1;
+        first_failure.get_or_insert_with(|| keys.log_hash(cookie.value().as_bytes()));
+    }
+    match first_failure {
+        None => Presented::Absent,
+        Some(cookie_hash) => {
+            tracing::warn!(
+                target: "portcullis::security",
+                %cookie_hash,
+                failures,
+                "session cookie failed verification; starting an anonymous session"
+            );
+            Presented::Invalid
         }
     }
-    presented
 }
 
 fn verify(value: &str, settings: &Settings, keys: &KeyRing) -> Option<(Id, KeyUse)> {
     if value.len() > MAX_VALUE_LEN {
         return None;
     }
-    if !settings.use_signer {
-        return Id::decode(value).map(|id| (id, KeyUse::Current));
-    }
-    let (id_text, mac) = value.split_once('.')?;
-    let id = Id::decode(id_text)?;
-    let key_use = keys.verify(&[settings.cookie_name.as_bytes(), id_text.as_bytes()], mac)?;
-    Some((id, key_use))
+    settings.format.verify_cookie(value, settings, keys)
 }
 
-/// The cookie value for `id`.
+/// The cookie value for `id`, in the session's format.
 pub(crate) fn value(id: &Id, settings: &Settings, keys: &KeyRing) -> String {
-    let id_text = id.encode();
-    if settings.use_signer {
-        let mac = keys.sign(&[settings.cookie_name.as_bytes(), id_text.as_bytes()]);
-        format!("{id_text}.{mac}")
-    } else {
-        id_text
-    }
+    settings.format.cookie_value(id, settings, keys)
 }
 
 /// How long the browser should keep the cookie.

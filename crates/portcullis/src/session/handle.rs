@@ -10,7 +10,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::Presented;
 use super::id::Id;
-use super::record::{Envelope, cas_token};
+use super::record::Envelope;
 use super::{SessionError, Shared};
 use crate::keys::KeyUse;
 
@@ -135,7 +135,7 @@ impl Session {
             return Ok(());
         };
         let settings = &self.shared.settings;
-        let key = id.store_key(&settings.key_prefix);
+        let key = settings.format.store_key(&id, &settings.key_prefix);
         let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
         let bytes = match self.shared.store.load(&key, slide_to).await {
             Ok(bytes) => bytes,
@@ -148,34 +148,42 @@ impl Session {
             }
         };
         self.shared.health.report_success();
-        let opened = bytes.map(|b| (Envelope::open(&self.shared.keys, &key, &b), b));
+        let keys = &self.shared.keys;
+        let opened = bytes.map(|b| (settings.format.decode_record(keys, &key, &b, now), b));
         state.current = Some(match opened {
-            Some((Some((envelope, record_key)), bytes))
+            Some((Some((envelope, rewrite)), bytes))
                 if now < envelope.created_at() + settings.absolute =>
             {
+                // Without a slide, the idle deadline is the one the last write set.
+                let written = (envelope.deadline_ms > 0)
+                    .then(|| crate::clock::from_unix_millis(envelope.deadline_ms));
                 Current {
                     id,
+                    modified: rewrite,
+                    reissue_cookie: key_use == KeyUse::Fallback,
+                    idle_deadline: slide_to.or(written),
                     envelope,
                     stored: true,
-                    modified: record_key == KeyUse::Fallback,
-                    reissue_cookie: key_use == KeyUse::Fallback,
-                    idle_deadline: slide_to,
-                    token: Some(cas_token(&bytes)),
+                    token: Some(settings.format.cas_token(&bytes)),
                     changes: Changes::default(),
                     regenerated: None,
                 }
             }
-            Some((opened, bytes)) => {
-                let len = bytes.len();
-                if opened.is_none() {
-                    tracing::warn!(
-                        target: "portcullis::security",
-                        session = %self.shared.keys.log_hash(key.as_str().as_bytes()),
-                        bytes = len,
-                        "session record failed authentication; discarding it"
-                    );
-                }
-                // Past its absolute lifetime, or unreadable: gone for good.
+            Some((None, bytes)) => {
+                // Unreadable here: altered, torn, or sealed by a key or format this process does
+                // not know yet (a rolling upgrade or key rotation). Treated as absent but left
+                // in place, since another process may still read it; its idle expiry ends it.
+                tracing::warn!(
+                    target: "portcullis::security",
+                    session = %self.shared.keys.log_hash(key.as_str().as_bytes()),
+                    bytes = bytes.len(),
+                    "session record failed authentication; starting a new session"
+                );
+                state.ended_previous = true;
+                self.fresh(now)
+            }
+            Some((Some(_), _)) => {
+                // Past its absolute lifetime: gone for good.
                 state.to_delete.push(id);
                 state.ended_previous = true;
                 self.fresh(now)

@@ -249,6 +249,7 @@ impl UserSessions {
         self.shared
             .store
             .user_index()
+            .filter(|_| self.shared.settings.format.indexes_users())
             .ok_or(SessionError::NoUserIndex)
     }
 

@@ -8,9 +8,9 @@ use tower_layer::Layer;
 use super::index::UserSessions;
 use super::service::SessionService;
 use super::write::WriteLocks;
-use super::{Health, Settings, Shared};
+use super::{Format, Health, Settings, Shared};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, SameSite};
+use crate::config::{Config, SameSite, SessionFormat};
 use crate::keys::KeyRing;
 use crate::store::{SessionLimit, SessionStore};
 
@@ -19,8 +19,8 @@ use crate::store::{SessionLimit, SessionStore};
 /// Defaults are the seed's `Config`: cookie `session`, `Path=/`, `HttpOnly`, `Secure`,
 /// `SameSite=Lax`, a 5-minute idle lifetime slid by every request, an 8-hour absolute
 /// lifetime, a browser-session cookie (`SESSION_PERMANENT=false`), prefix `sess:`, signed
-/// cookies, 64 KiB records, JSON errors under `/api/`. [`SessionLayer::from_config`] applies a
-/// loaded [`Config`] instead.
+/// cookies, 64 KiB records, JSON errors under `/api/`, the native [`Format`].
+/// [`SessionLayer::from_config`] applies a loaded [`Config`] instead.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -58,6 +58,7 @@ impl SessionLayer {
             max_bytes: 64 * 1024,
             json_prefix: "/api/".into(),
             limit: SessionLimit::default(),
+            format: Format::native(),
         };
         Self {
             shared: Arc::new(Shared {
@@ -91,6 +92,10 @@ impl SessionLayer {
         s.limit = SessionLimit {
             max: config.session_max_per_user,
             policy: config.session_limit_policy,
+        };
+        s.format = match config.session_format {
+            SessionFormat::Native => Format::native(),
+            SessionFormat::Flask => Format::flask(config.secret_key.as_bytes()),
         };
         layer
     }
@@ -204,6 +209,14 @@ impl SessionLayer {
     /// it is answered 409 and nothing is written.
     pub fn with_session_limit(mut self, limit: SessionLimit) -> Self {
         self.settings().limit = limit;
+        self
+    }
+
+    /// `SESSION_FORMAT` (default [`Format::native`]): how cookies, store keys, records and CSRF
+    /// tokens look. [`Format::flask`] shares the sessions of a Flask app (Flask-Session 0.8 on
+    /// the same Redis, Flask-WTF 1.3, the same `SECRET_KEY`); see the crate docs, "Formats".
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.settings().format = format;
         self
     }
 

@@ -3,8 +3,10 @@
 //! holds the pieces:
 //!
 //! - `id.rs`: 256-bit ids (with a user's routing tag once logged in) and the hashed store key;
-//! - `cookie.rs`: reading and verifying `id.mac`, writing `Set-Cookie`;
-//! - `record.rs`: the sealed envelope and its compare-and-set token;
+//! - `cookie.rs`: reading and verifying the cookie, writing `Set-Cookie`;
+//! - `record.rs`: the envelope (sealed in the native format);
+//! - `format/`: the [`Format`]: native or Flask cookies, store keys, records, CSRF secrets and
+//!   compare-and-set tokens;
 //! - `handle.rs`: the [`Session`] handle (lazy load, typed access, update, regenerate,
 //!   destroy), which records every change in `changes.rs`;
 //! - `write.rs`: the write after the handler: create, compare-and-set with replay, delete;
@@ -13,6 +15,7 @@
 
 mod changes;
 mod cookie;
+mod format;
 mod handle;
 mod id;
 mod index;
@@ -21,12 +24,15 @@ mod record;
 mod service;
 mod write;
 
+pub use format::Format;
 pub use handle::Session;
 pub use id::Id;
 pub use index::{DeviceSession, SessionHandle, UserSessions};
 pub use layer::SessionLayer;
 pub use record::Data;
 pub use service::{ResponseFuture, SessionService};
+
+pub(crate) use format::hmac_sha1;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,9 +75,10 @@ pub enum SessionError {
     /// A value could not be encoded as MessagePack.
     #[error("a value could not be encoded for the session")]
     Encode(#[source] rmpv::ext::Error),
-    /// The session store keeps no per-user index, so a user's sessions cannot be listed or
-    /// ended (every store of this crate keeps one).
-    #[error("the session store keeps no per-user index")]
+    /// There is no per-user index, so a user's sessions cannot be listed or ended: the store
+    /// keeps none (every store of this crate does), or the sessions are in the Flask format
+    /// (whose ids the Flask app mints, so they cannot share a slot with an index).
+    #[error("there is no per-user session index (a store without one, or the Flask format)")]
     NoUserIndex,
 }
 
@@ -128,6 +135,7 @@ pub(crate) struct Settings {
     pub(crate) json_prefix: String,
     /// `SESSION_MAX_PER_USER` and its policy.
     pub(crate) limit: SessionLimit,
+    pub(crate) format: Format,
 }
 
 /// What every request of one layer shares.

@@ -35,6 +35,10 @@ pub(crate) struct Envelope {
     pub(crate) user_id: Option<String>,
     /// Application data.
     pub(crate) data: Data,
+    /// The store expiry set by the last write, in Unix milliseconds: without sliding loads
+    /// (`SESSION_REFRESH_EACH_REQUEST=false`) it is still the idle deadline. 0 when unknown.
+    #[serde(default)]
+    pub(crate) deadline_ms: u64,
 }
 
 impl Envelope {
@@ -45,6 +49,7 @@ impl Envelope {
             revision: 0,
             user_id: None,
             data: Data::new(),
+            deadline_ms: 0,
         }
     }
 

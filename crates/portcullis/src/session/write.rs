@@ -28,7 +28,7 @@ use super::Shared;
 use super::handle::{Current, State};
 use super::id::Id;
 use super::index::slot;
-use super::record::{Envelope, cas_token};
+use super::record::Envelope;
 use crate::keys::fill_random;
 use crate::store::{
     Indexed, NewIndexed, Retire, SaveOutcome, StoreError, StoreKey, UserIndex, WriteOutcome,
@@ -146,7 +146,7 @@ pub(crate) fn worth_storing(current: &Current) -> bool {
 /// The compare-and-set loop, in this session's turn.
 async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result<(), Failure> {
     let settings = &shared.settings;
-    let key = current.id.store_key(&settings.key_prefix);
+    let key = settings.format.store_key(&current.id, &settings.key_prefix);
     let Some(mut expected) = current.token.clone() else {
         // Invariant of the handle: a stored session was loaded, with its token.
         return Err(Failure::Unavailable(None));
@@ -154,11 +154,11 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
     let mut last = shared.writers.stripe(&key).lock().await;
     if let Some((written_key, record)) = last.as_ref()
         && *written_key == key
-        && cas_token(record) != expected
+        && settings.format.cas_token(record) != expected
         && merge_onto(shared, current, &key, record, now)
     {
         // A writer of this process saved since this request loaded: start from its record.
-        expected = cas_token(record);
+        expected = settings.format.cas_token(record);
     }
     let outcome = save_in_turn(shared, current, &key, expected, now).await;
     *last = match &outcome {
@@ -177,7 +177,7 @@ fn merge_onto(
     record: &[u8],
     now: SystemTime,
 ) -> bool {
-    let Some((mut envelope, _)) = Envelope::open(&shared.keys, key, record) else {
+    let Some(mut envelope) = decode(shared, key, record, now) else {
         return false;
     };
     if now >= envelope.created_at() + shared.settings.absolute {
@@ -186,6 +186,15 @@ fn merge_onto(
     current.changes.replay(&mut envelope);
     current.envelope = envelope;
     true
+}
+
+/// The session in a record of this layer's format, read under `key`.
+fn decode(shared: &Shared, key: &StoreKey, record: &[u8], now: SystemTime) -> Option<Envelope> {
+    shared
+        .settings
+        .format
+        .decode_record(&shared.keys, key, record, now)
+        .map(|(envelope, _)| envelope)
 }
 
 /// Tries the compare-and-set until it lands; returns the record written.
@@ -209,12 +218,8 @@ async fn save_in_turn(
             }
         }
         current.envelope.revision += 1;
-        let sealed = current
-            .envelope
-            .seal(&shared.keys, &key)
-            .map_err(|_| Failure::Encode)?;
-        let deadline = current.envelope.created_at() + settings.absolute;
-        let expires_at = (now + settings.idle).min(deadline);
+        let (sealed, expires_at) = seal(shared, current, &key, now)?;
+        let token = |record: &[u8]| settings.format.cas_token(record);
         match shared
             .store
             .save(&key, &expected, &sealed, expires_at)
@@ -224,18 +229,18 @@ async fn save_in_turn(
                 if attempt > 0 {
                     tracing::debug!(conflicts = attempt, "session saved after concurrent writes");
                 }
-                current.token = Some(cas_token(&sealed));
+                current.token = Some(token(&sealed));
                 return Ok(sealed);
             }
             SaveOutcome::Gone => return Err(Failure::Ended),
             // Our own write, found by a retry after a lost reply: it had landed.
-            SaveOutcome::Conflict(live) if cas_token(&live) == cas_token(&sealed) => {
-                current.token = Some(cas_token(&sealed));
+            SaveOutcome::Conflict(live) if token(&live) == token(&sealed) => {
+                current.token = Some(token(&sealed));
                 return Ok(sealed);
             }
             SaveOutcome::Conflict(live) => {
-                let Some((mut envelope, _)) = Envelope::open(&shared.keys, &key, &live) else {
-                    // Not a record this key ring can open: the next load discards it.
+                let Some(mut envelope) = decode(shared, &key, &live, now) else {
+                    // Not a record this layer can read: another process's key or format.
                     return Err(Failure::Ended);
                 };
                 if now >= envelope.created_at() + settings.absolute {
@@ -243,7 +248,7 @@ async fn save_in_turn(
                 }
                 current.changes.replay(&mut envelope);
                 current.envelope = envelope;
-                expected = cas_token(&live);
+                expected = token(&live);
                 back_off(attempt).await;
             }
         }
@@ -270,17 +275,20 @@ async fn create(shared: &Shared, current: &mut Current, now: SystemTime) -> Resu
         .envelope
         .data
         .entry(crate::csrf::SESSION_KEY.to_owned())
-        .or_insert_with(crate::csrf::new_session_secret);
+        .or_insert_with(|| rmpv::Value::from(settings.format.new_csrf_secret().session_text()));
     let old = current.regenerated.clone();
     let user = current.envelope.user_id.clone();
-    let index = shared.store.user_index();
+    let index = shared
+        .store
+        .user_index()
+        .filter(|_| settings.format.indexes_users());
     let retired = match (user, index) {
         (Some(user), Some(index)) => create_indexed(shared, index, current, &user, now).await?,
         _ => {
-            let key = current.id.store_key(&settings.key_prefix);
+            let key = settings.format.store_key(&current.id, &settings.key_prefix);
             let (sealed, expires_at) = seal(shared, current, &key, now)?;
             match shared.store.create(&key, &sealed, expires_at).await? {
-                WriteOutcome::Written => current.token = Some(cas_token(&sealed)),
+                WriteOutcome::Written => current.token = Some(settings.format.cas_token(&sealed)),
                 WriteOutcome::NotWritten => return Err(collision()),
             }
             false
@@ -310,7 +318,7 @@ async fn create_indexed(
     };
     // The id was never sent (the session is new), so it can still take its user's tag.
     current.id = Id::tagged(tag);
-    let key = current.id.store_key(&settings.key_prefix);
+    let key = settings.format.store_key(&current.id, &settings.key_prefix);
     let slot = slot(&settings.key_prefix, &tag);
     let member = current.id.digest();
     let same_user = current
@@ -346,10 +354,13 @@ async fn create_indexed(
                         "a log-in ended the user's oldest sessions (SESSION_MAX_PER_USER)"
                     );
                 }
-                current.token = Some(cas_token(&sealed));
+                current.token = Some(settings.format.cas_token(&sealed));
                 return Ok(same_user.is_some());
             }
             Indexed::Exists => return Err(collision()),
+            // Ended while this request ran (a logout elsewhere): its data must not live on
+            // under a new id.
+            Indexed::Gone => return Err(Failure::Ended),
             Indexed::Refused => {
                 return Err(Failure::LimitReached {
                     max: settings.limit.max.map_or(0, std::num::NonZeroUsize::get),
@@ -359,8 +370,8 @@ async fn create_indexed(
                 let Some((old, _, _)) = &same_user else {
                     return Err(Failure::Unavailable(None));
                 };
-                merge_into(shared, current, old, &live)?;
-                old_token = Some(cas_token(&live));
+                merge_into(shared, current, old, &live, now)?;
+                old_token = Some(settings.format.cas_token(&live));
                 back_off(attempt).await;
             }
         }
@@ -370,7 +381,9 @@ async fn create_indexed(
 
 /// Retires `old` (already written as `current`'s new id) if it is still the record this
 /// request loaded; else replays this request's changes onto it, saves the new session again,
-/// and tries once more. An old record already gone is fine: the new session stands.
+/// and tries once more. An old record already gone was ended while this request ran (a
+/// logout elsewhere): then the new record goes too, and the answer is 409, so that the
+/// session's data does not live on under a new id.
 async fn retire(
     shared: &Shared,
     current: &mut Current,
@@ -378,14 +391,19 @@ async fn retire(
     mut expected: Vec<u8>,
     now: SystemTime,
 ) -> Result<(), Failure> {
-    let old_key = old.store_key(&shared.settings.key_prefix);
+    let settings = &shared.settings;
+    let old_key = settings.format.store_key(old, &settings.key_prefix);
     for attempt in 0..MAX_SAVE_ATTEMPTS {
         match shared.store.delete_if(&old_key, &expected).await? {
-            SaveOutcome::Saved | SaveOutcome::Gone => return Ok(()),
+            SaveOutcome::Saved => return Ok(()),
+            SaveOutcome::Gone => {
+                delete(shared, &current.id).await?;
+                return Err(Failure::Ended);
+            }
             SaveOutcome::Conflict(live) => {
-                merge_into(shared, current, old, &live)?;
+                merge_into(shared, current, old, &live, now)?;
                 save(shared, current, now).await?;
-                expected = cas_token(&live);
+                expected = settings.format.cas_token(&live);
                 back_off(attempt).await;
             }
         }
@@ -400,9 +418,11 @@ fn merge_into(
     current: &mut Current,
     old: &Id,
     live: &[u8],
+    now: SystemTime,
 ) -> Result<(), Failure> {
-    let old_key = old.store_key(&shared.settings.key_prefix);
-    let Some((mut envelope, _)) = Envelope::open(&shared.keys, &old_key, live) else {
+    let settings = &shared.settings;
+    let old_key = settings.format.store_key(old, &settings.key_prefix);
+    let Some(mut envelope) = decode(shared, &old_key, live, now) else {
         return Err(Failure::Ended);
     };
     current.changes.replay(&mut envelope);
@@ -415,30 +435,36 @@ fn merge_into(
     Ok(())
 }
 
-/// Seals `current` for `key`; returns the record and its idle deadline.
+/// Encodes `current` for `key` in the layer's format (sealed, for the native one), recording
+/// the idle deadline it is written with; returns the record and that deadline.
 fn seal(
     shared: &Shared,
-    current: &Current,
+    current: &mut Current,
     key: &StoreKey,
     now: SystemTime,
 ) -> Result<(Vec<u8>, SystemTime), Failure> {
     let settings = &shared.settings;
-    let sealed = current
-        .envelope
-        .seal(&shared.keys, key)
-        .map_err(|_| Failure::Encode)?;
     let deadline = current.envelope.created_at() + settings.absolute;
-    Ok((sealed, (now + settings.idle).min(deadline)))
+    let expires_at = (now + settings.idle).min(deadline);
+    current.envelope.deadline_ms = crate::clock::unix_millis(expires_at);
+    let sealed = settings
+        .format
+        .encode_record(&current.envelope, &shared.keys, key)
+        .map_err(|_| Failure::Encode)?;
+    Ok((sealed, expires_at))
 }
 
 /// Removes an ended session: from its user's index too when it is a logged-in one.
 async fn delete(shared: &Shared, id: &Id) -> Result<(), Failure> {
-    let prefix = &shared.settings.key_prefix;
+    let settings = &shared.settings;
+    let prefix = &settings.key_prefix;
     match (id.tag(), shared.store.user_index()) {
-        (Some(tag), Some(index)) => index.end(&slot(prefix, tag), &id.digest()).await?,
+        (Some(tag), Some(index)) if settings.format.indexes_users() => {
+            index.end(&slot(prefix, tag), &id.digest()).await?
+        }
         _ => {
-            shared.store.delete(&id.store_key(prefix)).await?;
-            true
+            let key = settings.format.store_key(id, prefix);
+            shared.store.delete(&key).await?
         }
     };
     Ok(())

@@ -384,11 +384,13 @@ impl SessionStore for FileStore {
             .await
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
         let path = self.record_path(key)?;
         self.run(move |store| {
             let _order = store.lock();
-            remove(&path)
+            let live = state_at(&path, store.clock.now())? == State::Live;
+            remove(&path)?;
+            Ok(live)
         })
         .await
     }

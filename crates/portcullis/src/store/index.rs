@@ -133,6 +133,8 @@ pub enum Indexed {
     /// The session to retire no longer matches its token: its live record. Nothing was
     /// written.
     Stale(Vec<u8>),
+    /// The session to retire is gone (ended while the regeneration ran). Nothing was written.
+    Gone,
 }
 
 /// One live session of a user, as [`UserIndex::list`] finds it.
@@ -152,8 +154,9 @@ pub struct IndexedRecord {
 pub trait UserIndex: Send + Sync {
     /// Creates a session (only if its key is absent, as [`SessionStore::create`]
     /// (super::SessionStore::create)) and adds it to the slot's index, in one atomic step that
-    /// also prunes dead members, applies the limit, and retires `new.retire` (if it still
-    /// matches its token; a retired session already gone is fine).
+    /// also prunes dead members, applies the limit, and retires `new.retire`: only if it still
+    /// matches its token ([`Indexed::Stale`] otherwise) and is still there ([`Indexed::Gone`]
+    /// otherwise: a regeneration never outlives a logout).
     ///
     /// # Errors
     /// [`StoreError`] when the backend fails.

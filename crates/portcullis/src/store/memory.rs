@@ -165,9 +165,13 @@ impl SessionStore for MemoryStore {
         Ok(SaveOutcome::Saved)
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.records().entries.remove(key);
-        Ok(())
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        Ok(self
+            .records()
+            .entries
+            .remove(key)
+            .is_some_and(|entry| entry.expires_at > now))
     }
 
     async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
@@ -241,10 +245,12 @@ impl UserIndex for MemoryStore {
         };
         if let Some(old) = new.retire {
             let old_key = new.slot.member_key(old.member);
-            if let Some(entry) = Self::live(&mut records.entries, &old_key, now)
-                && !matches_token(&entry.record, old.token)
-            {
-                return Ok(Indexed::Stale(entry.record.clone()));
+            match Self::live(&mut records.entries, &old_key, now) {
+                None => return Ok(Indexed::Gone),
+                Some(entry) if !matches_token(&entry.record, old.token) => {
+                    return Ok(Indexed::Stale(entry.record.clone()));
+                }
+                Some(_) => {}
             }
         }
         let key = new.slot.member_key(new.member);

@@ -202,11 +202,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError>;
 
-    /// Removes the record under `key`; removing a missing record is not an error.
+    /// Removes the record under `key` and says whether a live one was there; removing a
+    /// missing record is not an error. The answer lets a regenerated session notice that a
+    /// logout deleted its old record meanwhile, and not outlive it under its new id.
     ///
     /// # Errors
     /// [`StoreError`] when the backend fails.
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError>;
 
     /// Removes the live record under `key` if, and only if, it still matches `expected`
     /// ([`matches_token`]), in one atomic step: [`SaveOutcome::Saved`] when removed,
@@ -269,7 +271,7 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     ) -> Result<SaveOutcome, StoreError> {
         (**self).save(key, expected, record, expires_at).await
     }
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
         (**self).delete(key).await
     }
     async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {

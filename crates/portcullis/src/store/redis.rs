@@ -520,14 +520,15 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        // Redis expires a key on access, so `DEL` counts only a live record.
         self.query::<u64>(
             redis::cmd("DEL").arg(key.as_str()),
-            Repeat::Idempotent,
+            Repeat::Once,
             "deleting a session record",
         )
         .await
-        .map(drop)
+        .map(|deleted| deleted > 0)
     }
 
     /// The `delete_if` script. Sent again after a lost connection: a repeat of one that

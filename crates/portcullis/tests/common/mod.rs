@@ -114,7 +114,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
             .push((key.clone(), record.to_vec()));
         self.inner.save(key, expected, record, at).await
     }
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
         self.stats.deletes.fetch_add(1, Ordering::SeqCst);
         self.stats.calls.lock().unwrap().push("delete");
         self.check()?;
@@ -144,6 +144,7 @@ pub fn routes() -> Router {
         .route("/big", post(big))
         .route("/fail", post(fail))
         .route("/ended", get(ended))
+        .route("/expires", get(expires))
 }
 
 async fn count(session: Session) -> Result<String, SessionError> {
@@ -180,6 +181,15 @@ async fn big(session: Session) -> Result<&'static str, SessionError> {
 async fn fail(session: Session) -> Result<(StatusCode, &'static str), SessionError> {
     session.insert("half-done", true).await?;
     Ok((StatusCode::INTERNAL_SERVER_ERROR, "boom"))
+}
+
+async fn expires(session: Session) -> Result<String, SessionError> {
+    let at = session.expires_at().await?;
+    Ok(at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string())
 }
 
 async fn ended(session: Session) -> Result<String, SessionError> {

@@ -124,10 +124,10 @@ impl FileStore {
         };
         if let Some((old, token)) = &new.retire {
             let old_path = self.member_path(slot, old)?;
-            if let Some(live) = read_live(&old_path, self.clock.now())?
-                && !matches_token(&live, token)
-            {
-                return Ok(Indexed::Stale(live));
+            match read_live(&old_path, self.clock.now())? {
+                None => return Ok(Indexed::Gone),
+                Some(live) if !matches_token(&live, token) => return Ok(Indexed::Stale(live)),
+                Some(_) => {}
             }
         }
         match state_at(&path, self.clock.now())? {

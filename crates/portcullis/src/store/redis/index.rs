@@ -56,6 +56,7 @@ impl UserIndex for RedisStore {
         match reply {
             Value::Int(-1) => Ok(Indexed::Refused),
             Value::Int(-2) => Ok(Indexed::Exists),
+            Value::Int(-3) => Ok(Indexed::Gone),
             Value::BulkString(live) => Ok(Indexed::Stale(live)),
             Value::Array(evicted) => Ok(Indexed::Created {
                 evicted: evicted.iter().filter_map(text).collect(),

@@ -64,12 +64,13 @@ return 1
 ///
 /// Prunes members past their deadline and members whose key is gone, then counts (the retired
 /// member aside), refuses or evicts the oldest deadlines, checks that the member to retire is
-/// unchanged (else hands its record back), writes with `SET NX` (the only write that can
+/// still there and unchanged (else says so, or hands its record back), writes with `SET NX` (the only write that can
 /// fail goes first), retires, and sets the index's expiry to its latest score (plain
 /// `PEXPIREAT`: with `GT` a key without expiry would never get one).
 ///
 /// Reply: the evicted members (an array, maybe empty); `-1` refused by the limit; `-2` the
-/// key exists; a string: the live record of the member to retire, which changed.
+/// key exists; `-3` the member to retire is gone (ended meanwhile); a string: the live record
+/// of the member to retire, which changed.
 pub(super) static LOGIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"#!lua
@@ -85,7 +86,8 @@ if retire ~= '' and redis.call('ZSCORE', index, retire) then n = n - 1 end
 if max > 0 and n >= max and ARGV[8] == 'refuse' then return -1 end
 if retire ~= '' then
   local old = redis.call('GET', prefix .. retire)
-  if old and string.sub(old, 1, #ARGV[10]) ~= ARGV[10] then return old end
+  if not old then return -3 end
+  if string.sub(old, 1, #ARGV[10]) ~= ARGV[10] then return old end
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return -2 end
 if retire ~= '' then
