@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -14,7 +15,9 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use portcullis::clock::ManualClock;
 use portcullis::config::ConfigLoader;
-use portcullis::store::MemoryStore;
+use portcullis::store::{
+    MemoryStore, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome,
+};
 use portcullis_site::{AppState, app};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -28,7 +31,69 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub store: MemoryStore,
     pub state: AppState,
+    racing: RacingStore,
     _dir: TempDir,
+}
+
+/// The memory store, with loads that can be made to wait for each other: after
+/// [`TestApp::race_next_loads`]`(n)`, the next `n` loads each wait until all `n` have
+/// started, so `n` concurrent requests all read the same version of a session before any of
+/// them writes.
+#[derive(Clone, Debug)]
+struct RacingStore {
+    inner: MemoryStore,
+    armed: Arc<std::sync::Mutex<Option<(Arc<tokio::sync::Barrier>, usize)>>>,
+}
+
+#[async_trait]
+impl SessionStore for RacingStore {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &[u8],
+        at: std::time::SystemTime,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.inner.create(key, record, at).await
+    }
+    async fn load(
+        &self,
+        key: &StoreKey,
+        slide: Option<std::time::SystemTime>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let barrier = {
+            let mut armed = self.armed.lock().unwrap();
+            match armed.as_mut() {
+                Some((barrier, left)) if *left > 0 => {
+                    *left -= 1;
+                    Some(Arc::clone(barrier))
+                }
+                _ => None,
+            }
+        };
+        let loaded = self.inner.load(key, slide).await;
+        if let Some(barrier) = barrier {
+            barrier.wait().await;
+        }
+        loaded
+    }
+    async fn save(
+        &self,
+        key: &StoreKey,
+        expected: &[u8],
+        record: &[u8],
+        at: std::time::SystemTime,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.inner.save(key, expected, record, at).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+        self.inner.delete_if(key, expected).await
+    }
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        self.inner.user_index()
+    }
 }
 
 impl TestApp {
@@ -54,8 +119,12 @@ impl TestApp {
             .unwrap();
         let clock = ManualClock::new();
         let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+        let racing = RacingStore {
+            inner: store.clone(),
+            armed: Arc::default(),
+        };
         let state =
-            AppState::open_with_clock(config, Arc::new(store.clone()), Arc::new(clock.clone()))
+            AppState::open_with_clock(config, Arc::new(racing.clone()), Arc::new(clock.clone()))
                 .await
                 .unwrap();
         Self {
@@ -63,8 +132,14 @@ impl TestApp {
             clock,
             store,
             state,
+            racing,
             _dir: dir,
         }
+    }
+
+    /// Makes the next `n` session loads wait for each other (see [`RacingStore`]).
+    pub fn race_next_loads(&self, n: usize) {
+        *self.racing.armed.lock().unwrap() = Some((Arc::new(tokio::sync::Barrier::new(n)), n));
     }
 
     pub fn browser(&self) -> Browser<'_> {

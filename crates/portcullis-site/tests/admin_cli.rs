@@ -1,0 +1,226 @@
+//! The administrator's command line on a running dev site: `sessions list`, `sessions end`
+//! (all, or all but one) and `users reset-password`, on the site's own files and accounts.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use support::{Site, client, portcullis, post_form};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn run(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = portcullis(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn register(site: &Site, name: &str) {
+    let fields = [
+        ("name", name),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+    ];
+    let (response, _) = post_form(site, None, "/register", &fields).await;
+    assert_eq!(response.status(), 303);
+}
+
+async fn log_in(site: &Site, name: &str, password: &str) -> (u16, String) {
+    let fields = [("name", name), ("password", password)];
+    let (response, cookie) = post_form(site, None, "/login", &fields).await;
+    (response.status().as_u16(), cookie)
+}
+
+async fn me(site: &Site, cookie: &str) -> u16 {
+    client()
+        .get(site.url("/api/me"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The ids (first column) of `sessions list`'s rows.
+fn listed(output: &Output) -> Vec<String> {
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout)
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_ended_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    register(&site, "carol").await;
+    let (_, first) = log_in(&site, "carol", PASSWORD).await;
+    let (_, second) = log_in(&site, "carol", PASSWORD).await;
+
+    let output = run(dir.path(), &["sessions", "list", "--user", "carol"], "");
+    let out = text(&output.stdout);
+    assert!(out.starts_with("ID "), "{out}");
+    assert!(out.contains("STARTED") && out.contains("LAST USED") && out.contains("BROWSER"));
+    let ids = listed(&output);
+    assert_eq!(ids.len(), 2, "{out}");
+    assert!(ids.iter().all(|id| id.len() == 43));
+    assert!(
+        !out.contains(first.split_once('=').unwrap().1),
+        "never a cookie"
+    );
+
+    // The oldest session is listed first: keep it, end the other.
+    let output = run(
+        dir.path(),
+        &[
+            "sessions",
+            "end",
+            "--user",
+            "carol",
+            "--except-current",
+            &ids[0],
+        ],
+        "",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "ended 1 session(s) of carol\n");
+    assert_eq!(me(&site, &first).await, 200);
+    assert_eq!(me(&site, &second).await, 401);
+    assert_eq!(
+        listed(&run(
+            dir.path(),
+            &["sessions", "list", "--user", "carol"],
+            ""
+        )),
+        [ids[0].clone()]
+    );
+
+    let output = run(
+        dir.path(),
+        &["sessions", "end", "--user", "carol", "--all"],
+        "",
+    );
+    assert_eq!(text(&output.stdout), "ended 1 session(s) of carol\n");
+    assert_eq!(me(&site, &first).await, 401);
+    let output = run(dir.path(), &["sessions", "list", "--user", "carol"], "");
+    assert_eq!(text(&output.stdout), "carol has no live session\n");
+}
+
+#[tokio::test]
+async fn bad_command_lines_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    register(&site, "dave").await;
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["sessions", "end", "--user", "dave"], 2, "required"),
+        (
+            &[
+                "sessions",
+                "end",
+                "--user",
+                "dave",
+                "--all",
+                "--except-current",
+                "x",
+            ],
+            2,
+            "cannot be used with",
+        ),
+        (
+            &[
+                "sessions",
+                "end",
+                "--user",
+                "dave",
+                "--except-current",
+                "not-a-handle",
+            ],
+            1,
+            "is not a session handle",
+        ),
+        (
+            &["sessions", "list", "--user", "nobody"],
+            1,
+            "there is no user named \"nobody\"",
+        ),
+    ];
+    for (args, code, words) in cases {
+        let output = run(dir.path(), args, "");
+        assert_eq!(output.status.code(), Some(code), "{args:?}");
+        assert!(
+            text(&output.stderr).contains(words),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+    for args in [
+        &["sessions", "list", "--help"][..],
+        &["sessions", "end", "--help"],
+        &["users", "reset-password", "--help"],
+    ] {
+        let output = run(dir.path(), args, "");
+        assert!(output.status.success(), "{args:?}");
+        assert!(text(&output.stdout).contains("--user <NAME>"), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_every_session_of_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    register(&site, "erin").await;
+    let (_, laptop) = log_in(&site, "erin", PASSWORD).await;
+    let (_, phone) = log_in(&site, "erin", PASSWORD).await;
+
+    let output = run(
+        dir.path(),
+        &["users", "reset-password", "--user", "erin"],
+        "short\n",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("8 to 128 characters"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        me(&site, &laptop).await,
+        200,
+        "a refused reset ends nothing"
+    );
+
+    let output = run(
+        dir.path(),
+        &["users", "reset-password", "--user", "erin"],
+        "a brand new passphrase\n",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "password of erin changed; ended 2 session(s)\n"
+    );
+    assert_eq!(me(&site, &laptop).await, 401);
+    assert_eq!(me(&site, &phone).await, 401);
+    assert_eq!(log_in(&site, "erin", PASSWORD).await.0, 401);
+    assert_eq!(log_in(&site, "erin", "a brand new passphrase").await.0, 303);
+}
