@@ -42,8 +42,11 @@ pub struct TestApp {
 #[derive(Clone, Debug)]
 struct RacingStore {
     inner: MemoryStore,
-    armed: Arc<std::sync::Mutex<Option<(Arc<tokio::sync::Barrier>, usize)>>>,
+    armed: Arc<std::sync::Mutex<Option<Armed>>>,
 }
+
+/// The barrier the next loads wait on, and how many loads are still to take it.
+type Armed = (Arc<tokio::sync::Barrier>, usize);
 
 #[async_trait]
 impl SessionStore for RacingStore {
