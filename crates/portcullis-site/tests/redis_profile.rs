@@ -10,9 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redis_support::RedisServer;
-use support::{SECRET, Site, client, post_form};
-
-const PASSWORD: &str = "correct horse battery";
+use support::{PASSWORD, SECRET, Site, client, post_form, register_and_log_in};
 
 fn redis_site(dir: &std::path::Path, redis: &RedisServer, extra: &[(&str, &str)]) -> Site {
     let url = redis.url();
@@ -23,25 +21,6 @@ fn redis_site(dir: &std::path::Path, redis: &RedisServer, extra: &[(&str, &str)]
     ];
     env.extend_from_slice(extra);
     Site::start(dir, &env)
-}
-
-async fn register_and_log_in(site: &Site, name: &str) -> String {
-    let fields = [
-        ("name", name),
-        ("password", PASSWORD),
-        ("confirm", PASSWORD),
-    ];
-    let (response, _) = post_form(site, None, "/register", &fields).await;
-    assert_eq!(response.status(), 303, "registration");
-    let (response, cookie) = post_form(
-        site,
-        None,
-        "/login",
-        &[("name", name), ("password", PASSWORD)],
-    )
-    .await;
-    assert_eq!(response.status(), 303, "log-in");
-    cookie
 }
 
 async fn me(site: &Site, cookie: &str) -> reqwest::Response {

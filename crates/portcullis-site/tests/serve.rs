@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Site, client, csrf, portcullis, post_form};
+use support::{Site, client, csrf, portcullis, register_and_log_in};
 
 fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir.join(".flask_session"))
@@ -73,22 +73,7 @@ async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_i
 
 /// Registers and logs in `name`; returns the session cookie and a CSRF token for it.
 async fn logged_in(site: &Site, name: &str) -> (String, String) {
-    let password = "correct horse battery";
-    let fields = [
-        ("name", name),
-        ("password", password),
-        ("confirm", password),
-    ];
-    let (response, _) = post_form(site, None, "/register", &fields).await;
-    assert_eq!(response.status(), 303);
-    let (response, cookie) = post_form(
-        site,
-        None,
-        "/login",
-        &[("name", name), ("password", password)],
-    )
-    .await;
-    assert_eq!(response.status(), 303);
+    let cookie = register_and_log_in(site, name).await;
     csrf(site, Some(&cookie)).await
 }
 

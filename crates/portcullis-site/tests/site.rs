@@ -6,30 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Site, client, post_form};
-
-const PASSWORD: &str = "correct horse battery";
-
-/// Registers `name` and logs in; returns the session cookie.
-async fn register_and_log_in(site: &Site, name: &str) -> String {
-    let fields = [
-        ("name", name),
-        ("password", PASSWORD),
-        ("confirm", PASSWORD),
-    ];
-    let (response, _) = post_form(site, None, "/register", &fields).await;
-    assert_eq!(response.status(), 303);
-    let (response, cookie) = post_form(
-        site,
-        None,
-        "/login",
-        &[("name", name), ("password", PASSWORD)],
-    )
-    .await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(response.headers()["location"], "/");
-    cookie
-}
+use support::{Site, client, post_form, register_and_log_in};
 
 async fn get(site: &Site, path: &str, cookie: &str) -> reqwest::Response {
     client()

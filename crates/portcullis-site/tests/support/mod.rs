@@ -170,3 +170,22 @@ pub async fn post_form(
     };
     (response, next)
 }
+
+/// The password every end-to-end test account uses.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Registers `name` and logs in through the real forms; returns the session cookie.
+pub async fn register_and_log_in(site: &Site, name: &str) -> String {
+    let fields = [
+        ("name", name),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+    ];
+    let (response, _) = post_form(site, None, "/register", &fields).await;
+    assert_eq!(response.status(), 303, "registration of {name}");
+    let log_in = [("name", name), ("password", PASSWORD)];
+    let (response, cookie) = post_form(site, None, "/login", &log_in).await;
+    assert_eq!(response.status(), 303, "log-in of {name}");
+    assert_eq!(response.headers()["location"], "/");
+    cookie
+}
