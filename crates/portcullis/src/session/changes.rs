@@ -1,8 +1,8 @@
 //! What one request changed in its session, as a list of operations, so that they can be
 //! applied again onto a newer record when another request saved the session first.
 //!
-//! The session layer writes with a compare-and-set ([`SessionStore::save`]
-//! (crate::store::SessionStore::save)). When it finds that another request saved meanwhile, it
+//! The session layer writes with a compare-and-set
+//! ([`SessionStore::save`](crate::store::SessionStore::save)). When it finds that another request saved meanwhile, it
 //! opens that request's record and replays this list onto it, in order:
 //!
 //! - `Insert` and `Remove`: last writer wins, per key; other keys are untouched, so two

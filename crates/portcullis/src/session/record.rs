@@ -89,8 +89,8 @@ impl Envelope {
     }
 }
 
-/// The compare-and-set token of a sealed record ([`SessionStore::save`]
-/// (crate::store::SessionStore::save)): its format byte and nonce, unique per seal and stored
+/// The compare-and-set token of a sealed record
+/// ([`SessionStore::save`](crate::store::SessionStore::save)): its format byte and nonce, unique per seal and stored
 /// in clear. A record shorter than that (not one of ours) is its own token.
 pub(crate) fn cas_token(sealed: &[u8]) -> Vec<u8> {
     sealed[..sealed.len().min(1 + crate::keys::NONCE_LEN)].to_vec()

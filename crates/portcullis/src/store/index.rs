@@ -152,8 +152,8 @@ pub struct IndexedRecord {
 /// [`SessionStore::user_index`](super::SessionStore::user_index).
 #[async_trait]
 pub trait UserIndex: Send + Sync {
-    /// Creates a session (only if its key is absent, as [`SessionStore::create`]
-    /// (super::SessionStore::create)) and adds it to the slot's index, in one atomic step that
+    /// Creates a session (only if its key is absent, as
+    /// [`SessionStore::create`](super::SessionStore::create)) and adds it to the slot's index, in one atomic step that
     /// also prunes dead members, applies the limit, and retires `new.retire`: only if it still
     /// matches its token ([`Indexed::Stale`] otherwise) and is still there ([`Indexed::Gone`]
     /// otherwise: a regeneration never outlives a logout).
