@@ -152,6 +152,7 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
         return Err(Failure::Unavailable(None));
     };
     let mut last = shared.writers.stripe(&key).lock().await;
+    let mut merged = false;
     if let Some((written_key, record)) = last.as_ref()
         && *written_key == key
         && settings.format.cas_token(record) != expected
@@ -159,8 +160,9 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
     {
         // A writer of this process saved since this request loaded: start from its record.
         expected = settings.format.cas_token(record);
+        merged = true;
     }
-    let outcome = save_in_turn(shared, current, &key, expected, now).await;
+    let outcome = save_in_turn(shared, current, &key, expected, merged, now).await;
     *last = match &outcome {
         Ok(sealed) => Some((key, sealed.clone())),
         Err(_) => None,
@@ -203,12 +205,15 @@ async fn save_in_turn(
     current: &mut Current,
     key: &StoreKey,
     mut expected: Vec<u8>,
+    mut merged: bool,
     now: SystemTime,
 ) -> Result<Vec<u8>, Failure> {
     let settings = &shared.settings;
     let key = key.clone();
     for attempt in 0..MAX_SAVE_ATTEMPTS {
-        if attempt > 0 {
+        // The handle kept this request's own changes within the limit; merged with another
+        // request's, the session may not be.
+        if merged {
             let size = current.envelope.data_len();
             if size > settings.max_bytes {
                 return Err(Failure::TooLarge {
@@ -240,8 +245,7 @@ async fn save_in_turn(
             }
             SaveOutcome::Conflict(live) => {
                 let Some(mut envelope) = decode(shared, &key, &live, now) else {
-                    // Not a record this layer can read: another process's key or format.
-                    return Err(Failure::Ended);
+                    return Err(unreadable());
                 };
                 if now >= envelope.created_at() + settings.absolute {
                     return Err(Failure::Ended);
@@ -249,6 +253,7 @@ async fn save_in_turn(
                 current.changes.replay(&mut envelope);
                 current.envelope = envelope;
                 expected = token(&live);
+                merged = true;
                 back_off(attempt).await;
             }
         }
@@ -423,7 +428,7 @@ fn merge_into(
     let settings = &shared.settings;
     let old_key = settings.format.store_key(old, &settings.key_prefix);
     let Some(mut envelope) = decode(shared, &old_key, live, now) else {
-        return Err(Failure::Ended);
+        return Err(unreadable());
     };
     current.changes.replay(&mut envelope);
     if let Some(secret) = current.envelope.data.get(crate::csrf::SESSION_KEY) {
@@ -468,6 +473,17 @@ async fn delete(shared: &Shared, id: &Id) -> Result<(), Failure> {
         }
     };
     Ok(())
+}
+
+/// Another request saved a record this process cannot read (sealed under a key or in a format
+/// it does not know yet: a rolling upgrade or key rotation). Nothing is written over it, and
+/// the client keeps its cookie: 503, as for an outage, until this process can read it.
+fn unreadable() -> Failure {
+    tracing::warn!(
+        target: "portcullis::security",
+        "a concurrent write left a session record this process cannot read; not overwriting it"
+    );
+    Failure::Unavailable(None)
 }
 
 /// A fresh 256-bit id already in use: the generator is broken. Refuse to share a session.
