@@ -43,9 +43,12 @@ const BACKOFF_BASE: Duration = Duration::from_millis(1);
 /// ...up to this, so that a pile-up of writers spreads out instead of colliding again.
 const BACKOFF_CAP: Duration = Duration::from_millis(64);
 
-/// Stripes of [`WriteLocks`]: enough that unrelated sessions rarely share one, few enough that
-/// the records they remember stay small (at most this many, each under `SESSION_MAX_BYTES`).
-const WRITE_STRIPES: usize = 64;
+/// Stripes of [`WriteLocks`]: enough that unrelated sessions rarely share one (a shared stripe
+/// makes them wait for each other's round trip, and forget each other's record).
+const WRITE_STRIPES: usize = 1024;
+/// The largest record a stripe remembers, so that all of them together stay under 8 MiB; a
+/// larger one is not remembered, and the next writer's compare-and-set fetches it instead.
+const MAX_REMEMBERED_RECORD: usize = 8 * 1024;
 
 /// One stripe: the key and record its last writer saved, if that writer succeeded.
 type Stripe = Mutex<Option<(StoreKey, Vec<u8>)>>;
@@ -143,7 +146,7 @@ pub(crate) fn worth_storing(current: &Current) -> bool {
     current.stored || !current.envelope.data.is_empty() || current.envelope.user_id.is_some()
 }
 
-/// The compare-and-set loop, in this session's turn.
+/// The compare-and-set loop, in this session's turn within the process.
 async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result<(), Failure> {
     let settings = &shared.settings;
     let key = settings.format.store_key(&current.id, &settings.key_prefix);
@@ -151,23 +154,104 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
         // Invariant of the handle: a stored session was loaded, with its token.
         return Err(Failure::Unavailable(None));
     };
+    let token = |record: &[u8]| settings.format.cas_token(record);
     let mut last = shared.writers.stripe(&key).lock().await;
-    let mut merged = false;
-    if let Some((written_key, record)) = last.as_ref()
-        && *written_key == key
-        && settings.format.cas_token(record) != expected
-        && merge_onto(shared, current, &key, record, now)
-    {
-        // A writer of this process saved since this request loaded: start from its record.
-        expected = settings.format.cas_token(record);
-        merged = true;
+    let mut merged = catch_up(shared, current, &key, &last, &mut expected, now);
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
+        // The handle kept this request's own changes within the limit; merged with another
+        // request's, the session may not be.
+        if merged {
+            let size = current.envelope.data_len();
+            if size > settings.max_bytes {
+                *last = None;
+                return Err(Failure::TooLarge {
+                    size,
+                    max: settings.max_bytes,
+                });
+            }
+        }
+        current.envelope.revision += 1;
+        let (sealed, expires_at) = seal(shared, current, &key, now)?;
+        let outcome = match shared
+            .store
+            .save(&key, &expected, &sealed, expires_at)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                *last = None;
+                return Err(error.into());
+            }
+        };
+        match outcome {
+            SaveOutcome::Saved => {
+                if attempt > 0 {
+                    tracing::debug!(conflicts = attempt, "session saved after concurrent writes");
+                }
+                current.token = Some(token(&sealed));
+                *last = (sealed.len() <= MAX_REMEMBERED_RECORD).then_some((key, sealed));
+                return Ok(());
+            }
+            SaveOutcome::Gone => {
+                *last = None;
+                return Err(Failure::Ended);
+            }
+            // Our own write, found by a retry after a lost reply: it had landed.
+            SaveOutcome::Conflict(live) if token(&live) == token(&sealed) => {
+                current.token = Some(token(&sealed));
+                *last = (sealed.len() <= MAX_REMEMBERED_RECORD).then_some((key, sealed));
+                return Ok(());
+            }
+            SaveOutcome::Conflict(live) => {
+                let Some(mut envelope) = decode(shared, &key, &live, now) else {
+                    *last = None;
+                    return Err(unreadable());
+                };
+                if now >= envelope.created_at() + settings.absolute {
+                    *last = None;
+                    return Err(Failure::Ended);
+                }
+                current.changes.replay(&mut envelope);
+                current.envelope = envelope;
+                expected = token(&live);
+                merged = true;
+                // Another process keeps winning: wait, keeping this process's turn, so that
+                // its other writers of the session do not spend their tries meanwhile.
+                back_off(attempt).await;
+            }
+        }
     }
-    let outcome = save_in_turn(shared, current, &key, expected, merged, now).await;
-    *last = match &outcome {
-        Ok(sealed) => Some((key, sealed.clone())),
-        Err(_) => None,
+    *last = None;
+    tracing::warn!(
+        attempts = MAX_SAVE_ATTEMPTS,
+        "session still changed by other requests after every attempt; answering 503"
+    );
+    Err(Failure::Busy)
+}
+
+/// When a writer of this process saved `key` since this request's record (`expected`), starts
+/// from the record it wrote: this request's changes replayed onto it, `expected` its token.
+/// `true` when it did.
+fn catch_up(
+    shared: &Shared,
+    current: &mut Current,
+    key: &StoreKey,
+    last: &Option<(StoreKey, Vec<u8>)>,
+    expected: &mut Vec<u8>,
+    now: SystemTime,
+) -> bool {
+    let format = &shared.settings.format;
+    let Some((written_key, record)) = last.as_ref() else {
+        return false;
     };
-    outcome.map(drop)
+    if written_key != key || format.cas_token(record) == *expected {
+        return false;
+    }
+    if !merge_onto(shared, current, key, record, now) {
+        return false;
+    }
+    *expected = format.cas_token(record);
+    true
 }
 
 /// Replays `current`'s changes onto `record` (of `key`), when it opens and is within its
@@ -197,72 +281,6 @@ fn decode(shared: &Shared, key: &StoreKey, record: &[u8], now: SystemTime) -> Op
         .format
         .decode_record(&shared.keys, key, record, now)
         .map(|(envelope, _)| envelope)
-}
-
-/// Tries the compare-and-set until it lands; returns the record written.
-async fn save_in_turn(
-    shared: &Shared,
-    current: &mut Current,
-    key: &StoreKey,
-    mut expected: Vec<u8>,
-    mut merged: bool,
-    now: SystemTime,
-) -> Result<Vec<u8>, Failure> {
-    let settings = &shared.settings;
-    let key = key.clone();
-    for attempt in 0..MAX_SAVE_ATTEMPTS {
-        // The handle kept this request's own changes within the limit; merged with another
-        // request's, the session may not be.
-        if merged {
-            let size = current.envelope.data_len();
-            if size > settings.max_bytes {
-                return Err(Failure::TooLarge {
-                    size,
-                    max: settings.max_bytes,
-                });
-            }
-        }
-        current.envelope.revision += 1;
-        let (sealed, expires_at) = seal(shared, current, &key, now)?;
-        let token = |record: &[u8]| settings.format.cas_token(record);
-        match shared
-            .store
-            .save(&key, &expected, &sealed, expires_at)
-            .await?
-        {
-            SaveOutcome::Saved => {
-                if attempt > 0 {
-                    tracing::debug!(conflicts = attempt, "session saved after concurrent writes");
-                }
-                current.token = Some(token(&sealed));
-                return Ok(sealed);
-            }
-            SaveOutcome::Gone => return Err(Failure::Ended),
-            // Our own write, found by a retry after a lost reply: it had landed.
-            SaveOutcome::Conflict(live) if token(&live) == token(&sealed) => {
-                current.token = Some(token(&sealed));
-                return Ok(sealed);
-            }
-            SaveOutcome::Conflict(live) => {
-                let Some(mut envelope) = decode(shared, &key, &live, now) else {
-                    return Err(unreadable());
-                };
-                if now >= envelope.created_at() + settings.absolute {
-                    return Err(Failure::Ended);
-                }
-                current.changes.replay(&mut envelope);
-                current.envelope = envelope;
-                expected = token(&live);
-                merged = true;
-                back_off(attempt).await;
-            }
-        }
-    }
-    tracing::warn!(
-        attempts = MAX_SAVE_ATTEMPTS,
-        "session still changed by other requests after every attempt; answering 503"
-    );
-    Err(Failure::Busy)
 }
 
 /// Creates the session: in its user's index when it has a user (and the store keeps one),
