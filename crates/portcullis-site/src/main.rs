@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("portcullis: {error}");
+            eprintln!("portcullis: {}", chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -89,6 +89,23 @@ async fn reset_password(config: &Config, user: &str) -> Result<(), Box<dyn std::
         .await?;
     println!("password of {user} changed; ended {ended} session(s)");
     Ok(())
+}
+
+/// An error and its causes on one line, `a: b: c`; a cause that repeats the text before it
+/// is shown once.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut last = line.clone();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            line = format!("{line}: {text}");
+        }
+        last = text;
+        source = cause.source();
+    }
+    line
 }
 
 fn init_logging() {
