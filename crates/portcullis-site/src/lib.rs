@@ -33,24 +33,11 @@
 //! `_prefs`.
 #![forbid(unsafe_code)]
 
-pub mod admin;
-mod auth;
-mod client_addr;
-pub mod device;
-pub mod error;
-mod flash;
-mod headers;
-pub mod next;
-mod page;
-pub mod password;
-mod prefs;
-pub mod rate_limit;
-mod routes;
-mod state;
-mod templates;
-pub mod users;
-mod viewer;
+pub mod accounts;
+pub mod cli;
+pub mod session_data;
+mod stores;
+mod web;
 
-pub use headers::CONTENT_SECURITY_POLICY;
-pub use routes::app;
-pub use state::{AppState, StartError};
+pub use web::middleware::CONTENT_SECURITY_POLICY;
+pub use web::{AppState, StartError, app};

@@ -7,18 +7,11 @@
 //!   `portcullis sessions end --user NAME (--all | --except-current ID)` ends them;
 //! - `portcullis users reset-password --user NAME` sets a new password (from standard input)
 //!   and ends all the user's sessions.
-#![forbid(unsafe_code)]
-
-mod cli;
-mod serve;
-mod stores;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use portcullis::config::Config;
-
-use crate::cli::{Cli, Command, SessionsCommand, UsersCommand};
+use portcullis_site::cli::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -31,64 +24,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command.unwrap_or_default() {
-        Command::Serve(_) => serve::run(config).await,
-        Command::Config => {
-            print!("{}", cli::describe(&config));
-            Ok(())
-        }
-        Command::Sessions {
-            command: SessionsCommand::PurgeExpired,
-        } => stores::purge_expired(&config).await,
-        Command::Sessions {
-            command: SessionsCommand::List { user },
-        } => list_sessions(&config, &user).await,
-        Command::Sessions {
-            command: SessionsCommand::End(args),
-        } => end_sessions(&config, &args).await,
-        Command::Users {
-            command: UsersCommand::ResetPassword { user },
-        } => reset_password(&config, &user).await,
-    };
-    match result {
+    match cli.run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("portcullis: {}", chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-async fn list_sessions(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let rows = stores::admin(config).await?.list(user).await?;
-    print!("{}", cli::describe_sessions(user, &rows));
-    Ok(())
-}
-
-async fn end_sessions(
-    config: &Config,
-    args: &cli::EndArgs,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let keep = if args.all {
-        None
-    } else {
-        args.except_current.as_deref()
-    };
-    let ended = stores::admin(config).await?.end(&args.user, keep).await?;
-    println!("ended {ended} session(s) of {}", args.user);
-    Ok(())
-}
-
-async fn reset_password(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\r', '\n']);
-    let ended = stores::admin(config)
-        .await?
-        .reset_password(user, password)
-        .await?;
-    println!("password of {user} changed; ended {ended} session(s)");
-    Ok(())
 }
 
 /// An error and its causes on one line, `a: b: c`; a cause that repeats the text before it

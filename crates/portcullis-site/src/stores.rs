@@ -7,8 +7,9 @@ use portcullis::config::{Config, StoreKind};
 use portcullis::store::{
     FileStore, MemoryStore, RedisStore, RedisUrlError, SessionStore, StoreError,
 };
-use portcullis_site::admin::Admin;
-use portcullis_site::users::Users;
+
+use crate::accounts::users::Users;
+use crate::cli::Admin;
 
 /// How often the file store sweeps expired sessions in the background.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);

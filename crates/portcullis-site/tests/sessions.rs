@@ -203,7 +203,7 @@ async fn a_login_that_raced_a_password_change_is_never_served_nor_listed() {
     let mut laptop = log_in_from(&app, "sara", FIREFOX, "198.51.100.1:1").await;
     let mut racer = log_in_from(&app, "sara", PHONE, "198.51.100.2:2").await;
     let user = app.state.users().by_name("sara").await.unwrap().unwrap();
-    let hash = portcullis_site::password::hash("changed elsewhere".to_owned())
+    let hash = portcullis_site::accounts::password::hash("changed elsewhere".to_owned())
         .await
         .unwrap();
     app.state

@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use portcullis::config::Config;
 use tokio::net::TcpListener;
 
-use portcullis_site::{AppState, app};
-
 use crate::stores;
+use crate::web::{AppState, app};
 
 /// Runs the site until a shutdown signal arrives.
 pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {

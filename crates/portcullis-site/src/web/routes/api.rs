@@ -13,22 +13,22 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::home::seconds_left;
-use crate::error::ApiError;
-use crate::prefs::Prefs;
-use crate::state::AppState;
-use crate::viewer::ApiUser;
+use crate::web::error::ApiError;
+use crate::session_data::prefs::Prefs;
+use crate::web::state::AppState;
+use crate::web::extract::ApiUser;
 
 /// Longest key accepted by `/api/session`.
 const MAX_API_KEY_LEN: usize = 64;
 /// Largest `PATCH /api/prefs` body: preferences are a few short words.
-pub(super) const MAX_PREFS_BODY: usize = 1024;
+pub(crate) const MAX_PREFS_BODY: usize = 1024;
 
 /// A token for the `X-CSRFToken` header of `PATCH /api/prefs` and `POST /api/session`.
-pub(super) async fn csrf_token(csrf: CsrfToken) -> Json<Value> {
+pub(crate) async fn csrf_token(csrf: CsrfToken) -> Json<Value> {
     Json(json!({ "csrf_token": csrf.token() }))
 }
 
-pub(super) async fn me(
+pub(crate) async fn me(
     State(state): State<AppState>,
     session: Session,
     ApiUser(user): ApiUser,
@@ -41,13 +41,13 @@ pub(super) async fn me(
     })))
 }
 
-pub(super) async fn prefs(session: Session) -> Result<Json<Prefs>, ApiError> {
+pub(crate) async fn prefs(session: Session) -> Result<Json<Prefs>, ApiError> {
     Ok(Json(Prefs::load(&session).await?))
 }
 
 /// Changes the preferences it names, and only those: a JSON object of known keys, e.g.
 /// `{"theme": "dark"}` (`PATCH`; `PUT` is the older spelling and does the same).
-pub(super) async fn patch_prefs(session: Session, body: Bytes) -> Result<Json<Prefs>, ApiError> {
+pub(crate) async fn patch_prefs(session: Session, body: Bytes) -> Result<Json<Prefs>, ApiError> {
     let unprocessable = |reason: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason);
     let changes: Map<String, Value> = match serde_json::from_slice(&body) {
         Ok(Value::Object(map)) => map,
@@ -68,7 +68,7 @@ fn reserved(key: &str) -> bool {
     key.starts_with('_') || key == portcullis::csrf::SESSION_KEY
 }
 
-pub(super) async fn read_values(session: Session) -> Result<Json<Value>, SessionError> {
+pub(crate) async fn read_values(session: Session) -> Result<Json<Value>, SessionError> {
     let mut values = Map::new();
     for key in session.keys().await?.into_iter().filter(|k| !reserved(k)) {
         if let Ok(Some(value)) = session.get::<Value>(&key).await {
@@ -79,14 +79,14 @@ pub(super) async fn read_values(session: Session) -> Result<Json<Value>, Session
 }
 
 #[derive(Deserialize)]
-pub(super) struct WriteValue {
+pub(crate) struct WriteValue {
     key: String,
     value: Value,
 }
 
 /// Stores one value for the logged-in user's session. Logged-in only, so that anonymous clients
 /// cannot fill the store with 64 KiB sessions.
-pub(super) async fn write_value(
+pub(crate) async fn write_value(
     session: Session,
     _user: ApiUser,
     Json(body): Json<WriteValue>,

@@ -9,12 +9,12 @@ use axum::response::Response;
 use minijinja::context;
 use portcullis::Session;
 
-use crate::error::AppError;
-use crate::page::Page;
-use crate::state::AppState;
-use crate::viewer::Viewer;
+use crate::web::error::AppError;
+use crate::web::page::Page;
+use crate::web::state::AppState;
+use crate::web::extract::Viewer;
 
-pub(super) async fn home(
+pub(crate) async fn home(
     State(state): State<AppState>,
     page: Page,
     session: Session,
@@ -45,7 +45,7 @@ pub(super) async fn home(
 }
 
 /// Whole seconds until the session expires if nothing else happens.
-pub(super) async fn seconds_left(state: &AppState, session: &Session) -> Result<u64, AppError> {
+pub(crate) async fn seconds_left(state: &AppState, session: &Session) -> Result<u64, AppError> {
     let expires = session.expires_at().await?;
     Ok(expires
         .duration_since(state.clock().now())
@@ -53,7 +53,7 @@ pub(super) async fn seconds_left(state: &AppState, session: &Session) -> Result<
 }
 
 /// `2026-05-01 12:00:00 UTC`.
-pub(super) fn utc(time: SystemTime) -> String {
+pub(crate) fn utc(time: SystemTime) -> String {
     let text = humantime::format_rfc3339_seconds(time).to_string();
     format!("{} UTC", text.replace('T', " ").trim_end_matches('Z'))
 }

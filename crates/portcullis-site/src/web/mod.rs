@@ -17,31 +17,31 @@
 //! | `GET /healthz` | whether the session store and the database answer |
 //! | `GET /static/style.css` | the stylesheet |
 
-mod account;
-mod api;
-mod assets;
-mod health;
-mod home;
-mod login;
-mod register;
-mod sessions;
+pub(crate) mod client_addr;
+pub mod error;
+pub(crate) mod extract;
+pub(crate) mod middleware;
+pub mod next;
+pub(crate) mod page;
+mod routes;
+pub(crate) mod state;
+pub(crate) mod templates;
+
+use routes::{account, api, assets, health, home, login, register, sessions};
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use portcullis::SessionLayer;
 
-use crate::client_addr;
-use crate::error::AppError;
-use crate::headers;
-use crate::page::Page;
-use crate::state::AppState;
-use crate::viewer::Viewer;
+use error::AppError;
+use extract::Viewer;
+use page::Page;
+pub use state::{AppState, StartError};
 
 /// The whole site: routes, the CSRF layer inside the session layer (both configured from the
 /// state's configuration, on the state's clock), and the security headers. Every unsafe
@@ -81,12 +81,12 @@ pub fn app(state: AppState) -> Router {
         .layer(state.csrf().clone())
         .layer(sessions)
         // Outside the CSRF layer: it tells it which requests came over HTTPS.
-        .layer(middleware::from_fn_with_state(
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             client_addr::mark_https,
         ))
         .with_state(state);
-    headers::add(router)
+    middleware::add(router)
 }
 
 async fn not_found(

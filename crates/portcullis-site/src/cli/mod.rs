@@ -1,17 +1,24 @@
 //! Command-line parsing (clap) and the text of `portcullis config`.
 
+mod serve;
+mod sessions;
+
+pub(crate) use sessions::Admin;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis::config::{Config, ConfigLoader, Profile};
 
+use crate::stores;
+
 /// Portcullis: secure server-side sessions, and a reference site that shows them working.
 ///
 /// Settings use Flask's names and are read from the environment and from `.env`.
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version)]
-pub(crate) struct Cli {
+pub struct Cli {
     /// Configuration profile: `dev` (files, the default) or `redis` (production).
     /// Overrides PORTCULLIS_PROFILE.
     #[arg(long, global = true, value_parser = parse_profile)]
@@ -19,7 +26,7 @@ pub(crate) struct Cli {
 
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
-    pub(crate) command: Option<Command>,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +107,8 @@ fn parse_profile(text: &str) -> Result<Profile, String> {
 
 impl Cli {
     /// The configuration loader with this command line's overrides.
-    pub(crate) fn loader(&self) -> ConfigLoader {
+    #[must_use]
+    pub fn loader(&self) -> ConfigLoader {
         let mut loader = ConfigLoader::new();
         if let Some(profile) = self.profile {
             loader = loader.profile(profile);
@@ -113,7 +121,7 @@ impl Cli {
 }
 
 /// The text of `portcullis sessions list`: one line per session, under a header.
-pub(crate) fn describe_sessions(name: &str, rows: &[portcullis_site::admin::SessionRow]) -> String {
+pub(crate) fn describe_sessions(name: &str, rows: &[sessions::SessionRow]) -> String {
     if rows.is_empty() {
         return format!("{name} has no live session\n");
     }
@@ -161,4 +169,61 @@ pub(crate) fn describe(config: &Config) -> String {
         }
     }
     out
+}
+
+impl Cli {
+    /// Runs the command (`serve` when none was given) with `config`.
+    ///
+    /// # Errors
+    /// Whatever stopped the command; the binary prints it with its causes.
+    pub async fn run(self, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+        match self.command.unwrap_or_default() {
+            Command::Serve(_) => serve::run(config).await,
+            Command::Config => {
+                print!("{}", describe(&config));
+                Ok(())
+            }
+            Command::Sessions {
+                command: SessionsCommand::PurgeExpired,
+            } => stores::purge_expired(&config).await,
+            Command::Sessions {
+                command: SessionsCommand::List { user },
+            } => list_sessions(&config, &user).await,
+            Command::Sessions {
+                command: SessionsCommand::End(args),
+            } => end_sessions(&config, &args).await,
+            Command::Users {
+                command: UsersCommand::ResetPassword { user },
+            } => reset_password(&config, &user).await,
+        }
+    }
+}
+
+async fn list_sessions(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let rows = stores::admin(config).await?.list(user).await?;
+    print!("{}", describe_sessions(user, &rows));
+    Ok(())
+}
+
+async fn end_sessions(config: &Config, args: &EndArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let keep = if args.all {
+        None
+    } else {
+        args.except_current.as_deref()
+    };
+    let ended = stores::admin(config).await?.end(&args.user, keep).await?;
+    println!("ended {ended} session(s) of {}", args.user);
+    Ok(())
+}
+
+async fn reset_password(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    let ended = stores::admin(config)
+        .await?
+        .reset_password(user, password)
+        .await?;
+    println!("password of {user} changed; ended {ended} session(s)");
+    Ok(())
 }

@@ -16,12 +16,12 @@ use portcullis::{Session, SessionError};
 use serde::{Deserialize, Serialize};
 
 use super::home::utc;
-use crate::device::{self, Device};
-use crate::error::AppError;
-use crate::flash;
-use crate::page::Page;
-use crate::state::AppState;
-use crate::viewer::SignedIn;
+use crate::session_data::device::{self, Device};
+use crate::web::error::AppError;
+use crate::session_data::flash;
+use crate::web::page::Page;
+use crate::web::state::AppState;
+use crate::web::extract::SignedIn;
 
 /// One row of the page.
 #[derive(Debug, Serialize)]
@@ -50,7 +50,7 @@ impl Row {
     }
 }
 
-pub(super) async fn page(
+pub(crate) async fn page(
     State(state): State<AppState>,
     page: Page,
     session: Session,
@@ -82,20 +82,20 @@ pub(super) async fn page(
 
 /// A session logged in before the password last changed can serve no request (its
 /// `_auth_hash` is stale), so it is not shown as a device, even before it is ended.
-fn still_valid(state: &AppState, user: &crate::users::User, device: &DeviceSession) -> bool {
+fn still_valid(state: &AppState, user: &crate::accounts::users::User, device: &DeviceSession) -> bool {
     device
-        .get::<String>(crate::auth::AUTH_HASH)
+        .get::<String>(crate::accounts::AUTH_HASH)
         .ok()
         .flatten()
         .is_some_and(|hash| state.auth_keys().verify(&user.password_hash, &hash))
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct EndForm {
+pub(crate) struct EndForm {
     session: String,
 }
 
-pub(super) async fn end(
+pub(crate) async fn end(
     State(state): State<AppState>,
     page: Page,
     session: Session,
@@ -132,7 +132,7 @@ pub(super) async fn end(
     Ok(Redirect::to("/account/sessions").into_response())
 }
 
-pub(super) async fn end_others(
+pub(crate) async fn end_others(
     session: Session,
     SignedIn(user): SignedIn,
 ) -> Result<Response, AppError> {

@@ -15,13 +15,13 @@ use portcullis::session::{SessionHandle, UserSessions};
 use portcullis::store::SessionStore;
 use portcullis::{SessionError, SessionLayer};
 
-use crate::device::{self, Device};
-use crate::password::{self, HashError};
-use crate::users::{User, Users, UsersError, validate_password};
+use crate::session_data::device::{self, Device};
+use crate::accounts::password::{self, HashError};
+use crate::accounts::users::{User, Users, UsersError, validate_password};
 
 /// Why an administrative command could not be done.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub(crate) enum AdminError {
     /// No account has this user name.
     #[error("there is no user named {0:?}")]
     NoSuchUser(String),
@@ -44,24 +44,24 @@ pub enum AdminError {
 
 /// One session of a user, as `portcullis sessions list` prints it.
 #[derive(Clone, Debug)]
-pub struct SessionRow {
+pub(crate) struct SessionRow {
     /// What `end --except-current` takes.
-    pub handle: SessionHandle,
+    pub(crate) handle: SessionHandle,
     /// When it began (the log-in).
-    pub started: SystemTime,
+    pub(crate) started: SystemTime,
     /// When it was last used (see [`portcullis::session::DeviceSession::last_used`]).
-    pub last_used: SystemTime,
+    pub(crate) last_used: SystemTime,
     /// When it ends if unused.
-    pub expires: SystemTime,
+    pub(crate) expires: SystemTime,
     /// The browser, e.g. "Firefox on Linux".
-    pub browser: String,
+    pub(crate) browser: String,
     /// The client address it logged in from.
-    pub address: String,
+    pub(crate) address: String,
 }
 
 /// Administration of one site's sessions: its configuration's keys and lifetimes on `store`.
 #[derive(Debug)]
-pub struct Admin {
+pub(crate) struct Admin {
     sessions: UserSessions,
     users: Users,
 }
@@ -69,7 +69,7 @@ pub struct Admin {
 impl Admin {
     /// Administration of the sessions in `store` (the site's), for the accounts in `users`.
     #[must_use]
-    pub fn new(config: &Config, store: Arc<dyn SessionStore>, users: Users) -> Self {
+    pub(crate) fn new(config: &Config, store: Arc<dyn SessionStore>, users: Users) -> Self {
         Self {
             sessions: SessionLayer::from_config(config, store).user_sessions(),
             users,
@@ -80,7 +80,7 @@ impl Admin {
     ///
     /// # Errors
     /// [`AdminError::NoSuchUser`], or the store or the database failing.
-    pub async fn list(&self, name: &str) -> Result<Vec<SessionRow>, AdminError> {
+    pub(crate) async fn list(&self, name: &str) -> Result<Vec<SessionRow>, AdminError> {
         let user = self.user(name).await?;
         let devices = self.sessions.list(&user.id.to_string()).await?;
         Ok(devices
@@ -105,7 +105,7 @@ impl Admin {
     /// # Errors
     /// [`AdminError::NoSuchUser`], [`AdminError::BadHandle`], or the store or the database
     /// failing.
-    pub async fn end(&self, name: &str, keep: Option<&str>) -> Result<usize, AdminError> {
+    pub(crate) async fn end(&self, name: &str, keep: Option<&str>) -> Result<usize, AdminError> {
         let keep = keep
             .map(|text| {
                 SessionHandle::parse(text).ok_or_else(|| AdminError::BadHandle(text.into()))
@@ -126,7 +126,7 @@ impl Admin {
     /// # Errors
     /// [`AdminError::NoSuchUser`], [`AdminError::Invalid`] for a password that breaks a rule,
     /// or the store, the database or hashing failing.
-    pub async fn reset_password(
+    pub(crate) async fn reset_password(
         &self,
         name: &str,
         new_password: &str,

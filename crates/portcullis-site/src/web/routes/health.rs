@@ -6,9 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::web::state::AppState;
 
-pub(super) async fn healthz(State(state): State<AppState>) -> Response {
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     if let Err(error) = state.store().ping().await {
         let body = json!({ "status": "unavailable", "error": error.to_string() });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();

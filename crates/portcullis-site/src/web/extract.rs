@@ -11,11 +11,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use portcullis::Session;
 use portcullis::config::SessionFormat;
 
-use crate::auth;
-use crate::error::{ApiError, AppError};
-use crate::next::encode_query_value;
-use crate::state::AppState;
-use crate::users::User;
+use crate::accounts;
+use crate::web::error::{ApiError, AppError};
+use crate::web::next::encode_query_value;
+use crate::web::state::AppState;
+use crate::accounts::users::User;
 
 /// The requester.
 #[derive(Debug)]
@@ -59,12 +59,12 @@ impl IntoResponse for MissingLayer {
 /// Works out the viewer from the session, logging out a session that lost its right to be in.
 pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewer, AppError> {
     let ended = session.previous_session_ended().await?;
-    let Some(id) = auth::claimed_user_id(session).await? else {
+    let Some(id) = accounts::claimed_user_id(session).await? else {
         return Ok(Viewer::Anonymous { ended });
     };
     let flask_format = state.config().session_format == SessionFormat::Flask;
     if let Some(user) = state.users().by_id(id).await?
-        && auth::hash_matches(session, state.auth_keys(), &user, flask_format).await?
+        && accounts::hash_matches(session, state.auth_keys(), &user, flask_format).await?
     {
         return Ok(Viewer::User(user));
     }

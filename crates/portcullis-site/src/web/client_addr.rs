@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use portcullis::csrf::Https;
 
-use crate::state::AppState;
+use crate::web::state::AppState;
 
 /// The client's address, as an extractor (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,17 +12,17 @@ use minijinja::context;
 use portcullis::Session;
 use serde::Deserialize;
 
-use crate::auth;
-use crate::client_addr::ClientAddr;
-use crate::device::Device;
-use crate::error::AppError;
-use crate::flash;
-use crate::next::safe_next;
-use crate::page::Page;
-use crate::password;
-use crate::rate_limit::{Decision, Ticket};
-use crate::state::AppState;
-use crate::viewer::Viewer;
+use crate::accounts;
+use crate::web::client_addr::ClientAddr;
+use crate::session_data::device::Device;
+use crate::web::error::AppError;
+use crate::session_data::flash;
+use crate::web::next::safe_next;
+use crate::web::page::Page;
+use crate::accounts::password;
+use crate::accounts::rate_limit::{Decision, Ticket};
+use crate::web::state::AppState;
+use crate::web::extract::Viewer;
 
 /// The one answer to every failed log-in, so it never tells which part was wrong.
 pub(crate) const INVALID: &str = "Invalid user name or password.";
@@ -30,13 +30,13 @@ pub(crate) const INVALID: &str = "Invalid user name or password.";
 const MAX_KEY_NAME_CHARS: usize = 64;
 
 #[derive(Debug, Deserialize)]
-pub(super) struct LoginQuery {
+pub(crate) struct LoginQuery {
     next: Option<String>,
     expired: Option<String>,
     logged_out: Option<String>,
 }
 
-pub(super) async fn form(
+pub(crate) async fn form(
     State(state): State<AppState>,
     page: Page,
     viewer: Viewer,
@@ -64,14 +64,14 @@ pub(super) async fn form(
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct LoginForm {
+pub(crate) struct LoginForm {
     name: String,
     password: String,
     #[serde(default)]
     next: String,
 }
 
-pub(super) async fn submit(
+pub(crate) async fn submit(
     State(state): State<AppState>,
     page: Page,
     session: Session,
@@ -131,7 +131,7 @@ pub(super) async fn submit(
         );
         return refuse(StatusCode::CONFLICT, message).await;
     }
-    auth::log_in(
+    accounts::log_in(
         &session,
         state.auth_keys(),
         &user,
@@ -155,7 +155,7 @@ pub(super) async fn submit(
 async fn at_session_limit(
     state: &AppState,
     session: &Session,
-    user: &crate::users::User,
+    user: &crate::accounts::users::User,
 ) -> Result<Option<usize>, AppError> {
     let config = state.config();
     let Some(max) = config.session_max_per_user else {
@@ -176,7 +176,7 @@ async fn at_session_limit(
 
 /// Counts one attempt on each of `keys`, checking the limit in the same step; when any key is
 /// over its limit, takes back the attempts counted on the others and answers the longest wait.
-pub(super) async fn attempt<'k>(
+pub(crate) async fn attempt<'k>(
     state: &AppState,
     keys: &[&'k str],
 ) -> Result<Vec<(&'k str, Ticket)>, Duration> {
@@ -198,7 +198,7 @@ pub(super) async fn attempt<'k>(
 }
 
 /// Takes back counted attempts that succeeded (or were never made).
-pub(super) async fn forgive(state: &AppState, tickets: &[(&str, Ticket)]) {
+pub(crate) async fn forgive(state: &AppState, tickets: &[(&str, Ticket)]) {
     for (key, ticket) in tickets {
         state.limiter().forgive(key, ticket).await;
     }
@@ -206,7 +206,7 @@ pub(super) async fn forgive(state: &AppState, tickets: &[(&str, Ticket)]) {
 
 /// Ends the session (the layer deletes the record and expires the cookie) and asks the browser
 /// to drop this site's cookies too.
-pub(super) async fn logout(session: Session) -> Result<Response, AppError> {
+pub(crate) async fn logout(session: Session) -> Result<Response, AppError> {
     session.destroy().await?;
     let mut response = Redirect::to("/login?logged_out=1").into_response();
     response.headers_mut().insert(

@@ -14,6 +14,10 @@
 //! log-in that verified the old password but was written after that: it can never serve a
 //! request, and the sessions page does not list it.
 
+pub mod password;
+pub mod rate_limit;
+pub mod users;
+
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use portcullis::config::Config;
@@ -21,8 +25,8 @@ use portcullis::{Session, SessionError};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::device::{self, Device};
-use crate::users::User;
+use crate::session_data::device::{self, Device};
+use users::User;
 
 /// Flask-Login's session key for the logged-in user.
 pub(crate) const USER_ID: &str = "_user_id";

@@ -7,8 +7,8 @@ use axum::response::{Html, IntoResponse, Response};
 use portcullis::SessionError;
 use serde_json::json;
 
-use crate::password::HashError;
-use crate::users::UsersError;
+use crate::accounts::password::HashError;
+use crate::accounts::users::UsersError;
 
 /// Something the site could not do. Never caused by input alone: input problems are 4xx
 /// answers built by the handlers.

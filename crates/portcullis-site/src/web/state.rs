@@ -11,10 +11,10 @@ use portcullis::csrf::CsrfLayer;
 use portcullis::session::UserSessions;
 use portcullis::store::{RedisStore, SessionStore};
 
-use crate::auth::AuthKeys;
-use crate::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
-use crate::templates::Templates;
-use crate::users::{Users, UsersError};
+use crate::accounts::AuthKeys;
+use crate::accounts::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
+use crate::web::templates::Templates;
+use crate::accounts::users::{Users, UsersError};
 
 /// The site's shared state. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -9,12 +9,12 @@ use minijinja::{Value, context};
 use portcullis::Session;
 use portcullis::csrf::CsrfToken;
 
-use crate::error::AppError;
-use crate::flash;
-use crate::prefs::Prefs;
-use crate::state::AppState;
-use crate::users::User;
-use crate::viewer;
+use crate::web::error::AppError;
+use crate::session_data::flash;
+use crate::session_data::prefs::Prefs;
+use crate::web::state::AppState;
+use crate::accounts::users::User;
+use crate::web::extract;
 
 /// Templates with forms of their own.
 const FORM_TEMPLATES: &[&str] = &[
@@ -31,14 +31,14 @@ pub(crate) struct Page {
 }
 
 impl FromRequestParts<AppState> for Page {
-    type Rejection = viewer::MissingLayer;
+    type Rejection = extract::MissingLayer;
 
     async fn from_request_parts(
         parts: &mut Parts,
         _: &AppState,
-    ) -> Result<Self, viewer::MissingLayer> {
+    ) -> Result<Self, extract::MissingLayer> {
         Ok(Self {
-            session: viewer::session(parts)?,
+            session: extract::session(parts)?,
         })
     }
 }

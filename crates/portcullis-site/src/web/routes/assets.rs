@@ -3,10 +3,10 @@
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::templates::STYLESHEET;
+use crate::web::templates::STYLESHEET;
 
 /// The stylesheet holds nothing private: caches may keep it for an hour.
-pub(super) async fn stylesheet() -> impl IntoResponse {
+pub(crate) async fn stylesheet() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),

@@ -9,15 +9,15 @@ use minijinja::context;
 use portcullis::Session;
 use serde::Deserialize;
 
-use crate::error::AppError;
-use crate::flash;
-use crate::page::Page;
-use crate::password;
-use crate::state::AppState;
-use crate::users::{UsersError, validate_display_name, validate_name, validate_password};
-use crate::viewer::Viewer;
+use crate::web::error::AppError;
+use crate::session_data::flash;
+use crate::web::page::Page;
+use crate::accounts::password;
+use crate::web::state::AppState;
+use crate::accounts::users::{UsersError, validate_display_name, validate_name, validate_password};
+use crate::web::extract::Viewer;
 
-pub(super) async fn form(
+pub(crate) async fn form(
     State(state): State<AppState>,
     page: Page,
     viewer: Viewer,
@@ -34,7 +34,7 @@ pub(super) async fn form(
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct RegisterForm {
+pub(crate) struct RegisterForm {
     name: String,
     #[serde(default)]
     display_name: String,
@@ -42,7 +42,7 @@ pub(super) struct RegisterForm {
     confirm: String,
 }
 
-pub(super) async fn submit(
+pub(crate) async fn submit(
     State(state): State<AppState>,
     page: Page,
     session: Session,

@@ -12,18 +12,18 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::login::{attempt, forgive};
-use crate::auth;
-use crate::client_addr::ClientAddr;
-use crate::error::AppError;
-use crate::flash;
-use crate::page::Page;
-use crate::password;
-use crate::prefs::{DENSITIES, Prefs, THEMES};
-use crate::state::AppState;
-use crate::users::{User, UsersError, validate_password};
-use crate::viewer::SignedIn;
+use crate::accounts;
+use crate::web::client_addr::ClientAddr;
+use crate::web::error::AppError;
+use crate::session_data::flash;
+use crate::web::page::Page;
+use crate::accounts::password;
+use crate::session_data::prefs::{DENSITIES, Prefs, THEMES};
+use crate::web::state::AppState;
+use crate::accounts::users::{User, UsersError, validate_password};
+use crate::web::extract::SignedIn;
 
-pub(super) async fn page(
+pub(crate) async fn page(
     State(state): State<AppState>,
     page: Page,
     session: Session,
@@ -53,11 +53,11 @@ async fn render(
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct DisplayNameForm {
+pub(crate) struct DisplayNameForm {
     display_name: String,
 }
 
-pub(super) async fn display_name(
+pub(crate) async fn display_name(
     State(state): State<AppState>,
     page: Page,
     session: Session,
@@ -96,12 +96,12 @@ pub(super) async fn display_name(
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct PreferencesForm {
+pub(crate) struct PreferencesForm {
     theme: String,
     density: String,
 }
 
-pub(super) async fn preferences(
+pub(crate) async fn preferences(
     State(state): State<AppState>,
     page: Page,
     session: Session,
@@ -131,13 +131,13 @@ pub(super) async fn preferences(
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct PasswordForm {
+pub(crate) struct PasswordForm {
     current: String,
     new_password: String,
     confirm: String,
 }
 
-pub(super) async fn password(
+pub(crate) async fn password(
     State(state): State<AppState>,
     page: Page,
     session: Session,
@@ -186,7 +186,7 @@ pub(super) async fn password(
     }
     let hash = password::hash(form.new_password.clone()).await?;
     state.users().set_password_hash(user.id, &hash).await?;
-    let ended = auth::renew_after_password_change(&session, state.auth_keys(), &hash).await?;
+    let ended = accounts::renew_after_password_change(&session, state.auth_keys(), &hash).await?;
     flash::push(
         &session,
         "message",

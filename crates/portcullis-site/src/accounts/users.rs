@@ -26,7 +26,7 @@ const MAX_CONNECTIONS: u32 = 4;
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
     "users",
-    include_str!("../migrations/sqlite/0001_users.sql"),
+    include_str!("../../migrations/sqlite/0001_users.sql"),
 )];
 
 /// An account as the site uses it.
