@@ -1,16 +1,11 @@
-//! `portcullis`: the reference site and its command line.
-//!
-//! - `portcullis serve` (the default) runs the site;
-//! - `portcullis config` prints the effective configuration and where each value came from;
-//! - `portcullis sessions purge-expired` removes expired session files;
-//! - `portcullis sessions list --user NAME` lists a user's sessions, and
-//!   `portcullis sessions end --user NAME (--all | --except-current ID)` ends them;
-//! - `portcullis users reset-password --user NAME` sets a new password (from standard input)
-//!   and ends all the user's sessions.
+//! `portcullis`: the reference site and its command line. The commands live in the library's
+//! `cli/` (so tests can reach them); this binary only parses, sets up logging, loads the
+//! configuration, runs the command and turns its outcome into an exit code.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use portcullis::ErrorChain;
 use portcullis_site::cli::Cli;
 
 #[tokio::main]
@@ -27,27 +22,10 @@ async fn main() -> ExitCode {
     match cli.run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("portcullis: {}", chain(error.as_ref()));
+            eprintln!("portcullis: {}", ErrorChain(error.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line, `a: b: c`; a cause that repeats the text before it
-/// is shown once.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut last = line.clone();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !last.contains(&text) {
-            line = format!("{line}: {text}");
-        }
-        last = text;
-        source = cause.source();
-    }
-    line
 }
 
 fn init_logging() {

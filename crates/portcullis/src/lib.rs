@@ -4,9 +4,11 @@
 pub mod clock;
 pub mod config;
 pub mod csrf;
+mod error_chain;
 pub mod keys;
 mod response;
 pub mod session;
 pub mod store;
 
+pub use error_chain::ErrorChain;
 pub use session::{Session, SessionError, SessionLayer};

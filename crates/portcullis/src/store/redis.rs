@@ -20,6 +20,7 @@ use redis::{
 
 use super::index::UserIndex;
 use super::{SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome};
+use crate::ErrorChain;
 use crate::clock::{Clock, SystemClock, unix_millis};
 use crate::config::{Config, redact_url_password};
 
@@ -759,25 +760,4 @@ fn parse_nodes(raw: &str) -> Result<Nodes, UrlProblem> {
 pub(crate) fn check_url(raw: &str) -> Result<String, String> {
     parse_nodes(raw).map_err(|problem| problem.reason)?;
     Ok(raw.split(',').map(str::trim).collect::<Vec<_>>().join(","))
-}
-
-/// An error and its sources, joined by `: `, for one log line; a source that says the same
-/// as the error before it (the Redis client wraps I/O errors that way) is shown once.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.0.to_string();
-        f.write_str(&shown)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            let text = error.to_string();
-            if text != shown {
-                write!(f, ": {text}")?;
-                shown = text;
-            }
-            source = error.source();
-        }
-        Ok(())
-    }
 }
