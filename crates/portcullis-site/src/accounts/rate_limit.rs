@@ -9,13 +9,19 @@
 //! concurrent guesses cannot all pass the check before any of them is counted; a successful
 //! attempt is then taken back ([`RateLimiter::forgive`]). A key with `max` attempts inside the
 //! window is limited until the oldest of them leaves it.
+//!
+//! [`LoginGuard`] is how a route uses them: a log-in and a password change (guessing the
+//! current password is guessing a log-in) count the same two keys the same way.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use portcullis::clock::Clock;
 use portcullis::config::RateLimit;
 use portcullis::store::RedisStore;
@@ -24,6 +30,8 @@ use portcullis::store::RedisStore;
 /// (limited) rather than live counters dropped, so nobody can wipe a victim's count by
 /// flooding the limiter with new names.
 const SWEEP_ABOVE: usize = 10_000;
+/// Longest user name kept as a rate-limit key (valid names are shorter).
+const MAX_KEY_NAME_CHARS: usize = 64;
 
 /// One counted attempt, to take back with [`RateLimiter::forgive`] when it succeeds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +58,87 @@ pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
     async fn forgive(&self, key: &str, ticket: &Ticket);
     /// Forgets all of `key`'s attempts (after a successful log-in under that name).
     async fn reset(&self, key: &str);
+}
+
+/// The attempts one password check counted, on the user name (`name:<name>`, lower-cased) and on
+/// the client address (`addr:<address>`), before the password is checked.
+///
+/// Dropping the guard keeps them counted: that is what a wrong password wants. A right one
+/// takes them back ([`LoginGuard::forgive`], [`LoginGuard::logged_in`]).
+#[derive(Debug)]
+pub(crate) struct LoginGuard<'l> {
+    limiter: &'l dyn RateLimiter,
+    name_key: String,
+    tickets: Vec<(String, Ticket)>,
+}
+
+/// Too many failed attempts on the name or the address: the answer is a 429 with
+/// `Retry-After`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TooManyAttempts {
+    retry_after: Duration,
+}
+
+impl<'l> LoginGuard<'l> {
+    /// Counts one attempt on `name` and one on `client`, checking the limits in the same step;
+    /// when either is over its limit, takes back the attempt counted on the other and answers
+    /// the longer wait.
+    pub(crate) async fn begin(
+        limiter: &'l dyn RateLimiter,
+        name: &str,
+        client: IpAddr,
+    ) -> Result<Self, TooManyAttempts> {
+        let name: String = name.to_lowercase().chars().take(MAX_KEY_NAME_CHARS).collect();
+        let name_key = format!("name:{name}");
+        let mut guard = Self {
+            limiter,
+            name_key: name_key.clone(),
+            tickets: Vec::with_capacity(2),
+        };
+        let mut wait = None;
+        for key in [name_key, format!("addr:{client}")] {
+            match limiter.attempt(&key).await {
+                Decision::Allowed(ticket) => guard.tickets.push((key, ticket)),
+                Decision::Limited { retry_after } => wait = wait.max(Some(retry_after)),
+            }
+        }
+        match wait {
+            None => Ok(guard),
+            Some(retry_after) => {
+                guard.forgive().await;
+                Err(TooManyAttempts { retry_after })
+            }
+        }
+    }
+
+    /// The password was right, so this was no guess: takes the attempts back.
+    pub(crate) async fn forgive(self) {
+        for (key, ticket) in &self.tickets {
+            self.limiter.forgive(key, ticket).await;
+        }
+    }
+
+    /// A log-in succeeded: forgets every failure counted on the name, then takes this attempt
+    /// back.
+    pub(crate) async fn logged_in(self) {
+        self.limiter.reset(&self.name_key).await;
+        self.forgive().await;
+    }
+}
+
+impl TooManyAttempts {
+    /// The wait in whole seconds, at least one, as the page and `Retry-After` say it.
+    pub(crate) fn seconds(self) -> u64 {
+        self.retry_after.as_secs().max(1)
+    }
+
+    /// `response` (the page that says so) with the `Retry-After` header.
+    pub(crate) fn with_retry_after(self, mut response: Response) -> Response {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(self.seconds()));
+        response
+    }
 }
 
 /// A [`RateLimiter`] in this process's memory: right for one process; behind a load balancer
@@ -326,5 +415,54 @@ mod tests {
             !allowed(&limiter.attempt("name:victim").await),
             "the victim's count survived the flood"
         );
+    }
+
+    #[tokio::test]
+    async fn a_guard_counts_name_and_address_and_a_refusal_takes_back_the_other() {
+        let clock = ManualClock::new();
+        let limiter = limiter(&clock);
+        let client = IpAddr::from([192, 0, 2, 7]);
+        for _ in 0..3 {
+            let guard = LoginGuard::begin(&limiter, "Ada", client).await;
+            assert!(guard.is_ok(), "within the limit");
+        }
+        let refused = LoginGuard::begin(&limiter, "ADA", IpAddr::from([192, 0, 2, 8])).await;
+        assert_eq!(
+            refused.err().map(TooManyAttempts::seconds),
+            Some(60),
+            "the name is over its limit, in any case"
+        );
+        assert!(
+            allowed(&limiter.attempt("addr:192.0.2.8").await),
+            "the refused attempt was taken back from the other address"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_forgiven_guard_leaves_nothing_counted_and_a_log_in_resets_the_name() {
+        let clock = ManualClock::new();
+        let limiter = limiter(&clock);
+        let client = IpAddr::from([192, 0, 2, 7]);
+        for _ in 0..5 {
+            let guard = LoginGuard::begin(&limiter, "ada", client).await;
+            guard.unwrap().forgive().await;
+        }
+        for _ in 0..2 {
+            // Two wrong passwords: the guards are dropped, the attempts stay counted.
+            let _failed = LoginGuard::begin(&limiter, "ada", client).await;
+        }
+        LoginGuard::begin(&limiter, "ada", client)
+            .await
+            .unwrap()
+            .logged_in()
+            .await;
+        for _ in 0..3 {
+            assert!(allowed(&limiter.attempt("name:ada").await), "name reset");
+        }
+        assert!(
+            allowed(&limiter.attempt("addr:192.0.2.7").await),
+            "the two failures on the address still count, but not the log-in"
+        );
+        assert!(!allowed(&limiter.attempt("addr:192.0.2.7").await));
     }
 }

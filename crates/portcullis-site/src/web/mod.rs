@@ -26,6 +26,7 @@ pub(crate) mod page;
 mod routes;
 pub(crate) mod state;
 pub(crate) mod templates;
+pub(crate) mod text;
 
 use routes::{account, api, assets, health, home, login, register, sessions};
 

@@ -1,6 +1,8 @@
 //! `?next=`: where to go after logging in. Only a path on this site is accepted, so the login
 //! page cannot be used to send people elsewhere (an open redirect).
 
+use axum::response::Redirect;
+
 /// Longest `next` kept; anything longer is dropped.
 const MAX_NEXT_LEN: usize = 2048;
 
@@ -18,6 +20,11 @@ pub fn safe_next(next: &str) -> Option<&str> {
     };
     let acceptable = next.len() <= MAX_NEXT_LEN && local(next) && local(&percent_decode(next));
     acceptable.then_some(next)
+}
+
+/// Where a log-in goes: `next` (already checked by [`safe_next`]), or `/` when there is none.
+pub(crate) fn redirect_after_login(next: &str) -> Redirect {
+    Redirect::to(if next.is_empty() { "/" } else { next })
 }
 
 /// `value` percent-encoded for a query string: everything but RFC 3986's unreserved

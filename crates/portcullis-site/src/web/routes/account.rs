@@ -3,7 +3,7 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::value::Serde;
 use minijinja::{Value as Template, context};
@@ -11,8 +11,8 @@ use portcullis::Session;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::login::{attempt, forgive};
 use crate::accounts;
+use crate::accounts::rate_limit::LoginGuard;
 use crate::web::client_addr::ClientAddr;
 use crate::web::error::AppError;
 use crate::session_data::flash;
@@ -146,22 +146,18 @@ pub(crate) async fn password(
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
     // Guessing the current password here is guessing a log-in: the same limits apply.
-    let name_key = format!("name:{}", user.name.to_lowercase());
-    let addr_key = format!("addr:{client}");
     let refuse = async |status, error: String| {
         render(&state, &page, &session, &user, status, Some(error)).await
     };
-    let tickets = match attempt(&state, &[&name_key, &addr_key]).await {
-        Ok(tickets) => tickets,
-        Err(wait) => {
-            let secs = wait.as_secs().max(1);
-            let message =
-                format!("Too many failed attempts. Please wait {secs} seconds and try again.");
-            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return Ok(response);
+    let guard = match LoginGuard::begin(state.limiter(), &user.name, client).await {
+        Ok(guard) => guard,
+        Err(too_many) => {
+            let message = format!(
+                "Too many failed attempts. Please wait {} seconds and try again.",
+                too_many.seconds()
+            );
+            let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+            return Ok(too_many.with_retry_after(page));
         }
     };
     let current_ok = password::verify(form.current.clone(), Some(user.password_hash.clone())).await;
@@ -171,7 +167,7 @@ pub(crate) async fn password(
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, message).await;
     }
     // The current password was right: this was no guess.
-    forgive(&state, &tickets).await;
+    guard.forgive().await;
     let problem = match validate_password(&form.new_password) {
         Err(UsersError::Invalid(rule)) => Some(rule),
         _ if form.new_password != form.confirm => Some("the two new passwords differ"),

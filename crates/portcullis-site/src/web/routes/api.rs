@@ -12,10 +12,10 @@ use portcullis::{Session, SessionError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::home::seconds_left;
 use crate::web::error::ApiError;
 use crate::session_data::prefs::Prefs;
 use crate::web::state::AppState;
+use crate::web::text::seconds_left;
 use crate::web::extract::ApiUser;
 
 /// Longest key accepted by `/api/session`.

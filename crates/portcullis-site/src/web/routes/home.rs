@@ -1,8 +1,6 @@
 //! `/`: the landing page for visitors, the dashboard for a logged-in user (who they are, when
 //! the session started, how long it has left).
 
-use std::time::{Duration, SystemTime};
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -12,6 +10,7 @@ use portcullis::Session;
 use crate::web::error::AppError;
 use crate::web::page::Page;
 use crate::web::state::AppState;
+use crate::web::text::{minutes_seconds, seconds_left, utc};
 use crate::web::extract::Viewer;
 
 pub(crate) async fn home(
@@ -42,28 +41,4 @@ pub(crate) async fn home(
         context,
     )
     .await
-}
-
-/// Whole seconds until the session expires if nothing else happens.
-pub(crate) async fn seconds_left(state: &AppState, session: &Session) -> Result<u64, AppError> {
-    let expires = session.expires_at().await?;
-    Ok(expires
-        .duration_since(state.clock().now())
-        .map_or(0, |d| d.as_secs()))
-}
-
-/// `2026-05-01 12:00:00 UTC`.
-pub(crate) fn utc(time: SystemTime) -> String {
-    let text = humantime::format_rfc3339_seconds(time).to_string();
-    format!("{} UTC", text.replace('T', " ").trim_end_matches('Z'))
-}
-
-/// `4 min 59 s`.
-fn minutes_seconds(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 60, s % 60) {
-        (0, s) => format!("{s} s"),
-        (m, 0) => format!("{m} min"),
-        (m, s) => format!("{m} min {s} s"),
-    }
 }

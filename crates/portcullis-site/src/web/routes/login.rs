@@ -2,8 +2,6 @@
 //! (doing the same Argon2 work for unknown names), answers every failure with the same words,
 //! and regenerates the session id. Logging out destroys the session.
 
-use std::time::Duration;
-
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -17,17 +15,15 @@ use crate::web::client_addr::ClientAddr;
 use crate::session_data::device::Device;
 use crate::web::error::AppError;
 use crate::session_data::flash;
-use crate::web::next::safe_next;
+use crate::web::next::{redirect_after_login, safe_next};
 use crate::web::page::Page;
 use crate::accounts::password;
-use crate::accounts::rate_limit::{Decision, Ticket};
+use crate::accounts::rate_limit::LoginGuard;
 use crate::web::state::AppState;
 use crate::web::extract::Viewer;
 
 /// The one answer to every failed log-in, so it never tells which part was wrong.
 pub(crate) const INVALID: &str = "Invalid user name or password.";
-/// Longest user name kept as a rate-limit key (valid names are shorter).
-const MAX_KEY_NAME_CHARS: usize = 64;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct LoginQuery {
@@ -45,7 +41,7 @@ pub(crate) async fn form(
     let next = query.next.as_deref().and_then(safe_next).unwrap_or("");
     let ended = match viewer {
         Viewer::User(_) => {
-            return Ok(Redirect::to(if next.is_empty() { "/" } else { next }).into_response());
+            return Ok(redirect_after_login(next).into_response());
         }
         Viewer::Anonymous { ended } => ended,
     };
@@ -79,36 +75,25 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
-    let name_key = format!(
-        "name:{}",
-        form.name
-            .to_lowercase()
-            .chars()
-            .take(MAX_KEY_NAME_CHARS)
-            .collect::<String>()
-    );
-    let addr_key = format!("addr:{client}");
     let next = safe_next(&form.next).unwrap_or("").to_owned();
     let refuse = |status, error: String| {
         let context = context! { notice => None::<&str>, error, next => next.clone(), name => form.name.clone() };
         page.render(&state, None, "login.html", status, context)
     };
 
-    let tickets = match attempt(&state, &[&name_key, &addr_key]).await {
-        Ok(tickets) => tickets,
-        Err(wait) => {
+    let guard = match LoginGuard::begin(state.limiter(), &form.name, client).await {
+        Ok(guard) => guard,
+        Err(too_many) => {
             tracing::warn!(
                 target: "portcullis::security",
                 name = ?form.name, %client, "log-in refused: too many failures"
             );
-            let secs = wait.as_secs().max(1);
-            let message =
-                format!("Too many failed log-ins. Please wait {secs} seconds and try again.");
-            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return Ok(response);
+            let message = format!(
+                "Too many failed log-ins. Please wait {} seconds and try again.",
+                too_many.seconds()
+            );
+            let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+            return Ok(too_many.with_retry_after(page));
         }
     };
 
@@ -121,8 +106,7 @@ pub(crate) async fn submit(
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     };
 
-    state.limiter().reset(&name_key).await;
-    forgive(&state, &tickets).await;
+    guard.logged_in().await;
     if let Some(max) = at_session_limit(&state, &session, &user).await? {
         tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: session limit");
         let message = format!(
@@ -145,7 +129,7 @@ pub(crate) async fn submit(
     )
     .await?;
     tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
-    Ok(Redirect::to(if next.is_empty() { "/" } else { &next }).into_response())
+    Ok(redirect_after_login(&next).into_response())
 }
 
 /// With `SESSION_LIMIT_POLICY=refuse`, the limit when `user` already has that many sessions
@@ -172,36 +156,6 @@ async fn at_session_limit(
         .filter(|d| Some(d.handle()) != mine.as_ref())
         .count();
     Ok((others >= max.get()).then_some(max.get()))
-}
-
-/// Counts one attempt on each of `keys`, checking the limit in the same step; when any key is
-/// over its limit, takes back the attempts counted on the others and answers the longest wait.
-pub(crate) async fn attempt<'k>(
-    state: &AppState,
-    keys: &[&'k str],
-) -> Result<Vec<(&'k str, Ticket)>, Duration> {
-    let mut tickets = Vec::with_capacity(keys.len());
-    let mut wait = None;
-    for &key in keys {
-        match state.limiter().attempt(key).await {
-            Decision::Allowed(ticket) => tickets.push((key, ticket)),
-            Decision::Limited { retry_after } => wait = wait.max(Some(retry_after)),
-        }
-    }
-    match wait {
-        None => Ok(tickets),
-        Some(wait) => {
-            forgive(state, &tickets).await;
-            Err(wait)
-        }
-    }
-}
-
-/// Takes back counted attempts that succeeded (or were never made).
-pub(crate) async fn forgive(state: &AppState, tickets: &[(&str, Ticket)]) {
-    for (key, ticket) in tickets {
-        state.limiter().forgive(key, ticket).await;
-    }
 }
 
 /// Ends the session (the layer deletes the record and expires the cookie) and asks the browser

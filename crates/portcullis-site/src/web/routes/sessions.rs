@@ -15,12 +15,12 @@ use portcullis::session::{DeviceSession, SessionHandle};
 use portcullis::{Session, SessionError};
 use serde::{Deserialize, Serialize};
 
-use super::home::utc;
 use crate::session_data::device::{self, Device};
 use crate::web::error::AppError;
 use crate::session_data::flash;
 use crate::web::page::Page;
 use crate::web::state::AppState;
+use crate::web::text::{ago, utc};
 use crate::web::extract::SignedIn;
 
 /// One row of the page.
@@ -149,15 +149,4 @@ pub(crate) async fn end_others(
     };
     flash::push(&session, "message", &message).await?;
     Ok(Redirect::to("/account/sessions").into_response())
-}
-
-/// `just now`, `5 min ago`, `2 h ago`, `3 days ago`.
-fn ago(now: SystemTime, then: SystemTime) -> String {
-    let secs = now.duration_since(then).map_or(0, |d| d.as_secs());
-    match secs {
-        0..60 => "just now".to_owned(),
-        60..3600 => format!("{} min ago", secs / 60),
-        3600..86_400 => format!("{} h ago", secs / 3600),
-        _ => format!("{} days ago", secs / 86_400),
-    }
 }
