@@ -1,4 +1,5 @@
-//! Builds the session store that the configuration asks for.
+//! Opens the session store that the configuration names, once per process: the site serves
+//! from it and the commands administer it, through the one session layer in the `AppState`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,9 +8,6 @@ use portcullis::config::{Config, StoreKind};
 use portcullis::store::{
     FileStore, MemoryStore, RedisStore, RedisUrlError, SessionStore, StoreError,
 };
-
-use crate::accounts::users::Users;
-use crate::cli::Admin;
 
 /// How often the file store sweeps expired sessions in the background.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -23,68 +21,59 @@ pub(crate) enum StoresError {
     RedisUrl(#[from] RedisUrlError),
 }
 
-/// The configured store; for files, also starts the background sweeper. A Redis server that
-/// does not answer yet does not stop start-up: the store says so in the log, requests that need
-/// a session get 503 until it answers, and service resumes by itself.
-/// With Redis, the same connection is also handed back for the log-in limits.
-pub(crate) async fn open(config: &Config) -> Result<Opened, StoresError> {
-    Ok(match config.session_type {
-        StoreKind::Filesystem => {
-            let store = FileStore::open(&config.session_file_dir)?;
-            store.spawn_sweeper(SWEEP_EVERY);
-            Opened {
-                sessions: Arc::new(store),
-                redis: None,
-            }
-        }
-        StoreKind::Memory => Opened {
-            sessions: Arc::new(MemoryStore::new()),
-            redis: None,
-        },
-        StoreKind::Redis => {
-            let redis = Arc::new(RedisStore::from_config(config).await?);
-            Opened {
-                sessions: Arc::clone(&redis) as Arc<dyn SessionStore>,
-                redis: Some(redis),
-            }
-        }
-    })
-}
-
-/// The opened session store, and the Redis connection when sessions live there.
-pub(crate) struct Opened {
+/// The opened session store, and the same store under its own type where the site needs more
+/// than [`SessionStore`]: Redis for the log-in limits, files for the sweeper.
+#[derive(Debug)]
+pub(crate) struct Stores {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) redis: Option<Arc<RedisStore>>,
+    files: Option<Arc<FileStore>>,
 }
 
-/// What the administrative commands work with: the site's store (without the file store's
-/// sweeper) and accounts. The memory store is refused: it lives inside the serving process.
-pub(crate) async fn admin(config: &Config) -> Result<Admin, Box<dyn std::error::Error>> {
-    let store: Arc<dyn SessionStore> = match config.session_type {
-        StoreKind::Filesystem => Arc::new(FileStore::open(&config.session_file_dir)?),
-        StoreKind::Redis => Arc::new(RedisStore::from_config(config).await?),
-        StoreKind::Memory => {
-            return Err(
-                "SESSION_TYPE=memory keeps sessions inside the serving process; \
-                        the command line cannot reach them"
-                    .into(),
-            );
-        }
-    };
-    let users = Users::open(&config.database_url).await?;
-    Ok(Admin::new(config, store, users))
-}
+impl Stores {
+    /// The configured store. A Redis server that does not answer yet does not stop start-up:
+    /// the store says so in the log, requests that need a session get 503 until it answers,
+    /// and service resumes by itself.
+    pub(crate) async fn open(config: &Config) -> Result<Self, StoresError> {
+        Ok(match config.session_type {
+            StoreKind::Filesystem => {
+                let files = Arc::new(FileStore::open(&config.session_file_dir)?);
+                Self {
+                    sessions: Arc::clone(&files) as Arc<dyn SessionStore>,
+                    redis: None,
+                    files: Some(files),
+                }
+            }
+            StoreKind::Memory => Self {
+                sessions: Arc::new(MemoryStore::new()),
+                redis: None,
+                files: None,
+            },
+            StoreKind::Redis => {
+                let redis = Arc::new(RedisStore::from_config(config).await?);
+                Self {
+                    sessions: Arc::clone(&redis) as Arc<dyn SessionStore>,
+                    redis: Some(redis),
+                    files: None,
+                }
+            }
+        })
+    }
 
-/// `portcullis sessions purge-expired`.
-pub(crate) async fn purge_expired(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
-    let removed = match config.session_type {
-        StoreKind::Filesystem => {
-            FileStore::open(&config.session_file_dir)?
-                .purge_expired()
-                .await?
+    /// For the file store, sweeps expired sessions every minute in the background: for the
+    /// serving process, not for a command that ends in a moment.
+    pub(crate) fn sweep_in_background(&self) {
+        if let Some(files) = &self.files {
+            files.spawn_sweeper(SWEEP_EVERY);
         }
-        StoreKind::Memory | StoreKind::Redis => 0,
-    };
-    println!("removed {removed} expired session(s)");
-    Ok(())
+    }
+
+    /// Removes the expired session files now; how many. Other stores expire their records by
+    /// themselves: none.
+    pub(crate) async fn purge_expired(&self) -> Result<usize, StoreError> {
+        match &self.files {
+            Some(files) => files.purge_expired().await,
+            None => Ok(0),
+        }
+    }
 }

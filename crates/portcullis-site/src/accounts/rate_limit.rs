@@ -88,7 +88,11 @@ impl<'l> LoginGuard<'l> {
         name: &str,
         client: IpAddr,
     ) -> Result<Self, TooManyAttempts> {
-        let name: String = name.to_lowercase().chars().take(MAX_KEY_NAME_CHARS).collect();
+        let name: String = name
+            .to_lowercase()
+            .chars()
+            .take(MAX_KEY_NAME_CHARS)
+            .collect();
         let name_key = format!("name:{name}");
         let mut guard = Self {
             limiter,

@@ -1,17 +1,37 @@
-//! Command-line parsing (clap) and the text of `portcullis config`.
+//! The `portcullis` command line: clap's types, and [`Cli::run`], which hands each command to
+//! its file.
+//!
+//! - `portcullis serve` (the default) runs the site (`serve.rs`);
+//! - `portcullis config` prints the effective configuration and where each value came from
+//!   (`show_config.rs`);
+//! - `portcullis sessions purge-expired` removes expired session files;
+//! - `portcullis sessions list --user NAME` lists a user's sessions, and
+//!   `portcullis sessions end --user NAME (--all | --except-current ID)` ends them
+//!   (`sessions.rs`);
+//! - `portcullis users reset-password --user NAME` sets a new password (from standard input)
+//!   and ends all the user's sessions (`users.rs`).
+//!
+//! The commands that work on stored sessions build the site's [`AppState`] on the site's own
+//! store, so they reach sessions through the same session layer as the site. Users are named by
+//! their user name; the session layer knows them by id (`_user_id`), so each command looks the
+//! name up first.
 
 mod serve;
 mod sessions;
+mod show_config;
+mod users;
 
-pub(crate) use sessions::Admin;
-
-use std::fmt::Write as _;
+use std::error::Error;
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
-use portcullis::config::{Config, ConfigLoader, Profile};
+use portcullis::SessionError;
+use portcullis::config::{Config, ConfigLoader, Profile, StoreKind};
 
-use crate::stores;
+use crate::accounts::password::HashError;
+use crate::accounts::users::{User, UsersError};
+use crate::stores::Stores;
+use crate::web::AppState;
 
 /// Portcullis: secure server-side sessions, and a reference site that shows them working.
 ///
@@ -118,112 +138,77 @@ impl Cli {
         }
         loader
     }
-}
 
-/// The text of `portcullis sessions list`: one line per session, under a header.
-pub(crate) fn describe_sessions(name: &str, rows: &[sessions::SessionRow]) -> String {
-    if rows.is_empty() {
-        return format!("{name} has no live session\n");
-    }
-    let time = |t| {
-        humantime::format_rfc3339_seconds(t)
-            .to_string()
-            .replace('T', " ")
-    };
-    let mut out = format!(
-        "{:43}  {:20}  {:20}  {:20}  {:24}  ADDRESS\n",
-        "ID", "STARTED", "LAST USED", "EXPIRES", "BROWSER"
-    );
-    for row in rows {
-        let _ = writeln!(
-            out,
-            "{:43}  {:20}  {:20}  {:20}  {:24}  {}",
-            row.handle.as_str(),
-            time(row.started),
-            time(row.last_used),
-            time(row.expires),
-            row.browser,
-            row.address
-        );
-    }
-    out
-}
-
-/// The text of `portcullis config`: one line per setting, then warnings.
-pub(crate) fn describe(config: &Config) -> String {
-    let settings = config.report();
-    let width = settings.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    let mut out = format!("profile: {}\n\n", config.profile);
-    for setting in settings {
-        let _ = writeln!(
-            out,
-            "{:width$}  {}  ({})",
-            setting.name, setting.value, setting.source
-        );
-    }
-    let warnings = config.warnings();
-    if !warnings.is_empty() {
-        out.push('\n');
-        for warning in warnings {
-            let _ = writeln!(out, "warning: {warning}");
-        }
-    }
-    out
-}
-
-impl Cli {
     /// Runs the command (`serve` when none was given) with `config`.
     ///
     /// # Errors
     /// Whatever stopped the command; the binary prints it with its causes.
-    pub async fn run(self, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    pub async fn run(self, config: Config) -> Result<(), Box<dyn Error>> {
         match self.command.unwrap_or_default() {
             Command::Serve(_) => serve::run(config).await,
             Command::Config => {
-                print!("{}", describe(&config));
+                print!("{}", show_config::describe(&config));
                 Ok(())
             }
             Command::Sessions {
                 command: SessionsCommand::PurgeExpired,
-            } => stores::purge_expired(&config).await,
+            } => sessions::purge_expired(&config).await,
             Command::Sessions {
                 command: SessionsCommand::List { user },
-            } => list_sessions(&config, &user).await,
+            } => sessions::list(&administered(config).await?, &user).await,
             Command::Sessions {
                 command: SessionsCommand::End(args),
-            } => end_sessions(&config, &args).await,
+            } => sessions::end(&administered(config).await?, &args).await,
             Command::Users {
                 command: UsersCommand::ResetPassword { user },
-            } => reset_password(&config, &user).await,
+            } => users::reset_password(&administered(config).await?, &user).await,
         }
     }
 }
 
-async fn list_sessions(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let rows = stores::admin(config).await?.list(user).await?;
-    print!("{}", describe_sessions(user, &rows));
-    Ok(())
+/// Why an administrative command could not be done.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AdminError {
+    /// No account has this user name.
+    #[error("there is no user named {0:?}")]
+    NoSuchUser(String),
+    /// A session handle that `list` could not have printed.
+    #[error("{0:?} is not a session handle (43 letters, digits, '-' and '_', as `list` prints)")]
+    BadHandle(String),
+    /// The new password breaks a rule.
+    #[error("password not changed: {0}")]
+    Invalid(&'static str),
+    /// The session store failed.
+    #[error("the session store failed")]
+    Session(#[from] SessionError),
+    /// The accounts database failed.
+    #[error("the accounts database failed")]
+    Users(#[from] UsersError),
+    /// Hashing the new password failed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
 }
 
-async fn end_sessions(config: &Config, args: &EndArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let keep = if args.all {
-        None
-    } else {
-        args.except_current.as_deref()
-    };
-    let ended = stores::admin(config).await?.end(&args.user, keep).await?;
-    println!("ended {ended} session(s) of {}", args.user);
-    Ok(())
+/// The site as the administrative commands see it: its store (without the file store's
+/// sweeper) and accounts, behind the one session layer of the `AppState`. The memory store is
+/// refused: it lives inside the serving process.
+async fn administered(config: Config) -> Result<AppState, Box<dyn Error>> {
+    if config.session_type == StoreKind::Memory {
+        return Err(
+            "SESSION_TYPE=memory keeps sessions inside the serving process; \
+                    the command line cannot reach them"
+                .into(),
+        );
+    }
+    let stores = Stores::open(&config).await?;
+    Ok(AppState::open(config, stores.sessions, stores.redis).await?)
 }
 
-async fn reset_password(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\r', '\n']);
-    let ended = stores::admin(config)
+/// The account named `name`.
+async fn user(state: &AppState, name: &str) -> Result<User, AdminError> {
+    state
+        .users()
+        .by_name(name)
         .await?
-        .reset_password(user, password)
-        .await?;
-    println!("password of {user} changed; ended {ended} session(s)");
-    Ok(())
+        .ok_or_else(|| AdminError::NoSuchUser(name.to_owned()))
 }

@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use portcullis::config::Config;
 use tokio::net::TcpListener;
 
-use crate::stores;
+use crate::stores::Stores;
 use crate::web::{AppState, app};
 
 /// Runs the site until a shutdown signal arrives.
 pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let stores = stores::open(&config).await?;
+    let stores = Stores::open(&config).await?;
+    stores.sweep_in_background();
     let bind = config.bind;
     let state = AppState::open(config, stores.sessions, stores.redis).await?;
     let router = app(state.clone());

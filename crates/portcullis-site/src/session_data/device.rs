@@ -1,12 +1,15 @@
 //! What the site remembers about the device a session was logged in from, so that a person can
 //! tell their sessions apart (`/account/sessions`, `portcullis sessions list`): the browser's
 //! `User-Agent` (cut short) and the client's address, kept in the session under `_device` at
-//! log-in. The session record is sealed, so the store sees neither.
+//! log-in. The session record is sealed, so the store sees neither. [`DeviceRow`] is one
+//! session as both of those show it.
 
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use axum::http::HeaderMap;
 use axum::http::header::USER_AGENT;
+use portcullis::session::{DeviceSession, SessionHandle};
 use serde::{Deserialize, Serialize};
 
 /// The session key.
@@ -75,6 +78,45 @@ impl Device {
             return browser.to_owned();
         };
         format!("{browser} on {system}")
+    }
+}
+
+/// One session of a user, as the sessions page and `portcullis sessions list` show it.
+#[derive(Clone, Debug)]
+pub(crate) struct DeviceRow {
+    /// What the page's End button and `sessions end --except-current` take.
+    pub(crate) handle: SessionHandle,
+    /// When it began (the log-in).
+    pub(crate) started: SystemTime,
+    /// When it was last used (see [`DeviceSession::last_used`]).
+    pub(crate) last_used: SystemTime,
+    /// When it ends if unused.
+    pub(crate) expires: SystemTime,
+    /// The browser, e.g. "Firefox on Linux".
+    pub(crate) browser: String,
+    /// The whole `User-Agent`, as kept.
+    pub(crate) user_agent: String,
+    /// The client address it logged in from.
+    pub(crate) address: String,
+    /// Whether it is the session of the request that lists it (never, from the command line).
+    pub(crate) current: bool,
+}
+
+impl DeviceRow {
+    /// The row of `device`; a `_device` value that is absent or unreadable shows as an unknown
+    /// browser at no address.
+    pub(crate) fn of(device: &DeviceSession) -> Self {
+        let details: Device = device.get(KEY).ok().flatten().unwrap_or_default();
+        Self {
+            handle: device.handle().clone(),
+            started: device.created_at(),
+            last_used: device.last_used(),
+            expires: device.expires_at(),
+            browser: details.browser(),
+            user_agent: details.user_agent,
+            address: details.address,
+            current: device.is_current(),
+        }
     }
 }
 

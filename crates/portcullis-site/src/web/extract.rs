@@ -12,10 +12,10 @@ use portcullis::Session;
 use portcullis::config::SessionFormat;
 
 use crate::accounts;
+use crate::accounts::users::User;
 use crate::web::error::{ApiError, AppError};
 use crate::web::next::encode_query_value;
 use crate::web::state::AppState;
-use crate::accounts::users::User;
 
 /// The requester.
 #[derive(Debug)]

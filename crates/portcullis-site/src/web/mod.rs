@@ -30,28 +30,23 @@ pub(crate) mod text;
 
 use routes::{account, api, assets, health, home, login, register, sessions};
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use portcullis::SessionLayer;
 
 use error::AppError;
 use extract::Viewer;
 use page::Page;
 pub use state::{AppState, StartError};
 
-/// The whole site: routes, the CSRF layer inside the session layer (both configured from the
-/// state's configuration, on the state's clock), and the security headers. Every unsafe
+/// The whole site: routes, the CSRF layer inside the session layer (both the state's, so the
+/// process has one of each), and the security headers. Every unsafe
 /// request (POST, PUT, ...) needs a CSRF token: the `csrf_token` field that every form
 /// carries, or the `X-CSRFToken` header with a token from `/api/csrf-token`.
 pub fn app(state: AppState) -> Router {
     let config = state.config();
-    let sessions = SessionLayer::from_config(config, Arc::clone(state.store()))
-        .with_clock(Arc::clone(state.clock()));
     let router = Router::new()
         .route("/", get(home::home))
         .route("/register", get(register::form).post(register::submit))
@@ -80,7 +75,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(config.max_content_length))
         // Inside the session layer: the CSRF check reads the session.
         .layer(state.csrf().clone())
-        .layer(sessions)
+        .layer(state.session_layer().clone())
         // Outside the CSRF layer: it tells it which requests came over HTTPS.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

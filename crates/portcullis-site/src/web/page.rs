@@ -9,12 +9,12 @@ use minijinja::{Value, context};
 use portcullis::Session;
 use portcullis::csrf::CsrfToken;
 
-use crate::web::error::AppError;
+use crate::accounts::users::User;
 use crate::session_data::flash;
 use crate::session_data::prefs::Prefs;
-use crate::web::state::AppState;
-use crate::accounts::users::User;
+use crate::web::error::AppError;
 use crate::web::extract;
+use crate::web::state::AppState;
 
 /// Templates with forms of their own.
 const FORM_TEMPLATES: &[&str] = &[

@@ -1,6 +1,7 @@
 //! [`AppState`]: what every handler shares: the configuration, the session store, the clock,
-//! the accounts, the log-in limiter, the templates, the auth-hash keys, the CSRF layer, and
-//! every user's sessions (for the log-in limit check).
+//! the accounts, the log-in limiter, the templates, the auth-hash keys, the CSRF layer, and the
+//! one session layer of the process, from which every user's sessions are reached (the log-in
+//! limit check, the command line).
 
 use std::sync::Arc;
 
@@ -13,8 +14,8 @@ use portcullis::store::{RedisStore, SessionStore};
 
 use crate::accounts::AuthKeys;
 use crate::accounts::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
-use crate::web::templates::Templates;
 use crate::accounts::users::{Users, UsersError};
+use crate::web::templates::Templates;
 
 /// The site's shared state. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -32,7 +33,9 @@ struct Inner {
     templates: Templates,
     auth_keys: AuthKeys,
     csrf: CsrfLayer,
-    user_sessions: UserSessions,
+    /// The process's one session layer: the router mounts it and [`AppState::user_sessions`]
+    /// comes from it, so both share one outage tracker and one set of write locks.
+    sessions: SessionLayer,
 }
 
 /// Why the site could not start.
@@ -94,9 +97,8 @@ impl AppState {
             ))
         });
         let auth_keys = AuthKeys::from_config(&config);
-        let user_sessions = SessionLayer::from_config(&config, Arc::clone(&store))
-            .with_clock(Arc::clone(&clock))
-            .user_sessions();
+        let sessions =
+            SessionLayer::from_config(&config, Arc::clone(&store)).with_clock(Arc::clone(&clock));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -107,7 +109,7 @@ impl AppState {
                 templates: Templates::new(),
                 auth_keys,
                 csrf,
-                user_sessions,
+                sessions,
             }),
         })
     }
@@ -148,8 +150,14 @@ impl AppState {
         &self.inner.csrf
     }
 
-    /// Every user's sessions (list, end), on the site's store and keys.
-    pub(crate) fn user_sessions(&self) -> &UserSessions {
-        &self.inner.user_sessions
+    /// The session layer, for the router to mount.
+    pub(crate) fn session_layer(&self) -> &SessionLayer {
+        &self.inner.sessions
+    }
+
+    /// Every user's sessions (list, end), through the session layer: the site's store, keys
+    /// and lifetimes.
+    pub(crate) fn user_sessions(&self) -> UserSessions {
+        self.inner.sessions.user_sessions()
     }
 }

@@ -12,16 +12,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::accounts;
+use crate::accounts::password;
 use crate::accounts::rate_limit::LoginGuard;
+use crate::accounts::users::{User, UsersError, validate_password};
+use crate::session_data::flash;
+use crate::session_data::prefs::{DENSITIES, Prefs, THEMES};
 use crate::web::client_addr::ClientAddr;
 use crate::web::error::AppError;
-use crate::session_data::flash;
-use crate::web::page::Page;
-use crate::accounts::password;
-use crate::session_data::prefs::{DENSITIES, Prefs, THEMES};
-use crate::web::state::AppState;
-use crate::accounts::users::{User, UsersError, validate_password};
 use crate::web::extract::SignedIn;
+use crate::web::page::Page;
+use crate::web::state::AppState;
 
 pub(crate) async fn page(
     State(state): State<AppState>,

@@ -12,11 +12,11 @@ use portcullis::{Session, SessionError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::web::error::ApiError;
 use crate::session_data::prefs::Prefs;
+use crate::web::error::ApiError;
+use crate::web::extract::ApiUser;
 use crate::web::state::AppState;
 use crate::web::text::seconds_left;
-use crate::web::extract::ApiUser;
 
 /// Longest key accepted by `/api/session`.
 const MAX_API_KEY_LEN: usize = 64;

@@ -8,10 +8,10 @@ use minijinja::context;
 use portcullis::Session;
 
 use crate::web::error::AppError;
+use crate::web::extract::Viewer;
 use crate::web::page::Page;
 use crate::web::state::AppState;
 use crate::web::text::{minutes_seconds, seconds_left, utc};
-use crate::web::extract::Viewer;
 
 pub(crate) async fn home(
     State(state): State<AppState>,

@@ -11,16 +11,16 @@ use portcullis::Session;
 use serde::Deserialize;
 
 use crate::accounts;
-use crate::web::client_addr::ClientAddr;
-use crate::session_data::device::Device;
-use crate::web::error::AppError;
-use crate::session_data::flash;
-use crate::web::next::{redirect_after_login, safe_next};
-use crate::web::page::Page;
 use crate::accounts::password;
 use crate::accounts::rate_limit::LoginGuard;
-use crate::web::state::AppState;
+use crate::session_data::device::Device;
+use crate::session_data::flash;
+use crate::web::client_addr::ClientAddr;
+use crate::web::error::AppError;
 use crate::web::extract::Viewer;
+use crate::web::next::{redirect_after_login, safe_next};
+use crate::web::page::Page;
+use crate::web::state::AppState;
 
 /// The one answer to every failed log-in, so it never tells which part was wrong.
 pub(crate) const INVALID: &str = "Invalid user name or password.";

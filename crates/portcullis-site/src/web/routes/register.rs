@@ -9,13 +9,13 @@ use minijinja::context;
 use portcullis::Session;
 use serde::Deserialize;
 
-use crate::web::error::AppError;
-use crate::session_data::flash;
-use crate::web::page::Page;
 use crate::accounts::password;
-use crate::web::state::AppState;
 use crate::accounts::users::{UsersError, validate_display_name, validate_name, validate_password};
+use crate::session_data::flash;
+use crate::web::error::AppError;
 use crate::web::extract::Viewer;
+use crate::web::page::Page;
+use crate::web::state::AppState;
 
 pub(crate) async fn form(
     State(state): State<AppState>,

@@ -9,44 +9,30 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::Value as Template;
 use minijinja::context;
-use minijinja::value::{Serde, Value as Template};
 use portcullis::session::{DeviceSession, SessionHandle};
 use portcullis::{Session, SessionError};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::session_data::device::{self, Device};
-use crate::web::error::AppError;
+use crate::session_data::device::DeviceRow;
 use crate::session_data::flash;
+use crate::web::error::AppError;
+use crate::web::extract::SignedIn;
 use crate::web::page::Page;
 use crate::web::state::AppState;
 use crate::web::text::{ago, utc};
-use crate::web::extract::SignedIn;
 
-/// One row of the page.
-#[derive(Debug, Serialize)]
-struct Row {
-    handle: String,
-    started: String,
-    last_used: String,
-    browser: String,
-    user_agent: String,
-    address: String,
-    current: bool,
-}
-
-impl Row {
-    fn of(device: &DeviceSession, now: SystemTime) -> Self {
-        let details: Device = device.get(device::KEY).ok().flatten().unwrap_or_default();
-        Self {
-            handle: device.handle().to_string(),
-            started: utc(device.created_at()),
-            last_used: ago(now, device.last_used()),
-            browser: details.browser(),
-            address: details.address.clone(),
-            user_agent: details.user_agent,
-            current: device.is_current(),
-        }
+/// What the page shows of `row`: times as text, the last use relative to `now`.
+fn shown(row: &DeviceRow, now: SystemTime) -> Template {
+    context! {
+        handle => row.handle.as_str(),
+        started => utc(row.started),
+        last_used => ago(now, row.last_used),
+        browser => &row.browser,
+        user_agent => &row.user_agent,
+        address => &row.address,
+        current => row.current,
     }
 }
 
@@ -63,13 +49,14 @@ pub(crate) async fn page(
         Err(SessionError::NoUserIndex) => (Vec::new(), false),
         Err(other) => return Err(other.into()),
     };
-    let rows: Vec<Row> = devices
+    let rows: Vec<DeviceRow> = devices
         .iter()
         .filter(|d| still_valid(&state, &user, d))
-        .map(|d| Row::of(d, now))
+        .map(DeviceRow::of)
         .collect();
     let others = rows.iter().filter(|r| !r.current).count();
-    let context = context! { rows => Template::from(Serde(&rows)), others, listed };
+    let shown: Vec<Template> = rows.iter().map(|row| shown(row, now)).collect();
+    let context = context! { rows => shown, others, listed };
     page.render(
         &state,
         Some(&user),
@@ -82,7 +69,11 @@ pub(crate) async fn page(
 
 /// A session logged in before the password last changed can serve no request (its
 /// `_auth_hash` is stale), so it is not shown as a device, even before it is ended.
-fn still_valid(state: &AppState, user: &crate::accounts::users::User, device: &DeviceSession) -> bool {
+fn still_valid(
+    state: &AppState,
+    user: &crate::accounts::users::User,
+    device: &DeviceSession,
+) -> bool {
     device
         .get::<String>(crate::accounts::AUTH_HASH)
         .ok()

@@ -1,0 +1,28 @@
+//! `portcullis config`: one line per setting (its value and where it came from), then the
+//! warnings for production risks.
+
+use std::fmt::Write as _;
+
+use portcullis::config::Config;
+
+/// The text of `portcullis config`.
+pub(super) fn describe(config: &Config) -> String {
+    let settings = config.report();
+    let width = settings.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let mut out = format!("profile: {}\n\n", config.profile);
+    for setting in settings {
+        let _ = writeln!(
+            out,
+            "{:width$}  {}  ({})",
+            setting.name, setting.value, setting.source
+        );
+    }
+    let warnings = config.warnings();
+    if !warnings.is_empty() {
+        out.push('\n');
+        for warning in warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+    }
+    out
+}
