@@ -31,13 +31,11 @@
 //! as a string), `_flashes` (`[[category, message], ...]`), plus `_auth_hash` (Django's idea:
 //! HMAC of the password hash, so a password change ends other sessions), `_device` and
 //! `_prefs`.
-#![forbid(unsafe_code)]
 
 pub mod accounts;
 pub mod cli;
-pub mod session_data;
+mod session_data;
 mod stores;
 mod web;
 
-pub use web::middleware::CONTENT_SECURITY_POLICY;
 pub use web::{AppState, StartError, app};

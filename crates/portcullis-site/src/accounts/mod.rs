@@ -15,7 +15,7 @@
 //! request, and the sessions page does not list it.
 
 pub mod password;
-pub mod rate_limit;
+pub(crate) mod rate_limit;
 pub mod users;
 
 use hkdf::Hkdf;

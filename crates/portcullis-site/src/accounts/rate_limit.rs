@@ -35,11 +35,11 @@ const MAX_KEY_NAME_CHARS: usize = 64;
 
 /// One counted attempt, to take back with [`RateLimiter::forgive`] when it succeeds.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ticket(String);
+pub(crate) struct Ticket(String);
 
 /// Whether an attempt may go ahead.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Go ahead; the attempt is counted.
     Allowed(Ticket),
     /// Refuse; try again after this long (the `Retry-After` header). Nothing was counted.
@@ -51,7 +51,7 @@ pub enum Decision {
 
 /// Counts attempts per key and says when a key has had too many.
 #[async_trait]
-pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
     /// Checks `key` and, if it may go ahead, counts this attempt, in one atomic step.
     async fn attempt(&self, key: &str) -> Decision;
     /// Takes back one counted attempt (it succeeded, or was never made).
@@ -148,7 +148,7 @@ impl TooManyAttempts {
 /// A [`RateLimiter`] in this process's memory: right for one process; behind a load balancer
 /// each process counts on its own.
 #[derive(Debug)]
-pub struct MemoryRateLimiter {
+pub(crate) struct MemoryRateLimiter {
     limit: RateLimit,
     clock: Arc<dyn Clock>,
     attempts: Mutex<HashMap<String, VecDeque<(SystemTime, u64)>>>,
@@ -158,7 +158,7 @@ pub struct MemoryRateLimiter {
 impl MemoryRateLimiter {
     /// A limiter allowing `limit.max` attempts per `limit.window`, reading time from `clock`.
     #[must_use]
-    pub fn new(limit: RateLimit, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(limit: RateLimit, clock: Arc<dyn Clock>) -> Self {
         Self {
             limit,
             clock,
@@ -250,7 +250,7 @@ return 0
 /// A [`RateLimiter`] whose counts live in Redis, shared by every process of the site. When Redis
 /// does not answer, attempts are refused (fail closed) and the failure is logged.
 #[derive(Debug)]
-pub struct RedisRateLimiter {
+pub(crate) struct RedisRateLimiter {
     limit: RateLimit,
     redis: Arc<RedisStore>,
     attempt: redis::Script,
@@ -261,7 +261,7 @@ pub struct RedisRateLimiter {
 impl RedisRateLimiter {
     /// A limiter allowing `limit.max` attempts per `limit.window`, counted in `redis`.
     #[must_use]
-    pub fn new(limit: RateLimit, redis: Arc<RedisStore>) -> Self {
+    pub(crate) fn new(limit: RateLimit, redis: Arc<RedisStore>) -> Self {
         Self {
             limit,
             redis,

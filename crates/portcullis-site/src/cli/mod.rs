@@ -127,7 +127,6 @@ fn parse_profile(text: &str) -> Result<Profile, String> {
 
 impl Cli {
     /// The configuration loader with this command line's overrides.
-    #[must_use]
     pub fn loader(&self) -> ConfigLoader {
         let mut loader = ConfigLoader::new();
         if let Some(profile) = self.profile {

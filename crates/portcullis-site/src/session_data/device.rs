@@ -20,11 +20,11 @@ const MAX_USER_AGENT_CHARS: usize = 256;
 
 /// The device a session was logged in from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Device {
+pub(crate) struct Device {
     /// The `User-Agent` header, at most 256 characters; empty when absent.
-    pub user_agent: String,
+    pub(crate) user_agent: String,
     /// The client's address (see `client_addr.rs`); `0.0.0.0` when unknown.
-    pub address: String,
+    pub(crate) address: String,
 }
 
 impl Device {
@@ -47,7 +47,7 @@ impl Device {
     /// "Firefox on Linux", "Chrome on Android", "curl", "Unknown browser": enough to tell
     /// devices apart, from the usual `User-Agent` tokens.
     #[must_use]
-    pub fn browser(&self) -> String {
+    pub(crate) fn browser(&self) -> String {
         let ua = self.user_agent.as_str();
         let browser = if ua.contains("Edg/") {
             "Edge"

@@ -1,6 +1,6 @@
 //! What the site keeps in the session, one file per key: flashed messages (`_flashes`),
 //! display preferences (`_prefs`) and the device a session logged in from (`_device`).
 
-pub mod device;
+pub(crate) mod device;
 pub(crate) mod flash;
 pub(crate) mod prefs;

@@ -1,51 +1,19 @@
-//! The client's address, for rate limits: the socket peer, or, when the peer is a proxy listed
-//! in `TRUSTED_PROXIES`, the right-most `X-Forwarded-For` entry that is not a trusted proxy
-//! (entries further left are whatever the client chose to send). And whether the client came
-//! over HTTPS ([`mark_https`]), which only a trusted proxy can say.
+//! What a trusted proxy may tell: the client's address, for rate limits (the socket peer, or,
+//! when the peer is a proxy listed in `TRUSTED_PROXIES`, the right-most `X-Forwarded-For` entry
+//! that is not a trusted proxy; entries further left are whatever the client chose to send),
+//! and whether the client came over HTTPS. The rules, on plain values; the `ClientAddr`
+//! extractor (`extract.rs`) and the `mark_https` middleware (`middleware.rs`) apply them.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::HeaderMap;
+use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::Response;
-use portcullis::csrf::Https;
-
-use crate::web::state::AppState;
-
-/// The client's address, as an extractor (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ClientAddr(pub(crate) IpAddr);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
-        Ok(Self(client_addr(parts, &state.config().trusted_proxies)))
-    }
-}
+use axum::http::{Extensions, HeaderMap};
 
 /// The client address of a request, given the trusted proxies. Without connection info
 /// (a router driven in-process), the unspecified address stands for "unknown".
 pub(crate) fn client_addr(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
     resolve(peer(&parts.extensions), &parts.headers, trusted)
-}
-
-/// Middleware: marks a request that a trusted proxy says came over HTTPS with
-/// [`portcullis::csrf::Https`], so that the Flask format's CSRF check asks for a matching
-/// `Referer` as Flask-WTF does behind Werkzeug's `ProxyFix`.
-pub(crate) async fn mark_https(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let peer = peer(request.extensions());
-    if forwarded_https(peer, request.headers(), &state.config().trusted_proxies) {
-        request.extensions_mut().insert(Https);
-    }
-    next.run(request).await
 }
 
 /// Whether `peer` is a trusted proxy whose last `X-Forwarded-Proto` value is `https`. Only the
@@ -62,7 +30,7 @@ pub(crate) fn forwarded_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAd
 }
 
 /// The socket peer; the unspecified address when the router runs without connection info.
-fn peer(extensions: &axum::http::Extensions) -> IpAddr {
+pub(crate) fn peer(extensions: &Extensions) -> IpAddr {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
@@ -71,7 +39,7 @@ fn peer(extensions: &axum::http::Extensions) -> IpAddr {
 }
 
 /// [`client_addr`]'s rule, on plain values.
-pub(crate) fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     // On a dual-stack socket an IPv4 proxy connects as `::ffff:a.b.c.d`: compare canonical forms.
     let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);

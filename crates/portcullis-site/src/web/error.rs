@@ -13,7 +13,7 @@ use crate::accounts::users::UsersError;
 /// Something the site could not do. Never caused by input alone: input problems are 4xx
 /// answers built by the handlers.
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
+pub(crate) enum AppError {
     /// The session store failed (the layer answers 503) or the session was misused.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -45,14 +45,14 @@ impl IntoResponse for AppError {
 
 /// A JSON error: `{"error": reason}` with a status.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     reason: String,
 }
 
 impl ApiError {
     /// An error with `status` and a reason for the client.
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         Self {
             status,
             reason: reason.into(),

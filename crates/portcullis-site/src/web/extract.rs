@@ -1,8 +1,12 @@
 //! Who is asking, as extractors: [`Viewer`] (a user or nobody), [`SignedIn`] (a user, or a
-//! redirect to the log-in page saying why) and [`ApiUser`] (a user, or a JSON 401).
+//! redirect to the log-in page saying why), [`ApiUser`] (a user, or a JSON 401) and
+//! [`ClientAddr`] (from where).
 //!
 //! A session whose user is gone, or whose `_auth_hash` no longer matches the password (it was
 //! changed elsewhere), is destroyed here: that is how a password change ends other sessions.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -13,6 +17,7 @@ use portcullis::config::SessionFormat;
 
 use crate::accounts;
 use crate::accounts::users::User;
+use crate::web::client_addr::client_addr;
 use crate::web::error::{ApiError, AppError};
 use crate::web::next::encode_query_value;
 use crate::web::state::AppState;
@@ -132,5 +137,17 @@ impl FromRequestParts<AppState> for ApiUser {
             }
             Err(error) => Err(ApiError::from(error).into_response()),
         }
+    }
+}
+
+/// The client's address, as an extractor (see `client_addr.rs` for the rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub(crate) IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        Ok(Self(client_addr(parts, &state.config().trusted_proxies)))
     }
 }

@@ -18,10 +18,10 @@
 //! | `GET /static/style.css` | the stylesheet |
 
 pub(crate) mod client_addr;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod middleware;
-pub mod next;
+pub(crate) mod next;
 pub(crate) mod page;
 mod routes;
 pub(crate) mod state;
@@ -79,7 +79,7 @@ pub fn app(state: AppState) -> Router {
         // Outside the CSRF layer: it tells it which requests came over HTTPS.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            client_addr::mark_https,
+            middleware::mark_https,
         ))
         .with_state(state);
     middleware::add(router)

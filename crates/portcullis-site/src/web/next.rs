@@ -10,7 +10,7 @@ const MAX_NEXT_LEN: usize = 2048;
 /// browsers read as another host), even after percent-decoding, and holds no backslash, no
 /// control character and no scheme. Anything else gives `None` (go to `/`).
 #[must_use]
-pub fn safe_next(next: &str) -> Option<&str> {
+pub(crate) fn safe_next(next: &str) -> Option<&str> {
     let local = |path: &str| {
         let mut bytes = path.bytes();
         bytes.next() == Some(b'/')
@@ -30,7 +30,7 @@ pub(crate) fn redirect_after_login(next: &str) -> Redirect {
 /// `value` percent-encoded for a query string: everything but RFC 3986's unreserved
 /// characters and `/` is escaped.
 #[must_use]
-pub fn encode_query_value(value: &str) -> String {
+pub(crate) fn encode_query_value(value: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {

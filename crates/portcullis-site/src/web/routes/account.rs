@@ -17,9 +17,8 @@ use crate::accounts::rate_limit::LoginGuard;
 use crate::accounts::users::{User, UsersError, validate_password};
 use crate::session_data::flash;
 use crate::session_data::prefs::{DENSITIES, Prefs, THEMES};
-use crate::web::client_addr::ClientAddr;
 use crate::web::error::AppError;
-use crate::web::extract::SignedIn;
+use crate::web::extract::{ClientAddr, SignedIn};
 use crate::web::page::Page;
 use crate::web::state::AppState;
 
