@@ -1,4 +1,6 @@
-//! The route table. Pages are HTML rendered from `templates/`; `/api/` answers JSON.
+//! The web part of the site: [`app`], the route table and the layer stack. Pages are HTML
+//! rendered from `templates/`; `/api/` answers JSON. The README's route table mirrors this one,
+//! and a test fails when a mounted path is missing from either.
 //!
 //! | route | what it does |
 //! |---|---|
@@ -97,4 +99,59 @@ async fn not_found(
         "There is no page at this address.",
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    /// The paths `app()` mounts, read from its `.route(` calls in this file.
+    fn mounted_paths() -> Vec<&'static str> {
+        let source = include_str!("mod.rs");
+        let table = source.split("#[cfg(test)]").next().unwrap_or(source);
+        table
+            .split(".route(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect()
+    }
+
+    /// The first cells of the markdown table that starts at the `| route |` header in `text`.
+    fn table_routes(text: &str) -> Vec<String> {
+        text.lines()
+            .map(|line| line.trim_start_matches("//!").trim())
+            .skip_while(|line| !line.starts_with("| route |"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|line| line.split('|').nth(1).map(str::to_owned))
+            .collect()
+    }
+
+    /// Whether a table's first cells name `path` (`GET /x`, `` `POST /x` ``, `` `/x` ``).
+    fn listed(cells: &[String], path: &str) -> bool {
+        let after_method = format!(" {path}`");
+        let alone = format!("`{path}`");
+        cells
+            .iter()
+            .any(|cell| cell.contains(&after_method) || cell.contains(&alone))
+    }
+
+    #[test]
+    fn every_mounted_route_is_in_the_module_docs_and_the_readme() {
+        let paths = mounted_paths();
+        assert!(paths.len() >= 15, "found only {paths:?}");
+        let docs = table_routes(include_str!("mod.rs"));
+        let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let readme =
+            std::fs::read_to_string(readme_path).unwrap_or_else(|e| panic!("{readme_path}: {e}"));
+        let readme = table_routes(&readme);
+        for path in paths {
+            assert!(
+                listed(&docs, path),
+                "{path} is missing from web/mod.rs's table"
+            );
+            assert!(
+                listed(&readme, path),
+                "{path} is missing from the README's route table"
+            );
+        }
+    }
 }

@@ -15,14 +15,7 @@ use crate::session_data::prefs::Prefs;
 use crate::web::error::AppError;
 use crate::web::extract;
 use crate::web::state::AppState;
-
-/// Templates with forms of their own.
-const FORM_TEMPLATES: &[&str] = &[
-    "login.html",
-    "register.html",
-    "account.html",
-    "sessions.html",
-];
+use crate::web::templates::Templates;
 
 /// Renders pages for one request.
 #[derive(Debug)]
@@ -48,7 +41,7 @@ impl Page {
     /// log-out form). Other pages leave it empty, so a visitor who only reads gets no session.
     /// Made at render time, so a page rendered after a log-in carries the new secret.
     async fn csrf_input(&self, template: &str, signed_in: bool) -> Result<String, AppError> {
-        if signed_in || FORM_TEMPLATES.contains(&template) {
+        if signed_in || Templates::has_forms(template) {
             Ok(CsrfToken::for_session(&self.session).await?.hidden_input())
         } else {
             Ok(String::new())

@@ -9,16 +9,56 @@ use minijinja::Environment;
 /// The stylesheet served at `/static/style.css`.
 pub(crate) const STYLESHEET: &str = include_str!("style.css");
 
-/// Every template, by name.
-const TEMPLATES: &[(&str, &str)] = &[
-    ("base.html", include_str!("base.html")),
-    ("landing.html", include_str!("landing.html")),
-    ("dashboard.html", include_str!("dashboard.html")),
-    ("login.html", include_str!("login.html")),
-    ("register.html", include_str!("register.html")),
-    ("account.html", include_str!("account.html")),
-    ("sessions.html", include_str!("sessions.html")),
-    ("error.html", include_str!("error.html")),
+/// One embedded template.
+struct Embedded {
+    name: &'static str,
+    source: &'static str,
+    /// Whether the page has forms of its own, so it needs the CSRF field even for a visitor.
+    has_forms: bool,
+}
+
+/// Every template: the one list, kept in step with this folder.
+const TEMPLATES: &[Embedded] = &[
+    Embedded {
+        name: "base.html",
+        source: include_str!("base.html"),
+        has_forms: false,
+    },
+    Embedded {
+        name: "landing.html",
+        source: include_str!("landing.html"),
+        has_forms: false,
+    },
+    Embedded {
+        name: "dashboard.html",
+        source: include_str!("dashboard.html"),
+        has_forms: false,
+    },
+    Embedded {
+        name: "login.html",
+        source: include_str!("login.html"),
+        has_forms: true,
+    },
+    Embedded {
+        name: "register.html",
+        source: include_str!("register.html"),
+        has_forms: true,
+    },
+    Embedded {
+        name: "account.html",
+        source: include_str!("account.html"),
+        has_forms: true,
+    },
+    Embedded {
+        name: "sessions.html",
+        source: include_str!("sessions.html"),
+        has_forms: true,
+    },
+    Embedded {
+        name: "error.html",
+        source: include_str!("error.html"),
+        has_forms: false,
+    },
 ];
 
 /// The compiled templates.
@@ -37,11 +77,16 @@ impl Templates {
         let mut env = Environment::new();
         // Undefined variables are errors, not empty strings: a typo fails the tests.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        for (name, source) in TEMPLATES {
+        for Embedded { name, source, .. } in TEMPLATES {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("embedded template {name} compiles: {e}"));
         }
         Self { env }
+    }
+
+    /// Whether the template `name` has forms of its own (see [`Embedded::has_forms`]).
+    pub(crate) fn has_forms(name: &str) -> bool {
+        TEMPLATES.iter().any(|t| t.name == name && t.has_forms)
     }
 
     /// Renders `name` with `context`.
@@ -51,5 +96,32 @@ impl Templates {
         context: minijinja::Value,
     ) -> Result<String, minijinja::Error> {
         self.env.get_template(name)?.render(context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_holds_every_template_of_the_folder_once() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/templates");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".html"))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = TEMPLATES.iter().map(|t| t.name.to_owned()).collect();
+        listed.sort();
+        assert_eq!(listed, on_disk);
+    }
+
+    #[test]
+    fn only_the_pages_with_forms_say_so() {
+        assert!(Templates::has_forms("login.html"));
+        assert!(Templates::has_forms("sessions.html"));
+        assert!(!Templates::has_forms("landing.html"));
+        assert!(!Templates::has_forms("no-such.html"));
     }
 }
