@@ -8,22 +8,34 @@
 //!
 //! # Layout
 //!
-//! - `routes/`: one file per area: `home.rs` (`/`), `register.rs`, `login.rs` (log in and out),
-//!   `account.rs`, `sessions.rs` (`/account/sessions`), `api.rs` (`/api/...`), `health.rs`,
-//!   `assets.rs`; `mod.rs` holds the table;
-//! - `templates/`: the minijinja templates and the stylesheet, embedded in the binary;
-//! - `page.rs`: renders a template with what every page shows (user, flashes, CSRF field);
-//! - `viewer.rs`: who is asking, as extractors; ends sessions whose password changed;
-//! - `auth.rs`: logging in (regenerate, `_user_id`, `_auth_hash`, `_device`);
-//! - `device.rs`: the browser and address a session logged in from;
-//! - `admin.rs`: what the command line does to a user's sessions (list, end, reset password);
-//! - `users.rs`: the accounts in SQLite, and the rules for names and passwords;
-//! - `password.rs`: Argon2id hashing;
-//! - `rate_limit.rs`: failed log-in limits; `client_addr.rs`: the client's address;
-//! - `next.rs`: `?next=` validation (no open redirect); `flash.rs`: flashed messages;
-//! - `prefs.rs`: display preferences kept in the session;
-//! - `headers.rs`: security headers; `error.rs`: errors that are responses;
-//! - `state.rs`: the shared [`AppState`].
+//! Four rooms, and the store they share:
+//!
+//! - `web/`: the site over HTTP
+//!   - `mod.rs`: [`app`], the route table and the layer stack;
+//!   - `state.rs`: the shared [`AppState`], which owns the process's one session layer;
+//!   - `extract.rs`: who is asking and from where, as extractors (`Viewer`, `SignedIn`,
+//!     `ApiUser`, `ClientAddr`); ends sessions whose password changed;
+//!   - `client_addr.rs`: what a trusted proxy may tell (`X-Forwarded-For`, `X-Forwarded-Proto`);
+//!   - `middleware.rs`: the security headers, and marking requests that came over HTTPS;
+//!   - `error.rs`: errors that are responses; `page.rs`: renders a template with what every
+//!     page shows (user, flashes, CSRF field, preferences);
+//!   - `text.rs`: times as pages and the command line write them; `next.rs`: `?next=`
+//!     validation (no open redirect);
+//!   - `routes/`: one file per area (`home`, `register`, `login`, `account`, `sessions`, `api`,
+//!     `health`, `assets`), importing from no other route file;
+//!   - `templates/`: the minijinja templates and the stylesheet, embedded in the binary;
+//! - `accounts/`: who may log in
+//!   - `mod.rs`: logging in (regenerate, `_user_id`, `_auth_hash`, `_device`) and the auth hash;
+//!   - `users.rs`: the accounts in SQLite, and the rules for names and passwords;
+//!   - `password.rs`: Argon2id hashing;
+//!   - `rate_limit.rs`: failed log-in limits, and the `LoginGuard` that log-in and password
+//!     change share;
+//! - `session_data/`: what the site keeps in the session, one file per key: `flash.rs`
+//!   (`_flashes`), `prefs.rs` (`_prefs`), `device.rs` (`_device`, and the `DeviceRow` that the
+//!   sessions page and `portcullis sessions list` show);
+//! - `cli/`: the `portcullis` commands: `mod.rs` (clap's types and the dispatch), `serve.rs`,
+//!   `show_config.rs`, `sessions.rs`, `users.rs`; `main.rs` only calls [`cli::Cli::run`];
+//! - `stores.rs`: opens the configured session store, once per process.
 //!
 //! # Session keys
 //!

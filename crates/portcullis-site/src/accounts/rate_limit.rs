@@ -229,9 +229,9 @@ impl RateLimiter for MemoryRateLimiter {
 /// Redis keys of the limiter: apart from the sessions' prefix, so the two never collide.
 const REDIS_KEY_PREFIX: &str = "portcullis:login-attempts:";
 
-/// Checks and counts one attempt on KEYS[1], on Redis's own clock so every machine agrees: a
-/// sorted set of attempt times pruned to the window of ARGV[1] ms; with ARGV[2] or more left,
-/// answers the milliseconds to wait; otherwise adds ARGV[3] (the ticket) and answers 0.
+/// Checks and counts one attempt on `KEYS[1]`, on Redis's own clock so every machine agrees: a
+/// sorted set of attempt times pruned to the window of `ARGV[1]` ms; with `ARGV[2]` or more left,
+/// answers the milliseconds to wait; otherwise adds `ARGV[3]` (the ticket) and answers 0.
 const ATTEMPT_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
