@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod config;
 pub mod csrf;
+mod itsdangerous;
 pub mod keys;
 mod response;
 pub mod session;
