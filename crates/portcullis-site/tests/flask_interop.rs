@@ -7,8 +7,6 @@
 //! `target/flask-venv` (or `PORTCULLIS_FLASK_VENV`). Without it these tests fail, never skip.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../portcullis/tests/support/redis.rs"]
-mod redis_support;
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -17,7 +15,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis_support::{RedisServer, Reply};
+use portcullis_testing::redis::{RedisServer, Reply};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use support::{Site, client};
@@ -338,7 +336,7 @@ fn sid(cookie: &str) -> &str {
 
 fn record_exists(both: &Both, cookie: &str) -> bool {
     let key = format!("sess:{}", sid(cookie));
-    match redis_support::command(both.redis.port(), &["EXISTS", &key]).unwrap() {
+    match portcullis_testing::redis::command(both.redis.port(), &["EXISTS", &key]).unwrap() {
         Reply::Integer(n) => n == 1,
         other => panic!("EXISTS answered {other:?}"),
     }
