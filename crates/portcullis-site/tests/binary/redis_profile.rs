@@ -3,12 +3,10 @@
 //! and restarted one) fails closed with 503 and recovers by itself with the same cookie.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{PASSWORD, SECRET, Site, client, post_form, register_and_log_in};
 use portcullis_testing::redis::RedisServer;
-use support::{PASSWORD, SECRET, Site, client, post_form, register_and_log_in};
 
 fn redis_site(dir: &std::path::Path, redis: &RedisServer, extra: &[(&str, &str)]) -> Site {
     let url = redis.url();

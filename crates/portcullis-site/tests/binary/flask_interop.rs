@@ -7,18 +7,16 @@
 //! `target/flask-venv` (or `PORTCULLIS_FLASK_VENV`). Without it these tests fail, never skip.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{Site, client};
 use portcullis_testing::redis::{RedisServer, Reply};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use support::{Site, client};
 
 /// The Flask app's key: 18 bytes, shorter than the native format allows, as a Flask app's key
 /// may well be; the Flask format takes it (with a warning).
