@@ -476,7 +476,7 @@ pub fn commands_between(
         .collect()
 }
 
-/// A port in [`PORTS`] that nothing listens on and that this process has not handed out.
+/// A port in `PORTS` that nothing listens on and that this process has not handed out.
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut given = GIVEN.lock().unwrap();
