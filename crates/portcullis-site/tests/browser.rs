@@ -8,6 +8,9 @@
 //! these tests fail, they do not skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The real binary's launcher, shared with the binary tests (this test stays its own binary:
+// it needs Chromium).
+#[path = "binary/support.rs"]
 mod support;
 
 use std::future::Future;

@@ -80,6 +80,12 @@ pub(crate) fn unix_millis(time: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Whole seconds since the Unix epoch (rounded down), saturating at zero for times before it:
+/// what CSRF tokens, native and Flask-WTF's, are stamped with.
+pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
+    unix_millis(time) / 1000
+}
+
 /// The time `millis` milliseconds after the Unix epoch.
 pub(crate) fn from_unix_millis(millis: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(millis)

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod csrf;
 mod error_chain;
+mod itsdangerous;
 pub mod keys;
 mod response;
 pub mod session;

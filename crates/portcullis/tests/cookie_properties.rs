@@ -2,22 +2,23 @@
 //! encoding) yields "no session" with a 200, never a 500, and nothing is read from the store.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
-use common::{Probe, cookie_pair, get_with, routes, send};
 use portcullis::SessionLayer;
 use portcullis::keys::KeyRing;
 use portcullis::store::MemoryStore;
+use portcullis_testing::Probe;
 use proptest::prelude::*;
+use support::app::{cookie_pair, get_with, routes, send};
 
 struct World {
     runtime: tokio::runtime::Runtime,
     app: Router,
-    stats: Arc<common::Stats>,
+    stats: Arc<portcullis_testing::Stats>,
     value: String,
 }
 

@@ -3,7 +3,7 @@
 //! logging.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +12,6 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode};
 use axum::routing::{any, get, post};
-use common::{cookie_pair, send, set_cookie};
 use http_body_util::BodyExt;
 use portcullis::clock::ManualClock;
 use portcullis::config::ConfigLoader;
@@ -20,6 +19,7 @@ use portcullis::csrf::{CsrfLayer, CsrfToken};
 use portcullis::keys::KeyRing;
 use portcullis::store::MemoryStore;
 use portcullis::{Session, SessionError, SessionLayer};
+use support::app::{cookie_pair, send, set_cookie};
 use tower::ServiceExt;
 
 const KEY: &[u8] = b"the current secret key, 32 bytes or more";

@@ -1,10 +1,10 @@
 //! The Flask format through the real layers, in-process: cookies, store keys and records as
 //! Flask-Session 0.8 writes them, and Flask-WTF 1.3 tokens, using the reference's test vectors
 //! (secret `test-secret-key`). The end-to-end test against a running Flask app is
-//! `crates/portcullis-site/tests/flask_interop.rs`.
+//! `crates/portcullis-site/tests/binary/flask_interop.rs`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,7 +15,6 @@ use axum::http::{Method, Request, StatusCode};
 use axum::routing::{any, get};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Probe, cookie_pair, get_with, post_with, routes, send, set_cookie};
 use hmac::{Hmac, Mac};
 use portcullis::clock::ManualClock;
 use portcullis::csrf::{CsrfLayer, CsrfToken, Https};
@@ -23,8 +22,10 @@ use portcullis::keys::KeyRing;
 use portcullis::session::Format;
 use portcullis::store::{MemoryStore, SessionStore, StoreKey};
 use portcullis::{Session, SessionError, SessionLayer};
+use portcullis_testing::Probe;
 use rmpv::Value;
 use sha1::Sha1;
+use support::app::{cookie_pair, get_with, post_with, routes, send, set_cookie};
 
 /// The reference's vectors (sections 1.3 and 3.2).
 const SECRET: &[u8] = b"test-secret-key";

@@ -6,9 +6,7 @@
 //! it. So every test here fails under last-writer-wins. Waits poll; no test sleeps to wait.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-#[path = "support/redis.rs"]
-mod redis_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +15,15 @@ use axum::extract::{Extension, Path};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::{cookie_pair, get_with, post_with, send};
 use portcullis::keys::KeyRing;
 use portcullis::session::{Id, SessionHandle};
 use portcullis::store::{
     LimitPolicy, RedisStore, RedisTimeouts, SessionLimit, SessionStore, StoreKey,
 };
 use portcullis::{Session, SessionError, SessionLayer};
-use redis_support::{RedisCluster, RedisServer};
+use portcullis_testing::redis::{RedisCluster, RedisServer};
 use serde_json::{Value, json};
+use support::app::{cookie_pair, get_with, post_with, send};
 use tokio::sync::{Barrier, Notify};
 
 const SECRET: &[u8] = b"the no-lost-updates test secret, 32+ bytes";

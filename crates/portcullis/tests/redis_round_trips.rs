@@ -5,18 +5,16 @@
 //! and `SET`); they are listed, but the client sends one command per round trip.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-#[path = "support/redis.rs"]
-mod redis_support;
+mod support;
 
 use std::collections::HashMap;
 
 use axum::Router;
-use common::{cookie_pair, get_with, post_with, routes, send};
 use portcullis::SessionLayer;
 use portcullis::keys::KeyRing;
 use portcullis::store::{RedisStore, RedisTimeouts, SessionStore};
-use redis_support::{RedisServer, commands_between};
+use portcullis_testing::redis::{RedisServer, commands_between};
+use support::app::{cookie_pair, get_with, post_with, routes, send};
 
 async fn commands_of(
     server: &RedisServer,

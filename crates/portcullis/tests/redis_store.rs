@@ -4,9 +4,6 @@
 //! contract is in `store_contract.rs`.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/redis.rs"]
-mod redis_support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +12,7 @@ use portcullis::store::{
     Indexed, NewIndexed, RedisStore, RedisTimeouts, SaveOutcome, SessionLimit, SessionStore,
     StoreError, StoreKey, UserSlot, WriteOutcome,
 };
-use redis_support::{
+use portcullis_testing::redis::{
     ClusterPorts, RedisCluster, RedisServer, Reply, command_bytes, commands_between, free_port,
 };
 
@@ -606,7 +603,7 @@ async fn url_credentials_authenticate_and_never_show() {
 
 #[tokio::test]
 async fn tls_checks_the_server_certificate() {
-    redis_support::require_binary("openssl");
+    portcullis_testing::redis::require_binary("openssl");
     let certs = tempfile::tempdir().unwrap();
     let (cert, private_key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
     let made = std::process::Command::new("openssl")

@@ -1,15 +1,15 @@
 //! Security events are logged once per request, with a keyed hash and never the id or cookie.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{cookie_pair, get_with, routes, send};
 use portcullis::SessionLayer;
 use portcullis::keys::KeyRing;
 use portcullis::store::MemoryStore;
+use support::app::{cookie_pair, get_with, routes, send};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -1,18 +1,19 @@
 //! The session middleware's promises, driven through a real axum router with `oneshot`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use common::{Probe, cookie_pair, get_with, post_with, routes, send, set_cookie};
 use portcullis::SessionLayer;
 use portcullis::clock::{Clock, ManualClock};
 use portcullis::keys::KeyRing;
 use portcullis::store::MemoryStore;
+use portcullis_testing::Probe;
+use support::app::{cookie_pair, get_with, post_with, routes, send, set_cookie};
 
 const KEY: &[u8] = b"the current secret key, 32 bytes or more";
 const OLD_KEY: &[u8] = b"a retired secret key, also 32 bytes long";

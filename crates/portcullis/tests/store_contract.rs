@@ -13,9 +13,7 @@ use portcullis::store::{
     SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
 };
 
-#[path = "support/redis.rs"]
-mod redis_support;
-use redis_support::{RedisCluster, RedisServer};
+use portcullis_testing::redis::{RedisCluster, RedisServer};
 
 /// How long the tests give a short-lived record: long enough that a busy machine still
 /// reaches the first load before it, short enough to keep the suite quick.

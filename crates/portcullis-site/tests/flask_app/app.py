@@ -1,5 +1,5 @@
 """A small Flask app that shares its sessions with the Portcullis site, for the interoperability
-test (crates/portcullis-site/tests/flask_interop.rs).
+test (crates/portcullis-site/tests/binary/flask_interop.rs).
 
 It is configured the way a team moving to Rust would have it: Flask-Session 0.8 on Redis with a
 signed cookie, Flask-WTF 1.3's CSRFProtect on every POST, and a login that does what

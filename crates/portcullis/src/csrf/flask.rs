@@ -23,30 +23,20 @@
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use base64::alphabet::URL_SAFE;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hmac::Mac;
 use http::HeaderMap;
 use http::header::REFERER;
-use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
 use super::CsrfError;
+use crate::clock::unix_seconds;
+use crate::itsdangerous::{
+    self, B64, HmacSha1, decode_timestamp, encode_timestamp, hmac_sha1, lower_hex,
+};
 use crate::keys::fill_random;
-use crate::session::hmac_sha1;
-
-/// base64url as itsdangerous writes it (no padding) and reads it (padding optional).
-pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
-    &URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Flask-WTF's serializer salt.
 const SALT: &[u8] = b"wtf-csrf-token";
-/// What itsdangerous's `django-concat` derivation puts between the salt and the key.
-const DERIVATION_INFIX: &[u8] = b"signer";
 /// Random bytes of a session token: Flask-WTF's `sha1(os.urandom(64)).hexdigest()` is 160 bits,
 /// shown as 40 hex characters.
 const RAW_BYTES: usize = 20;
@@ -56,19 +46,14 @@ const MAX_TOKEN_CHARS: usize = 256;
 
 /// The token signing key for `secret_key`: `SHA-1(salt ‖ "signer" ‖ secret_key)`.
 pub(crate) fn derive_key(secret_key: &[u8]) -> [u8; 20] {
-    Sha1::new()
-        .chain_update(SALT)
-        .chain_update(DERIVATION_INFIX)
-        .chain_update(secret_key)
-        .finalize()
-        .into()
+    itsdangerous::derive_key(SALT, secret_key)
 }
 
 /// A new session token: 40 lowercase hex characters from the OS generator.
 pub(crate) fn new_raw_token() -> String {
     let mut bytes = [0u8; RAW_BYTES];
     fill_random(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    lower_hex(&bytes)
 }
 
 /// Whether `text` is a session token as Flask-WTF makes them.
@@ -80,12 +65,7 @@ pub(crate) fn is_raw_token(text: &str) -> bool {
 pub(crate) fn issue(raw: &str, key: &[u8; 20], now: SystemTime) -> String {
     // json.dumps of a hex string: the string in double quotes, nothing to escape.
     let payload = B64.encode(format!("\"{raw}\""));
-    let seconds = unix_seconds(now).to_be_bytes();
-    let first = seconds
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(seconds.len());
-    let signed = format!("{payload}.{}", B64.encode(&seconds[first..]));
+    let signed = format!("{payload}.{}", encode_timestamp(now));
     let signature = B64.encode(sign(key, &signed).finalize().into_bytes());
     format!("{signed}.{signature}")
 }
@@ -114,7 +94,7 @@ pub(crate) fn verify(
         .map_err(|_| CsrfError::Invalid)?;
     // TimestampSigner.unsign: then the time stamp, then its age.
     let (payload, stamp) = signed.rsplit_once('.').ok_or(CsrfError::Invalid)?;
-    let issued = timestamp(stamp).ok_or(CsrfError::Invalid)?;
+    let issued = decode_timestamp(stamp).ok_or(CsrfError::Invalid)?;
     if let Some(limit) = time_limit {
         let age = i128::from(unix_seconds(now)) - i128::from(issued);
         if age < 0 || age > i128::from(limit.as_secs()) {
@@ -191,30 +171,10 @@ fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
     ))
 }
 
-/// itsdangerous's `bytes_to_int(base64_decode(stamp))`; `None` when it is not base64 or does not
-/// fit in 64 bits.
-fn timestamp(stamp: &str) -> Option<u64> {
-    let bytes = B64.decode(stamp).ok()?;
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    let significant = &bytes[first..];
-    if significant.len() > 8 {
-        return None;
-    }
-    Some(
-        significant
-            .iter()
-            .fold(0u64, |n, &b| (n << 8) | u64::from(b)),
-    )
-}
-
-fn sign(key: &[u8; 20], signed: &str) -> hmac::Hmac<Sha1> {
+fn sign(key: &[u8; 20], signed: &str) -> HmacSha1 {
     let mut mac = hmac_sha1(key);
     mac.update(signed.as_bytes());
     mac
-}
-
-fn unix_seconds(time: SystemTime) -> u64 {
-    crate::clock::unix_millis(time) / 1000
 }
 
 #[cfg(test)]
@@ -232,14 +192,10 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     #[test]
     fn the_token_matches_flask_wtfs_test_vector() {
         let key = derive_key(SECRET);
-        assert_eq!(hex(&key), "119415ac099a5daed28f4962aed0954ab4eae73b");
+        assert_eq!(lower_hex(&key), "119415ac099a5daed28f4962aed0954ab4eae73b");
         assert_eq!(issue(RAW, &key, at(ISSUED)), TOKEN);
         assert_eq!(TOKEN.len(), 91);
         assert!(verify(TOKEN, RAW, &key, at(ISSUED + 10), HOUR).is_ok());

@@ -7,20 +7,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use axum_core::response::Response;
-use http::Method;
 use pin_project_lite::pin_project;
 use tower_http::csrf::ProtectionError;
 
 use super::CsrfError;
-use super::service::{OriginRefused, log_refusal};
-
-/// What a refusal needs to know about its request.
-#[derive(Debug)]
-pub(crate) struct RequestInfo {
-    pub(crate) json: bool,
-    pub(crate) method: Method,
-    pub(crate) path: String,
-}
+use super::rejection::{OriginRefused, RequestInfo, log_refusal};
 
 /// The token check's work for one request, boxed: it awaits the body and the session store.
 type Checking<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;

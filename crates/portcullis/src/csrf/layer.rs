@@ -1,5 +1,5 @@
 //! [`CsrfLayer`]: configuration of the CSRF middleware (token settings, trusted origins,
-//! exemptions) and the [`Settings`] the service decides with.
+//! exemptions), turned into the [`Settings`] the service decides with.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +9,9 @@ use http::Method;
 use tower_http::csrf::ProtectionError;
 use tower_layer::Layer;
 
-use super::CsrfError;
-use super::service::{CsrfService, OriginRefused, TokenService};
+use super::rejection::OriginRefused;
+use super::service::{CsrfService, TokenService};
+use super::{CsrfError, Settings};
 use crate::config::{Config, ConfigError};
 
 /// Flask-WTF's `WTF_CSRF_TIME_LIMIT` default: one hour.
@@ -43,33 +44,6 @@ const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 pub struct CsrfLayer {
     settings: Settings,
     origins: tower_http::csrf::CsrfLayer,
-}
-
-/// What the token check needs to decide.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub(crate) enabled: bool,
-    pub(crate) time_limit: Option<Duration>,
-    pub(crate) max_body: usize,
-    /// Exact (method, raw path) pairs; few, so a list beats a map.
-    pub(crate) exempt: Vec<(Method, String)>,
-}
-
-impl Settings {
-    /// Whether `method` and `path` are exempt from both checks: compared byte for byte with the
-    /// path the router dispatches on, so `/x/`, `/%78` or `/a/../x` never match `/x`.
-    pub(crate) fn is_exempt(&self, method: &Method, path: &str) -> bool {
-        self.exempt
-            .iter()
-            .any(|(m, p)| m == method && p.as_bytes() == path.as_bytes())
-    }
-
-    /// Whether a request must carry a valid token: the token check is on, the method is unsafe
-    /// and the route is not exempt. RFC 9110 section 9.2.1 calls GET, HEAD, OPTIONS and TRACE
-    /// safe: they must not change state, so they need no proof of origin.
-    pub(crate) fn requires_token(&self, method: &Method, path: &str) -> bool {
-        self.enabled && !method.is_safe() && !self.is_exempt(method, path)
-    }
 }
 
 impl CsrfLayer {

@@ -100,6 +100,10 @@
 //! [`CsrfLayer::with_enabled`]`(false)` (`WTF_CSRF_ENABLED=false`) stops asking for tokens but
 //! keeps the origin check, so other sites still cannot post to this one from a modern browser.
 
+use std::time::Duration;
+
+use http::Method;
+
 mod body;
 pub(crate) mod flask;
 mod future;
@@ -147,3 +151,30 @@ pub const HEADERS: [&str; 2] = ["X-CSRFToken", "X-CSRF-Token"];
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Https;
+
+/// What the token check needs to decide.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) enabled: bool,
+    pub(crate) time_limit: Option<Duration>,
+    pub(crate) max_body: usize,
+    /// Exact (method, raw path) pairs; few, so a list beats a map.
+    pub(crate) exempt: Vec<(Method, String)>,
+}
+
+impl Settings {
+    /// Whether `method` and `path` are exempt from both checks: compared byte for byte with the
+    /// path the router dispatches on, so `/x/`, `/%78` or `/a/../x` never match `/x`.
+    pub(crate) fn is_exempt(&self, method: &Method, path: &str) -> bool {
+        self.exempt
+            .iter()
+            .any(|(m, p)| m == method && p.as_bytes() == path.as_bytes())
+    }
+
+    /// Whether a request must carry a valid token: the token check is on, the method is unsafe
+    /// and the route is not exempt. RFC 9110 section 9.2.1 calls GET, HEAD, OPTIONS and TRACE
+    /// safe: they must not change state, so they need no proof of origin.
+    pub(crate) fn requires_token(&self, method: &Method, path: &str) -> bool {
+        self.enabled && !method.is_safe() && !self.is_exempt(method, path)
+    }
+}

@@ -1,8 +1,11 @@
 //! [`CsrfError`]: why a request was refused. Each variant is its own HTTP answer, with the
 //! reason in Flask-WTF's words so that a team moving from Flask keeps its error pages and tests.
+//! Also what the service and the response future share about a refusal: its marker, the
+//! request it refused, and its one log line.
 
 use axum_core::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{Method, StatusCode};
+use tower_http::csrf::ProtectionError;
 
 use crate::SessionError;
 use crate::response::error_page;
@@ -109,6 +112,49 @@ impl IntoResponse for CsrfError {
             Self::Session(error) => error.into_response(),
             other => other.to_response(false),
         }
+    }
+}
+
+/// Marks the origin check's refusal, so that [`ResponseFuture`](super::ResponseFuture) can tell
+/// it from a handler's 403.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OriginRefused;
+
+/// What a refusal needs to know about its request.
+#[derive(Debug)]
+pub(crate) struct RequestInfo {
+    pub(crate) json: bool,
+    pub(crate) method: Method,
+    pub(crate) path: String,
+}
+
+/// One security log line per refusal; never the token. A store outage is the session layer's
+/// to report.
+pub(super) fn log_refusal(
+    error: &CsrfError,
+    method: &Method,
+    path: &str,
+    origin_check: Option<&ProtectionError>,
+) {
+    if matches!(error, CsrfError::Session(_)) {
+        return;
+    }
+    match origin_check {
+        Some(check) => tracing::warn!(
+            target: "portcullis::security",
+            reason = %error,
+            check = %check,
+            %method,
+            path,
+            "CSRF protection refused a request"
+        ),
+        None => tracing::warn!(
+            target: "portcullis::security",
+            reason = %error,
+            %method,
+            path,
+            "CSRF protection refused a request"
+        ),
     }
 }
 

@@ -1,5 +1,5 @@
 //! [`CsrfService`]: tower-http's origin check around our token check. The decisions are plain
-//! functions: [`Settings::requires_token`](super::layer::Settings::requires_token) (does this
+//! functions: [`Settings::requires_token`](super::Settings::requires_token) (does this
 //! request need a token?) and [`SessionSecret::verify`] (is it valid, in the session's
 //! format?); this file only wires them to a request, its body and its session.
 
@@ -8,16 +8,15 @@ use std::task::{Context, Poll};
 
 use axum_core::body::Body;
 use axum_core::response::Response;
-use http::{Method, Request};
+use http::Request;
 use tower_http::csrf::{Csrf, ProtectionError};
 use tower_service::Service;
 
-use super::CsrfError;
 use super::body::{form_token, header_token};
-use super::future::{RequestInfo, ResponseFuture, TokenFuture};
-use super::layer::Settings;
+use super::future::{ResponseFuture, TokenFuture};
+use super::rejection::{RequestInfo, log_refusal};
 use super::token::SessionSecret;
-use super::{Https, flask};
+use super::{CsrfError, Https, Settings, flask};
 use crate::Session;
 use crate::response::wants_json;
 
@@ -26,10 +25,6 @@ const DEFAULT_JSON_PREFIX: &str = "/api/";
 
 /// How the origin check's refusals are built (see `layer.rs`).
 type RefuseFn = fn(ProtectionError) -> Response;
-
-/// Marks the origin check's refusal, so that [`ResponseFuture`] can tell it from a handler's 403.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct OriginRefused;
 
 /// The middleware made by [`CsrfLayer`](super::CsrfLayer): the origin check (tower-http's
 /// [`Csrf`], Go's algorithm), then the token check, then the inner service.
@@ -186,34 +181,4 @@ fn json_errors<B>(request: &Request<B>) -> bool {
             s.shared.settings.json_prefix.as_str()
         });
     wants_json(request.uri().path(), request.headers(), prefix)
-}
-
-/// One security log line per refusal; never the token. A store outage is the session layer's
-/// to report.
-pub(super) fn log_refusal(
-    error: &CsrfError,
-    method: &Method,
-    path: &str,
-    origin_check: Option<&ProtectionError>,
-) {
-    if matches!(error, CsrfError::Session(_)) {
-        return;
-    }
-    match origin_check {
-        Some(check) => tracing::warn!(
-            target: "portcullis::security",
-            reason = %error,
-            check = %check,
-            %method,
-            path,
-            "CSRF protection refused a request"
-        ),
-        None => tracing::warn!(
-            target: "portcullis::security",
-            reason = %error,
-            %method,
-            path,
-            "CSRF protection refused a request"
-        ),
-    }
 }

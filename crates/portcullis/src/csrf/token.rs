@@ -19,7 +19,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::{CsrfError, FORM_FIELD, SESSION_KEY};
-use crate::clock::Clock;
+use crate::clock::{Clock, unix_seconds};
 use crate::keys::{KeyRing, fill_random};
 use crate::{Session, SessionError};
 
@@ -272,10 +272,6 @@ fn mac(key: &[u8; 32], body: &[u8]) -> HmacSha256 {
     mac.update(MAC_CONTEXT);
     mac.update(body);
     mac
-}
-
-fn unix_seconds(time: SystemTime) -> u64 {
-    crate::clock::unix_millis(time) / 1000
 }
 
 /// Tokens for the current session's pages: take it as an extractor and put

@@ -28,16 +28,14 @@
 use std::time::SystemTime;
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use rmpv::Value;
-use sha1::Sha1;
 
 use super::super::id::Id;
 use super::super::record::Envelope;
 use crate::csrf::{SessionSecret, flask as flask_csrf};
+use crate::itsdangerous::{B64, hmac_sha1};
 use crate::store::StoreKey;
-
-type HmacSha1 = Hmac<Sha1>;
 
 /// The salt Flask-Session gives its cookie signer (`base.py`, `_get_signer`).
 const COOKIE_SALT: &[u8] = b"flask-session";
@@ -71,12 +69,6 @@ impl FlaskKeys {
     }
 }
 
-/// HMAC-SHA1 keyed with `key`.
-pub(crate) fn hmac_sha1(key: &[u8]) -> HmacSha1 {
-    // Invariant: HMAC takes keys of any length (longer ones are hashed first).
-    <HmacSha1 as Mac>::new_from_slice(key).expect("HMAC-SHA1 accepts keys of any length")
-}
-
 /// The id in a Flask cookie: `sid.sig` with an authentic signature (compared in constant
 /// time), or the bare sid when `use_signer` is off. Flask treats sids as opaque; Portcullis
 /// takes only the 43-character base64url ids that Flask-Session 0.6 and later issue, so a
@@ -88,7 +80,7 @@ pub(super) fn verify_cookie(value: &str, use_signer: bool, keys: &FlaskKeys) -> 
     // itsdangerous splits on the last separator.
     let (sid, signature) = value.rsplit_once('.')?;
     let id = Id::decode(sid)?;
-    let tag = flask_csrf::B64.decode(signature).ok()?;
+    let tag = B64.decode(signature).ok()?;
     let mut mac = hmac_sha1(&keys.cookie);
     mac.update(sid.as_bytes());
     mac.verify_slice(&tag).ok()?;
@@ -103,7 +95,7 @@ pub(super) fn cookie_value(id: &Id, use_signer: bool, keys: &FlaskKeys) -> Strin
     }
     let mut mac = hmac_sha1(&keys.cookie);
     mac.update(sid.as_bytes());
-    let signature = flask_csrf::B64.encode(mac.finalize().into_bytes());
+    let signature = B64.encode(mac.finalize().into_bytes());
     format!("{sid}.{signature}")
 }
 
@@ -299,21 +291,18 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::itsdangerous::lower_hex;
 
     /// The reference's vector (section 1.3), checked against Flask-Session 0.8.0.
     const SECRET: &[u8] = b"test-secret-key";
     const SID: &str = "g4K9cfGqIV3O8sKaagGYlWBa_48KpnDaAC1wx2xMdeg";
     const SIGNED: &str = "g4K9cfGqIV3O8sKaagGYlWBa_48KpnDaAC1wx2xMdeg.xiVSzVQNIPxEJ9neDmzc0Ho-Pq0";
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     #[test]
     fn the_cookie_signature_matches_flask_sessions_test_vector() {
         let keys = FlaskKeys::derive(SECRET);
         assert_eq!(
-            hex(&keys.cookie),
+            lower_hex(&keys.cookie),
             "87b6279211ad0fc7c977a161a186cf17f58df4ea"
         );
         let id = Id::decode(SID).unwrap();

@@ -23,7 +23,7 @@ use crate::csrf::SessionSecret;
 use crate::keys::{KeyRing, KeyUse};
 use crate::store::StoreKey;
 
-pub(crate) use flask::{FlaskKeys, hmac_sha1};
+pub(crate) use flask::FlaskKeys;
 
 /// How sessions are written for the world outside the process: the cookie, the store key, the
 /// record and the CSRF token. [`Format::native`] is the default; [`Format::flask`] shares

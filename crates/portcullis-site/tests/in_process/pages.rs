@@ -2,15 +2,13 @@
 //! Flask app would read.
 #![allow(clippy::unwrap_used)]
 
-mod harness;
-
 use std::sync::Arc;
 
+use crate::harness::{PASSWORD, TestApp};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::routing::get;
-use harness::{PASSWORD, TestApp};
 use portcullis::{Session, SessionLayer};
 use serde_json::{Value, json};
 

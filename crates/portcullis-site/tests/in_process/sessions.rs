@@ -3,11 +3,9 @@
 //! moment (preferences, flashes) that both keep their change.
 #![allow(clippy::unwrap_used)]
 
-mod harness;
-
+use crate::harness::{self, Browser, PASSWORD, TestApp};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use harness::{Browser, PASSWORD, TestApp};
 use serde_json::json;
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";

@@ -7,7 +7,6 @@
 //!
 //! `redis-server` (and `redis-cli` for clusters) must be installed; a missing binary fails
 //! the test with a message saying so, never skips it. `scripts/test` installs them.
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -86,14 +85,17 @@ impl RedisServer {
         SHARED.get_or_init(Self::start)
     }
 
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Its own folder (kept across [`RedisServer::stop`] and [`RedisServer::start_again`]).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -196,6 +198,7 @@ impl RedisServer {
         parse_commandstats(&String::from_utf8(info).unwrap())
     }
 
+    /// What the server has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
     }
@@ -224,10 +227,12 @@ pub struct RedisCluster {
 /// The ports of a cluster's nodes: client port and cluster bus port for each.
 #[derive(Clone, Copy, Debug)]
 pub struct ClusterPorts {
+    /// `(client port, cluster bus port)` of each node.
     pub nodes: [(u16, u16); 3],
 }
 
 impl ClusterPorts {
+    /// Free ports for every node.
     pub fn free() -> Self {
         Self {
             nodes: [(); 3].map(|()| (free_port(), free_port())),
@@ -256,6 +261,7 @@ impl RedisCluster {
         SHARED.get_or_init(Self::start)
     }
 
+    /// A new cluster on `ports` (known before it starts, e.g. to restart it on the same ones).
     pub fn start_on(ports: ClusterPorts) -> Self {
         require_binary("redis-cli");
         let nodes: Vec<RedisServer> = ports
@@ -322,10 +328,12 @@ impl RedisCluster {
         }
     }
 
+    /// Its three masters.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
     }
 
+    /// Its three masters, to stop and start them.
     pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
         &mut self.nodes
     }
@@ -378,11 +386,17 @@ fn answers_ping(port: u16) -> bool {
 /// A RESP reply, as far as the tests need one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
+    /// `+OK`
     Simple(String),
+    /// `-ERR ...`
     Error(String),
+    /// `:1`
     Integer(i64),
+    /// `$3 foo`
     Bulk(Vec<u8>),
+    /// `$-1` or `*-1`
     Nil,
+    /// `*2 ...`
     Array(Vec<Reply>),
 }
 
@@ -462,7 +476,7 @@ pub fn commands_between(
         .collect()
 }
 
-/// A port in [`PORTS`] that nothing listens on and that this process has not handed out.
+/// A port in `PORTS` that nothing listens on and that this process has not handed out.
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut given = GIVEN.lock().unwrap();

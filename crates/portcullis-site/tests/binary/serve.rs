@@ -2,14 +2,12 @@
 //! survive a restart, graceful shutdown that lets in-flight writes land, and purging.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Site, client, csrf, portcullis, register_and_log_in};
+use crate::support::{Site, client, csrf, portcullis, register_and_log_in};
 
 fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir.join(".flask_session"))

@@ -3,14 +3,10 @@
 //! and restarted one) fails closed with 503 and recovers by itself with the same cookie.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../portcullis/tests/support/redis.rs"]
-mod redis_support;
-mod support;
-
 use std::time::{Duration, Instant};
 
-use redis_support::RedisServer;
-use support::{PASSWORD, SECRET, Site, client, post_form, register_and_log_in};
+use crate::support::{PASSWORD, SECRET, Site, client, post_form, register_and_log_in};
+use portcullis_testing::redis::RedisServer;
 
 fn redis_site(dir: &std::path::Path, redis: &RedisServer, extra: &[(&str, &str)]) -> Site {
     let url = redis.url();
@@ -69,7 +65,7 @@ async fn two_site_processes_share_sessions_through_one_redis() {
         .store_key("sess:");
     assert_eq!(
         redis.command(&["EXISTS", key.as_str()]),
-        redis_support::Reply::Integer(1)
+        portcullis_testing::redis::Reply::Integer(1)
     );
 
     let (response, _) = post_form(&second, Some(&cookie), "/logout", &[]).await;
@@ -81,7 +77,7 @@ async fn two_site_processes_share_sessions_through_one_redis() {
     );
     assert_eq!(
         redis.command(&["EXISTS", key.as_str()]),
-        redis_support::Reply::Integer(0),
+        portcullis_testing::redis::Reply::Integer(0),
         "the record is deleted on the server"
     );
 }

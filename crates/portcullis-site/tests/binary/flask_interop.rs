@@ -7,20 +7,16 @@
 //! `target/flask-venv` (or `PORTCULLIS_FLASK_VENV`). Without it these tests fail, never skip.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../portcullis/tests/support/redis.rs"]
-mod redis_support;
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis_support::{RedisServer, Reply};
+use crate::support::{Site, client};
+use portcullis_testing::redis::{RedisServer, Reply};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use support::{Site, client};
 
 /// The Flask app's key: 18 bytes, shorter than the native format allows, as a Flask app's key
 /// may well be; the Flask format takes it (with a warning).
@@ -338,7 +334,7 @@ fn sid(cookie: &str) -> &str {
 
 fn record_exists(both: &Both, cookie: &str) -> bool {
     let key = format!("sess:{}", sid(cookie));
-    match redis_support::command(both.redis.port(), &["EXISTS", &key]).unwrap() {
+    match portcullis_testing::redis::command(both.redis.port(), &["EXISTS", &key]).unwrap() {
         Reply::Integer(n) => n == 1,
         other => panic!("EXISTS answered {other:?}"),
     }

@@ -2,12 +2,10 @@
 //! (all, or all but one) and `users reset-password`, on the site's own files and accounts.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::io::Write;
 use std::process::{Output, Stdio};
 
-use support::{Site, client, portcullis, post_form};
+use crate::support::{Site, client, portcullis, post_form};
 
 const PASSWORD: &str = "correct horse battery";
 

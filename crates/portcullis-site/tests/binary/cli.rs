@@ -1,11 +1,9 @@
 //! The command line: `config`, start-up refusals, `--help`, and `sessions purge-expired`.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::process::Output;
 
-use support::{SECRET, portcullis};
+use crate::support::{SECRET, portcullis};
 
 fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     portcullis(dir)

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -15,10 +14,9 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use portcullis::clock::ManualClock;
 use portcullis::config::ConfigLoader;
-use portcullis::store::{
-    MemoryStore, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome,
-};
+use portcullis::store::MemoryStore;
 use portcullis_site::{AppState, app};
+use portcullis_testing::Probe;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -31,72 +29,10 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub store: MemoryStore,
     pub state: AppState,
-    racing: RacingStore,
+    /// The store the site sees: `store`, with loads that can be raced
+    /// ([`TestApp::race_next_loads`]).
+    probe: Probe<MemoryStore>,
     _dir: TempDir,
-}
-
-/// The memory store, with loads that can be made to wait for each other: after
-/// [`TestApp::race_next_loads`]`(n)`, the next `n` loads each wait until all `n` have
-/// started, so `n` concurrent requests all read the same version of a session before any of
-/// them writes.
-#[derive(Clone, Debug)]
-struct RacingStore {
-    inner: MemoryStore,
-    armed: Arc<std::sync::Mutex<Option<Armed>>>,
-}
-
-/// The barrier the next loads wait on, and how many loads are still to take it.
-type Armed = (Arc<tokio::sync::Barrier>, usize);
-
-#[async_trait]
-impl SessionStore for RacingStore {
-    async fn create(
-        &self,
-        key: &StoreKey,
-        record: &[u8],
-        at: std::time::SystemTime,
-    ) -> Result<WriteOutcome, StoreError> {
-        self.inner.create(key, record, at).await
-    }
-    async fn load(
-        &self,
-        key: &StoreKey,
-        slide: Option<std::time::SystemTime>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let barrier = {
-            let mut armed = self.armed.lock().unwrap();
-            match armed.as_mut() {
-                Some((barrier, left)) if *left > 0 => {
-                    *left -= 1;
-                    Some(Arc::clone(barrier))
-                }
-                _ => None,
-            }
-        };
-        let loaded = self.inner.load(key, slide).await;
-        if let Some(barrier) = barrier {
-            barrier.wait().await;
-        }
-        loaded
-    }
-    async fn save(
-        &self,
-        key: &StoreKey,
-        expected: &[u8],
-        record: &[u8],
-        at: std::time::SystemTime,
-    ) -> Result<SaveOutcome, StoreError> {
-        self.inner.save(key, expected, record, at).await
-    }
-    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
-        self.inner.delete_if(key, expected).await
-    }
-    fn user_index(&self) -> Option<&dyn UserIndex> {
-        self.inner.user_index()
-    }
 }
 
 impl TestApp {
@@ -122,12 +58,9 @@ impl TestApp {
             .unwrap();
         let clock = ManualClock::new();
         let store = MemoryStore::with_clock(Arc::new(clock.clone()));
-        let racing = RacingStore {
-            inner: store.clone(),
-            armed: Arc::default(),
-        };
+        let probe = Probe::new(store.clone());
         let state =
-            AppState::open_with_clock(config, Arc::new(racing.clone()), Arc::new(clock.clone()))
+            AppState::open_with_clock(config, Arc::new(probe.clone()), Arc::new(clock.clone()))
                 .await
                 .unwrap();
         Self {
@@ -135,14 +68,16 @@ impl TestApp {
             clock,
             store,
             state,
-            racing,
+            probe,
             _dir: dir,
         }
     }
 
-    /// Makes the next `n` session loads wait for each other (see [`RacingStore`]).
+    /// Makes the next `n` session loads wait for each other, so that `n` concurrent requests
+    /// all read the same version of a session before any of them writes
+    /// ([`Probe::race_next_loads`]).
     pub fn race_next_loads(&self, n: usize) {
-        *self.racing.armed.lock().unwrap() = Some((Arc::new(tokio::sync::Barrier::new(n)), n));
+        self.probe.race_next_loads(n);
     }
 
     pub fn browser(&self) -> Browser<'_> {

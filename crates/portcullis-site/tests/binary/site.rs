@@ -2,11 +2,9 @@
 //! by the socket peer, logout, and an idle session expiring (a 1-second lifetime, polled).
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{Site, client, post_form, register_and_log_in};
+use crate::support::{Site, client, post_form, register_and_log_in};
 
 async fn get(site: &Site, path: &str, cookie: &str) -> reqwest::Response {
     client()

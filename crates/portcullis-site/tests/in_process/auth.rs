@@ -2,10 +2,8 @@
 //! the open-redirect guard, failed log-in limits, expiry messages, password changes.
 #![allow(clippy::unwrap_used)]
 
-mod harness;
-
+use crate::harness::{self, PASSWORD, TestApp};
 use axum::http::{Method, StatusCode};
-use harness::{PASSWORD, TestApp};
 
 #[tokio::test]
 async fn register_then_log_in_shows_the_dashboard_with_name_and_time_left() {

@@ -1,0 +1,7 @@
+//! The site in-process, as one test binary: `app(state)` on a memory store and a
+//! `ManualClock`, driven with `oneshot` (the harness), for accounts, pages and sessions.
+
+mod auth;
+mod harness;
+mod pages;
+mod sessions;

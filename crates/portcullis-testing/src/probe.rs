@@ -1,0 +1,176 @@
+//! [`Probe`]: a store wrapper around any real store, for tests that must see or steer what the
+//! session layer asks of its store: it counts every call, can be switched to fail, and can
+//! hold loads at a barrier so that concurrent requests all read the same version of a session.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use portcullis::store::{SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome};
+use tokio::sync::Barrier;
+
+/// Counts every call and can be switched to fail, around any real store; clones share
+/// their [`Stats`] and their barrier.
+#[derive(Debug, Clone)]
+pub struct Probe<S> {
+    /// The real store every call goes on to.
+    pub inner: S,
+    /// What has been called so far, and the fault switch.
+    pub stats: Arc<Stats>,
+    armed: Arc<Mutex<Option<Armed>>>,
+}
+
+/// The barrier the next loads wait on, and how many loads are still to take it.
+type Armed = (Arc<Barrier>, usize);
+
+/// The calls a [`Probe`] has seen, and its fault switch.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// `load` calls.
+    pub loads: AtomicUsize,
+    /// `create` calls.
+    pub creates: AtomicUsize,
+    /// `save` calls.
+    pub updates: AtomicUsize,
+    /// `delete` and `delete_if` calls.
+    pub deletes: AtomicUsize,
+    /// While set, every call fails as an unreachable store would (after being counted).
+    pub failing: AtomicBool,
+    /// Every record offered to `create` or `save`, with its key, in order.
+    pub written: Mutex<Vec<(StoreKey, Vec<u8>)>>,
+    /// Every call in order: `create`, `load`, `save`, `delete`, `delete_if`.
+    pub calls: Mutex<Vec<&'static str>>,
+}
+
+impl Stats {
+    /// `create` and `save` calls.
+    pub fn writes(&self) -> usize {
+        self.creates.load(Ordering::SeqCst) + self.updates.load(Ordering::SeqCst)
+    }
+
+    /// `load` calls.
+    pub fn loads(&self) -> usize {
+        self.loads.load(Ordering::SeqCst)
+    }
+
+    /// Every session call: writes, loads and deletes.
+    pub fn total(&self) -> usize {
+        self.writes() + self.loads() + self.deletes.load(Ordering::SeqCst)
+    }
+
+    /// The calls so far, in order.
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Makes every following call fail (`true`) or pass through again (`false`).
+    pub fn fail(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+    }
+}
+
+impl<S> Probe<S> {
+    /// A probe around `inner`, counting from zero, not failing, not racing.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            stats: Arc::default(),
+            armed: Arc::default(),
+        }
+    }
+
+    /// Makes the next `n` loads wait for each other: each loads, then waits until all `n` have
+    /// loaded, so `n` concurrent requests all read the same version of a session before any
+    /// of them writes.
+    pub fn race_next_loads(&self, n: usize) {
+        *self.armed.lock().unwrap() = Some((Arc::new(Barrier::new(n)), n));
+    }
+
+    /// The barrier this load must take, if loads are being raced and some are still to come.
+    fn take_barrier(&self) -> Option<Arc<Barrier>> {
+        let mut armed = self.armed.lock().unwrap();
+        match armed.as_mut() {
+            Some((barrier, left)) if *left > 0 => {
+                *left -= 1;
+                Some(Arc::clone(barrier))
+            }
+            _ => None,
+        }
+    }
+
+    fn record(&self, call: &'static str, counter: &AtomicUsize) -> Result<(), StoreError> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.stats.calls.lock().unwrap().push(call);
+        if self.stats.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(
+                "injected fault",
+                "connection refused",
+            ));
+        }
+        Ok(())
+    }
+
+    fn remember_written(&self, key: &StoreKey, record: &[u8]) {
+        self.stats
+            .written
+            .lock()
+            .unwrap()
+            .push((key.clone(), record.to_vec()));
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore> SessionStore for Probe<S> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &[u8],
+        at: SystemTime,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.record("create", &self.stats.creates)?;
+        self.remember_written(key, record);
+        self.inner.create(key, record, at).await
+    }
+
+    async fn load(
+        &self,
+        key: &StoreKey,
+        slide: Option<SystemTime>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.record("load", &self.stats.loads)?;
+        let barrier = self.take_barrier();
+        let loaded = self.inner.load(key, slide).await;
+        if let Some(barrier) = barrier {
+            barrier.wait().await;
+        }
+        loaded
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        expected: &[u8],
+        record: &[u8],
+        at: SystemTime,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.record("save", &self.stats.updates)?;
+        self.remember_written(key, record);
+        self.inner.save(key, expected, record, at).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        self.record("delete", &self.stats.deletes)?;
+        self.inner.delete(key).await
+    }
+
+    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+        self.record("delete_if", &self.stats.deletes)?;
+        self.inner.delete_if(key, expected).await
+    }
+
+    /// The index is not probed: the tests count the session operations.
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        self.inner.user_index()
+    }
+}
