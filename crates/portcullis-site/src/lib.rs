@@ -43,6 +43,7 @@
 //! as a string), `_flashes` (`[[category, message], ...]`), plus `_auth_hash` (Django's idea:
 //! HMAC of the password hash, so a password change ends other sessions), `_device` and
 //! `_prefs`.
+#![forbid(unsafe_code)]
 
 pub mod accounts;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! `portcullis`: the reference site and its command line. The commands live in the library's
 //! `cli/` (so tests can reach them); this binary only parses, sets up logging, loads the
 //! configuration, runs the command and turns its outcome into an exit code.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -10,7 +10,7 @@
 //!
 //! # The file's mtime is the record's deadline
 //!
-//! The store keeps no index: a file's modification time *is* the record's idle deadline, and a
+//! No expiry index is kept: a file's modification time *is* the record's idle deadline, and a
 //! file is live while its mtime is later than the clock's now. So a sliding load is one
 //! metadata write (`futimens`) that never rewrites the record, an expired record is simply
 //! never read, and [`SessionStore::purge_expired`] needs only a directory listing and `stat`s.
