@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod csrf;
 pub mod keys;
+pub mod redact;
 mod response;
 pub mod session;
 pub mod store;

@@ -17,21 +17,11 @@ use super::parse::{
 use super::rules;
 use super::secret::{GENERATE_HINT, MIN_SECRET_BYTES, dev_key};
 use super::source::{self, Layers};
-use super::{
-    Config, ConfigError, Profile, RateLimit, SameSite, SecretKey, SessionFormat, Source, StoreKind,
-};
+use super::{Config, ConfigError, Profile, RateLimit, SecretKey, SessionFormat, Source, StoreKind};
+use crate::csrf::CsrfLayer;
+use crate::session::SessionLayer;
 use crate::store::RedisTimeouts;
 
-/// The idle lifetime of the seed's config: 5 minutes.
-const DEFAULT_IDLE_LIFETIME: Duration = Duration::from_secs(300);
-/// The absolute lifetime: a working day, within OWASP's advice for the absolute timeout.
-const DEFAULT_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
-/// Flask-WTF's `WTF_CSRF_TIME_LIMIT` default.
-const DEFAULT_CSRF_TIME_LIMIT: Duration = Duration::from_secs(3600);
-/// The largest sealed session record.
-const DEFAULT_SESSION_MAX_BYTES: usize = 64 * 1024;
-/// The largest request body: 1 MiB.
-const DEFAULT_MAX_CONTENT_LENGTH: usize = 1024 * 1024;
 /// Where the site listens by default: this machine only.
 const DEFAULT_BIND: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8000);
 
@@ -297,37 +287,37 @@ fn defaults(profile: Profile, secret_key: SecretKey) -> Config {
         profile,
         secret_key,
         secret_key_fallbacks: Vec::new(),
-        permanent_session_lifetime: DEFAULT_IDLE_LIFETIME,
-        session_absolute_lifetime: DEFAULT_ABSOLUTE_LIFETIME,
-        session_permanent: redis,
-        session_refresh_each_request: true,
+        permanent_session_lifetime: SessionLayer::DEFAULT_IDLE_LIFETIME,
+        session_absolute_lifetime: SessionLayer::DEFAULT_ABSOLUTE_LIFETIME,
+        session_permanent: redis || SessionLayer::DEFAULT_PERMANENT,
+        session_refresh_each_request: SessionLayer::DEFAULT_REFRESH_EACH_REQUEST,
         session_type: if redis {
             StoreKind::Redis
         } else {
             StoreKind::Filesystem
         },
         session_format: SessionFormat::Native,
-        session_key_prefix: "sess:".to_owned(),
+        session_key_prefix: SessionLayer::DEFAULT_KEY_PREFIX.to_owned(),
         // On in every profile, unlike the seed, which signs only on Redis.
-        session_use_signer: true,
+        session_use_signer: SessionLayer::DEFAULT_USE_SIGNER,
         session_file_dir: PathBuf::from("./.flask_session"),
-        session_cookie_name: "session".to_owned(),
+        session_cookie_name: SessionLayer::DEFAULT_COOKIE_NAME.to_owned(),
         session_cookie_domain: None,
-        session_cookie_path: "/".to_owned(),
-        session_cookie_secure: redis,
-        session_cookie_httponly: true,
-        session_cookie_samesite: SameSite::Lax,
-        session_max_bytes: DEFAULT_SESSION_MAX_BYTES,
+        session_cookie_path: SessionLayer::DEFAULT_COOKIE_PATH.to_owned(),
+        session_cookie_secure: redis && SessionLayer::DEFAULT_SECURE,
+        session_cookie_httponly: SessionLayer::DEFAULT_HTTP_ONLY,
+        session_cookie_samesite: SessionLayer::DEFAULT_SAME_SITE,
+        session_max_bytes: SessionLayer::DEFAULT_MAX_BYTES,
         // No limit by default, as Flask-Session, Django and Spring Security.
         session_max_per_user: None,
         session_limit_policy: crate::store::LimitPolicy::EvictOldest,
         redis_url: "redis://127.0.0.1:6379".to_owned(),
         redis_connect_timeout: RedisTimeouts::DEFAULT_CONNECT,
         redis_response_timeout: RedisTimeouts::DEFAULT_RESPONSE,
-        wtf_csrf_enabled: true,
-        wtf_csrf_time_limit: Some(DEFAULT_CSRF_TIME_LIMIT),
+        wtf_csrf_enabled: CsrfLayer::DEFAULT_ENABLED,
+        wtf_csrf_time_limit: Some(CsrfLayer::DEFAULT_TIME_LIMIT),
         csrf_trusted_origins: Vec::new(),
-        max_content_length: DEFAULT_MAX_CONTENT_LENGTH,
+        max_content_length: CsrfLayer::DEFAULT_MAX_BODY,
         bind: DEFAULT_BIND,
         allow_dev_profile: false,
         database_url: "sqlite://portcullis.db".to_owned(),

@@ -90,8 +90,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod apply;
 mod error;
-mod kinds;
 mod loader;
 mod parse;
 mod report;
@@ -100,14 +100,13 @@ mod secret;
 mod source;
 #[cfg(test)]
 mod tests;
+mod values;
 
+pub use crate::session::SameSite;
 pub use error::ConfigError;
-pub use kinds::{Profile, RateLimit, SameSite, SessionFormat, Source, StoreKind};
 pub use loader::ConfigLoader;
 pub use secret::SecretKey;
-
-pub(crate) use error::redact_url_password;
-pub(crate) use parse::{check_trusted_origin, is_token_byte};
+pub use values::{Profile, RateLimit, SessionFormat, Source, StoreKind};
 
 use std::collections::HashMap;
 use std::fmt;

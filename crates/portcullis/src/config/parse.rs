@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use super::secret::MIN_SECRET_BYTES;
 use super::{ConfigError, SecretKey};
+use crate::csrf::check_trusted_origin;
+use crate::session::is_token_byte;
 
 /// A parsed value, or what the setting allows.
 pub(super) type Parsed<T> = Result<T, String>;
@@ -111,12 +113,6 @@ pub(super) fn cookie_name(raw: &str) -> Parsed<String> {
     } else {
         Err("a non-empty cookie name of letters, digits and !#$%&'*+-.^_`|~".to_owned())
     }
-}
-
-/// Whether `byte` may appear in a cookie name: RFC 6265 section 4.1.1 refers to RFC 2616's
-/// token, visible ASCII except separators.
-pub(crate) fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte)
 }
 
 /// A store key prefix: short, and safe inside a file name and a Redis Cluster hash tag.
@@ -238,10 +234,6 @@ pub(super) fn secret_list(raw: &str) -> Parsed<Vec<SecretKey>> {
         .collect()
 }
 
-/// What `CSRF_TRUSTED_ORIGINS` accepts.
-const ORIGINS_ALLOWED: &str =
-    "origins as browsers send them, comma-separated, e.g. https://app.example.com";
-
 /// Comma-separated trusted origins; whitespace around an entry is dropped and empty entries are
 /// ignored, so an empty value means none.
 pub(super) fn trusted_origins(raw: &str) -> Parsed<Vec<String>> {
@@ -250,29 +242,4 @@ pub(super) fn trusted_origins(raw: &str) -> Parsed<Vec<String>> {
         .filter(|origin| !origin.is_empty())
         .map(|origin| check_trusted_origin(origin).map(|()| origin.to_owned()))
         .collect()
-}
-
-/// Checks one trusted origin with tower-http's own validation (`http` or `https`, a host, no
-/// path), then refuses what it accepts but a browser never sends, since such an entry would
-/// silently trust nothing: capitals (browsers lower-case the origin), user info, and a default
-/// port (browsers omit `:443` and `:80`).
-pub(crate) fn check_trusted_origin(origin: &str) -> Parsed<()> {
-    if let Err(error) = tower_http::csrf::CsrfLayer::new().add_trusted_origin(origin) {
-        return Err(format!("{ORIGINS_ALLOWED} ({error})"));
-    }
-    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    let default_port = (origin.starts_with("https://") && authority.ends_with(":443"))
-        || (origin.starts_with("http://") && authority.ends_with(":80"));
-    let problem = if origin.bytes().any(|b| b.is_ascii_uppercase()) {
-        "must be lower case"
-    } else if authority.contains('@') {
-        "must not hold user info"
-    } else if default_port {
-        "must leave out the default port"
-    } else {
-        return Ok(());
-    };
-    Err(format!(
-        "{ORIGINS_ALLOWED} ({origin:?} {problem}, as browsers send it)"
-    ))
 }

@@ -833,31 +833,14 @@ fn a_redis_password_is_redacted_in_errors() {
 }
 
 #[test]
-fn every_password_of_a_redis_url_list_is_redacted() {
-    let cases = [
-        (
-            "redis://app:pw1@a:7000,redis://app:pw1@b:7001/0",
-            "redis://app:[redacted]@a:7000,redis://app:[redacted]@b:7001/0",
-        ),
-        // A comma is a legal password character: the whole password goes.
-        ("redis://app:pa,ss@a:7000", "redis://app:[redacted]@a:7000"),
-        (
-            "redis+unix:///run/redis.sock?db=1&pass=pw3",
-            "redis+unix:///run/redis.sock?db=1&pass=[redacted]",
-        ),
-        (
-            "rediss://a:7000,rediss://b:7001",
-            "rediss://a:7000,rediss://b:7001",
-        ),
-        ("redis://user@cache:6379", "redis://user@cache:6379"),
-        ("not a url", "not a url"),
-    ];
-    for (raw, shown) in cases {
-        assert_eq!(redact_url_password(raw), shown, "{raw}");
-    }
-    let c = load(&keyed(&[("REDIS_URL", cases[0].0)])).unwrap();
+fn every_password_of_a_redis_url_list_is_redacted_in_the_report() {
+    let (raw, shown) = (
+        "redis://app:pw1@a:7000,redis://app:pw1@b:7001/0",
+        "redis://app:[redacted]@a:7000,redis://app:[redacted]@b:7001/0",
+    );
+    let c = load(&keyed(&[("REDIS_URL", raw)])).unwrap();
     let report = format!("{:?} {c:?}", c.report());
-    assert!(report.contains(cases[0].1), "{report}");
+    assert!(report.contains(shown), "{report}");
     assert!(!report.contains("pw1"), "{report}");
 }
 

@@ -24,6 +24,7 @@ mod record;
 mod service;
 mod write;
 
+pub use cookie::SameSite;
 pub use format::Format;
 pub use handle::Session;
 pub use id::Id;
@@ -32,6 +33,7 @@ pub use layer::SessionLayer;
 pub use record::Data;
 pub use service::{ResponseFuture, SessionService};
 
+pub(crate) use cookie::is_token_byte;
 pub(crate) use format::hmac_sha1;
 
 use std::sync::Arc;

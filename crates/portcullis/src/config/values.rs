@@ -1,11 +1,12 @@
-//! The small vocabularies of the configuration: profiles, session store kinds, `SameSite`
-//! values, and the [`Source`] a setting's value came from.
+//! The small vocabularies of the configuration: profiles, session store kinds, formats, how
+//! `SameSite` is spelled in a setting, and the [`Source`] a setting's value came from.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use super::ConfigError;
+use crate::session::SameSite;
 
 /// A configuration profile: the set of defaults a deployment starts from.
 ///
@@ -122,31 +123,8 @@ impl FromStr for SessionFormat {
     }
 }
 
-/// The session cookie's `SameSite` attribute (`SESSION_COOKIE_SAMESITE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SameSite {
-    /// Sent only with same-site requests.
-    Strict,
-    /// Also sent with top-level cross-site navigations (links), not with cross-site POSTs.
-    Lax,
-    /// Sent with every request; browsers require `Secure` with it.
-    None,
-}
-
-impl SameSite {
-    const ALLOWED: &str = "Strict, Lax or None";
-}
-
-/// Prints the attribute value as it appears in `Set-Cookie`: `Strict`, `Lax` or `None`.
-impl fmt::Display for SameSite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Strict => "Strict",
-            Self::Lax => "Lax",
-            Self::None => "None",
-        })
-    }
-}
+/// What `SESSION_COOKIE_SAMESITE` accepts.
+const SAME_SITE_ALLOWED: &str = "Strict, Lax or None";
 
 /// Parses `Strict`, `Lax` or `None`, ignoring case.
 impl FromStr for SameSite {
@@ -160,7 +138,7 @@ impl FromStr for SameSite {
             _ => Err(ConfigError::invalid(
                 "SESSION_COOKIE_SAMESITE",
                 s,
-                Self::ALLOWED,
+                SAME_SITE_ALLOWED,
             )),
         }
     }
