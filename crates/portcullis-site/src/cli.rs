@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis::config::{Config, ConfigLoader, Profile};
+use portcullis_site::config::{self as site, SiteConfig};
 
 /// Portcullis: secure server-side sessions, and a reference site that shows them working.
 ///
@@ -106,7 +107,7 @@ impl Cli {
             loader = loader.profile(profile);
         }
         if let Some(Command::Serve(ServeArgs { bind: Some(bind) })) = &self.command {
-            loader = loader.bind(*bind);
+            loader = site::with_bind(loader, *bind);
         }
         loader
     }
@@ -142,8 +143,9 @@ pub(crate) fn describe_sessions(name: &str, rows: &[portcullis_site::admin::Sess
 }
 
 /// The text of `portcullis config`: one line per setting, then warnings.
-pub(crate) fn describe(config: &Config) -> String {
-    let settings = config.report();
+pub(crate) fn describe(config: &Config, site_config: &SiteConfig) -> String {
+    let mut settings = config.report();
+    settings.extend(site_config.report());
     let width = settings.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut out = format!("profile: {}\n\n", config.profile);
     for setting in settings {
@@ -153,7 +155,8 @@ pub(crate) fn describe(config: &Config) -> String {
             setting.name, setting.value, setting.source
         );
     }
-    let warnings = config.warnings();
+    let mut warnings = config.warnings();
+    warnings.extend(site_config.warnings(config));
     if !warnings.is_empty() {
         out.push('\n');
         for warning in warnings {

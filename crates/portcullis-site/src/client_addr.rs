@@ -23,7 +23,10 @@ impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
-        Ok(Self(client_addr(parts, &state.config().trusted_proxies)))
+        Ok(Self(client_addr(
+            parts,
+            &state.site_config().trusted_proxies,
+        )))
     }
 }
 
@@ -42,7 +45,11 @@ pub(crate) async fn mark_https(
     next: Next,
 ) -> Response {
     let peer = peer(request.extensions());
-    if forwarded_https(peer, request.headers(), &state.config().trusted_proxies) {
+    if forwarded_https(
+        peer,
+        request.headers(),
+        &state.site_config().trusted_proxies,
+    ) {
         request.extensions_mut().insert(Https);
     }
     next.run(request).await

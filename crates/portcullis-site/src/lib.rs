@@ -23,7 +23,7 @@
 //! - `next.rs`: `?next=` validation (no open redirect); `flash.rs`: flashed messages;
 //! - `prefs.rs`: display preferences kept in the session;
 //! - `headers.rs`: security headers; `error.rs`: errors that are responses;
-//! - `state.rs`: the shared [`AppState`].
+//! - `state.rs`: the shared [`AppState`]; `config.rs`: the site's own settings.
 //!
 //! # Session keys
 //!
@@ -36,6 +36,7 @@
 pub mod admin;
 mod auth;
 mod client_addr;
+pub mod config;
 pub mod device;
 pub mod error;
 mod flash;

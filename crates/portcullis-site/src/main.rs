@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use portcullis::config::Config;
+use portcullis_site::config::{self as site, SiteConfig};
 
 use crate::cli::{Cli, Command, SessionsCommand, UsersCommand};
 
@@ -24,17 +25,17 @@ use crate::cli::{Cli, Command, SessionsCommand, UsersCommand};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let config = match cli.loader().load() {
-        Ok(config) => config,
+    let (config, site_config) = match site::load(cli.loader()) {
+        Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("portcullis: configuration refused: {error}");
             return ExitCode::from(2);
         }
     };
     let result = match cli.command.unwrap_or_default() {
-        Command::Serve(_) => serve::run(config).await,
+        Command::Serve(_) => serve::run(config, site_config).await,
         Command::Config => {
-            print!("{}", cli::describe(&config));
+            print!("{}", cli::describe(&config, &site_config));
             Ok(())
         }
         Command::Sessions {
@@ -42,13 +43,13 @@ async fn main() -> ExitCode {
         } => stores::purge_expired(&config).await,
         Command::Sessions {
             command: SessionsCommand::List { user },
-        } => list_sessions(&config, &user).await,
+        } => list_sessions(&config, &site_config, &user).await,
         Command::Sessions {
             command: SessionsCommand::End(args),
-        } => end_sessions(&config, &args).await,
+        } => end_sessions(&config, &site_config, &args).await,
         Command::Users {
             command: UsersCommand::ResetPassword { user },
-        } => reset_password(&config, &user).await,
+        } => reset_password(&config, &site_config, &user).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,14 +60,19 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn list_sessions(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let rows = stores::admin(config).await?.list(user).await?;
+async fn list_sessions(
+    config: &Config,
+    site_config: &SiteConfig,
+    user: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rows = stores::admin(config, site_config).await?.list(user).await?;
     print!("{}", cli::describe_sessions(user, &rows));
     Ok(())
 }
 
 async fn end_sessions(
     config: &Config,
+    site_config: &SiteConfig,
     args: &cli::EndArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let keep = if args.all {
@@ -74,16 +80,23 @@ async fn end_sessions(
     } else {
         args.except_current.as_deref()
     };
-    let ended = stores::admin(config).await?.end(&args.user, keep).await?;
+    let ended = stores::admin(config, site_config)
+        .await?
+        .end(&args.user, keep)
+        .await?;
     println!("ended {ended} session(s) of {}", args.user);
     Ok(())
 }
 
-async fn reset_password(config: &Config, user: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn reset_password(
+    config: &Config,
+    site_config: &SiteConfig,
+    user: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']);
-    let ended = stores::admin(config)
+    let ended = stores::admin(config, site_config)
         .await?
         .reset_password(user, password)
         .await?;

@@ -17,8 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use portcullis::clock::Clock;
-use portcullis::config::RateLimit;
 use portcullis::store::RedisStore;
+
+use crate::config::RateLimit;
 
 /// Keys tracked before expired ones are swept out; past twice this, new keys are refused
 /// (limited) rather than live counters dropped, so nobody can wipe a victim's count by

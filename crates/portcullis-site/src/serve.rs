@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use portcullis::config::Config;
+use portcullis_site::config::SiteConfig;
 use tokio::net::TcpListener;
 
 use portcullis_site::{AppState, app};
@@ -11,10 +12,13 @@ use portcullis_site::{AppState, app};
 use crate::stores;
 
 /// Runs the site until a shutdown signal arrives.
-pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) async fn run(
+    config: Config,
+    site_config: SiteConfig,
+) -> Result<(), Box<dyn std::error::Error>> {
     let stores = stores::open(&config).await?;
-    let bind = config.bind;
-    let state = AppState::open(config, stores.sessions, stores.redis).await?;
+    let bind = site_config.bind;
+    let state = AppState::open(config, site_config, stores.sessions, stores.redis).await?;
     let router = app(state.clone());
     let listener = TcpListener::bind(bind).await?;
     let config = state.config();

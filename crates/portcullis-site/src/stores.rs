@@ -8,6 +8,7 @@ use portcullis::store::{
     FileStore, MemoryStore, RedisStore, RedisUrlError, SessionStore, StoreError,
 };
 use portcullis_site::admin::Admin;
+use portcullis_site::config::SiteConfig;
 use portcullis_site::users::Users;
 
 /// How often the file store sweeps expired sessions in the background.
@@ -58,7 +59,10 @@ pub(crate) struct Opened {
 
 /// What the administrative commands work with: the site's store (without the file store's
 /// sweeper) and accounts. The memory store is refused: it lives inside the serving process.
-pub(crate) async fn admin(config: &Config) -> Result<Admin, Box<dyn std::error::Error>> {
+pub(crate) async fn admin(
+    config: &Config,
+    site_config: &SiteConfig,
+) -> Result<Admin, Box<dyn std::error::Error>> {
     let store: Arc<dyn SessionStore> = match config.session_type {
         StoreKind::Filesystem => Arc::new(FileStore::open(&config.session_file_dir)?),
         StoreKind::Redis => Arc::new(RedisStore::from_config(config).await?),
@@ -70,7 +74,7 @@ pub(crate) async fn admin(config: &Config) -> Result<Admin, Box<dyn std::error::
             );
         }
     };
-    let users = Users::open(&config.database_url).await?;
+    let users = Users::open(&site_config.database_url).await?;
     Ok(Admin::new(config, store, users))
 }
 

@@ -18,6 +18,7 @@ use portcullis::config::ConfigLoader;
 use portcullis::store::{
     MemoryStore, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome,
 };
+use portcullis_site::config::SiteConfig;
 use portcullis_site::{AppState, app};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -114,11 +115,11 @@ impl TestApp {
             ("DATABASE_URL".to_owned(), db),
         ];
         vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let config = ConfigLoader::new()
+        let (config, site_config) = ConfigLoader::new()
             .env(vars)
             .no_dotenv()
             .state_dir(dir.path().join("state"))
-            .load()
+            .load_with::<SiteConfig>()
             .unwrap();
         let clock = ManualClock::new();
         let store = MemoryStore::with_clock(Arc::new(clock.clone()));
@@ -126,10 +127,14 @@ impl TestApp {
             inner: store.clone(),
             armed: Arc::default(),
         };
-        let state =
-            AppState::open_with_clock(config, Arc::new(racing.clone()), Arc::new(clock.clone()))
-                .await
-                .unwrap();
+        let state = AppState::open_with_clock(
+            config,
+            site_config,
+            Arc::new(racing.clone()),
+            Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
         Self {
             router: app(state.clone()),
             clock,

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-pub(super) use crate::redact::{REDACTED, redact_url_password};
+use crate::redact::{REDACTED, redact_url_password};
 
 /// The configuration could not be loaded. Each variant's `Display` is a single line.
 #[derive(Debug, thiserror::Error)]

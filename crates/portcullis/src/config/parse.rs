@@ -1,7 +1,7 @@
 //! Parsers for setting values. Each takes the raw text and returns the value, or `Err` with
-//! a description of what is allowed, which the loader turns into a [`super::ConfigError`].
+//! a description of what is allowed, which the reader turns into a [`super::ConfigError`]. The
+//! public ones let an application's settings accept the same spellings as the library's.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use crate::csrf::check_trusted_origin;
 use crate::session::is_token_byte;
 
 /// A parsed value, or what the setting allows.
-pub(super) type Parsed<T> = Result<T, String>;
+pub type Parsed<T> = Result<T, String>;
 
 /// The shortest accepted duration.
 const MIN_DURATION: Duration = Duration::from_secs(1);
@@ -41,7 +41,7 @@ pub(super) fn keyword<T: FromStr<Err = ConfigError>>(raw: &str) -> Parsed<T> {
 }
 
 /// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, in any case (Python writes `True`).
-pub(super) fn boolean(raw: &str) -> Parsed<bool> {
+pub fn boolean(raw: &str) -> Parsed<bool> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
@@ -50,7 +50,7 @@ pub(super) fn boolean(raw: &str) -> Parsed<bool> {
 }
 
 /// Whole seconds (`300`) or a humantime duration (`5m`, `1h 30m`), from 1 second to 400 days.
-pub(super) fn duration(raw: &str) -> Parsed<Duration> {
+pub fn duration(raw: &str) -> Parsed<Duration> {
     let raw = raw.trim();
     let parsed = match raw.parse::<u64>() {
         Ok(seconds) => Some(Duration::from_secs(seconds)),
@@ -181,38 +181,6 @@ pub(super) fn timeout(raw: &str) -> Parsed<Duration> {
             Err("a duration from 10ms to 60s, e.g. 250ms or 1s (plain numbers are seconds)".into())
         }
     }
-}
-
-/// The accounts database: a `sqlite:` URL (`sqlite://portcullis.db`, `sqlite::memory:`).
-pub(super) fn database_url(raw: &str) -> Parsed<String> {
-    let raw = raw.trim();
-    if raw.starts_with("sqlite:") && raw.len() > "sqlite:".len() {
-        Ok(raw.to_owned())
-    } else {
-        Err("a sqlite: URL, e.g. sqlite://portcullis.db (PostgreSQL is not built in yet)".into())
-    }
-}
-
-/// Comma-separated IP addresses; whitespace and empty entries are ignored, so an empty value
-/// means none.
-pub(super) fn ip_list(raw: &str) -> Parsed<Vec<IpAddr>> {
-    let entries = raw.split(',').map(str::trim).filter(|e| !e.is_empty());
-    entries
-        .map(|entry| {
-            entry.parse().map_err(|_| {
-                format!(
-                    "IP addresses separated by commas, e.g. 10.0.0.1,::1 ({entry:?} is not one)"
-                )
-            })
-        })
-        .collect()
-}
-
-/// An IP address and port.
-pub(super) fn socket_addr(raw: &str) -> Parsed<SocketAddr> {
-    raw.trim()
-        .parse()
-        .map_err(|_| "an IP address and port, e.g. 127.0.0.1:8000 or [::1]:8000".to_owned())
 }
 
 /// A secret key of at least 32 bytes.

@@ -1,10 +1,9 @@
 //! The rules that span two settings, checked once every value has parsed: cookie attributes
-//! that browsers would reject together, lifetimes out of order, the Flask format without a
-//! store Flask can share, and the `dev` profile exposed beyond this machine. Each refusal is one line naming both settings.
+//! that browsers would reject together, lifetimes out of order, and the Flask format without a
+//! store Flask can share or with a per-user limit. Each refusal is one line naming both
+//! settings.
 
-use std::net::SocketAddr;
-
-use super::{Config, ConfigError, Profile, SameSite, SessionFormat, StoreKind};
+use super::{Config, ConfigError, SameSite, SessionFormat, StoreKind};
 
 /// Refuses the first contradiction between two settings.
 pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
@@ -54,8 +53,9 @@ pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
     }
     if c.session_format == SessionFormat::Flask && c.session_type == StoreKind::Filesystem {
         return Err(ConfigError::conflict(
-            "SESSION_FORMAT=flask requires SESSION_TYPE=redis: the Flask app shares sessions \
-             through Redis, and Portcullis's session files are not Flask-Session's",
+            "SESSION_FORMAT=flask requires SESSION_TYPE=redis (or memory, in tests), not \
+             filesystem: the Flask app shares sessions through Redis, and Portcullis's session \
+             files are not Flask-Session's",
         ));
     }
     if c.session_format == SessionFormat::Flask
@@ -66,18 +66,5 @@ pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
              counts a user's sessions needs ids Portcullis mints, and a Flask app mints its own"
         )));
     }
-    if c.profile == Profile::Dev && !is_loopback(c.bind) && !c.allow_dev_profile {
-        return Err(ConfigError::conflict(format!(
-            "PORTCULLIS_BIND={} is not a loopback address and the dev profile keeps sessions in \
-             local files, not for production: use the redis profile, bind to 127.0.0.1, or set \
-             PORTCULLIS_ALLOW_DEV_PROFILE=true",
-            c.bind
-        )));
-    }
     Ok(())
-}
-
-/// Whether `addr` is reachable only from this machine (`::ffff:127.0.0.1` included).
-pub(super) fn is_loopback(addr: SocketAddr) -> bool {
-    addr.ip().to_canonical().is_loopback()
 }

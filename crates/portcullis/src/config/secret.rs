@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::ConfigError;
-use super::error::REDACTED;
+use crate::redact::REDACTED;
 
 /// The shortest accepted key, in bytes: an HMAC-SHA256 key should be at least as long as the
 /// hash output (RFC 2104, section 3).

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::error::REDACTED;
 use super::{ConfigError, Source};
+use crate::redact::REDACTED;
 
 /// The three layers a setting can be given in, highest precedence first.
 pub(super) struct Layers {

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
-use std::net::SocketAddr;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -93,8 +92,6 @@ fn dev_and_redis_profiles_have_their_defaults() {
         assert_eq!(c.wtf_csrf_time_limit, Some(Duration::from_secs(3600)));
         assert!(c.csrf_trusted_origins.is_empty());
         assert_eq!(c.max_content_length, 1_048_576);
-        assert_eq!(c.bind, "127.0.0.1:8000".parse::<SocketAddr>().unwrap());
-        assert!(!c.allow_dev_profile);
     }
 }
 
@@ -130,22 +127,12 @@ fn dotenv_sets_the_profile_and_its_last_duplicate_wins() {
 }
 
 #[test]
-fn command_line_profile_and_bind_beat_the_environment() {
+fn the_command_line_profile_beats_the_environment() {
     let dir = tempdir().unwrap();
-    let pairs = keyed(&[
-        ("PORTCULLIS_PROFILE", "dev"),
-        ("PORTCULLIS_BIND", "127.0.0.1:1"),
-    ]);
-    let bind: SocketAddr = "[::1]:9000".parse().unwrap();
-    let c = loader(&dir, &pairs)
-        .profile(Profile::Redis)
-        .bind(bind)
-        .load()
-        .unwrap();
+    let pairs = keyed(&[("PORTCULLIS_PROFILE", "dev")]);
+    let c = loader(&dir, &pairs).profile(Profile::Redis).load().unwrap();
     assert_eq!(c.profile, Profile::Redis);
     assert_eq!(c.source("PORTCULLIS_PROFILE"), Source::CommandLine);
-    assert_eq!(c.bind, bind);
-    assert_eq!(c.source("PORTCULLIS_BIND"), Source::CommandLine);
 }
 
 #[test]
@@ -276,12 +263,6 @@ fn a_bad_value_is_refused_in_one_line_with_setting_value_and_what_is_allowed() {
              (invalid origin \"https://app.example.com/\": path, query, and fragment are not \
              allowed)",
         ),
-        (
-            "PORTCULLIS_BIND",
-            "localhost:8000",
-            "an IP address and port, e.g. 127.0.0.1:8000 or [::1]:8000",
-        ),
-        ("PORTCULLIS_ALLOW_DEV_PROFILE", "sure", BOOL),
     ];
     for &(setting, value, allowed) in cases {
         let err = error(&[(setting, value)]);
@@ -719,12 +700,6 @@ fn conflicting_settings_are_refused_in_one_line_naming_both() {
             "SESSION_ABSOLUTE_LIFETIME=1m is shorter than PERMANENT_SESSION_LIFETIME=5m: \
              the absolute lifetime must be at least the idle lifetime",
         ),
-        (
-            &[("PORTCULLIS_BIND", "0.0.0.0:8000")],
-            "PORTCULLIS_BIND=0.0.0.0:8000 is not a loopback address and the dev profile keeps \
-             sessions in local files, not for production: use the redis profile, bind to \
-             127.0.0.1, or set PORTCULLIS_ALLOW_DEV_PROFILE=true",
-        ),
     ];
     for &(pairs, expected) in cases {
         let err = error(pairs);
@@ -745,15 +720,6 @@ fn consistent_cookie_and_lifetime_settings_are_accepted() {
             ("SESSION_COOKIE_DOMAIN", "example.com"),
         ],
         &[("SESSION_ABSOLUTE_LIFETIME", "5m")],
-        &[("PORTCULLIS_BIND", "[::1]:8000")],
-        &[
-            ("PORTCULLIS_BIND", "0.0.0.0:8000"),
-            ("PORTCULLIS_ALLOW_DEV_PROFILE", "true"),
-        ],
-        &[
-            ("PORTCULLIS_BIND", "0.0.0.0:8000"),
-            ("PORTCULLIS_PROFILE", "redis"),
-        ],
     ];
     for pairs in cases {
         assert!(load(&keyed(pairs)).is_ok(), "{pairs:?}");
@@ -807,17 +773,16 @@ fn report_lists_every_setting_once_with_secrets_redacted() {
 fn report_gives_each_value_its_source() {
     let dir = tempdir().unwrap();
     let file = dotenv(&dir, "SESSION_COOKIE_PATH=/app\n");
-    let bind: SocketAddr = "127.0.0.1:9000".parse().unwrap();
     let c = loader(&dir, &[("SESSION_COOKIE_NAME", "sid")])
         .dotenv_file(file)
-        .bind(bind)
+        .profile(Profile::Dev)
         .load()
         .unwrap();
     let report = c.report();
     let source = |name: &str| report.iter().find(|s| s.name == name).unwrap().source;
     assert_eq!(source("SESSION_COOKIE_NAME"), Source::Environment);
     assert_eq!(source("SESSION_COOKIE_PATH"), Source::DotEnv);
-    assert_eq!(source("PORTCULLIS_BIND"), Source::CommandLine);
+    assert_eq!(source("PORTCULLIS_PROFILE"), Source::CommandLine);
     assert_eq!(source("SECRET_KEY"), Source::Generated);
     assert_eq!(source("REDIS_URL"), Source::Default);
     assert_eq!(c.source("NOT_A_SETTING"), Source::Default);
@@ -910,22 +875,6 @@ fn host_prefix_advice_only_when_the_cookie_could_take_it() {
         ("SESSION_COOKIE_DOMAIN", "example.com")
     ]));
     assert!(!advises(&[secure, ("SESSION_COOKIE_PATH", "/app")]));
-}
-
-#[test]
-fn dev_profile_beyond_loopback_is_warned_about_when_allowed() {
-    let pairs = [
-        ("PORTCULLIS_BIND", "0.0.0.0:8000"),
-        ("PORTCULLIS_ALLOW_DEV_PROFILE", "yes"),
-    ];
-    let warnings = load(&keyed(&pairs)).unwrap().warnings();
-    assert_eq!(
-        warnings,
-        [
-            "PORTCULLIS_ALLOW_DEV_PROFILE=true lets the dev profile listen on 0.0.0.0:8000: it \
-          keeps sessions in local files and is not for production"
-        ]
-    );
 }
 
 #[test]
@@ -1025,66 +974,6 @@ fn secret_key_never_prints_itself() {
     ));
 }
 
-#[test]
-fn site_settings_have_defaults_and_parse_their_forms() {
-    let c = load(&keyed(&[])).unwrap();
-    assert_eq!(c.database_url, "sqlite://portcullis.db");
-    assert_eq!(
-        c.login_rate_limit,
-        RateLimit {
-            max: 10,
-            window: Duration::from_secs(180)
-        }
-    );
-    assert!(c.trusted_proxies.is_empty());
-    let report = c.report();
-    let value = |name: &str| {
-        report
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap()
-            .value
-            .clone()
-    };
-    assert_eq!(value("LOGIN_RATE_LIMIT"), "10/3m");
-    assert_eq!(value("TRUSTED_PROXIES"), "");
-
-    let c = load(&keyed(&[
-        ("DATABASE_URL", "sqlite:///var/lib/app/users.db"),
-        ("LOGIN_RATE_LIMIT", "5/60"),
-        ("TRUSTED_PROXIES", " 10.0.0.1, ::1 ,"),
-    ]))
-    .unwrap();
-    assert_eq!(c.database_url, "sqlite:///var/lib/app/users.db");
-    assert_eq!(c.login_rate_limit.max, 5);
-    assert_eq!(c.login_rate_limit.window, Duration::from_secs(60));
-    assert_eq!(c.trusted_proxies.len(), 2);
-    assert_eq!(
-        c.report()
-            .iter()
-            .find(|s| s.name == "TRUSTED_PROXIES")
-            .unwrap()
-            .value,
-        "10.0.0.1,::1"
-    );
-}
-
-#[test]
-fn bad_site_settings_are_refused_naming_the_setting() {
-    for (name, value) in [
-        ("DATABASE_URL", "mysql://db/users"),
-        ("DATABASE_URL", "sqlite:"),
-        ("LOGIN_RATE_LIMIT", "10"),
-        ("LOGIN_RATE_LIMIT", "0/3m"),
-        ("LOGIN_RATE_LIMIT", "10/0"),
-        ("LOGIN_RATE_LIMIT", "ten/3m"),
-        ("TRUSTED_PROXIES", "10.0.0.1,proxy.local"),
-    ] {
-        let text = error(&[(name, value)]).to_string();
-        assert!(text.contains(name), "{name}={value}: {text}");
-    }
-}
-
 /// The settings of a Portcullis that shares sessions with a Flask app.
 const FLASK: [(&str, &str); 3] = [
     ("PORTCULLIS_PROFILE", "redis"),
@@ -1114,8 +1003,9 @@ fn the_flask_format_is_refused_with_the_file_store_in_one_line() {
     let err = error(&[("SESSION_FORMAT", "flask")]);
     assert_eq!(
         err.to_string(),
-        "SESSION_FORMAT=flask requires SESSION_TYPE=redis: the Flask app shares sessions through \
-         Redis, and Portcullis's session files are not Flask-Session's"
+        "SESSION_FORMAT=flask requires SESSION_TYPE=redis (or memory, in tests), not filesystem: \
+         the Flask app shares sessions through Redis, and Portcullis's session files are not \
+         Flask-Session's"
     );
     assert!(
         load(&keyed(&[
@@ -1244,4 +1134,37 @@ fn flask_warnings_say_what_the_format_gives_up_and_what_redis_needs() {
              Flask-WTF sign with SECRET_KEY only"
         )
     );
+}
+
+#[test]
+fn the_reference_lists_every_reported_setting_in_order() {
+    let c = load(&keyed(&[])).unwrap();
+    let reported: Vec<&str> = c.report().iter().map(|s| s.name).collect();
+    let documented: Vec<&str> = Config::reference().iter().map(|r| r.name).collect();
+    assert_eq!(documented, reported);
+}
+
+#[test]
+fn the_reference_shows_the_defaults_a_fresh_load_reports() {
+    for profile in ["dev", "redis"] {
+        let c = load(&keyed(&[("PORTCULLIS_PROFILE", profile)])).unwrap();
+        for (row, setting) in Config::reference().iter().zip(c.report()) {
+            if setting.name == "SECRET_KEY" {
+                continue;
+            }
+            let cell = match profile {
+                "dev" => &row.dev_default,
+                _ => &row.redis_default,
+            };
+            let expected = if setting.value.is_empty() {
+                "none".to_owned()
+            } else {
+                format!("`{}`", setting.value)
+            };
+            assert_eq!(*cell, expected, "{profile} {}", setting.name);
+        }
+    }
+    let key = &Config::reference()[1];
+    assert_eq!(key.name, "SECRET_KEY");
+    assert_eq!(key.redis_default, "**required**");
 }

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use super::ConfigError;
 use crate::session::SameSite;
@@ -140,47 +139,6 @@ impl FromStr for SameSite {
                 s,
                 SAME_SITE_ALLOWED,
             )),
-        }
-    }
-}
-
-/// At most `max` events per `window` (`LOGIN_RATE_LIMIT`, written `10/3m`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RateLimit {
-    /// How many events the window allows.
-    pub max: u32,
-    /// How long an event counts.
-    pub window: Duration,
-}
-
-impl RateLimit {
-    const ALLOWED: &str = "a count and a duration, e.g. 10/3m (10 per 3 minutes) or 5/60";
-}
-
-/// Prints `10/3m`, as the setting accepts it back.
-impl fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}",
-            self.max,
-            humantime::format_duration(self.window)
-        )
-    }
-}
-
-/// Parses `COUNT/DURATION`: a count of at least 1, and a duration as the other settings take it.
-impl FromStr for RateLimit {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || ConfigError::invalid("LOGIN_RATE_LIMIT", s, Self::ALLOWED);
-        let (max, window) = s.split_once('/').ok_or_else(invalid)?;
-        let max = max.trim().parse::<u32>().ok().filter(|&n| n > 0);
-        let window = super::parse::duration(window).ok();
-        match (max, window) {
-            (Some(max), Some(window)) => Ok(Self { max, window }),
-            _ => Err(invalid()),
         }
     }
 }
