@@ -90,3 +90,17 @@ impl fmt::Display for Shown<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn a_redis_password_is_redacted_in_errors() {
+        let err = error(&[("REDIS_URL", "http://:s3cret-pw@cache")]);
+        assert!(
+            matches!(&err, ConfigError::Invalid { value, .. } if value == "http://:[redacted]@cache")
+        );
+        assert!(!format!("{err} {err:?}").contains("s3cret"));
+    }
+}

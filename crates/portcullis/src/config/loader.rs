@@ -230,3 +230,146 @@ fn read_secret_key(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn dev_and_redis_profiles_have_their_defaults() {
+        // (profile, session_permanent, session_type, session_cookie_secure)
+        let cases = [
+            ("dev", false, StoreKind::Filesystem, false),
+            ("redis", true, StoreKind::Redis, true),
+        ];
+        for (profile, permanent, store, secure) in cases {
+            let c = load(&keyed(&[("PORTCULLIS_PROFILE", profile)])).unwrap();
+            assert_eq!(c.profile.to_string(), profile);
+            assert_eq!(c.session_permanent, permanent, "{profile}");
+            assert_eq!(c.session_type, store, "{profile}");
+            assert_eq!(c.session_cookie_secure, secure, "{profile}");
+            assert_eq!(c.secret_key.as_bytes(), KEY.as_bytes());
+            assert!(c.secret_key_fallbacks.is_empty());
+            assert_eq!(c.permanent_session_lifetime, Duration::from_secs(300));
+            assert_eq!(c.session_absolute_lifetime, Duration::from_secs(8 * 3600));
+            assert!(c.session_refresh_each_request);
+            assert_eq!(c.session_key_prefix, "sess:");
+            assert!(c.session_use_signer, "the signer is on in every profile");
+            assert_eq!(c.session_file_dir, PathBuf::from("./.flask_session"));
+            assert_eq!(c.session_cookie_name, "session");
+            assert_eq!(c.session_cookie_domain, None);
+            assert_eq!(c.session_cookie_path, "/");
+            assert!(c.session_cookie_httponly);
+            assert_eq!(c.session_cookie_samesite, SameSite::Lax);
+            assert_eq!(c.session_max_bytes, 65536);
+            assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
+            assert_eq!(c.redis_connect_timeout, Duration::from_millis(250));
+            assert_eq!(c.redis_response_timeout, Duration::from_millis(250));
+            assert!(c.wtf_csrf_enabled);
+            assert_eq!(c.wtf_csrf_time_limit, Some(Duration::from_secs(3600)));
+            assert!(c.csrf_trusted_origins.is_empty());
+            assert_eq!(c.max_content_length, 1_048_576);
+        }
+    }
+
+    #[test]
+    fn the_command_line_profile_beats_the_environment() {
+        let dir = tempdir().unwrap();
+        let pairs = keyed(&[("PORTCULLIS_PROFILE", "dev")]);
+        let c = loader(&dir, &pairs).profile(Profile::Redis).load().unwrap();
+        assert_eq!(c.profile, Profile::Redis);
+        assert_eq!(c.source("PORTCULLIS_PROFILE"), Source::CommandLine);
+    }
+
+    #[test]
+    fn an_empty_secret_key_counts_as_unset() {
+        let dir = tempdir().unwrap();
+        let c = loader(&dir, &[("SECRET_KEY", "")]).load().unwrap();
+        assert_eq!(c.source("SECRET_KEY"), Source::Generated);
+        let err = load(&[("SECRET_KEY", ""), ("PORTCULLIS_PROFILE", "redis")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    setting: "SECRET_KEY",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn redis_profile_without_secret_key_is_refused() {
+        let dir = tempdir().unwrap();
+        let err = loader(&dir, &[("PORTCULLIS_PROFILE", "redis")])
+            .load()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    setting: "SECRET_KEY",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "missing SECRET_KEY: the redis profile needs a key of at least 32 bytes, the same on every \
+             instance; generate one with `openssl rand -base64 48`"
+        );
+        assert!(
+            !dir.path().join("state").exists(),
+            "no key is generated for production"
+        );
+    }
+
+    #[test]
+    fn the_session_format_is_native_by_default_and_flask_on_request() {
+        let c = load(&keyed(&[])).unwrap();
+        assert_eq!(c.session_format, SessionFormat::Native);
+        assert_eq!(c.source("SESSION_FORMAT"), Source::Default);
+        let c = load(&keyed(&[
+            ("SESSION_FORMAT", " Flask"),
+            ("SESSION_TYPE", "redis"),
+        ]))
+        .unwrap();
+        assert_eq!(c.session_format, SessionFormat::Flask);
+        assert_eq!(c.source("SESSION_FORMAT"), Source::Environment);
+        let report = c.report();
+        let shown = report.iter().find(|s| s.name == "SESSION_FORMAT").unwrap();
+        assert_eq!(shown.value, "flask");
+    }
+
+    #[test]
+    fn the_flask_format_takes_a_short_secret_key_with_a_warning() {
+        let short = [("SECRET_KEY", "dev-key-of-a-flask-app")];
+        let native = load(&[short[0], ("PORTCULLIS_PROFILE", "redis")]).unwrap_err();
+        assert!(
+            native.to_string().contains("at least 32 bytes (got 22)"),
+            "{native}"
+        );
+
+        let mut pairs = FLASK.to_vec();
+        pairs.extend_from_slice(&short);
+        let c = load(&pairs).unwrap();
+        assert_eq!(c.secret_key.as_bytes(), b"dev-key-of-a-flask-app");
+        let warnings = c.warnings();
+        assert!(
+            warnings.iter().any(|w| w.starts_with(
+                "SECRET_KEY is 22 bytes, under the 32 the native format requires: accepted because \
+                 SESSION_FORMAT=flask takes the Flask app's key"
+            )),
+            "{warnings:?}"
+        );
+        for text in [format!("{c:?}"), warnings.join("\n")] {
+            assert!(!text.contains("dev-key-of-a-flask-app"), "{text}");
+        }
+        // Still required on the redis profile, and still never empty.
+        let mut unset = FLASK.to_vec();
+        unset.push(("SECRET_KEY", ""));
+        assert!(matches!(load(&unset), Err(ConfigError::Missing { .. })));
+    }
+}

@@ -92,7 +92,7 @@ mod secret;
 mod settings;
 mod source;
 #[cfg(test)]
-mod tests;
+mod test_support;
 mod values;
 
 pub use crate::session::SameSite;

@@ -119,3 +119,120 @@ impl Config {
             && self.session_cookie_domain.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn warnings_name_each_risky_production_choice() {
+        let base = [
+            ("PORTCULLIS_PROFILE", "redis"),
+            ("SESSION_COOKIE_NAME", "__Host-session"),
+        ];
+        assert_eq!(
+            load(&keyed(&base)).unwrap().warnings(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            load(&keyed(&[])).unwrap().warnings(),
+            Vec::<String>::new(),
+            "dev defaults"
+        );
+
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[
+                    ("SESSION_COOKIE_SECURE", "false"),
+                    ("SESSION_COOKIE_NAME", "session"),
+                ],
+                "SESSION_COOKIE_SECURE=false on the redis profile",
+            ),
+            (&[("WTF_CSRF_ENABLED", "false")], "WTF_CSRF_ENABLED=false"),
+            (&[("SESSION_USE_SIGNER", "0")], "SESSION_USE_SIGNER=false"),
+            (
+                &[("SESSION_PERMANENT", "no")],
+                "SESSION_PERMANENT=false on the redis profile",
+            ),
+            (
+                &[("SESSION_TYPE", "memory")],
+                "SESSION_TYPE=memory on the redis profile: sessions are lost on restart",
+            ),
+            (
+                &[("SESSION_COOKIE_NAME", "session")],
+                "SESSION_COOKIE_NAME=\"session\": consider __Host-session",
+            ),
+            (
+                &[("SESSION_COOKIE_HTTPONLY", "off")],
+                "SESSION_COOKIE_HTTPONLY=false",
+            ),
+        ];
+        for &(extra, expected) in cases {
+            let mut pairs = keyed(&base);
+            pairs.extend_from_slice(extra);
+            let warnings = load(&pairs).unwrap().warnings();
+            assert_eq!(warnings.len(), 1, "{extra:?}: {warnings:?}");
+            assert!(warnings[0].starts_with(expected), "{warnings:?}");
+        }
+    }
+
+    #[test]
+    fn host_prefix_advice_only_when_the_cookie_could_take_it() {
+        let advises = |pairs: &[(&str, &str)]| {
+            let warnings = load(&keyed(pairs)).unwrap().warnings();
+            warnings.iter().any(|w| w.contains("consider __Host-"))
+        };
+        assert!(advises(&[("SESSION_COOKIE_SECURE", "true")]));
+        assert!(!advises(&[]), "not Secure on dev");
+        let secure = ("SESSION_COOKIE_SECURE", "true");
+        assert!(!advises(&[
+            secure,
+            ("SESSION_COOKIE_DOMAIN", "example.com")
+        ]));
+        assert!(!advises(&[secure, ("SESSION_COOKIE_PATH", "/app")]));
+    }
+
+    #[test]
+    fn flask_warnings_say_what_the_format_gives_up_and_what_redis_needs() {
+        let warnings = load(&keyed(&FLASK)).unwrap().warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        for words in [
+            "SESSION_FORMAT=flask gives up",
+            "plain MessagePack",
+            "HMAC-SHA1",
+            "no key rotation",
+            "BREACH",
+            "the last writer wins",
+        ] {
+            assert!(warnings[0].contains(words), "{words}: {}", warnings[0]);
+        }
+        assert!(
+            warnings[1].starts_with(
+                "SESSION_FORMAT=flask: Flask-Session falls back to pickle for a record it cannot \
+                 decode, so anyone who can write to Redis can run code in the Flask app: Redis needs \
+                 a password or TLS, and REDIS_URL has neither"
+            ),
+            "{}",
+            warnings[1]
+        );
+        for url in ["redis://:pw@cache:6379", "rediss://cache:6380"] {
+            let mut pairs = keyed(&FLASK);
+            pairs.push(("REDIS_URL", url));
+            let warnings = load(&pairs).unwrap().warnings();
+            assert!(
+                warnings[1].ends_with("Redis needs a password or TLS"),
+                "{url}: {warnings:?}"
+            );
+        }
+        let mut pairs = keyed(&FLASK);
+        pairs.push(("SECRET_KEY_FALLBACKS", OLD_KEY));
+        let warnings = load(&pairs).unwrap().warnings();
+        assert_eq!(
+            warnings.last().map(String::as_str),
+            Some(
+                "SECRET_KEY_FALLBACKS is ignored with SESSION_FORMAT=flask: Flask-Session and \
+                 Flask-WTF sign with SECRET_KEY only"
+            )
+        );
+    }
+}

@@ -68,3 +68,99 @@ pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn conflicting_settings_are_refused_in_one_line_naming_both() {
+        let secure = ("SESSION_COOKIE_SECURE", "true");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("SESSION_COOKIE_SAMESITE", "None")],
+                "SESSION_COOKIE_SAMESITE=None requires SESSION_COOKIE_SECURE=true: \
+                 browsers drop SameSite=None cookies that are not Secure",
+            ),
+            (
+                &[("SESSION_COOKIE_NAME", "__Host-id")],
+                "SESSION_COOKIE_NAME=\"__Host-id\" requires SESSION_COOKIE_SECURE=true: \
+                 browsers drop __Host- cookies that are not Secure",
+            ),
+            (
+                &[("SESSION_COOKIE_NAME", "__host-id")],
+                "SESSION_COOKIE_NAME=\"__host-id\" requires SESSION_COOKIE_SECURE=true: \
+                 browsers drop __Host- cookies that are not Secure",
+            ),
+            (
+                &[
+                    ("SESSION_COOKIE_NAME", "__Host-id"),
+                    secure,
+                    ("SESSION_COOKIE_PATH", "/app"),
+                ],
+                "SESSION_COOKIE_NAME=\"__Host-id\" requires SESSION_COOKIE_PATH=\"/\", not \"/app\": \
+                 browsers drop __Host- cookies with another path",
+            ),
+            (
+                &[
+                    ("SESSION_COOKIE_NAME", "__Host-id"),
+                    secure,
+                    ("SESSION_COOKIE_DOMAIN", "example.com"),
+                ],
+                "SESSION_COOKIE_NAME=\"__Host-id\" forbids SESSION_COOKIE_DOMAIN=\"example.com\": \
+                 __Host- cookies are bound to the exact host",
+            ),
+            (
+                &[("SESSION_COOKIE_NAME", "__Secure-id")],
+                "SESSION_COOKIE_NAME=\"__Secure-id\" requires SESSION_COOKIE_SECURE=true: \
+                 browsers drop __Secure- cookies that are not Secure",
+            ),
+            (
+                &[("SESSION_ABSOLUTE_LIFETIME", "1m")],
+                "SESSION_ABSOLUTE_LIFETIME=1m is shorter than PERMANENT_SESSION_LIFETIME=5m: \
+                 the absolute lifetime must be at least the idle lifetime",
+            ),
+        ];
+        for &(pairs, expected) in cases {
+            let err = error(pairs);
+            assert!(matches!(err, ConfigError::Conflict { .. }), "{err:?}");
+            assert_eq!(err.to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn consistent_cookie_and_lifetime_settings_are_accepted() {
+        let secure = ("SESSION_COOKIE_SECURE", "true");
+        let cases: &[&[(&str, &str)]] = &[
+            &[("SESSION_COOKIE_SAMESITE", "None"), secure],
+            &[("SESSION_COOKIE_NAME", "__Host-id"), secure],
+            &[
+                ("SESSION_COOKIE_NAME", "__Secure-id"),
+                secure,
+                ("SESSION_COOKIE_DOMAIN", "example.com"),
+            ],
+            &[("SESSION_ABSOLUTE_LIFETIME", "5m")],
+        ];
+        for pairs in cases {
+            assert!(load(&keyed(pairs)).is_ok(), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn the_flask_format_is_refused_with_the_file_store_in_one_line() {
+        let err = error(&[("SESSION_FORMAT", "flask")]);
+        assert_eq!(
+            err.to_string(),
+            "SESSION_FORMAT=flask requires SESSION_TYPE=redis (or memory, in tests), not filesystem: \
+             the Flask app shares sessions through Redis, and Portcullis's session files are not \
+             Flask-Session's"
+        );
+        assert!(
+            load(&keyed(&[
+                ("SESSION_FORMAT", "flask"),
+                ("SESSION_TYPE", "memory")
+            ]))
+            .is_ok()
+        );
+    }
+}

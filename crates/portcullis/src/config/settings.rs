@@ -262,3 +262,115 @@ crate::settings! {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn report_lists_every_setting_once_with_secrets_redacted() {
+        let fallbacks = format!("{OLD_KEY},{OLD_KEY}2");
+        let c = load(&keyed(&[
+            ("SECRET_KEY_FALLBACKS", &fallbacks),
+            ("REDIS_URL", "redis://app:s3cret-pw@cache:6379/0"),
+        ]))
+        .unwrap();
+        let report = c.report();
+        let names: Vec<&str> = report.iter().map(|s| s.name).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "no setting twice");
+        let mut recorded: Vec<&str> = c.sources.keys().copied().collect();
+        recorded.sort_unstable();
+        assert_eq!(
+            unique, recorded,
+            "every setting read is reported, and nothing else"
+        );
+
+        let value = |name: &str| {
+            report
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap()
+                .value
+                .clone()
+        };
+        assert_eq!(value("SECRET_KEY"), "[redacted]");
+        assert_eq!(value("SECRET_KEY_FALLBACKS"), "[redacted],[redacted]");
+        assert_eq!(value("REDIS_URL"), "redis://app:[redacted]@cache:6379/0");
+        assert_eq!(value("PERMANENT_SESSION_LIFETIME"), "5m");
+        assert_eq!(value("WTF_CSRF_TIME_LIMIT"), "1h");
+        assert_eq!(value("SESSION_COOKIE_DOMAIN"), "");
+        for text in [format!("{report:?}"), format!("{c:?}")] {
+            assert!(
+                !text.contains(KEY) && !text.contains(OLD_KEY) && !text.contains("s3cret"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn report_gives_each_value_its_source() {
+        let dir = tempdir().unwrap();
+        let file = dotenv(&dir, "SESSION_COOKIE_PATH=/app\n");
+        let c = loader(&dir, &[("SESSION_COOKIE_NAME", "sid")])
+            .dotenv_file(file)
+            .profile(Profile::Dev)
+            .load()
+            .unwrap();
+        let report = c.report();
+        let source = |name: &str| report.iter().find(|s| s.name == name).unwrap().source;
+        assert_eq!(source("SESSION_COOKIE_NAME"), Source::Environment);
+        assert_eq!(source("SESSION_COOKIE_PATH"), Source::DotEnv);
+        assert_eq!(source("PORTCULLIS_PROFILE"), Source::CommandLine);
+        assert_eq!(source("SECRET_KEY"), Source::Generated);
+        assert_eq!(source("REDIS_URL"), Source::Default);
+        assert_eq!(c.source("NOT_A_SETTING"), Source::Default);
+    }
+
+    #[test]
+    fn every_password_of_a_redis_url_list_is_redacted_in_the_report() {
+        let (raw, shown) = (
+            "redis://app:pw1@a:7000,redis://app:pw1@b:7001/0",
+            "redis://app:[redacted]@a:7000,redis://app:[redacted]@b:7001/0",
+        );
+        let c = load(&keyed(&[("REDIS_URL", raw)])).unwrap();
+        let report = format!("{:?} {c:?}", c.report());
+        assert!(report.contains(shown), "{report}");
+        assert!(!report.contains("pw1"), "{report}");
+    }
+
+    #[test]
+    fn the_reference_lists_every_reported_setting_in_order() {
+        let c = load(&keyed(&[])).unwrap();
+        let reported: Vec<&str> = c.report().iter().map(|s| s.name).collect();
+        let documented: Vec<&str> = Config::reference().iter().map(|r| r.name).collect();
+        assert_eq!(documented, reported);
+    }
+
+    #[test]
+    fn the_reference_shows_the_defaults_a_fresh_load_reports() {
+        for profile in ["dev", "redis"] {
+            let c = load(&keyed(&[("PORTCULLIS_PROFILE", profile)])).unwrap();
+            for (row, setting) in Config::reference().iter().zip(c.report()) {
+                if setting.name == "SECRET_KEY" {
+                    continue;
+                }
+                let cell = match profile {
+                    "dev" => &row.dev_default,
+                    _ => &row.redis_default,
+                };
+                let expected = if setting.value.is_empty() {
+                    "none".to_owned()
+                } else {
+                    format!("`{}`", setting.value)
+                };
+                assert_eq!(*cell, expected, "{profile} {}", setting.name);
+            }
+        }
+        let key = &Config::reference()[1];
+        assert_eq!(key.name, "SECRET_KEY");
+        assert_eq!(key.redis_default, "**required**");
+    }
+}

@@ -171,3 +171,46 @@ impl fmt::Display for Source {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn names_display_as_written_in_settings() {
+        assert_eq!(
+            [Profile::Dev, Profile::Redis].map(|p| p.to_string()),
+            ["dev", "redis"]
+        );
+        assert_eq!(
+            [StoreKind::Filesystem, StoreKind::Redis, StoreKind::Memory].map(|k| k.to_string()),
+            ["filesystem", "redis", "memory"]
+        );
+        assert_eq!(
+            [SameSite::Strict, SameSite::Lax, SameSite::None].map(|s| s.to_string()),
+            ["Strict", "Lax", "None"]
+        );
+        let sources = [
+            Source::Default,
+            Source::DotEnv,
+            Source::Environment,
+            Source::CommandLine,
+            Source::Generated,
+        ];
+        assert_eq!(
+            sources.map(|s| s.to_string()),
+            [
+                "default",
+                ".env",
+                "environment",
+                "command line",
+                "generated"
+            ]
+        );
+        assert_eq!("Redis".parse::<Profile>().unwrap(), Profile::Redis);
+        assert_eq!(
+            "prod".parse::<Profile>().unwrap_err().to_string(),
+            "invalid PORTCULLIS_PROFILE=\"prod\": dev or redis"
+        );
+    }
+}
