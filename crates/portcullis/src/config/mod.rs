@@ -21,26 +21,6 @@
 //! `filesystem` (`redis`, or `memory` in tests), and no `SESSION_MAX_PER_USER`. An application
 //! adds its own rules through [`ExtraSettings::check`].
 //!
-//! # Adding a setting
-//!
-//! Add one row to `settings.rs` (or to an application's own declarations, as the site's
-//! `config.rs`), and paste the row the test prints into the README's table:
-//!
-//! ```text
-//! /// what it is for, one paragraph: the reference table's last column
-//! "SESSION_EXAMPLE" => session_example: bool {
-//!     default: false;            // or `default: dev_value, redis: redis_value;`
-//!     parse: boolean;            // what the value may be; Err says what is allowed
-//!     show: show::display;       // how `portcullis config` prints it
-//!     accepts: "a boolean";
-//! }
-//! ```
-//!
-//! That is the field, its default on both profiles, its reader, its line in `portcullis config`
-//! and its row in the reference. A default the layers also use belongs to the layer, as a
-//! `DEFAULT_*` constant the row refers to (`SessionLayer::DEFAULT_IDLE_LIFETIME`), so it is
-//! written once; then pass the value to the layer in `config/apply.rs`.
-//!
 //! `SESSION_FORMAT=flask` makes Portcullis read and write the very sessions of a Flask app
 //! (Flask-Session 0.8 with `SESSION_TYPE="redis"`, Flask-WTF 1.3) that uses the same
 //! `SECRET_KEY`, Redis, `SESSION_KEY_PREFIX`, `SESSION_USE_SIGNER` and `SESSION_COOKIE_NAME`.
@@ -80,6 +60,27 @@
 //! assert_eq!(config.source("SECRET_KEY"), Source::Generated);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Adding a setting
+//!
+//! Add one row to `settings.rs` (or to an application's own declarations, as the site's
+//! `config.rs`), and paste the row that the site's test
+//! `the_readme_configuration_table_is_the_generated_one` prints into the README's table:
+//!
+//! ```text
+//! /// what it is for, one paragraph: the reference table's last column
+//! "SESSION_EXAMPLE" => session_example: bool {
+//!     default: false;            // or `default: dev_value, redis: redis_value;`
+//!     parse: boolean;            // what the value may be; Err says what is allowed
+//!     show: show::display;       // how `portcullis config` prints it
+//!     accepts: "a boolean";
+//! }
+//! ```
+//!
+//! That is the field, its default on both profiles, its reader, its line in `portcullis config`
+//! and its row in the reference. A default the layers also use belongs to the layer, as a
+//! `DEFAULT_*` constant the row refers to (`SessionLayer::DEFAULT_IDLE_LIFETIME`), so it is
+//! written once; then pass the value to the layer in `config/apply.rs`.
 
 mod apply;
 mod declare;

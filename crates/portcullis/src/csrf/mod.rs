@@ -54,8 +54,8 @@
 //!     .layer(SessionLayer::new(MemoryStore::new(), keys));
 //! ```
 //!
-//! With a loaded configuration, use [`CsrfLayer::from_config`]. The crate
-//! docs run this app: a POST without the token is refused, with it accepted.
+//! With a loaded configuration, use [`CsrfLayer::from_config`]. The crate docs run this app: a
+//! POST without the token is refused, with it accepted.
 //!
 //! # Where tokens are read
 //!
