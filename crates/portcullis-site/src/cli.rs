@@ -155,8 +155,7 @@ pub(crate) fn describe(config: &Config, site_config: &SiteConfig) -> String {
             setting.name, setting.value, setting.source
         );
     }
-    let mut warnings = config.warnings();
-    warnings.extend(site_config.warnings(config));
+    let warnings = config.warnings_with(site_config);
     if !warnings.is_empty() {
         out.push('\n');
         for warning in warnings {

@@ -103,13 +103,9 @@ impl ExtraSettings for SiteConfig {
         }
         Ok(())
     }
-}
 
-impl SiteConfig {
-    /// What is allowed but risky in these settings, one sentence each (after the library's
-    /// [`Config::warnings`]).
-    #[must_use]
-    pub fn warnings(&self, config: &Config) -> Vec<String> {
+    /// The `dev` profile listening beyond loopback, when allowed.
+    fn warnings(&self, config: &Config) -> Vec<String> {
         let mut warnings = Vec::new();
         if config.profile == Profile::Dev && !is_loopback(self.bind) {
             warnings.push(format!(
@@ -337,10 +333,8 @@ mod tests {
             ("PORTCULLIS_ALLOW_DEV_PROFILE", "yes"),
         ];
         let (config, site) = load_pairs(&pairs).unwrap();
-        let mut warnings = config.warnings();
-        warnings.extend(site.warnings(&config));
         assert_eq!(
-            warnings,
+            config.warnings_with(&site),
             [
                 "PORTCULLIS_ALLOW_DEV_PROFILE=true lets the dev profile listen on 0.0.0.0:8000: it \
               keeps sessions in local files and is not for production"

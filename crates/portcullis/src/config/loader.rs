@@ -173,6 +173,13 @@ pub trait ExtraSettings: Sized {
         let _ = config;
         Ok(())
     }
+
+    /// What is allowed but risky in these settings, one sentence each; see
+    /// [`Config::warnings_with`].
+    fn warnings(&self, config: &Config) -> Vec<String> {
+        let _ = config;
+        Vec::new()
+    }
 }
 
 /// No settings beyond the library's: what [`ConfigLoader::load`] reads.

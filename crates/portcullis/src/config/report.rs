@@ -2,7 +2,7 @@
 //! (The report of every value, [`Config::report`], is made from the declarations.)
 
 use super::secret::MIN_SECRET_BYTES;
-use super::{Config, Profile, SessionFormat, StoreKind};
+use super::{Config, ExtraSettings, Profile, SessionFormat, StoreKind};
 use crate::redact::redact_url_password;
 
 impl Config {
@@ -10,6 +10,22 @@ impl Config {
     /// when there is nothing to say.
     #[must_use]
     pub fn warnings(&self) -> Vec<String> {
+        self.warnings_with(&())
+    }
+
+    /// As [`Config::warnings`], with an application's own ([`ExtraSettings::warnings`]) after
+    /// the library's warnings about single settings and before what the session format gives
+    /// up, which closes the list.
+    #[must_use]
+    pub fn warnings_with(&self, extra: &impl ExtraSettings) -> Vec<String> {
+        let mut warnings = self.setting_warnings();
+        warnings.extend(extra.warnings(self));
+        self.flask_warnings(&mut warnings);
+        warnings
+    }
+
+    /// The warnings about single settings.
+    fn setting_warnings(&self) -> Vec<String> {
         let redis = self.profile == Profile::Redis;
         let mut warnings = Vec::new();
         let mut warn = |condition: bool, text: String| {
@@ -59,7 +75,6 @@ impl Config {
             "SESSION_COOKIE_HTTPONLY=false: scripts on the page can read the session cookie"
                 .to_owned(),
         );
-        self.flask_warnings(&mut warnings);
         warnings
     }
 
