@@ -35,6 +35,8 @@
 //!   sessions page and `portcullis sessions list` show);
 //! - `cli/`: the `portcullis` commands: `mod.rs` (clap's types and the dispatch), `serve.rs`,
 //!   `show_config.rs`, `sessions.rs`, `users.rs`; `main.rs` only calls [`cli::Cli::run`];
+//! - `config.rs`: the site's own settings ([`config::SiteConfig`]), declared as the library
+//!   declares its own;
 //! - `stores.rs`: opens the configured session store, once per process.
 //!
 //! # Session keys
@@ -47,6 +49,7 @@
 
 pub mod accounts;
 pub mod cli;
+pub mod config;
 mod session_data;
 mod stores;
 mod web;

@@ -8,19 +8,20 @@ use std::process::ExitCode;
 use clap::Parser;
 use portcullis::ErrorChain;
 use portcullis_site::cli::Cli;
+use portcullis_site::config as site;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let config = match cli.loader().load() {
-        Ok(config) => config,
+    let (config, site_config) = match site::load(cli.loader()) {
+        Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("portcullis: configuration refused: {error}");
             return ExitCode::from(2);
         }
     };
-    match cli.run(config).await {
+    match cli.run(config, site_config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("portcullis: {}", ErrorChain(error.as_ref()));

@@ -7,6 +7,7 @@ pub mod csrf;
 mod error_chain;
 mod itsdangerous;
 pub mod keys;
+pub mod redact;
 mod response;
 pub mod session;
 pub mod store;

@@ -23,8 +23,9 @@ use async_trait::async_trait;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use portcullis::clock::Clock;
-use portcullis::config::RateLimit;
 use portcullis::store::RedisStore;
+
+use crate::config::RateLimit;
 
 /// Keys tracked before expired ones are swept out; past twice this, new keys are refused
 /// (limited) rather than live counters dropped, so nobody can wipe a victim's count by

@@ -30,6 +30,7 @@ use portcullis::config::{Config, ConfigLoader, Profile, StoreKind};
 
 use crate::accounts::password::HashError;
 use crate::accounts::users::{User, UsersError};
+use crate::config::SiteConfig;
 use crate::stores::Stores;
 use crate::web::AppState;
 
@@ -133,20 +134,21 @@ impl Cli {
             loader = loader.profile(profile);
         }
         if let Some(Command::Serve(ServeArgs { bind: Some(bind) })) = &self.command {
-            loader = loader.bind(*bind);
+            loader = crate::config::with_bind(loader, *bind);
         }
         loader
     }
 
-    /// Runs the command (`serve` when none was given) with `config`.
+    /// Runs the command (`serve` when none was given) with the library's and the site's
+    /// settings.
     ///
     /// # Errors
     /// Whatever stopped the command; the binary prints it with its causes.
-    pub async fn run(self, config: Config) -> Result<(), Box<dyn Error>> {
+    pub async fn run(self, config: Config, site_config: SiteConfig) -> Result<(), Box<dyn Error>> {
         match self.command.unwrap_or_default() {
-            Command::Serve(_) => serve::run(config).await,
+            Command::Serve(_) => serve::run(config, site_config).await,
             Command::Config => {
-                print!("{}", show_config::describe(&config));
+                print!("{}", show_config::describe(&config, &site_config));
                 Ok(())
             }
             Command::Sessions {
@@ -154,13 +156,13 @@ impl Cli {
             } => sessions::purge_expired(&config).await,
             Command::Sessions {
                 command: SessionsCommand::List { user },
-            } => sessions::list(&administered(config).await?, &user).await,
+            } => sessions::list(&administered(config, site_config).await?, &user).await,
             Command::Sessions {
                 command: SessionsCommand::End(args),
-            } => sessions::end(&administered(config).await?, &args).await,
+            } => sessions::end(&administered(config, site_config).await?, &args).await,
             Command::Users {
                 command: UsersCommand::ResetPassword { user },
-            } => users::reset_password(&administered(config).await?, &user).await,
+            } => users::reset_password(&administered(config, site_config).await?, &user).await,
         }
     }
 }
@@ -191,7 +193,7 @@ pub(crate) enum AdminError {
 /// The site as the administrative commands see it: its store (without the file store's
 /// sweeper) and accounts, behind the one session layer of the `AppState`. The memory store is
 /// refused: it lives inside the serving process.
-async fn administered(config: Config) -> Result<AppState, Box<dyn Error>> {
+async fn administered(config: Config, site_config: SiteConfig) -> Result<AppState, Box<dyn Error>> {
     if config.session_type == StoreKind::Memory {
         return Err(
             "SESSION_TYPE=memory keeps sessions inside the serving process; \
@@ -200,7 +202,7 @@ async fn administered(config: Config) -> Result<AppState, Box<dyn Error>> {
         );
     }
     let stores = Stores::open(&config).await?;
-    Ok(AppState::open(config, stores.sessions, stores.redis).await?)
+    Ok(AppState::open(config, site_config, stores.sessions, stores.redis).await?)
 }
 
 /// The account named `name`.

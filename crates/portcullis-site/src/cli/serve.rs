@@ -6,15 +6,19 @@ use std::net::SocketAddr;
 use portcullis::config::Config;
 use tokio::net::TcpListener;
 
+use crate::config::SiteConfig;
 use crate::stores::Stores;
 use crate::web::{AppState, app};
 
 /// Runs the site until a shutdown signal arrives.
-pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) async fn run(
+    config: Config,
+    site_config: SiteConfig,
+) -> Result<(), Box<dyn std::error::Error>> {
     let stores = Stores::open(&config).await?;
     stores.sweep_in_background();
-    let bind = config.bind;
-    let state = AppState::open(config, stores.sessions, stores.redis).await?;
+    let bind = site_config.bind;
+    let state = AppState::open(config, site_config, stores.sessions, stores.redis).await?;
     let router = app(state.clone());
     let listener = TcpListener::bind(bind).await?;
     let config = state.config();

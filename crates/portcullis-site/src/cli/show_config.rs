@@ -5,9 +5,12 @@ use std::fmt::Write as _;
 
 use portcullis::config::Config;
 
+use crate::config::SiteConfig;
+
 /// The text of `portcullis config`.
-pub(super) fn describe(config: &Config) -> String {
-    let settings = config.report();
+pub(super) fn describe(config: &Config, site_config: &SiteConfig) -> String {
+    let mut settings = config.report();
+    settings.extend(site_config.report());
     let width = settings.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut out = format!("profile: {}\n\n", config.profile);
     for setting in settings {
@@ -17,7 +20,7 @@ pub(super) fn describe(config: &Config) -> String {
             setting.name, setting.value, setting.source
         );
     }
-    let warnings = config.warnings();
+    let warnings = config.warnings_with(site_config);
     if !warnings.is_empty() {
         out.push('\n');
         for warning in warnings {

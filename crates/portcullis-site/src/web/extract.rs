@@ -148,6 +148,9 @@ impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
-        Ok(Self(client_addr(parts, &state.config().trusted_proxies)))
+        Ok(Self(client_addr(
+            parts,
+            &state.site_config().trusted_proxies,
+        )))
     }
 }

@@ -52,7 +52,11 @@ pub(crate) async fn mark_https(
     next: Next,
 ) -> Response {
     let peer = peer(request.extensions());
-    if forwarded_https(peer, request.headers(), &state.config().trusted_proxies) {
+    if forwarded_https(
+        peer,
+        request.headers(),
+        &state.site_config().trusted_proxies,
+    ) {
         request.extensions_mut().insert(Https);
     }
     next.run(request).await

@@ -15,6 +15,7 @@ use portcullis::store::{RedisStore, SessionStore};
 use crate::accounts::AuthKeys;
 use crate::accounts::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use crate::accounts::users::{Users, UsersError};
+use crate::config::SiteConfig;
 use crate::web::templates::Templates;
 
 /// The site's shared state. Cheap to clone.
@@ -26,6 +27,7 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     config: Config,
+    site_config: SiteConfig,
     store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     users: Users,
@@ -60,13 +62,15 @@ impl AppState {
     /// without, in this process.
     pub async fn open(
         config: Config,
+        site_config: SiteConfig,
         store: Arc<dyn SessionStore>,
         redis: Option<Arc<RedisStore>>,
     ) -> Result<Self, StartError> {
         let limiter = redis.map(|redis| {
-            Arc::new(RedisRateLimiter::new(config.login_rate_limit, redis)) as Arc<dyn RateLimiter>
+            Arc::new(RedisRateLimiter::new(site_config.login_rate_limit, redis))
+                as Arc<dyn RateLimiter>
         });
-        Self::build(config, store, Arc::new(SystemClock), limiter).await
+        Self::build(config, site_config, store, Arc::new(SystemClock), limiter).await
     }
 
     /// As [`AppState::open`], reading time from `clock` (the session layer, the pages and the
@@ -76,23 +80,25 @@ impl AppState {
     /// As [`AppState::open`].
     pub async fn open_with_clock(
         config: Config,
+        site_config: SiteConfig,
         store: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
-        Self::build(config, store, clock, None).await
+        Self::build(config, site_config, store, clock, None).await
     }
 
     async fn build(
         config: Config,
+        site_config: SiteConfig,
         store: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
         limiter: Option<Arc<dyn RateLimiter>>,
     ) -> Result<Self, StartError> {
         let csrf = CsrfLayer::from_config(&config)?;
-        let users = Users::open(&config.database_url).await?;
+        let users = Users::open(&site_config.database_url).await?;
         let limiter = limiter.unwrap_or_else(|| {
             Arc::new(MemoryRateLimiter::new(
-                config.login_rate_limit,
+                site_config.login_rate_limit,
                 Arc::clone(&clock),
             ))
         });
@@ -102,6 +108,7 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
+                site_config,
                 store,
                 clock,
                 users,
@@ -118,6 +125,12 @@ impl AppState {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The site's own settings.
+    #[must_use]
+    pub fn site_config(&self) -> &SiteConfig {
+        &self.inner.site_config
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {

@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use portcullis::clock::ManualClock;
 use portcullis::config::ConfigLoader;
 use portcullis::store::MemoryStore;
+use portcullis_site::config::SiteConfig;
 use portcullis_site::{AppState, app};
 use portcullis_testing::Probe;
 use tempfile::TempDir;
@@ -50,19 +51,23 @@ impl TestApp {
             ("DATABASE_URL".to_owned(), db),
         ];
         vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let config = ConfigLoader::new()
+        let (config, site_config) = ConfigLoader::new()
             .env(vars)
             .no_dotenv()
             .state_dir(dir.path().join("state"))
-            .load()
+            .load_with::<SiteConfig>()
             .unwrap();
         let clock = ManualClock::new();
         let store = MemoryStore::with_clock(Arc::new(clock.clone()));
         let probe = Probe::new(store.clone());
-        let state =
-            AppState::open_with_clock(config, Arc::new(probe.clone()), Arc::new(clock.clone()))
-                .await
-                .unwrap();
+        let state = AppState::open_with_clock(
+            config,
+            site_config,
+            Arc::new(probe.clone()),
+            Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
         Self {
             router: app(state.clone()),
             clock,

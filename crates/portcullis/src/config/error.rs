@@ -4,8 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// What stands in for a secret in messages and reports.
-pub(super) const REDACTED: &str = "[redacted]";
+use crate::redact::{REDACTED, redact_url_password};
 
 /// The configuration could not be loaded. Each variant's `Display` is a single line.
 #[derive(Debug, thiserror::Error)]
@@ -92,50 +91,16 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
-/// `redis://user:pw@host` becomes `redis://user:[redacted]@host`, in each URL of a
-/// comma-separated list, and so does the value of a `pass` or `password` query parameter (how
-/// Unix-socket URLs carry a password). Text without a password is returned as it is.
-///
-/// Each URL is taken to run from its `://` to the next one, not to the next comma, since a
-/// comma is a legal character of a password: the password is then redacted whole.
-pub(crate) fn redact_url_password(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("://") {
-        let (scheme, tail) = rest.split_at(start + "://".len());
-        out.push_str(scheme);
-        let end = tail.find("://").unwrap_or(tail.len());
-        let authority_end = tail[..end].find(['/', '?', '#']).unwrap_or(end);
-        rest = tail;
-        if let Some(at) = tail[..authority_end].rfind('@')
-            && let Some((user, _password)) = tail[..at].split_once(':')
-        {
-            out.push_str(user);
-            out.push(':');
-            out.push_str(REDACTED);
-            rest = &tail[at..];
-        }
-        // The rest of this URL, up to the next one, with its query's password redacted.
-        let next = rest.find("://").unwrap_or(rest.len());
-        out.push_str(&redact_query_password(&rest[..next]));
-        rest = &rest[next..];
-    }
-    out.push_str(&redact_query_password(rest));
-    out
-}
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
 
-/// Redacts the values of `pass=` and `password=` query parameters in `text`.
-fn redact_query_password(text: &str) -> String {
-    let Some(query_start) = text.find('?') else {
-        return text.to_owned();
-    };
-    let (head, query) = text.split_at(query_start + 1);
-    let params: Vec<String> = query
-        .split('&')
-        .map(|param| match param.split_once('=') {
-            Some((name, _)) if matches!(name, "pass" | "password") => format!("{name}={REDACTED}"),
-            _ => param.to_owned(),
-        })
-        .collect();
-    format!("{head}{}", params.join("&"))
+    #[test]
+    fn a_redis_password_is_redacted_in_errors() {
+        let err = error(&[("REDIS_URL", "http://:s3cret-pw@cache")]);
+        assert!(
+            matches!(&err, ConfigError::Invalid { value, .. } if value == "http://:[redacted]@cache")
+        );
+        assert!(!format!("{err} {err:?}").contains("s3cret"));
+    }
 }

@@ -5,42 +5,14 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use super::parse::{
-    Parsed, boolean, cookie_domain, cookie_name, cookie_path, database_url, directory, duration,
-    ip_list, key_prefix, keyword, limit_policy, optional_duration, redis_url, secret, secret_list,
-    session_limit, size, socket_addr, timeout, trusted_origins,
-};
+use super::declare::SettingsReader;
+use super::parse::{keyword, secret};
 use super::rules;
 use super::secret::{GENERATE_HINT, MIN_SECRET_BYTES, dev_key};
 use super::source::{self, Layers};
-use super::{
-    Config, ConfigError, Profile, RateLimit, SameSite, SecretKey, SessionFormat, Source, StoreKind,
-};
-use crate::store::RedisTimeouts;
-
-/// The idle lifetime of the seed's config: 5 minutes.
-const DEFAULT_IDLE_LIFETIME: Duration = Duration::from_secs(300);
-/// The absolute lifetime: a working day, within OWASP's advice for the absolute timeout.
-const DEFAULT_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
-/// Flask-WTF's `WTF_CSRF_TIME_LIMIT` default.
-const DEFAULT_CSRF_TIME_LIMIT: Duration = Duration::from_secs(3600);
-/// The largest sealed session record.
-const DEFAULT_SESSION_MAX_BYTES: usize = 64 * 1024;
-/// The largest request body: 1 MiB.
-const DEFAULT_MAX_CONTENT_LENGTH: usize = 1024 * 1024;
-/// Where the site listens by default: this machine only.
-const DEFAULT_BIND: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8000);
-
-/// Failed log-ins per window: Rails 8's authentication generator uses
-/// `rate_limit to: 10, within: 3.minutes`.
-const DEFAULT_LOGIN_RATE_LIMIT: RateLimit = RateLimit {
-    max: 10,
-    window: Duration::from_secs(180),
-};
+use super::{Config, ConfigError, Profile, SecretKey, SessionFormat, Source};
 
 /// Builds a [`Config`] from the command line, the environment and a `.env` file.
 ///
@@ -59,8 +31,7 @@ const DEFAULT_LOGIN_RATE_LIMIT: RateLimit = RateLimit {
 #[derive(Clone)]
 #[must_use]
 pub struct ConfigLoader {
-    profile: Option<Profile>,
-    bind: Option<SocketAddr>,
+    command_line: HashMap<&'static str, String>,
     env: Option<HashMap<String, OsString>>,
     dotenv_file: Option<PathBuf>,
     state_dir: PathBuf,
@@ -71,8 +42,7 @@ impl ConfigLoader {
     /// in `./.portcullis`.
     pub fn new() -> Self {
         Self {
-            profile: None,
-            bind: None,
+            command_line: HashMap::new(),
             env: None,
             dotenv_file: Some(PathBuf::from(".env")),
             state_dir: PathBuf::from(".portcullis"),
@@ -80,14 +50,15 @@ impl ConfigLoader {
     }
 
     /// The profile from `--profile`; it wins over `PORTCULLIS_PROFILE`.
-    pub fn profile(mut self, profile: Profile) -> Self {
-        self.profile = Some(profile);
-        self
+    pub fn profile(self, profile: Profile) -> Self {
+        self.command_line("PORTCULLIS_PROFILE", profile.to_string())
     }
 
-    /// The address from `--bind`; it wins over `PORTCULLIS_BIND`.
-    pub fn bind(mut self, addr: SocketAddr) -> Self {
-        self.bind = Some(addr);
+    /// `value` for `setting` (its environment name) from a command-line option, such as the
+    /// site's `--bind` for `PORTCULLIS_BIND`: it wins over every other layer, and the setting's
+    /// source is [`Source::CommandLine`].
+    pub fn command_line(mut self, setting: &'static str, value: impl Into<String>) -> Self {
+        self.command_line.insert(setting, value.into());
         self
     }
 
@@ -133,29 +104,32 @@ impl ConfigLoader {
     /// - [`ConfigError::DotEnv`]: the `.env` file is malformed or unreadable.
     /// - [`ConfigError::SecretFile`]: the development key file cannot be read or written.
     pub fn load(self) -> Result<Config, ConfigError> {
-        let mut command_line = HashMap::new();
-        if let Some(profile) = self.profile {
-            command_line.insert("PORTCULLIS_PROFILE", profile.to_string());
-        }
-        if let Some(bind) = self.bind {
-            command_line.insert("PORTCULLIS_BIND", bind.to_string());
-        }
+        self.load_with::<()>().map(|(config, ())| config)
+    }
+
+    /// As [`ConfigLoader::load`], and reads an application's own settings `E` through the same
+    /// layers, recording their sources: after the library's settings parse, and before any rule
+    /// is checked (the library's rules first, then `E`'s).
+    ///
+    /// # Errors
+    ///
+    /// As [`ConfigLoader::load`], for the library's settings and for `E`'s.
+    pub fn load_with<E: ExtraSettings>(self) -> Result<(Config, E), ConfigError> {
         let dotenv = match &self.dotenv_file {
             Some(path) => source::read_dotenv(path)?,
             None => HashMap::new(),
         };
         let environment = self.env.unwrap_or_else(source::process_environment);
-        let mut reader = Reader {
-            layers: Layers {
-                command_line,
-                environment,
-                dotenv,
-            },
-            sources: HashMap::new(),
-        };
-        let config = reader.read_all(&self.state_dir)?;
+        let mut reader = SettingsReader::new(Layers {
+            command_line: self.command_line,
+            environment,
+            dotenv,
+        });
+        let config = read_config(&mut reader, &self.state_dir)?;
+        let extra = E::read(&mut reader, &config)?;
         rules::check(&config)?;
-        Ok(config)
+        extra.check(&config)?;
+        Ok((config, extra))
     }
 }
 
@@ -165,12 +139,15 @@ impl Default for ConfigLoader {
     }
 }
 
-/// Shows the options and how many variables replace the environment, never their values.
+/// Shows which settings the command line gives and how many variables replace the
+/// environment, never their values.
 impl fmt::Debug for ConfigLoader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfigLoader")
-            .field("profile", &self.profile)
-            .field("bind", &self.bind)
+            .field(
+                "command_line",
+                &self.command_line.keys().collect::<Vec<_>>(),
+            )
             .field("env_vars", &self.env.as_ref().map(HashMap::len))
             .field("dotenv_file", &self.dotenv_file)
             .field("state_dir", &self.state_dir)
@@ -178,161 +155,228 @@ impl fmt::Debug for ConfigLoader {
     }
 }
 
-/// Reads each `"SETTING" => field: parser` row into the config, in order, with [`Reader::set`].
-macro_rules! read_settings {
-    ($reader:expr, $config:ident; $($setting:literal => $field:ident: $parse:expr,)*) => {
-        $($reader.set($setting, &mut $config.$field, $parse)?;)*
-    };
-}
+/// An application's own settings, read by [`ConfigLoader::load_with`] through the same layers
+/// as the library's, usually declared with [`settings!`](crate::settings).
+pub trait ExtraSettings: Sized {
+    /// Reads the settings from `reader`; `config` holds the library's, parsed but not yet
+    /// checked (its profile decides the defaults).
+    ///
+    /// # Errors
+    /// A value that does not parse, as [`ConfigError::Invalid`] naming the setting.
+    fn read(reader: &mut SettingsReader, config: &Config) -> Result<Self, ConfigError>;
 
-/// Reads settings from the layers, remembering each one's source.
-struct Reader {
-    layers: Layers,
-    sources: HashMap<&'static str, Source>,
-}
-
-impl Reader {
-    /// Stores the parsed value of `setting` in `value` if a layer sets it; otherwise leaves
-    /// the default there.
-    fn set<T>(
-        &mut self,
-        setting: &'static str,
-        value: &mut T,
-        parse: impl FnOnce(&str) -> Parsed<T>,
-    ) -> Result<(), ConfigError> {
-        let Some((raw, source)) = self.layers.lookup(setting)? else {
-            self.sources.insert(setting, Source::Default);
-            return Ok(());
-        };
-        *value = parse(&raw).map_err(|allowed| ConfigError::invalid(setting, &raw, allowed))?;
-        self.sources.insert(setting, source);
+    /// The rules between these settings and the library's, checked after the library's own.
+    ///
+    /// # Errors
+    /// A contradiction, as [`ConfigError::Conflict`] naming both settings.
+    fn check(&self, config: &Config) -> Result<(), ConfigError> {
+        let _ = config;
         Ok(())
     }
 
-    /// Every setting, in the order of the table in the module docs.
-    fn read_all(&mut self, state_dir: &Path) -> Result<Config, ConfigError> {
-        let mut profile = Profile::Dev;
-        self.set("PORTCULLIS_PROFILE", &mut profile, keyword)?;
-        // Read before the key: the Flask format takes the Flask app's key, whatever its length.
-        let mut format = SessionFormat::Native;
-        self.set("SESSION_FORMAT", &mut format, keyword)?;
-        let secret_key = self.secret_key(profile, format, state_dir)?;
-        let mut c = defaults(profile, secret_key);
-        c.session_format = format;
-        read_settings! { self, c;
-            "SECRET_KEY_FALLBACKS" => secret_key_fallbacks: secret_list,
-            "PERMANENT_SESSION_LIFETIME" => permanent_session_lifetime: duration,
-            "SESSION_ABSOLUTE_LIFETIME" => session_absolute_lifetime: duration,
-            "SESSION_PERMANENT" => session_permanent: boolean,
-            "SESSION_REFRESH_EACH_REQUEST" => session_refresh_each_request: boolean,
-            "SESSION_TYPE" => session_type: keyword,
-            "SESSION_KEY_PREFIX" => session_key_prefix: key_prefix,
-            "SESSION_USE_SIGNER" => session_use_signer: boolean,
-            "SESSION_FILE_DIR" => session_file_dir: directory,
-            "SESSION_COOKIE_NAME" => session_cookie_name: cookie_name,
-            "SESSION_COOKIE_DOMAIN" => session_cookie_domain: cookie_domain,
-            "SESSION_COOKIE_PATH" => session_cookie_path: cookie_path,
-            "SESSION_COOKIE_SECURE" => session_cookie_secure: boolean,
-            "SESSION_COOKIE_HTTPONLY" => session_cookie_httponly: boolean,
-            "SESSION_COOKIE_SAMESITE" => session_cookie_samesite: keyword,
-            "SESSION_MAX_BYTES" => session_max_bytes: size,
-            "SESSION_MAX_PER_USER" => session_max_per_user: session_limit,
-            "SESSION_LIMIT_POLICY" => session_limit_policy: limit_policy,
-            "REDIS_URL" => redis_url: redis_url,
-            "REDIS_CONNECT_TIMEOUT" => redis_connect_timeout: timeout,
-            "REDIS_RESPONSE_TIMEOUT" => redis_response_timeout: timeout,
-            "WTF_CSRF_ENABLED" => wtf_csrf_enabled: boolean,
-            "WTF_CSRF_TIME_LIMIT" => wtf_csrf_time_limit: optional_duration,
-            "CSRF_TRUSTED_ORIGINS" => csrf_trusted_origins: trusted_origins,
-            "MAX_CONTENT_LENGTH" => max_content_length: size,
-            "PORTCULLIS_BIND" => bind: socket_addr,
-            "PORTCULLIS_ALLOW_DEV_PROFILE" => allow_dev_profile: boolean,
-            "DATABASE_URL" => database_url: database_url,
-            "LOGIN_RATE_LIMIT" => login_rate_limit: keyword,
-            "TRUSTED_PROXIES" => trusted_proxies: ip_list,
-        }
-        c.sources = std::mem::take(&mut self.sources);
-        Ok(c)
+    /// What is allowed but risky in these settings, one sentence each; see
+    /// [`Config::warnings_with`].
+    fn warnings(&self, config: &Config) -> Vec<String> {
+        let _ = config;
+        Vec::new()
     }
+}
 
-    /// `SECRET_KEY`: required on `redis`; on `dev`, the generated key when unset or empty. Any
-    /// length in the Flask format (the Flask app chose it; [`Config::warnings`] says so).
-    fn secret_key(
-        &mut self,
-        profile: Profile,
-        format: SessionFormat,
-        state_dir: &Path,
-    ) -> Result<SecretKey, ConfigError> {
-        const SETTING: &str = "SECRET_KEY";
-        match self.layers.lookup(SETTING)? {
-            Some((raw, source)) if !raw.is_empty() => {
-                let key = if format == SessionFormat::Flask {
-                    SecretKey::any_length(raw)
-                } else {
-                    secret(&raw).map_err(|allowed| ConfigError::invalid(SETTING, &raw, allowed))?
-                };
-                self.sources.insert(SETTING, source);
-                Ok(key)
-            }
-            _ if profile == Profile::Redis => Err(ConfigError::Missing {
-                setting: SETTING,
-                why: format!(
-                    "the redis profile needs a key of at least {MIN_SECRET_BYTES} bytes, the same \
-                     on every instance; {GENERATE_HINT}"
-                ),
-            }),
-            _ => {
-                let key = dev_key(state_dir)?;
-                self.sources.insert(SETTING, Source::Generated);
-                Ok(key)
-            }
+/// No settings beyond the library's: what [`ConfigLoader::load`] reads.
+impl ExtraSettings for () {
+    fn read(_: &mut SettingsReader, _: &Config) -> Result<Self, ConfigError> {
+        Ok(())
+    }
+}
+
+/// Every setting of the library: the three read by hand first (the profile decides the
+/// defaults; the format decides which keys are accepted), then every declared row in order.
+fn read_config(reader: &mut SettingsReader, state_dir: &Path) -> Result<Config, ConfigError> {
+    let mut profile = Profile::Dev;
+    reader.read("PORTCULLIS_PROFILE", &mut profile, keyword)?;
+    let mut format = SessionFormat::Native;
+    reader.read("SESSION_FORMAT", &mut format, keyword)?;
+    let secret_key = read_secret_key(reader, profile, format, state_dir)?;
+    let mut config = Config::defaults(profile);
+    config.session_format = format;
+    config.secret_key = secret_key;
+    config.read_declared(reader)?;
+    Ok(config)
+}
+
+/// `SECRET_KEY`: required on `redis`; on `dev`, the generated key when unset or empty. Any
+/// length in the Flask format (the Flask app chose it; [`Config::warnings`] says so).
+fn read_secret_key(
+    reader: &mut SettingsReader,
+    profile: Profile,
+    format: SessionFormat,
+    state_dir: &Path,
+) -> Result<SecretKey, ConfigError> {
+    const SETTING: &str = "SECRET_KEY";
+    match reader.lookup(SETTING)? {
+        Some((raw, source)) if !raw.is_empty() => {
+            let key = if format == SessionFormat::Flask {
+                SecretKey::any_length(raw)
+            } else {
+                secret(&raw).map_err(|allowed| ConfigError::invalid(SETTING, &raw, allowed))?
+            };
+            reader.record(SETTING, source);
+            Ok(key)
+        }
+        _ if profile == Profile::Redis => Err(ConfigError::Missing {
+            setting: SETTING,
+            why: format!(
+                "the redis profile needs a key of at least {MIN_SECRET_BYTES} bytes, the same \
+                 on every instance; {GENERATE_HINT}"
+            ),
+        }),
+        _ => {
+            let key = dev_key(state_dir)?;
+            reader.record(SETTING, Source::Generated);
+            Ok(key)
         }
     }
 }
 
-/// The profile's defaults: what a setting is when no layer sets it.
-fn defaults(profile: Profile, secret_key: SecretKey) -> Config {
-    let redis = profile == Profile::Redis;
-    Config {
-        profile,
-        secret_key,
-        secret_key_fallbacks: Vec::new(),
-        permanent_session_lifetime: DEFAULT_IDLE_LIFETIME,
-        session_absolute_lifetime: DEFAULT_ABSOLUTE_LIFETIME,
-        session_permanent: redis,
-        session_refresh_each_request: true,
-        session_type: if redis {
-            StoreKind::Redis
-        } else {
-            StoreKind::Filesystem
-        },
-        session_format: SessionFormat::Native,
-        session_key_prefix: "sess:".to_owned(),
-        // On in every profile, unlike the seed, which signs only on Redis.
-        session_use_signer: true,
-        session_file_dir: PathBuf::from("./.flask_session"),
-        session_cookie_name: "session".to_owned(),
-        session_cookie_domain: None,
-        session_cookie_path: "/".to_owned(),
-        session_cookie_secure: redis,
-        session_cookie_httponly: true,
-        session_cookie_samesite: SameSite::Lax,
-        session_max_bytes: DEFAULT_SESSION_MAX_BYTES,
-        // No limit by default, as Flask-Session, Django and Spring Security.
-        session_max_per_user: None,
-        session_limit_policy: crate::store::LimitPolicy::EvictOldest,
-        redis_url: "redis://127.0.0.1:6379".to_owned(),
-        redis_connect_timeout: RedisTimeouts::DEFAULT_CONNECT,
-        redis_response_timeout: RedisTimeouts::DEFAULT_RESPONSE,
-        wtf_csrf_enabled: true,
-        wtf_csrf_time_limit: Some(DEFAULT_CSRF_TIME_LIMIT),
-        csrf_trusted_origins: Vec::new(),
-        max_content_length: DEFAULT_MAX_CONTENT_LENGTH,
-        bind: DEFAULT_BIND,
-        allow_dev_profile: false,
-        database_url: "sqlite://portcullis.db".to_owned(),
-        login_rate_limit: DEFAULT_LOGIN_RATE_LIMIT,
-        trusted_proxies: Vec::new(),
-        sources: HashMap::new(),
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn dev_and_redis_profiles_have_their_defaults() {
+        // (profile, session_permanent, session_type, session_cookie_secure)
+        let cases = [
+            ("dev", false, StoreKind::Filesystem, false),
+            ("redis", true, StoreKind::Redis, true),
+        ];
+        for (profile, permanent, store, secure) in cases {
+            let c = load(&keyed(&[("PORTCULLIS_PROFILE", profile)])).unwrap();
+            assert_eq!(c.profile.to_string(), profile);
+            assert_eq!(c.session_permanent, permanent, "{profile}");
+            assert_eq!(c.session_type, store, "{profile}");
+            assert_eq!(c.session_cookie_secure, secure, "{profile}");
+            assert_eq!(c.secret_key.as_bytes(), KEY.as_bytes());
+            assert!(c.secret_key_fallbacks.is_empty());
+            assert_eq!(c.permanent_session_lifetime, Duration::from_secs(300));
+            assert_eq!(c.session_absolute_lifetime, Duration::from_secs(8 * 3600));
+            assert!(c.session_refresh_each_request);
+            assert_eq!(c.session_key_prefix, "sess:");
+            assert!(c.session_use_signer, "the signer is on in every profile");
+            assert_eq!(c.session_file_dir, PathBuf::from("./.flask_session"));
+            assert_eq!(c.session_cookie_name, "session");
+            assert_eq!(c.session_cookie_domain, None);
+            assert_eq!(c.session_cookie_path, "/");
+            assert!(c.session_cookie_httponly);
+            assert_eq!(c.session_cookie_samesite, SameSite::Lax);
+            assert_eq!(c.session_max_bytes, 65536);
+            assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
+            assert_eq!(c.redis_connect_timeout, Duration::from_millis(250));
+            assert_eq!(c.redis_response_timeout, Duration::from_millis(250));
+            assert!(c.wtf_csrf_enabled);
+            assert_eq!(c.wtf_csrf_time_limit, Some(Duration::from_secs(3600)));
+            assert!(c.csrf_trusted_origins.is_empty());
+            assert_eq!(c.max_content_length, 1_048_576);
+        }
+    }
+
+    #[test]
+    fn the_command_line_profile_beats_the_environment() {
+        let dir = tempdir().unwrap();
+        let pairs = keyed(&[("PORTCULLIS_PROFILE", "dev")]);
+        let c = loader(&dir, &pairs).profile(Profile::Redis).load().unwrap();
+        assert_eq!(c.profile, Profile::Redis);
+        assert_eq!(c.source("PORTCULLIS_PROFILE"), Source::CommandLine);
+    }
+
+    #[test]
+    fn an_empty_secret_key_counts_as_unset() {
+        let dir = tempdir().unwrap();
+        let c = loader(&dir, &[("SECRET_KEY", "")]).load().unwrap();
+        assert_eq!(c.source("SECRET_KEY"), Source::Generated);
+        let err = load(&[("SECRET_KEY", ""), ("PORTCULLIS_PROFILE", "redis")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    setting: "SECRET_KEY",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn redis_profile_without_secret_key_is_refused() {
+        let dir = tempdir().unwrap();
+        let err = loader(&dir, &[("PORTCULLIS_PROFILE", "redis")])
+            .load()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    setting: "SECRET_KEY",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "missing SECRET_KEY: the redis profile needs a key of at least 32 bytes, the same on every \
+             instance; generate one with `openssl rand -base64 48`"
+        );
+        assert!(
+            !dir.path().join("state").exists(),
+            "no key is generated for production"
+        );
+    }
+
+    #[test]
+    fn the_session_format_is_native_by_default_and_flask_on_request() {
+        let c = load(&keyed(&[])).unwrap();
+        assert_eq!(c.session_format, SessionFormat::Native);
+        assert_eq!(c.source("SESSION_FORMAT"), Source::Default);
+        let c = load(&keyed(&[
+            ("SESSION_FORMAT", " Flask"),
+            ("SESSION_TYPE", "redis"),
+        ]))
+        .unwrap();
+        assert_eq!(c.session_format, SessionFormat::Flask);
+        assert_eq!(c.source("SESSION_FORMAT"), Source::Environment);
+        let report = c.report();
+        let shown = report.iter().find(|s| s.name == "SESSION_FORMAT").unwrap();
+        assert_eq!(shown.value, "flask");
+    }
+
+    #[test]
+    fn the_flask_format_takes_a_short_secret_key_with_a_warning() {
+        let short = [("SECRET_KEY", "dev-key-of-a-flask-app")];
+        let native = load(&[short[0], ("PORTCULLIS_PROFILE", "redis")]).unwrap_err();
+        assert!(
+            native.to_string().contains("at least 32 bytes (got 22)"),
+            "{native}"
+        );
+
+        let mut pairs = FLASK.to_vec();
+        pairs.extend_from_slice(&short);
+        let c = load(&pairs).unwrap();
+        assert_eq!(c.secret_key.as_bytes(), b"dev-key-of-a-flask-app");
+        let warnings = c.warnings();
+        assert!(
+            warnings.iter().any(|w| w.starts_with(
+                "SECRET_KEY is 22 bytes, under the 32 the native format requires: accepted because \
+                 SESSION_FORMAT=flask takes the Flask app's key"
+            )),
+            "{warnings:?}"
+        );
+        for text in [format!("{c:?}"), warnings.join("\n")] {
+            assert!(!text.contains("dev-key-of-a-flask-app"), "{text}");
+        }
+        // Still required on the redis profile, and still never empty.
+        let mut unset = FLASK.to_vec();
+        unset.push(("SECRET_KEY", ""));
+        assert!(matches!(load(&unset), Err(ConfigError::Missing { .. })));
     }
 }

@@ -1,54 +1,25 @@
 //! Configuration: profiles, the environment and `.env`, validation.
 //!
 //! [`Config::load`] reads every setting from, highest precedence first, the command line
-//! (`--profile`, `--bind`, given to [`ConfigLoader`]), the process environment, the `.env`
-//! file, and the profile's default. It refuses a bad value at start-up with one line naming
-//! the setting, the value and what is allowed, and refuses combinations that browsers would
-//! reject or that would expose the `dev` profile. [`Config::report`] lists every value with its
-//! [`Source`]; [`Config::warnings`] lists what is legal but risky in production.
+//! (`--profile`, or any option given to [`ConfigLoader::command_line`]), the process
+//! environment, the `.env` file, and the profile's default. It refuses a bad value at start-up
+//! with one line naming the setting, the value and what is allowed, and refuses combinations
+//! that browsers would reject. [`Config::report`] lists every value with its [`Source`];
+//! [`Config::warnings`] lists what is legal but risky in production.
+//! [`ConfigLoader::load_with`] reads an application's own settings through the same layers.
 //!
-//! Settings keep their Flask names, so a Flask app's `.env` carries over:
-//!
-//! | Setting | Default (`dev` / `redis`) | Accepts |
-//! |---|---|---|
-//! | `PORTCULLIS_PROFILE` | `dev` | `dev`, `redis` |
-//! | `SECRET_KEY` | generated into `.portcullis/secret-key` / **required** | at least 32 bytes (any length, with a warning, when `SESSION_FORMAT=flask`) |
-//! | `SECRET_KEY_FALLBACKS` | none | old keys, comma-separated, each at least 32 bytes |
-//! | `PERMANENT_SESSION_LIFETIME` | `300` (idle) | seconds or `5m`, `1h 30m`; 1 s to 400 days |
-//! | `SESSION_ABSOLUTE_LIFETIME` | `8h` | a duration, at least the idle lifetime |
-//! | `SESSION_PERMANENT` | `false` / `true` | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
-//! | `SESSION_REFRESH_EACH_REQUEST` | `true` | boolean |
-//! | `SESSION_TYPE` | `filesystem` / `redis` | `filesystem`, `redis`, `memory` |
-//! | `SESSION_FORMAT` | `native` | `native`, `flask` (share sessions with a Flask app; needs `redis` or `memory`) |
-//! | `SESSION_KEY_PREFIX` | `sess:` | 0 to 64 of `A-Z a-z 0-9 _ : . { } -` |
-//! | `SESSION_USE_SIGNER` | `true` | boolean |
-//! | `SESSION_FILE_DIR` | `./.flask_session` | a directory |
-//! | `SESSION_COOKIE_NAME` | `session` | RFC 6265 token characters |
-//! | `SESSION_COOKIE_DOMAIN` | none | a domain; empty for none |
-//! | `SESSION_COOKIE_PATH` | `/` | starts with `/` |
-//! | `SESSION_COOKIE_SECURE` | `false` / `true` | boolean |
-//! | `SESSION_COOKIE_HTTPONLY` | `true` | boolean |
-//! | `SESSION_COOKIE_SAMESITE` | `Lax` | `Strict`, `Lax`, `None` (any case) |
-//! | `SESSION_MAX_BYTES` | `65536` | bytes, more than 0 |
-//! | `SESSION_MAX_PER_USER` | `none` | live sessions per user: a number from 1, or `none` (`0`) for no limit |
-//! | `SESSION_LIMIT_POLICY` | `evict-oldest` | at the limit, a log-in ends the user's oldest session (`evict-oldest`) or is refused (`refuse`) |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | one `redis://`, `rediss://` (TLS), `redis+unix://` or `unix://` URL; or 2+ comma-separated `redis://`/`rediss://` URLs: a cluster |
-//! | `REDIS_CONNECT_TIMEOUT` | `250ms` | a duration from 10 ms to 60 s (`250ms`, `1s`; plain numbers are seconds) |
-//! | `REDIS_RESPONSE_TIMEOUT` | `250ms` | a duration from 10 ms to 60 s |
-//! | `WTF_CSRF_ENABLED` | `true` | boolean |
-//! | `WTF_CSRF_TIME_LIMIT` | `3600` | a duration, or `none` for no limit |
-//! | `CSRF_TRUSTED_ORIGINS` | none | origins as browsers send them, comma-separated, e.g. `https://app.example.com` |
-//! | `MAX_CONTENT_LENGTH` | `1048576` | bytes, more than 0 |
-//! | `PORTCULLIS_BIND` | `127.0.0.1:8000` | an IP address and port |
-//! | `PORTCULLIS_ALLOW_DEV_PROFILE` | `false` | boolean: lets `dev` listen beyond loopback |
-//! | `DATABASE_URL` | `sqlite://portcullis.db` | a `sqlite:` URL: the site's accounts |
-//! | `LOGIN_RATE_LIMIT` | `10/3m` | failed log-ins allowed per user name and per client, per window |
-//! | `TRUSTED_PROXIES` | none | proxy IP addresses, comma-separated, whose `X-Forwarded-For` is believed |
+//! Settings keep their Flask names, so a Flask app's `.env` carries over. Each one is declared
+//! once, in `settings.rs`, with the [`settings!`](crate::settings) macro: the [`Config`] field
+//! and its docs, the profile's default, the parser, what [`Config::report`] prints and the row
+//! of the configuration reference ([`Config::reference`], rendered by [`reference_table`]) all
+//! come from that one row. The README's "Configuration reference" is that table, the library's
+//! rows followed by the reference site's, and a test fails when the two differ.
 //!
 //! Rules between settings: `SameSite=None` and the `__Secure-` cookie-name prefix need
 //! `Secure`; `__Host-` needs `Secure`, path `/` and no domain; the absolute lifetime is at least
-//! the idle one; `dev` listens only on loopback unless `PORTCULLIS_ALLOW_DEV_PROFILE=true`;
-//! `SESSION_FORMAT=flask` needs a store the Flask app can share, so not `filesystem`.
+//! the idle one; `SESSION_FORMAT=flask` needs a store the Flask app can share, so not
+//! `filesystem` (`redis`, or `memory` in tests), and no `SESSION_MAX_PER_USER`. An application
+//! adds its own rules through [`ExtraSettings::check`].
 //!
 //! `SESSION_FORMAT=flask` makes Portcullis read and write the very sessions of a Flask app
 //! (Flask-Session 0.8 with `SESSION_TYPE="redis"`, Flask-WTF 1.3) that uses the same
@@ -89,110 +60,49 @@
 //! assert_eq!(config.source("SECRET_KEY"), Source::Generated);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Adding a setting
+//!
+//! Add one row to `settings.rs` (or to an application's own declarations, as the site's
+//! `config.rs`), and paste the row that the site's test
+//! `the_readme_configuration_table_is_the_generated_one` prints into the README's table:
+//!
+//! ```text
+//! /// what it is for, one paragraph: the reference table's last column
+//! "SESSION_EXAMPLE" => session_example: bool {
+//!     default: false;            // or `default: dev_value, redis: redis_value;`
+//!     parse: boolean;            // what the value may be; Err says what is allowed
+//!     show: show::display;       // how `portcullis config` prints it
+//!     accepts: "a boolean";
+//! }
+//! ```
+//!
+//! That is the field, its default on both profiles, its reader, its line in `portcullis config`
+//! and its row in the reference. A default the layers also use belongs to the layer, as a
+//! `DEFAULT_*` constant the row refers to (`SessionLayer::DEFAULT_IDLE_LIFETIME`), so it is
+//! written once; then pass the value to the layer in `config/apply.rs`.
 
+mod apply;
+mod declare;
 mod error;
-mod kinds;
 mod loader;
-mod parse;
+pub mod parse;
 mod report;
 mod rules;
 mod secret;
+mod settings;
 mod source;
 #[cfg(test)]
-mod tests;
+mod test_support;
+mod values;
 
+pub use crate::session::SameSite;
+pub use declare::{SettingDoc, SettingsReader, reference_table, show};
 pub use error::ConfigError;
-pub use kinds::{Profile, RateLimit, SameSite, SessionFormat, Source, StoreKind};
-pub use loader::ConfigLoader;
+pub use loader::{ConfigLoader, ExtraSettings};
 pub use secret::SecretKey;
-
-pub(crate) use error::redact_url_password;
-pub(crate) use parse::{check_trusted_origin, is_token_byte};
-
-use std::collections::HashMap;
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Duration;
-
-/// The validated configuration. Fields are public so that tests and embedding applications can
-/// adjust a loaded configuration; [`Config::load`] is the way to build one.
-#[derive(Clone)]
-pub struct Config {
-    /// The profile the defaults came from (`PORTCULLIS_PROFILE`, `--profile`).
-    pub profile: Profile,
-    /// The current key: signs and seals everything new (`SECRET_KEY`).
-    pub secret_key: SecretKey,
-    /// Old keys that still verify and open (`SECRET_KEY_FALLBACKS`).
-    pub secret_key_fallbacks: Vec<SecretKey>,
-    /// The idle lifetime: a session unused this long expires (`PERMANENT_SESSION_LIFETIME`).
-    pub permanent_session_lifetime: Duration,
-    /// The absolute lifetime: a session expires this long after login, however active
-    /// (`SESSION_ABSOLUTE_LIFETIME`).
-    pub session_absolute_lifetime: Duration,
-    /// New sessions get a cookie with an expiry (`SESSION_PERMANENT`).
-    pub session_permanent: bool,
-    /// Re-send a permanent session's cookie on every response, sliding its expiry
-    /// (`SESSION_REFRESH_EACH_REQUEST`).
-    pub session_refresh_each_request: bool,
-    /// Where sessions are stored (`SESSION_TYPE`).
-    pub session_type: StoreKind,
-    /// How sessions look to other programs: native, or shared with a Flask app
-    /// (`SESSION_FORMAT`).
-    pub session_format: SessionFormat,
-    /// Prefix of every store key (`SESSION_KEY_PREFIX`).
-    pub session_key_prefix: String,
-    /// Sign the session cookie (`SESSION_USE_SIGNER`).
-    pub session_use_signer: bool,
-    /// The file store's directory (`SESSION_FILE_DIR`).
-    pub session_file_dir: PathBuf,
-    /// The session cookie's name (`SESSION_COOKIE_NAME`).
-    pub session_cookie_name: String,
-    /// The cookie's `Domain` attribute, if any (`SESSION_COOKIE_DOMAIN`).
-    pub session_cookie_domain: Option<String>,
-    /// The cookie's `Path` attribute (`SESSION_COOKIE_PATH`).
-    pub session_cookie_path: String,
-    /// The cookie's `Secure` attribute (`SESSION_COOKIE_SECURE`).
-    pub session_cookie_secure: bool,
-    /// The cookie's `HttpOnly` attribute (`SESSION_COOKIE_HTTPONLY`).
-    pub session_cookie_httponly: bool,
-    /// The cookie's `SameSite` attribute (`SESSION_COOKIE_SAMESITE`).
-    pub session_cookie_samesite: SameSite,
-    /// The largest session data, in bytes of its MessagePack encoding (`SESSION_MAX_BYTES`); the
-    /// sealed record adds a fixed overhead of about 100 bytes.
-    pub session_max_bytes: usize,
-    /// The most live sessions one user may have; `None` for no limit (`SESSION_MAX_PER_USER`).
-    pub session_max_per_user: Option<std::num::NonZeroUsize>,
-    /// What a log-in beyond that limit does (`SESSION_LIMIT_POLICY`).
-    pub session_limit_policy: crate::store::LimitPolicy,
-    /// The Redis server, or the comma-separated seed nodes of a Redis Cluster (`REDIS_URL`).
-    pub redis_url: String,
-    /// The longest wait for a new Redis connection (`REDIS_CONNECT_TIMEOUT`).
-    pub redis_connect_timeout: Duration,
-    /// The longest wait for the reply to one Redis command (`REDIS_RESPONSE_TIMEOUT`).
-    pub redis_response_timeout: Duration,
-    /// Check CSRF tokens on unsafe requests (`WTF_CSRF_ENABLED`).
-    pub wtf_csrf_enabled: bool,
-    /// How long a CSRF token stays valid; `None` for no limit (`WTF_CSRF_TIME_LIMIT`).
-    pub wtf_csrf_time_limit: Option<Duration>,
-    /// Origins other than this site's own whose unsafe requests pass the origin check (they
-    /// still need a CSRF token), e.g. `https://app.example.com` (`CSRF_TRUSTED_ORIGINS`).
-    pub csrf_trusted_origins: Vec<String>,
-    /// The largest request body, in bytes (`MAX_CONTENT_LENGTH`).
-    pub max_content_length: usize,
-    /// The address the site listens on (`PORTCULLIS_BIND`, `--bind`).
-    pub bind: SocketAddr,
-    /// Let the `dev` profile listen beyond loopback (`PORTCULLIS_ALLOW_DEV_PROFILE`).
-    pub allow_dev_profile: bool,
-    /// The site's accounts database (`DATABASE_URL`).
-    pub database_url: String,
-    /// Failed log-ins allowed per user name and per client address (`LOGIN_RATE_LIMIT`).
-    pub login_rate_limit: RateLimit,
-    /// Reverse proxies whose `X-Forwarded-For` entries are believed (`TRUSTED_PROXIES`).
-    pub trusted_proxies: Vec<IpAddr>,
-    /// Where each setting's value came from, by environment name.
-    sources: HashMap<&'static str, Source>,
-}
+pub use settings::Config;
+pub use values::{Profile, SessionFormat, Source, StoreKind};
 
 /// One line of [`Config::report`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,25 +135,5 @@ impl Config {
     /// See [`ConfigLoader::load`].
     pub fn load() -> Result<Self, ConfigError> {
         ConfigLoader::new().load()
-    }
-
-    /// Where the setting named `setting` (its environment name, e.g. `SECRET_KEY`) came from;
-    /// [`Source::Default`] for a name that is not a setting.
-    #[must_use]
-    pub fn source(&self, setting: &str) -> Source {
-        self.sources
-            .get(setting)
-            .copied()
-            .unwrap_or(Source::Default)
-    }
-}
-
-/// Prints [`Config::report`]: secrets and the Redis password are redacted.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let report = self.report();
-        f.debug_map()
-            .entries(report.iter().map(|s| (s.name, &s.value)))
-            .finish()
     }
 }

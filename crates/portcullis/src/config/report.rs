@@ -1,116 +1,31 @@
-//! What `portcullis config` shows: [`Config::report`] lists every setting with its value
-//! (secrets redacted) and source, and [`Config::warnings`] lists legal but risky choices.
+//! What `portcullis config` warns about: [`Config::warnings`] lists legal but risky choices.
+//! (The report of every value, [`Config::report`], is made from the declarations.)
 
-use std::time::Duration;
-
-use super::error::{REDACTED, redact_url_password};
-use super::rules::is_loopback;
 use super::secret::MIN_SECRET_BYTES;
-use super::{Config, Profile, SessionFormat, Setting, StoreKind};
+use super::{Config, ExtraSettings, Profile, SessionFormat, StoreKind};
+use crate::redact::redact_url_password;
 
 impl Config {
-    /// Every setting, in the order of the table in the module docs, with its value as `.env`
-    /// would spell it and where it came from. Secrets print as `[redacted]` (one per fallback
-    /// key) and a password in `REDIS_URL` is redacted.
-    #[must_use]
-    pub fn report(&self) -> Vec<Setting> {
-        let fallbacks = vec![REDACTED; self.secret_key_fallbacks.len()].join(",");
-        let values: [(&'static str, String); 33] = [
-            ("PORTCULLIS_PROFILE", self.profile.to_string()),
-            ("SECRET_KEY", REDACTED.to_owned()),
-            ("SECRET_KEY_FALLBACKS", fallbacks),
-            (
-                "PERMANENT_SESSION_LIFETIME",
-                duration(self.permanent_session_lifetime),
-            ),
-            (
-                "SESSION_ABSOLUTE_LIFETIME",
-                duration(self.session_absolute_lifetime),
-            ),
-            ("SESSION_PERMANENT", self.session_permanent.to_string()),
-            (
-                "SESSION_REFRESH_EACH_REQUEST",
-                self.session_refresh_each_request.to_string(),
-            ),
-            ("SESSION_TYPE", self.session_type.to_string()),
-            ("SESSION_FORMAT", self.session_format.to_string()),
-            ("SESSION_KEY_PREFIX", self.session_key_prefix.clone()),
-            ("SESSION_USE_SIGNER", self.session_use_signer.to_string()),
-            (
-                "SESSION_FILE_DIR",
-                self.session_file_dir.display().to_string(),
-            ),
-            ("SESSION_COOKIE_NAME", self.session_cookie_name.clone()),
-            (
-                "SESSION_COOKIE_DOMAIN",
-                self.session_cookie_domain.clone().unwrap_or_default(),
-            ),
-            ("SESSION_COOKIE_PATH", self.session_cookie_path.clone()),
-            (
-                "SESSION_COOKIE_SECURE",
-                self.session_cookie_secure.to_string(),
-            ),
-            (
-                "SESSION_COOKIE_HTTPONLY",
-                self.session_cookie_httponly.to_string(),
-            ),
-            (
-                "SESSION_COOKIE_SAMESITE",
-                self.session_cookie_samesite.to_string(),
-            ),
-            ("SESSION_MAX_BYTES", self.session_max_bytes.to_string()),
-            (
-                "SESSION_MAX_PER_USER",
-                self.session_max_per_user
-                    .map_or("none".to_owned(), |max| max.to_string()),
-            ),
-            (
-                "SESSION_LIMIT_POLICY",
-                match self.session_limit_policy {
-                    crate::store::LimitPolicy::EvictOldest => "evict-oldest",
-                    crate::store::LimitPolicy::Refuse => "refuse",
-                }
-                .to_owned(),
-            ),
-            ("REDIS_URL", redact_url_password(&self.redis_url)),
-            (
-                "REDIS_CONNECT_TIMEOUT",
-                duration(self.redis_connect_timeout),
-            ),
-            (
-                "REDIS_RESPONSE_TIMEOUT",
-                duration(self.redis_response_timeout),
-            ),
-            ("WTF_CSRF_ENABLED", self.wtf_csrf_enabled.to_string()),
-            (
-                "WTF_CSRF_TIME_LIMIT",
-                self.wtf_csrf_time_limit.map_or("none".to_owned(), duration),
-            ),
-            ("CSRF_TRUSTED_ORIGINS", self.csrf_trusted_origins.join(",")),
-            ("MAX_CONTENT_LENGTH", self.max_content_length.to_string()),
-            ("PORTCULLIS_BIND", self.bind.to_string()),
-            (
-                "PORTCULLIS_ALLOW_DEV_PROFILE",
-                self.allow_dev_profile.to_string(),
-            ),
-            ("DATABASE_URL", redact_url_password(&self.database_url)),
-            ("LOGIN_RATE_LIMIT", self.login_rate_limit.to_string()),
-            ("TRUSTED_PROXIES", join(&self.trusted_proxies)),
-        ];
-        values
-            .into_iter()
-            .map(|(name, value)| Setting {
-                name,
-                value,
-                source: self.source(name),
-            })
-            .collect()
-    }
-
     /// Choices that are allowed but weaken a production deployment, one sentence each; empty
     /// when there is nothing to say.
     #[must_use]
     pub fn warnings(&self) -> Vec<String> {
+        self.warnings_with(&())
+    }
+
+    /// As [`Config::warnings`], with an application's own ([`ExtraSettings::warnings`]) after
+    /// the library's warnings about single settings and before what the session format gives
+    /// up, which closes the list.
+    #[must_use]
+    pub fn warnings_with(&self, extra: &impl ExtraSettings) -> Vec<String> {
+        let mut warnings = self.setting_warnings();
+        warnings.extend(extra.warnings(self));
+        self.flask_warnings(&mut warnings);
+        warnings
+    }
+
+    /// The warnings about single settings.
+    fn setting_warnings(&self) -> Vec<String> {
         let redis = self.profile == Profile::Redis;
         let mut warnings = Vec::new();
         let mut warn = |condition: bool, text: String| {
@@ -160,15 +75,6 @@ impl Config {
             "SESSION_COOKIE_HTTPONLY=false: scripts on the page can read the session cookie"
                 .to_owned(),
         );
-        warn(
-            self.profile == Profile::Dev && !is_loopback(self.bind),
-            format!(
-                "PORTCULLIS_ALLOW_DEV_PROFILE=true lets the dev profile listen on {}: it keeps \
-                 sessions in local files and is not for production",
-                self.bind
-            ),
-        );
-        self.flask_warnings(&mut warnings);
         warnings
     }
 
@@ -229,16 +135,119 @@ impl Config {
     }
 }
 
-/// A list as `.env` would spell it: comma-separated.
-fn join(items: &[impl ToString]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
 
-/// A duration as `.env` would accept it back, e.g. `5m` or `1h 30m`.
-fn duration(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
+    #[test]
+    fn warnings_name_each_risky_production_choice() {
+        let base = [
+            ("PORTCULLIS_PROFILE", "redis"),
+            ("SESSION_COOKIE_NAME", "__Host-session"),
+        ];
+        assert_eq!(
+            load(&keyed(&base)).unwrap().warnings(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            load(&keyed(&[])).unwrap().warnings(),
+            Vec::<String>::new(),
+            "dev defaults"
+        );
+
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[
+                    ("SESSION_COOKIE_SECURE", "false"),
+                    ("SESSION_COOKIE_NAME", "session"),
+                ],
+                "SESSION_COOKIE_SECURE=false on the redis profile",
+            ),
+            (&[("WTF_CSRF_ENABLED", "false")], "WTF_CSRF_ENABLED=false"),
+            (&[("SESSION_USE_SIGNER", "0")], "SESSION_USE_SIGNER=false"),
+            (
+                &[("SESSION_PERMANENT", "no")],
+                "SESSION_PERMANENT=false on the redis profile",
+            ),
+            (
+                &[("SESSION_TYPE", "memory")],
+                "SESSION_TYPE=memory on the redis profile: sessions are lost on restart",
+            ),
+            (
+                &[("SESSION_COOKIE_NAME", "session")],
+                "SESSION_COOKIE_NAME=\"session\": consider __Host-session",
+            ),
+            (
+                &[("SESSION_COOKIE_HTTPONLY", "off")],
+                "SESSION_COOKIE_HTTPONLY=false",
+            ),
+        ];
+        for &(extra, expected) in cases {
+            let mut pairs = keyed(&base);
+            pairs.extend_from_slice(extra);
+            let warnings = load(&pairs).unwrap().warnings();
+            assert_eq!(warnings.len(), 1, "{extra:?}: {warnings:?}");
+            assert!(warnings[0].starts_with(expected), "{warnings:?}");
+        }
+    }
+
+    #[test]
+    fn host_prefix_advice_only_when_the_cookie_could_take_it() {
+        let advises = |pairs: &[(&str, &str)]| {
+            let warnings = load(&keyed(pairs)).unwrap().warnings();
+            warnings.iter().any(|w| w.contains("consider __Host-"))
+        };
+        assert!(advises(&[("SESSION_COOKIE_SECURE", "true")]));
+        assert!(!advises(&[]), "not Secure on dev");
+        let secure = ("SESSION_COOKIE_SECURE", "true");
+        assert!(!advises(&[
+            secure,
+            ("SESSION_COOKIE_DOMAIN", "example.com")
+        ]));
+        assert!(!advises(&[secure, ("SESSION_COOKIE_PATH", "/app")]));
+    }
+
+    #[test]
+    fn flask_warnings_say_what_the_format_gives_up_and_what_redis_needs() {
+        let warnings = load(&keyed(&FLASK)).unwrap().warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        for words in [
+            "SESSION_FORMAT=flask gives up",
+            "plain MessagePack",
+            "HMAC-SHA1",
+            "no key rotation",
+            "BREACH",
+            "the last writer wins",
+        ] {
+            assert!(warnings[0].contains(words), "{words}: {}", warnings[0]);
+        }
+        assert!(
+            warnings[1].starts_with(
+                "SESSION_FORMAT=flask: Flask-Session falls back to pickle for a record it cannot \
+                 decode, so anyone who can write to Redis can run code in the Flask app: Redis needs \
+                 a password or TLS, and REDIS_URL has neither"
+            ),
+            "{}",
+            warnings[1]
+        );
+        for url in ["redis://:pw@cache:6379", "rediss://cache:6380"] {
+            let mut pairs = keyed(&FLASK);
+            pairs.push(("REDIS_URL", url));
+            let warnings = load(&pairs).unwrap().warnings();
+            assert!(
+                warnings[1].ends_with("Redis needs a password or TLS"),
+                "{url}: {warnings:?}"
+            );
+        }
+        let mut pairs = keyed(&FLASK);
+        pairs.push(("SECRET_KEY_FALLBACKS", OLD_KEY));
+        let warnings = load(&pairs).unwrap().warnings();
+        assert_eq!(
+            warnings.last().map(String::as_str),
+            Some(
+                "SECRET_KEY_FALLBACKS is ignored with SESSION_FORMAT=flask: Flask-Session and \
+                 Flask-WTF sign with SECRET_KEY only"
+            )
+        );
+    }
 }

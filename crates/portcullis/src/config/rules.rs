@@ -1,10 +1,9 @@
 //! The rules that span two settings, checked once every value has parsed: cookie attributes
-//! that browsers would reject together, lifetimes out of order, the Flask format without a
-//! store Flask can share, and the `dev` profile exposed beyond this machine. Each refusal is one line naming both settings.
+//! that browsers would reject together, lifetimes out of order, and the Flask format without a
+//! store Flask can share or with a per-user limit. Each refusal is one line naming both
+//! settings.
 
-use std::net::SocketAddr;
-
-use super::{Config, ConfigError, Profile, SameSite, SessionFormat, StoreKind};
+use super::{Config, ConfigError, SameSite, SessionFormat, StoreKind};
 
 /// Refuses the first contradiction between two settings.
 pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
@@ -54,8 +53,9 @@ pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
     }
     if c.session_format == SessionFormat::Flask && c.session_type == StoreKind::Filesystem {
         return Err(ConfigError::conflict(
-            "SESSION_FORMAT=flask requires SESSION_TYPE=redis: the Flask app shares sessions \
-             through Redis, and Portcullis's session files are not Flask-Session's",
+            "SESSION_FORMAT=flask requires SESSION_TYPE=redis (or memory, in tests), not \
+             filesystem: the Flask app shares sessions through Redis, and Portcullis's session \
+             files are not Flask-Session's",
         ));
     }
     if c.session_format == SessionFormat::Flask
@@ -66,18 +66,101 @@ pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
              counts a user's sessions needs ids Portcullis mints, and a Flask app mints its own"
         )));
     }
-    if c.profile == Profile::Dev && !is_loopback(c.bind) && !c.allow_dev_profile {
-        return Err(ConfigError::conflict(format!(
-            "PORTCULLIS_BIND={} is not a loopback address and the dev profile keeps sessions in \
-             local files, not for production: use the redis profile, bind to 127.0.0.1, or set \
-             PORTCULLIS_ALLOW_DEV_PROFILE=true",
-            c.bind
-        )));
-    }
     Ok(())
 }
 
-/// Whether `addr` is reachable only from this machine (`::ffff:127.0.0.1` included).
-pub(super) fn is_loopback(addr: SocketAddr) -> bool {
-    addr.ip().to_canonical().is_loopback()
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn conflicting_settings_are_refused_in_one_line_naming_both() {
+        let secure = ("SESSION_COOKIE_SECURE", "true");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("SESSION_COOKIE_SAMESITE", "None")],
+                "SESSION_COOKIE_SAMESITE=None requires SESSION_COOKIE_SECURE=true: \
+                 browsers drop SameSite=None cookies that are not Secure",
+            ),
+            (
+                &[("SESSION_COOKIE_NAME", "__Host-id")],
+                "SESSION_COOKIE_NAME=\"__Host-id\" requires SESSION_COOKIE_SECURE=true: \
+                 browsers drop __Host- cookies that are not Secure",
+            ),
+            (
+                &[("SESSION_COOKIE_NAME", "__host-id")],
+                "SESSION_COOKIE_NAME=\"__host-id\" requires SESSION_COOKIE_SECURE=true: \
+                 browsers drop __Host- cookies that are not Secure",
+            ),
+            (
+                &[
+                    ("SESSION_COOKIE_NAME", "__Host-id"),
+                    secure,
+                    ("SESSION_COOKIE_PATH", "/app"),
+                ],
+                "SESSION_COOKIE_NAME=\"__Host-id\" requires SESSION_COOKIE_PATH=\"/\", not \"/app\": \
+                 browsers drop __Host- cookies with another path",
+            ),
+            (
+                &[
+                    ("SESSION_COOKIE_NAME", "__Host-id"),
+                    secure,
+                    ("SESSION_COOKIE_DOMAIN", "example.com"),
+                ],
+                "SESSION_COOKIE_NAME=\"__Host-id\" forbids SESSION_COOKIE_DOMAIN=\"example.com\": \
+                 __Host- cookies are bound to the exact host",
+            ),
+            (
+                &[("SESSION_COOKIE_NAME", "__Secure-id")],
+                "SESSION_COOKIE_NAME=\"__Secure-id\" requires SESSION_COOKIE_SECURE=true: \
+                 browsers drop __Secure- cookies that are not Secure",
+            ),
+            (
+                &[("SESSION_ABSOLUTE_LIFETIME", "1m")],
+                "SESSION_ABSOLUTE_LIFETIME=1m is shorter than PERMANENT_SESSION_LIFETIME=5m: \
+                 the absolute lifetime must be at least the idle lifetime",
+            ),
+        ];
+        for &(pairs, expected) in cases {
+            let err = error(pairs);
+            assert!(matches!(err, ConfigError::Conflict { .. }), "{err:?}");
+            assert_eq!(err.to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn consistent_cookie_and_lifetime_settings_are_accepted() {
+        let secure = ("SESSION_COOKIE_SECURE", "true");
+        let cases: &[&[(&str, &str)]] = &[
+            &[("SESSION_COOKIE_SAMESITE", "None"), secure],
+            &[("SESSION_COOKIE_NAME", "__Host-id"), secure],
+            &[
+                ("SESSION_COOKIE_NAME", "__Secure-id"),
+                secure,
+                ("SESSION_COOKIE_DOMAIN", "example.com"),
+            ],
+            &[("SESSION_ABSOLUTE_LIFETIME", "5m")],
+        ];
+        for pairs in cases {
+            assert!(load(&keyed(pairs)).is_ok(), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn the_flask_format_is_refused_with_the_file_store_in_one_line() {
+        let err = error(&[("SESSION_FORMAT", "flask")]);
+        assert_eq!(
+            err.to_string(),
+            "SESSION_FORMAT=flask requires SESSION_TYPE=redis (or memory, in tests), not filesystem: \
+             the Flask app shares sessions through Redis, and Portcullis's session files are not \
+             Flask-Session's"
+        );
+        assert!(
+            load(&keyed(&[
+                ("SESSION_FORMAT", "flask"),
+                ("SESSION_TYPE", "memory")
+            ]))
+            .is_ok()
+        );
+    }
 }

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::ConfigError;
-use super::error::REDACTED;
+use crate::redact::REDACTED;
 
 /// The shortest accepted key, in bytes: an HMAC-SHA256 key should be at least as long as the
 /// hash output (RFC 2104, section 3).
@@ -158,4 +158,84 @@ fn write_new(dir: &Path, path: &Path, key: &str) -> io::Result<()> {
     }
     dirs.create(dir)?;
     options.open(path)?.write_all(key.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn a_short_secret_key_is_refused_with_its_length_but_never_its_value() {
+        let err = load(&[("SECRET_KEY", "hunter2-is-not-enough")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid SECRET_KEY=[redacted]: at least 32 bytes (got 21); \
+             generate one with `openssl rand -base64 48`"
+        );
+        assert!(!format!("{err:?}").contains("hunter2"));
+        // Length is in bytes of UTF-8, not characters: 16 'é' are 32 bytes.
+        assert!(load(&[("SECRET_KEY", &"é".repeat(16))]).is_ok());
+        assert!(load(&[("SECRET_KEY", &"é".repeat(15))]).is_err());
+    }
+
+    #[test]
+    fn dev_key_is_generated_once_privately_and_reused() {
+        let dir = tempdir().unwrap();
+        let state = dir.path().join("state");
+        let first = loader(&dir, &[]).load().unwrap();
+        assert_eq!(first.source("SECRET_KEY"), Source::Generated);
+        assert_eq!(
+            first.secret_key.len(),
+            43,
+            "32 random bytes, base64url without padding"
+        );
+        let file = state.join("secret-key");
+        assert_eq!(fs::read(&file).unwrap(), first.secret_key.as_bytes());
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&state), 0o700);
+
+        let second = loader(&dir, &[]).load().unwrap();
+        assert_eq!(second.secret_key.as_bytes(), first.secret_key.as_bytes());
+        assert_eq!(second.source("SECRET_KEY"), Source::Generated);
+
+        let elsewhere = load(&[]).unwrap();
+        assert_ne!(elsewhere.secret_key.as_bytes(), first.secret_key.as_bytes());
+    }
+
+    #[test]
+    fn a_truncated_dev_key_file_is_refused_without_echoing_it() {
+        let dir = tempdir().unwrap();
+        let state = dir.path().join("state");
+        fs::create_dir(&state).unwrap();
+        fs::write(state.join("secret-key"), "truncated-key").unwrap();
+        let message = loader(&dir, &[]).load().unwrap_err().to_string();
+        assert!(message.starts_with("invalid SECRET_KEY=[redacted]: at least 32 bytes (got 13)"));
+        assert!(
+            message.contains("secret-key (delete it to generate a new one)"),
+            "{message}"
+        );
+        assert!(!message.contains("truncated-key"));
+    }
+
+    #[test]
+    fn an_explicit_dev_key_writes_no_key_file() {
+        let dir = tempdir().unwrap();
+        loader(&dir, &keyed(&[])).load().unwrap();
+        assert!(!dir.path().join("state").exists());
+    }
+
+    #[test]
+    fn secret_key_never_prints_itself() {
+        let key = SecretKey::new(KEY).unwrap();
+        assert_eq!(format!("{key} {key:?}"), "[redacted] [redacted]");
+        assert_eq!(key.len(), 32);
+        assert!(!key.is_empty());
+        assert!(matches!(
+            SecretKey::new("short"),
+            Err(ConfigError::Invalid {
+                setting: "SECRET_KEY",
+                ..
+            })
+        ));
+    }
 }

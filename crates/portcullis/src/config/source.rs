@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::error::REDACTED;
 use super::{ConfigError, Source};
+use crate::redact::REDACTED;
 
 /// The three layers a setting can be given in, highest precedence first.
 pub(super) struct Layers {
@@ -84,5 +84,85 @@ fn redact_line(error: dotenvy::Error) -> dotenvy::Error {
             dotenvy::Error::LineParse(shown, index)
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn environment_beats_dotenv_and_dotenv_beats_default() {
+        let dir = tempdir().unwrap();
+        let text = "SESSION_COOKIE_NAME=from_dotenv\n\
+                    PERMANENT_SESSION_LIFETIME=10m\n\
+                    SECRET_KEY='a-dotenv-key-that-is-long-enough-01'\n";
+        let file = dotenv(&dir, text);
+        let pairs = keyed(&[("SESSION_COOKIE_NAME", "from_env")]);
+        let c = loader(&dir, &pairs).dotenv_file(file).load().unwrap();
+        assert_eq!(c.session_cookie_name, "from_env");
+        assert_eq!(c.source("SESSION_COOKIE_NAME"), Source::Environment);
+        assert_eq!(c.secret_key.as_bytes(), KEY.as_bytes());
+        assert_eq!(c.permanent_session_lifetime, Duration::from_secs(600));
+        assert_eq!(c.source("PERMANENT_SESSION_LIFETIME"), Source::DotEnv);
+        assert_eq!(c.session_cookie_path, "/");
+        assert_eq!(c.source("SESSION_COOKIE_PATH"), Source::Default);
+    }
+
+    #[test]
+    fn dotenv_sets_the_profile_and_its_last_duplicate_wins() {
+        let dir = tempdir().unwrap();
+        let file = dotenv(&dir, "PORTCULLIS_PROFILE=dev\nPORTCULLIS_PROFILE=redis\n");
+        let c = loader(&dir, &keyed(&[])).dotenv_file(file).load().unwrap();
+        assert_eq!(c.profile, Profile::Redis);
+        assert_eq!(c.source("PORTCULLIS_PROFILE"), Source::DotEnv);
+        assert!(
+            c.session_cookie_secure,
+            "the redis profile's defaults apply"
+        );
+    }
+
+    #[test]
+    fn a_missing_dotenv_file_is_fine() {
+        let dir = tempdir().unwrap();
+        let c = loader(&dir, &keyed(&[]))
+            .dotenv_file(dir.path().join("absent.env"))
+            .load();
+        assert!(c.is_ok());
+    }
+
+    #[test]
+    fn a_malformed_dotenv_file_is_refused_without_echoing_values() {
+        let dir = tempdir().unwrap();
+        let file = dotenv(
+            &dir,
+            "SESSION_TYPE=redis\nSECRET_KEY=\"unterminated-secret-value\n",
+        );
+        let err = loader(&dir, &[]).dotenv_file(&file).load().unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::DotEnv { path, .. } if *path == file),
+            "{err:?}"
+        );
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("unterminated-secret"), "{text}");
+        assert!(!text.contains('\n'));
+    }
+
+    #[test]
+    fn a_non_utf8_environment_value_is_refused() {
+        let environment = HashMap::from([(
+            "SESSION_COOKIE_NAME".to_owned(),
+            OsString::from_vec(vec![0xff]),
+        )]);
+        let layers = Layers {
+            command_line: HashMap::new(),
+            environment,
+            dotenv: HashMap::new(),
+        };
+        let err = layers.lookup("SESSION_COOKIE_NAME").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid SESSION_COOKIE_NAME=\"\u{fffd}\": valid UTF-8 text"
+        );
     }
 }

@@ -12,12 +12,6 @@ use tower_layer::Layer;
 use super::rejection::OriginRefused;
 use super::service::{CsrfService, TokenService};
 use super::{CsrfError, Settings};
-use crate::config::{Config, ConfigError};
-
-/// Flask-WTF's `WTF_CSRF_TIME_LIMIT` default: one hour.
-const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(3600);
-/// Flask's `MAX_CONTENT_LENGTH` as the seed sets it: 1 MiB.
-const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
 /// Protects every unsafe request (any method but GET, HEAD, OPTIONS and TRACE): first the
 /// origin check, then the token check. See the [module docs](super) for what each does.
@@ -38,7 +32,7 @@ const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 ///
 /// Defaults: token check on (`WTF_CSRF_ENABLED`), tokens valid for one hour
 /// (`WTF_CSRF_TIME_LIMIT`), form bodies read up to 1 MiB (`MAX_CONTENT_LENGTH`), no trusted
-/// origins, no exemptions. [`CsrfLayer::from_config`] applies a loaded [`Config`] instead.
+/// origins, no exemptions. [`CsrfLayer::from_config`] applies a loaded configuration instead.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct CsrfLayer {
@@ -47,35 +41,24 @@ pub struct CsrfLayer {
 }
 
 impl CsrfLayer {
+    /// The token check is on by default (`WTF_CSRF_ENABLED`).
+    pub const DEFAULT_ENABLED: bool = true;
+    /// Flask-WTF's `WTF_CSRF_TIME_LIMIT` default: one hour.
+    pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(3600);
+    /// Flask's `MAX_CONTENT_LENGTH` as the seed sets it: 1 MiB.
+    pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
     /// A layer with the defaults above.
     pub fn new() -> Self {
         Self {
             settings: Settings {
-                enabled: true,
-                time_limit: Some(DEFAULT_TIME_LIMIT),
-                max_body: DEFAULT_MAX_BODY,
+                enabled: Self::DEFAULT_ENABLED,
+                time_limit: Some(Self::DEFAULT_TIME_LIMIT),
+                max_body: Self::DEFAULT_MAX_BODY,
                 exempt: Vec::new(),
             },
             origins: tower_http::csrf::CsrfLayer::new(),
         }
-    }
-
-    /// A layer configured from `WTF_CSRF_ENABLED`, `WTF_CSRF_TIME_LIMIT`, `MAX_CONTENT_LENGTH`
-    /// and `CSRF_TRUSTED_ORIGINS`.
-    ///
-    /// # Errors
-    /// [`ConfigError::Invalid`] naming `CSRF_TRUSTED_ORIGINS` when an origin is not one a
-    /// browser could send ([`Config::load`] already refuses those; this guards a `Config` whose
-    /// fields were changed afterwards).
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let mut layer = Self::new()
-            .with_enabled(config.wtf_csrf_enabled)
-            .with_time_limit(config.wtf_csrf_time_limit)
-            .with_max_body(config.max_content_length);
-        for origin in &config.csrf_trusted_origins {
-            layer = layer.with_trusted_origin(origin)?;
-        }
-        Ok(layer)
     }
 
     /// `WTF_CSRF_ENABLED` (default `true`). With `false` no token is asked for, but the origin
@@ -109,13 +92,15 @@ impl CsrfLayer {
     /// port, no path or trailing slash.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] naming `CSRF_TRUSTED_ORIGINS` and the value, when it is not such
-    /// an origin.
-    pub fn with_trusted_origin(mut self, origin: impl AsRef<str>) -> Result<Self, ConfigError> {
+    /// [`InvalidTrustedOrigin`], naming `CSRF_TRUSTED_ORIGINS` and the value, when it is not
+    /// such an origin.
+    pub fn with_trusted_origin(
+        mut self,
+        origin: impl AsRef<str>,
+    ) -> Result<Self, InvalidTrustedOrigin> {
         let origin = origin.as_ref();
-        crate::config::check_trusted_origin(origin).map_err(|allowed| ConfigError::Invalid {
-            setting: "CSRF_TRUSTED_ORIGINS",
-            value: origin.to_owned(),
+        check_trusted_origin(origin).map_err(|allowed| InvalidTrustedOrigin {
+            origin: origin.to_owned(),
             allowed,
         })?;
         // Invariant: check_trusted_origin runs tower-http's own validation first.
@@ -159,6 +144,47 @@ impl<S> Layer<S> for CsrfLayer {
             .with_rejection_response(refuse_cross_origin as fn(ProtectionError) -> Response);
         CsrfService::new(origin.layer(TokenService::new(inner, settings)))
     }
+}
+
+/// A trusted origin that a browser could never send, so that trusting it would trust nothing
+/// ([`CsrfLayer::with_trusted_origin`]). Its message is the one the configuration gives for
+/// `CSRF_TRUSTED_ORIGINS`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid CSRF_TRUSTED_ORIGINS={origin:?}: {allowed}")]
+pub struct InvalidTrustedOrigin {
+    /// The origin as given.
+    pub origin: String,
+    /// What a trusted origin must look like, and what is wrong with this one.
+    pub allowed: String,
+}
+
+/// What `CSRF_TRUSTED_ORIGINS` accepts.
+const ORIGINS_ALLOWED: &str =
+    "origins as browsers send them, comma-separated, e.g. https://app.example.com";
+
+/// Checks one trusted origin with tower-http's own validation (`http` or `https`, a host, no
+/// path), then refuses what it accepts but a browser never sends, since such an entry would
+/// silently trust nothing: capitals (browsers lower-case the origin), user info, and a default
+/// port (browsers omit `:443` and `:80`). `Err` says what is allowed.
+pub(crate) fn check_trusted_origin(origin: &str) -> Result<(), String> {
+    if let Err(error) = tower_http::csrf::CsrfLayer::new().add_trusted_origin(origin) {
+        return Err(format!("{ORIGINS_ALLOWED} ({error})"));
+    }
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let default_port = (origin.starts_with("https://") && authority.ends_with(":443"))
+        || (origin.starts_with("http://") && authority.ends_with(":80"));
+    let problem = if origin.bytes().any(|b| b.is_ascii_uppercase()) {
+        "must be lower case"
+    } else if authority.contains('@') {
+        "must not hold user info"
+    } else if default_port {
+        "must leave out the default port"
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "{ORIGINS_ALLOWED} ({origin:?} {problem}, as browsers send it)"
+    ))
 }
 
 /// The origin check's refusal: our 403 page, marked so that the service can switch it to JSON

@@ -54,8 +54,8 @@
 //!     .layer(SessionLayer::new(MemoryStore::new(), keys));
 //! ```
 //!
-//! With a loaded [`Config`](crate::config::Config), use [`CsrfLayer::from_config`]. The crate
-//! docs run this app: a POST without the token is refused, with it accepted.
+//! With a loaded configuration, use [`CsrfLayer::from_config`]. The crate docs run this app: a
+//! POST without the token is refused, with it accepted.
 //!
 //! # Where tokens are read
 //!
@@ -113,11 +113,12 @@ mod service;
 mod token;
 
 pub use future::ResponseFuture;
-pub use layer::CsrfLayer;
+pub use layer::{CsrfLayer, InvalidTrustedOrigin};
 pub use rejection::CsrfError;
 pub use service::CsrfService;
 pub use token::{CsrfSecret, CsrfToken, verify_token};
 
+pub(crate) use layer::check_trusted_origin;
 pub(crate) use token::SessionSecret;
 
 /// The session key holding the CSRF secret, as Flask-WTF names it. A session is created with

@@ -17,11 +17,8 @@ use super::future::{ResponseFuture, TokenFuture};
 use super::rejection::{RequestInfo, log_refusal};
 use super::token::SessionSecret;
 use super::{CsrfError, Https, Settings, flask};
-use crate::Session;
 use crate::response::wants_json;
-
-/// Where JSON errors go when no session says otherwise: the session layer's default.
-const DEFAULT_JSON_PREFIX: &str = "/api/";
+use crate::{Session, SessionLayer};
 
 /// How the origin check's refusals are built (see `layer.rs`).
 type RefuseFn = fn(ProtectionError) -> Response;
@@ -177,7 +174,8 @@ fn json_errors<B>(request: &Request<B>) -> bool {
     let prefix = request
         .extensions()
         .get::<Session>()
-        .map_or(DEFAULT_JSON_PREFIX, |s| {
+        // Where JSON errors go when no session says otherwise: the session layer's default.
+        .map_or(SessionLayer::DEFAULT_JSON_PREFIX, |s| {
             s.shared.settings.json_prefix.as_str()
         });
     wants_json(request.uri().path(), request.headers(), prefix)

@@ -5,9 +5,10 @@
 //! forged, altered, or moved to another cookie name), `sid.sig` in the Flask format.
 //! Verification runs before anything touches the store; a value that fails it is "no session".
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use ::cookie::{Cookie, SameSite};
+use ::cookie::Cookie;
 use http::HeaderValue;
 use http::header::{COOKIE, HeaderMap};
 
@@ -138,11 +139,39 @@ fn saturate(secs: u64) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
-/// Maps the configuration's SameSite onto the cookie crate's.
-pub(crate) fn same_site(value: crate::config::SameSite) -> SameSite {
-    match value {
-        crate::config::SameSite::Strict => SameSite::Strict,
-        crate::config::SameSite::Lax => SameSite::Lax,
-        crate::config::SameSite::None => SameSite::None,
+/// The session cookie's `SameSite` attribute (`SESSION_COOKIE_SAMESITE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SameSite {
+    /// Sent only with same-site requests.
+    Strict,
+    /// Also sent with top-level cross-site navigations (links), not with cross-site POSTs.
+    Lax,
+    /// Sent with every request; browsers require `Secure` with it.
+    None,
+}
+
+/// Prints the attribute value as it appears in `Set-Cookie`: `Strict`, `Lax` or `None`.
+impl fmt::Display for SameSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Strict => "Strict",
+            Self::Lax => "Lax",
+            Self::None => "None",
+        })
     }
+}
+
+/// Maps our `SameSite` onto the cookie crate's.
+pub(crate) fn same_site(value: SameSite) -> ::cookie::SameSite {
+    match value {
+        SameSite::Strict => ::cookie::SameSite::Strict,
+        SameSite::Lax => ::cookie::SameSite::Lax,
+        SameSite::None => ::cookie::SameSite::None,
+    }
+}
+
+/// Whether `byte` may appear in a cookie name: RFC 6265 section 4.1.1 refers to RFC 2616's
+/// token, visible ASCII except separators.
+pub(crate) fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte)
 }

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use super::cookie::{SameSite, is_token_byte};
 use super::index::UserSessions;
 use super::service::SessionService;
 use super::write::WriteLocks;
 use super::{Format, Health, Settings, Shared};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, SameSite, SessionFormat};
 use crate::keys::KeyRing;
 use crate::store::{SessionLimit, SessionStore};
 
@@ -20,7 +20,8 @@ use crate::store::{SessionLimit, SessionStore};
 /// `SameSite=Lax`, a 5-minute idle lifetime slid by every request, an 8-hour absolute
 /// lifetime, a browser-session cookie (`SESSION_PERMANENT=false`), prefix `sess:`, signed
 /// cookies, 64 KiB records, JSON errors under `/api/`, the native [`Format`].
-/// [`SessionLayer::from_config`] applies a loaded [`Config`] instead.
+/// Each default is a `DEFAULT_*` constant below; [`SessionLayer::from_config`] applies a loaded
+/// configuration instead.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -40,23 +41,50 @@ pub struct SessionLayer {
 }
 
 impl SessionLayer {
+    /// The cookie's name, Flask's `SESSION_COOKIE_NAME` default.
+    pub const DEFAULT_COOKIE_NAME: &'static str = "session";
+    /// The cookie's `Path`: the whole site.
+    pub const DEFAULT_COOKIE_PATH: &'static str = "/";
+    /// The cookie is `Secure`: sent over HTTPS only.
+    pub const DEFAULT_SECURE: bool = true;
+    /// The cookie is `HttpOnly`: hidden from scripts.
+    pub const DEFAULT_HTTP_ONLY: bool = true;
+    /// The cookie's `SameSite`, as the seed's `Config` sets it.
+    pub const DEFAULT_SAME_SITE: SameSite = SameSite::Lax;
+    /// The idle lifetime of the seed's `Config`: 5 minutes.
+    pub const DEFAULT_IDLE_LIFETIME: Duration = Duration::from_secs(300);
+    /// The absolute lifetime: a working day, within OWASP's advice for the absolute timeout.
+    pub const DEFAULT_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
+    /// A browser-session cookie, as Flask's `SESSION_PERMANENT` default.
+    pub const DEFAULT_PERMANENT: bool = false;
+    /// Each load slides the idle expiry, as Flask's `SESSION_REFRESH_EACH_REQUEST` default.
+    pub const DEFAULT_REFRESH_EACH_REQUEST: bool = true;
+    /// The store key prefix, as Flask-Session's `SESSION_KEY_PREFIX` default.
+    pub const DEFAULT_KEY_PREFIX: &'static str = "sess:";
+    /// The cookie is signed.
+    pub const DEFAULT_USE_SIGNER: bool = true;
+    /// The largest encoded session data: 64 KiB.
+    pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+    /// The path prefix whose error answers are JSON.
+    pub const DEFAULT_JSON_PREFIX: &'static str = "/api/";
+
     /// A layer over `store`, signing and sealing with `keys`, with the defaults above.
     pub fn new(store: impl SessionStore, keys: KeyRing) -> Self {
         let settings = Settings {
-            cookie_name: "session".into(),
-            cookie_path: "/".into(),
+            cookie_name: Self::DEFAULT_COOKIE_NAME.into(),
+            cookie_path: Self::DEFAULT_COOKIE_PATH.into(),
             cookie_domain: None,
-            secure: true,
-            http_only: true,
-            same_site: ::cookie::SameSite::Lax,
-            idle: Duration::from_secs(300),
-            absolute: Duration::from_secs(8 * 3600),
-            permanent: false,
-            refresh_each_request: true,
-            key_prefix: "sess:".into(),
-            use_signer: true,
-            max_bytes: 64 * 1024,
-            json_prefix: "/api/".into(),
+            secure: Self::DEFAULT_SECURE,
+            http_only: Self::DEFAULT_HTTP_ONLY,
+            same_site: super::cookie::same_site(Self::DEFAULT_SAME_SITE),
+            idle: Self::DEFAULT_IDLE_LIFETIME,
+            absolute: Self::DEFAULT_ABSOLUTE_LIFETIME,
+            permanent: Self::DEFAULT_PERMANENT,
+            refresh_each_request: Self::DEFAULT_REFRESH_EACH_REQUEST,
+            key_prefix: Self::DEFAULT_KEY_PREFIX.into(),
+            use_signer: Self::DEFAULT_USE_SIGNER,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            json_prefix: Self::DEFAULT_JSON_PREFIX.into(),
             limit: SessionLimit::default(),
             format: Format::native(),
         };
@@ -70,34 +98,6 @@ impl SessionLayer {
                 writers: Arc::new(WriteLocks::new()),
             }),
         }
-    }
-
-    /// A layer configured from the Flask-named settings of `config`, with its key ring.
-    pub fn from_config(config: &Config, store: impl SessionStore) -> Self {
-        let mut layer = Self::new(store, config.key_ring());
-        let s = layer.settings();
-        s.cookie_name.clone_from(&config.session_cookie_name);
-        s.cookie_path.clone_from(&config.session_cookie_path);
-        s.cookie_domain.clone_from(&config.session_cookie_domain);
-        s.secure = config.session_cookie_secure;
-        s.http_only = config.session_cookie_httponly;
-        s.same_site = super::cookie::same_site(config.session_cookie_samesite);
-        s.idle = config.permanent_session_lifetime;
-        s.absolute = config.session_absolute_lifetime;
-        s.permanent = config.session_permanent;
-        s.refresh_each_request = config.session_refresh_each_request;
-        s.key_prefix.clone_from(&config.session_key_prefix);
-        s.use_signer = config.session_use_signer;
-        s.max_bytes = config.session_max_bytes;
-        s.limit = SessionLimit {
-            max: config.session_max_per_user,
-            policy: config.session_limit_policy,
-        };
-        s.format = match config.session_format {
-            SessionFormat::Native => Format::native(),
-            SessionFormat::Flask => Format::flask(config.secret_key.as_bytes()),
-        };
-        layer
     }
 
     /// A handle on every user's sessions, for administrators: list a user's devices, end one,
@@ -118,7 +118,7 @@ impl SessionLayer {
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
         assert!(
-            !name.is_empty() && name.bytes().all(crate::config::is_token_byte),
+            !name.is_empty() && name.bytes().all(is_token_byte),
             "cookie name {name:?} must be a non-empty RFC 6265 token"
         );
         self.settings().cookie_name = name;

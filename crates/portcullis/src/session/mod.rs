@@ -24,6 +24,7 @@ mod record;
 mod service;
 mod write;
 
+pub use cookie::SameSite;
 pub use format::Format;
 pub use handle::Session;
 pub use id::Id;
@@ -31,6 +32,8 @@ pub use index::{DeviceSession, SessionHandle, UserSessions};
 pub use layer::SessionLayer;
 pub use record::Data;
 pub use service::{ResponseFuture, SessionService};
+
+pub(crate) use cookie::is_token_byte;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -22,7 +22,7 @@ use super::index::UserIndex;
 use super::{SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome};
 use crate::ErrorChain;
 use crate::clock::{Clock, SystemClock, unix_millis};
-use crate::config::{Config, redact_url_password};
+use crate::redact::redact_url_password;
 
 /// How long [`RedisStore`] waits for Redis before a call fails with
 /// [`StoreError::Unavailable`].
@@ -275,20 +275,6 @@ impl RedisStore {
             ),
         }
         Ok(store)
-    }
-
-    /// A store for `REDIS_URL` with `REDIS_CONNECT_TIMEOUT` and `REDIS_RESPONSE_TIMEOUT`; see
-    /// [`RedisStore::connect`].
-    ///
-    /// # Errors
-    /// [`RedisUrlError`], as for [`RedisStore::connect`] (a loaded [`Config`] has already
-    /// been checked the same way, so this fails only for a hand-edited one).
-    pub async fn from_config(config: &Config) -> Result<Self, RedisUrlError> {
-        let timeouts = RedisTimeouts {
-            connect: config.redis_connect_timeout,
-            response: config.redis_response_timeout,
-        };
-        Self::connect(&config.redis_url, timeouts).await
     }
 
     /// The same store, deciding whether a deadline has already passed with `clock`.

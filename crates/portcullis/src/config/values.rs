@@ -1,11 +1,11 @@
-//! The small vocabularies of the configuration: profiles, session store kinds, `SameSite`
-//! values, and the [`Source`] a setting's value came from.
+//! The small vocabularies of the configuration: profiles, session store kinds, formats, how
+//! `SameSite` is spelled in a setting, and the [`Source`] a setting's value came from.
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use super::ConfigError;
+use crate::session::SameSite;
 
 /// A configuration profile: the set of defaults a deployment starts from.
 ///
@@ -122,31 +122,8 @@ impl FromStr for SessionFormat {
     }
 }
 
-/// The session cookie's `SameSite` attribute (`SESSION_COOKIE_SAMESITE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SameSite {
-    /// Sent only with same-site requests.
-    Strict,
-    /// Also sent with top-level cross-site navigations (links), not with cross-site POSTs.
-    Lax,
-    /// Sent with every request; browsers require `Secure` with it.
-    None,
-}
-
-impl SameSite {
-    const ALLOWED: &str = "Strict, Lax or None";
-}
-
-/// Prints the attribute value as it appears in `Set-Cookie`: `Strict`, `Lax` or `None`.
-impl fmt::Display for SameSite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Strict => "Strict",
-            Self::Lax => "Lax",
-            Self::None => "None",
-        })
-    }
-}
+/// What `SESSION_COOKIE_SAMESITE` accepts.
+const SAME_SITE_ALLOWED: &str = "Strict, Lax or None";
 
 /// Parses `Strict`, `Lax` or `None`, ignoring case.
 impl FromStr for SameSite {
@@ -160,49 +137,8 @@ impl FromStr for SameSite {
             _ => Err(ConfigError::invalid(
                 "SESSION_COOKIE_SAMESITE",
                 s,
-                Self::ALLOWED,
+                SAME_SITE_ALLOWED,
             )),
-        }
-    }
-}
-
-/// At most `max` events per `window` (`LOGIN_RATE_LIMIT`, written `10/3m`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RateLimit {
-    /// How many events the window allows.
-    pub max: u32,
-    /// How long an event counts.
-    pub window: Duration,
-}
-
-impl RateLimit {
-    const ALLOWED: &str = "a count and a duration, e.g. 10/3m (10 per 3 minutes) or 5/60";
-}
-
-/// Prints `10/3m`, as the setting accepts it back.
-impl fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}",
-            self.max,
-            humantime::format_duration(self.window)
-        )
-    }
-}
-
-/// Parses `COUNT/DURATION`: a count of at least 1, and a duration as the other settings take it.
-impl FromStr for RateLimit {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || ConfigError::invalid("LOGIN_RATE_LIMIT", s, Self::ALLOWED);
-        let (max, window) = s.split_once('/').ok_or_else(invalid)?;
-        let max = max.trim().parse::<u32>().ok().filter(|&n| n > 0);
-        let window = super::parse::duration(window).ok();
-        match (max, window) {
-            (Some(max), Some(window)) => Ok(Self { max, window }),
-            _ => Err(invalid()),
         }
     }
 }
@@ -233,5 +169,48 @@ impl fmt::Display for Source {
             Self::CommandLine => "command line",
             Self::Generated => "generated",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn names_display_as_written_in_settings() {
+        assert_eq!(
+            [Profile::Dev, Profile::Redis].map(|p| p.to_string()),
+            ["dev", "redis"]
+        );
+        assert_eq!(
+            [StoreKind::Filesystem, StoreKind::Redis, StoreKind::Memory].map(|k| k.to_string()),
+            ["filesystem", "redis", "memory"]
+        );
+        assert_eq!(
+            [SameSite::Strict, SameSite::Lax, SameSite::None].map(|s| s.to_string()),
+            ["Strict", "Lax", "None"]
+        );
+        let sources = [
+            Source::Default,
+            Source::DotEnv,
+            Source::Environment,
+            Source::CommandLine,
+            Source::Generated,
+        ];
+        assert_eq!(
+            sources.map(|s| s.to_string()),
+            [
+                "default",
+                ".env",
+                "environment",
+                "command line",
+                "generated"
+            ]
+        );
+        assert_eq!("Redis".parse::<Profile>().unwrap(), Profile::Redis);
+        assert_eq!(
+            "prod".parse::<Profile>().unwrap_err().to_string(),
+            "invalid PORTCULLIS_PROFILE=\"prod\": dev or redis"
+        );
     }
 }

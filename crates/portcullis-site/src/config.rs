@@ -1,0 +1,427 @@
+//! [`SiteConfig`]: the site's own settings (where it listens, its accounts database, log-in
+//! limits, trusted proxies), declared with the library's `settings!` and read through the
+//! same [`ConfigLoader`] layers, and the rule that keeps the `dev` profile on loopback.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use portcullis::config::{
+    Config, ConfigError, ConfigLoader, ExtraSettings, Profile, SettingsReader, parse, show,
+};
+use portcullis::redact::redact_url_password;
+
+/// Where the site listens by default: this machine only.
+const DEFAULT_BIND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8000);
+
+/// Failed log-ins per window: Rails 8's authentication generator uses
+/// `rate_limit to: 10, within: 3.minutes`.
+const DEFAULT_LOGIN_RATE_LIMIT: RateLimit = RateLimit {
+    max: 10,
+    window: Duration::from_secs(180),
+};
+
+portcullis::settings! {
+    /// The site's own settings; the library's are in [`Config`]. Load both with [`load`].
+    #[derive(Clone)]
+    pub struct SiteConfig {
+        /// where the site listens (`--bind`)
+        "PORTCULLIS_BIND" => bind: SocketAddr {
+            default: DEFAULT_BIND;
+            parse: socket_addr;
+            show: show::display;
+            accepts: "an IP address and port";
+        }
+        /// let `dev` listen beyond loopback
+        "PORTCULLIS_ALLOW_DEV_PROFILE" => allow_dev_profile: bool {
+            default: false;
+            parse: parse::boolean;
+            show: show::display;
+            accepts: "a boolean";
+        }
+        /// the site's accounts (SQLite, created and migrated at start-up; a path relative to
+        /// the working directory)
+        "DATABASE_URL" => database_url: String {
+            default: "sqlite://portcullis.db".to_owned();
+            parse: database_url;
+            show: |url| redact_url_password(url);
+            accepts: "a `sqlite:` URL";
+        }
+        /// failed log-ins allowed per user name and per client address in a sliding window
+        /// (Rails 8's default); beyond, 429 with `Retry-After`. Slows password guessing
+        "LOGIN_RATE_LIMIT" => login_rate_limit: RateLimit {
+            default: DEFAULT_LOGIN_RATE_LIMIT;
+            parse: rate_limit;
+            show: show::display;
+            accepts: "a count and a window, e.g. `10/3m`";
+        }
+        /// reverse proxies (IP addresses, comma-separated) whose `X-Forwarded-For` is believed:
+        /// the client is the right-most entry that is not one of them. Without it the socket
+        /// peer is the client, so clients cannot pick their own address
+        "TRUSTED_PROXIES" => trusted_proxies: Vec<IpAddr> {
+            default: Vec::new();
+            parse: ip_list;
+            show: |proxies| show::list(proxies);
+            accepts: "proxy IP addresses, comma-separated";
+        }
+    }
+}
+
+/// Loads the library's configuration and the site's through `loader`.
+///
+/// # Errors
+/// As [`ConfigLoader::load`], for every setting of both, and the `dev` profile's refusal to
+/// listen beyond loopback unless `PORTCULLIS_ALLOW_DEV_PROFILE=true`.
+pub fn load(loader: ConfigLoader) -> Result<(Config, SiteConfig), ConfigError> {
+    loader.load_with::<SiteConfig>()
+}
+
+/// `loader` with `--bind` given: it wins over `PORTCULLIS_BIND`.
+pub fn with_bind(loader: ConfigLoader, bind: SocketAddr) -> ConfigLoader {
+    loader.command_line("PORTCULLIS_BIND", bind.to_string())
+}
+
+impl ExtraSettings for SiteConfig {
+    fn read(reader: &mut SettingsReader, config: &Config) -> Result<Self, ConfigError> {
+        let mut site = Self::defaults(config.profile);
+        site.read_declared(reader)?;
+        Ok(site)
+    }
+
+    /// The `dev` profile keeps sessions in local files: it listens on loopback only, unless
+    /// allowed.
+    fn check(&self, config: &Config) -> Result<(), ConfigError> {
+        if config.profile == Profile::Dev && !is_loopback(self.bind) && !self.allow_dev_profile {
+            return Err(ConfigError::Conflict {
+                message: format!(
+                    "PORTCULLIS_BIND={} is not a loopback address and the dev profile keeps \
+                     sessions in local files, not for production: use the redis profile, bind \
+                     to 127.0.0.1, or set PORTCULLIS_ALLOW_DEV_PROFILE=true",
+                    self.bind
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The `dev` profile listening beyond loopback, when allowed.
+    fn warnings(&self, config: &Config) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if config.profile == Profile::Dev && !is_loopback(self.bind) {
+            warnings.push(format!(
+                "PORTCULLIS_ALLOW_DEV_PROFILE=true lets the dev profile listen on {}: it keeps \
+                 sessions in local files and is not for production",
+                self.bind
+            ));
+        }
+        warnings
+    }
+}
+
+/// Whether `addr` is reachable only from this machine (`::ffff:127.0.0.1` included).
+fn is_loopback(addr: SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
+/// At most `max` events per `window` (`LOGIN_RATE_LIMIT`, written `10/3m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    /// How many events the window allows.
+    pub max: u32,
+    /// How long an event counts.
+    pub window: Duration,
+}
+
+/// Prints `10/3m`, as the setting accepts it back.
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.max,
+            humantime::format_duration(self.window)
+        )
+    }
+}
+
+/// `COUNT/DURATION`: a count of at least 1, and a duration as the other settings take it.
+fn rate_limit(raw: &str) -> parse::Parsed<RateLimit> {
+    let allowed = || "a count and a duration, e.g. 10/3m (10 per 3 minutes) or 5/60".to_owned();
+    let (max, window) = raw.split_once('/').ok_or_else(allowed)?;
+    let max = max.trim().parse::<u32>().ok().filter(|&n| n > 0);
+    let window = parse::duration(window).ok();
+    match (max, window) {
+        (Some(max), Some(window)) => Ok(RateLimit { max, window }),
+        _ => Err(allowed()),
+    }
+}
+
+/// The accounts database: a `sqlite:` URL (`sqlite://portcullis.db`, `sqlite::memory:`).
+fn database_url(raw: &str) -> parse::Parsed<String> {
+    let raw = raw.trim();
+    if raw.starts_with("sqlite:") && raw.len() > "sqlite:".len() {
+        Ok(raw.to_owned())
+    } else {
+        Err("a sqlite: URL, e.g. sqlite://portcullis.db (PostgreSQL is not built in yet)".into())
+    }
+}
+
+/// Comma-separated IP addresses; whitespace and empty entries are ignored, so an empty value
+/// means none.
+fn ip_list(raw: &str) -> parse::Parsed<Vec<IpAddr>> {
+    let entries = raw.split(',').map(str::trim).filter(|e| !e.is_empty());
+    entries
+        .map(|entry| {
+            entry.parse().map_err(|_| {
+                format!(
+                    "IP addresses separated by commas, e.g. 10.0.0.1,::1 ({entry:?} is not one)"
+                )
+            })
+        })
+        .collect()
+}
+
+/// An IP address and port.
+fn socket_addr(raw: &str) -> parse::Parsed<SocketAddr> {
+    raw.trim()
+        .parse()
+        .map_err(|_| "an IP address and port, e.g. 127.0.0.1:8000 or [::1]:8000".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis::config::{Source, reference_table};
+
+    use super::*;
+
+    /// Exactly the minimum length, 32 bytes.
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    fn loader(dir: &tempfile::TempDir, pairs: &[(&str, &str)]) -> ConfigLoader {
+        let mut vars = vec![("SECRET_KEY".to_owned(), KEY.to_owned())];
+        vars.extend(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        ConfigLoader::new()
+            .env(vars)
+            .no_dotenv()
+            .state_dir(dir.path().join("state"))
+    }
+
+    fn load_pairs(pairs: &[(&str, &str)]) -> Result<(Config, SiteConfig), ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        load(loader(&dir, pairs))
+    }
+
+    fn error(pairs: &[(&str, &str)]) -> ConfigError {
+        load_pairs(pairs).expect_err("the configuration should be refused")
+    }
+
+    #[test]
+    fn dev_and_redis_profiles_have_the_site_defaults() {
+        for profile in ["dev", "redis"] {
+            let (_, site) = load_pairs(&[("PORTCULLIS_PROFILE", profile)]).unwrap();
+            assert_eq!(site.bind, "127.0.0.1:8000".parse::<SocketAddr>().unwrap());
+            assert!(!site.allow_dev_profile, "{profile}");
+        }
+    }
+
+    #[test]
+    fn command_line_profile_and_bind_beat_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let pairs = [
+            ("PORTCULLIS_PROFILE", "dev"),
+            ("PORTCULLIS_BIND", "127.0.0.1:1"),
+        ];
+        let bind: SocketAddr = "[::1]:9000".parse().unwrap();
+        let (c, site) = load(with_bind(
+            loader(&dir, &pairs).profile(Profile::Redis),
+            bind,
+        ))
+        .unwrap();
+        assert_eq!(c.profile, Profile::Redis);
+        assert_eq!(c.source("PORTCULLIS_PROFILE"), Source::CommandLine);
+        assert_eq!(site.bind, bind);
+        assert_eq!(site.source("PORTCULLIS_BIND"), Source::CommandLine);
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_in_one_line_with_setting_value_and_what_is_allowed() {
+        const BOOL: &str = "true or false (also 1/0, yes/no, on/off)";
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "PORTCULLIS_BIND",
+                "localhost:8000",
+                "an IP address and port, e.g. 127.0.0.1:8000 or [::1]:8000",
+            ),
+            ("PORTCULLIS_ALLOW_DEV_PROFILE", "sure", BOOL),
+        ];
+        for &(setting, value, allowed) in cases {
+            let err = error(&[(setting, value)]);
+            let message = err.to_string();
+            assert_eq!(message, format!("invalid {setting}={value:?}: {allowed}"));
+            assert!(!message.contains('\n'), "one line: {message}");
+            let ConfigError::Invalid {
+                setting: s,
+                value: v,
+                ..
+            } = &err
+            else {
+                panic!("not Invalid: {err:?}");
+            };
+            assert_eq!((*s, v.as_str()), (setting, value));
+        }
+    }
+
+    #[test]
+    fn report_gives_the_bind_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let bind: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let (_, site) = load(with_bind(loader(&dir, &[]), bind)).unwrap();
+        let report = site.report();
+        let source = |name: &str| report.iter().find(|s| s.name == name).unwrap().source;
+        assert_eq!(source("PORTCULLIS_BIND"), Source::CommandLine);
+        assert_eq!(source("DATABASE_URL"), Source::Default);
+        assert_eq!(site.source("NOT_A_SETTING"), Source::Default);
+    }
+
+    #[test]
+    fn report_lists_every_site_setting_once() {
+        let (_, site) = load_pairs(&[]).unwrap();
+        let mut names: Vec<&str> = site.report().iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        let mut recorded: Vec<&str> = site.sources.keys().copied().collect();
+        recorded.sort_unstable();
+        assert_eq!(
+            names, recorded,
+            "every setting read is reported, and nothing else"
+        );
+    }
+
+    #[test]
+    fn the_dev_profile_beyond_loopback_is_refused_in_one_line_naming_both() {
+        let err = error(&[("PORTCULLIS_BIND", "0.0.0.0:8000")]);
+        assert!(matches!(err, ConfigError::Conflict { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "PORTCULLIS_BIND=0.0.0.0:8000 is not a loopback address and the dev profile keeps \
+             sessions in local files, not for production: use the redis profile, bind to \
+             127.0.0.1, or set PORTCULLIS_ALLOW_DEV_PROFILE=true"
+        );
+        let cases: &[&[(&str, &str)]] = &[
+            &[("PORTCULLIS_BIND", "[::1]:8000")],
+            &[
+                ("PORTCULLIS_BIND", "0.0.0.0:8000"),
+                ("PORTCULLIS_ALLOW_DEV_PROFILE", "true"),
+            ],
+            &[
+                ("PORTCULLIS_BIND", "0.0.0.0:8000"),
+                ("PORTCULLIS_PROFILE", "redis"),
+            ],
+        ];
+        for pairs in cases {
+            assert!(load_pairs(pairs).is_ok(), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn dev_profile_beyond_loopback_is_warned_about_when_allowed() {
+        let pairs = [
+            ("PORTCULLIS_BIND", "0.0.0.0:8000"),
+            ("PORTCULLIS_ALLOW_DEV_PROFILE", "yes"),
+        ];
+        let (config, site) = load_pairs(&pairs).unwrap();
+        assert_eq!(
+            config.warnings_with(&site),
+            [
+                "PORTCULLIS_ALLOW_DEV_PROFILE=true lets the dev profile listen on 0.0.0.0:8000: it \
+              keeps sessions in local files and is not for production"
+            ]
+        );
+    }
+
+    #[test]
+    fn site_settings_have_defaults_and_parse_their_forms() {
+        let (_, site) = load_pairs(&[]).unwrap();
+        assert_eq!(site.database_url, "sqlite://portcullis.db");
+        assert_eq!(
+            site.login_rate_limit,
+            RateLimit {
+                max: 10,
+                window: Duration::from_secs(180)
+            }
+        );
+        assert!(site.trusted_proxies.is_empty());
+        let report = site.report();
+        let value = |name: &str| {
+            report
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap()
+                .value
+                .clone()
+        };
+        assert_eq!(value("LOGIN_RATE_LIMIT"), "10/3m");
+        assert_eq!(value("TRUSTED_PROXIES"), "");
+
+        let (_, site) = load_pairs(&[
+            ("DATABASE_URL", "sqlite:///var/lib/app/users.db"),
+            ("LOGIN_RATE_LIMIT", "5/60"),
+            ("TRUSTED_PROXIES", " 10.0.0.1, ::1 ,"),
+        ])
+        .unwrap();
+        assert_eq!(site.database_url, "sqlite:///var/lib/app/users.db");
+        assert_eq!(site.login_rate_limit.max, 5);
+        assert_eq!(site.login_rate_limit.window, Duration::from_secs(60));
+        assert_eq!(site.trusted_proxies.len(), 2);
+        assert_eq!(
+            site.report()
+                .iter()
+                .find(|s| s.name == "TRUSTED_PROXIES")
+                .unwrap()
+                .value,
+            "10.0.0.1,::1"
+        );
+    }
+
+    #[test]
+    fn bad_site_settings_are_refused_naming_the_setting() {
+        for (name, value) in [
+            ("DATABASE_URL", "mysql://db/users"),
+            ("DATABASE_URL", "sqlite:"),
+            ("LOGIN_RATE_LIMIT", "10"),
+            ("LOGIN_RATE_LIMIT", "0/3m"),
+            ("LOGIN_RATE_LIMIT", "10/0"),
+            ("LOGIN_RATE_LIMIT", "ten/3m"),
+            ("TRUSTED_PROXIES", "10.0.0.1,proxy.local"),
+        ] {
+            let text = error(&[(name, value)]).to_string();
+            assert!(text.contains(name), "{name}={value}: {text}");
+        }
+    }
+
+    /// The README's configuration table, from its header line to the last row.
+    fn readme_table(readme: &str) -> String {
+        readme
+            .lines()
+            .skip_while(|line| !line.starts_with("| setting |"))
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_configuration_table_is_the_generated_one() {
+        let readme = include_str!("../../../README.md");
+        let mut rows = Config::reference();
+        rows.extend(SiteConfig::reference());
+        let generated = reference_table(&rows);
+        assert_eq!(
+            readme_table(readme),
+            generated,
+            "the README's configuration table must be exactly this:\n{generated}"
+        );
+    }
+}
