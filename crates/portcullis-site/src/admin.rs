@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use portcullis::config::Config;
-use portcullis::session::{SessionHandle, UserSessions};
+use portcullis::session::{DeviceId, UserSessions};
 use portcullis::store::SessionStore;
 use portcullis::{SessionError, SessionLayer};
 
@@ -46,7 +46,7 @@ pub enum AdminError {
 #[derive(Clone, Debug)]
 pub struct SessionRow {
     /// What `end --except-current` takes.
-    pub handle: SessionHandle,
+    pub handle: DeviceId,
     /// When it began (the log-in).
     pub started: SystemTime,
     /// When it was last used (see [`portcullis::session::DeviceSession::last_used`]).
@@ -88,7 +88,7 @@ impl Admin {
             .map(|d| {
                 let details: Device = d.get(device::KEY).ok().flatten().unwrap_or_default();
                 SessionRow {
-                    handle: d.handle().clone(),
+                    handle: d.device_id().clone(),
                     started: d.created_at(),
                     last_used: d.last_used(),
                     expires: d.expires_at(),
@@ -107,9 +107,7 @@ impl Admin {
     /// failing.
     pub async fn end(&self, name: &str, keep: Option<&str>) -> Result<usize, AdminError> {
         let keep = keep
-            .map(|text| {
-                SessionHandle::parse(text).ok_or_else(|| AdminError::BadHandle(text.into()))
-            })
+            .map(|text| DeviceId::parse(text).ok_or_else(|| AdminError::BadHandle(text.into())))
             .transpose()?;
         let user = self.user(name).await?;
         let ended = self

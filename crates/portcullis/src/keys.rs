@@ -39,6 +39,10 @@ pub enum KeyUse {
 /// Bytes of a user's routing tag: 128 bits, so two users never share an index.
 pub(crate) const ROUTING_TAG_LEN: usize = 16;
 
+/// Bytes of HMAC kept in a log hash: 96 bits (16 base64url characters) tell thousands of
+/// sessions apart in a log, yet are too short to stand in for the value they hash.
+const LOG_HASH_LEN: usize = 12;
+
 /// The keys derived from one secret.
 struct DerivedKeys {
     signing: [u8; 32],
@@ -225,7 +229,7 @@ impl KeyRing {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.log_key)
             .expect("HMAC accepts keys of any length");
         mac.update(data);
-        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..12])
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..LOG_HASH_LEN])
     }
 }
 

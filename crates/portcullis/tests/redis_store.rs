@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::store::{
-    Indexed, NewIndexed, RedisStore, RedisTimeouts, SaveOutcome, SessionLimit, SessionStore,
-    StoreError, StoreKey, UserSlot, WriteOutcome,
+    CreateIndexedOutcome, NewIndexed, RedisStore, RedisTimeouts, SaveOutcome, SessionLimit,
+    SessionStore, StoreError, StoreKey, UserSlot, WriteOutcome,
 };
 use redis_support::{
     ClusterPorts, RedisCluster, RedisServer, Reply, command_bytes, commands_between, free_port,
@@ -203,7 +203,7 @@ async fn index_entries_and_the_index_itself_disappear_by_themselves() {
     new.deadline = in_(Duration::from_secs(1));
     assert_eq!(
         index.create_indexed(new).await.unwrap(),
-        Indexed::Created { evicted: vec![] }
+        CreateIndexedOutcome::Created { evicted: vec![] }
     );
     let Reply::Integer(ttl) = raw(&["PTTL", slot.index().as_str()]) else {
         panic!("no PTTL");

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use portcullis::store::{
-    Indexed, LimitPolicy, NewIndexed, RedisStore, RedisTimeouts, Retire, SaveOutcome, SessionLimit,
-    SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
+    CreateIndexedOutcome, LimitPolicy, NewIndexed, RedisStore, RedisTimeouts, Retire, SaveOutcome,
+    SessionLimit, SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
 };
 
 #[path = "support/redis.rs"]
@@ -539,7 +539,7 @@ macro_rules! store_contract {
                         ))
                         .await
                         .unwrap();
-                    assert_eq!(created, Indexed::Created { evicted: vec![] });
+                    assert_eq!(created, CreateIndexedOutcome::Created { evicted: vec![] });
                 }
                 let key_a = slot.member_key(&a);
                 assert_eq!(
@@ -556,7 +556,11 @@ macro_rules! store_contract {
                     ))
                     .await
                     .unwrap();
-                assert_eq!(again, Indexed::Exists, "create-if-absent, as create");
+                assert_eq!(
+                    again,
+                    CreateIndexedOutcome::Exists,
+                    "create-if-absent, as create"
+                );
 
                 let listed = index.list(&slot).await.unwrap();
                 let members: Vec<&str> = listed.iter().map(|r| r.member.as_str()).collect();
@@ -618,7 +622,7 @@ macro_rules! store_contract {
                     .create_indexed(indexed(&slot, &live, b"l", PATIENCE * 4, cap))
                     .await
                     .unwrap();
-                assert_eq!(created, Indexed::Created { evicted: vec![] });
+                assert_eq!(created, CreateIndexedOutcome::Created { evicted: vec![] });
                 let listed = index.list(&slot).await.unwrap();
                 assert_eq!(listed.len(), 1);
                 assert_eq!(listed[0].member, live);
@@ -652,7 +656,7 @@ macro_rules! store_contract {
                     ))
                     .await
                     .unwrap();
-                assert_eq!(refused, Indexed::Refused);
+                assert_eq!(refused, CreateIndexedOutcome::Refused);
                 assert_eq!(
                     store
                         .load(&slot.member_key(&member("3")), None)
@@ -673,7 +677,7 @@ macro_rules! store_contract {
                     .unwrap();
                 assert_eq!(
                     evicting,
-                    Indexed::Created {
+                    CreateIndexedOutcome::Created {
                         evicted: vec![names[0].clone()]
                     }
                 );
@@ -710,7 +714,7 @@ macro_rules! store_contract {
                 let created = index.create_indexed(next).await.unwrap();
                 assert_eq!(
                     created,
-                    Indexed::Created { evicted: vec![] },
+                    CreateIndexedOutcome::Created { evicted: vec![] },
                     "the old one does not count"
                 );
                 assert_eq!(
@@ -756,7 +760,10 @@ macro_rules! store_contract {
                     token: b"v1",
                 });
                 let stale = index.create_indexed(next).await.unwrap();
-                assert_eq!(stale, Indexed::Stale(b"v2 saved meanwhile".to_vec()));
+                assert_eq!(
+                    stale,
+                    CreateIndexedOutcome::Stale(b"v2 saved meanwhile".to_vec())
+                );
                 assert_eq!(
                     store.load(&slot.member_key(&new), None).await.unwrap(),
                     None
@@ -767,7 +774,7 @@ macro_rules! store_contract {
                     token: b"v2",
                 });
                 let created = index.create_indexed(next).await.unwrap();
-                assert_eq!(created, Indexed::Created { evicted: vec![] });
+                assert_eq!(created, CreateIndexedOutcome::Created { evicted: vec![] });
                 assert_eq!(store.load(&old_key, None).await.unwrap(), None);
             }
 

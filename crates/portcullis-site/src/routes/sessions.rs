@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use minijinja::value::{Serde, Value as Template};
-use portcullis::session::{DeviceSession, SessionHandle};
+use portcullis::session::{DeviceId, DeviceSession};
 use portcullis::{Session, SessionError};
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ impl Row {
     fn of(device: &DeviceSession, now: SystemTime) -> Self {
         let details: Device = device.get(device::KEY).ok().flatten().unwrap_or_default();
         Self {
-            handle: device.handle().to_string(),
+            handle: device.device_id().to_string(),
             started: utc(device.created_at()),
             last_used: ago(now, device.last_used()),
             browser: details.browser(),
@@ -102,7 +102,7 @@ pub(super) async fn end(
     SignedIn(user): SignedIn,
     Form(form): Form<EndForm>,
 ) -> Result<Response, AppError> {
-    let Some(handle) = SessionHandle::parse(&form.session) else {
+    let Some(handle) = DeviceId::parse(&form.session) else {
         return page
             .error(
                 &state,
@@ -113,7 +113,7 @@ pub(super) async fn end(
             )
             .await;
     };
-    if session.handle().await?.as_ref() == Some(&handle) {
+    if session.device_id().await?.as_ref() == Some(&handle) {
         session.destroy().await?;
         return Ok(Redirect::to("/login?logged_out=1").into_response());
     }

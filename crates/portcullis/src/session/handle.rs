@@ -3,15 +3,18 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum_core::extract::FromRequestParts;
+use http::StatusCode;
+use http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::changes::{self, Change, Changes, UpdateFn};
-use super::cookie::Presented;
+use super::cookie::PresentedCookie;
 use super::id::Id;
 use super::record::Envelope;
-use super::{SessionError, Shared};
+use super::{LayerShared, SessionError};
 use crate::keys::KeyUse;
 
 /// A request's session. Cheap to clone: clones share one state.
@@ -38,8 +41,8 @@ use crate::keys::KeyUse;
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) shared: Arc<LayerShared>,
+    pub(crate) state: Arc<Mutex<RequestSession>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -50,10 +53,10 @@ impl std::fmt::Debug for Session {
 
 /// Everything the layer needs to know after the handler ran.
 #[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) presented: Presented,
+pub(crate) struct RequestSession {
+    pub(crate) presented: PresentedCookie,
     /// The session as this request sees it; `None` until first access.
-    pub(crate) current: Option<Current>,
+    pub(crate) current: Option<WorkingCopy>,
     /// The handler touched the session (responses get `Vary: Cookie`).
     pub(crate) accessed: bool,
     /// The store failed during this request: the response becomes a 503.
@@ -69,7 +72,7 @@ pub(crate) struct State {
 
 /// The session data and what happened to it in this request.
 #[derive(Debug)]
-pub(crate) struct Current {
+pub(crate) struct WorkingCopy {
     pub(crate) id: Id,
     pub(crate) envelope: Envelope,
     /// A record for `id` is in the store (it was loaded from there).
@@ -88,7 +91,7 @@ pub(crate) struct Current {
     pub(crate) regenerated: Option<(Id, Option<Vec<u8>>)>,
 }
 
-impl Current {
+impl WorkingCopy {
     /// Applies `change` to this request's view and records it for a replay.
     fn apply(&mut self, change: Change) {
         changes::apply(&change, &mut self.envelope);
@@ -98,8 +101,8 @@ impl Current {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, presented: Presented) -> Self {
-        let state = State {
+    pub(crate) fn new(shared: Arc<LayerShared>, presented: PresentedCookie) -> Self {
+        let state = RequestSession {
             presented,
             current: None,
             accessed: false,
@@ -115,13 +118,13 @@ impl Session {
     }
 
     /// Locks the state and loads the session on first use.
-    pub(super) async fn loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+    pub(super) async fn loaded(&self) -> Result<MutexGuard<'_, RequestSession>, SessionError> {
         let mut state = self.state.lock().await;
         self.load_into(&mut state).await?;
         Ok(state)
     }
 
-    async fn load_into(&self, state: &mut State) -> Result<(), SessionError> {
+    async fn load_into(&self, state: &mut RequestSession) -> Result<(), SessionError> {
         if state.failed {
             return Err(SessionError::Unavailable { source: None });
         }
@@ -130,7 +133,7 @@ impl Session {
         }
         state.accessed = true;
         let now = self.shared.clock.now();
-        let Presented::Valid { id, key_use } = state.presented.clone() else {
+        let PresentedCookie::Valid { id, key_use } = state.presented.clone() else {
             state.current = Some(self.fresh(now));
             return Ok(());
         };
@@ -157,7 +160,7 @@ impl Session {
                 // Without a slide, the idle deadline is the one the last write set.
                 let written = (envelope.deadline_ms > 0)
                     .then(|| crate::clock::from_unix_millis(envelope.deadline_ms));
-                Current {
+                WorkingCopy {
                     id,
                     modified: rewrite,
                     reissue_cookie: key_use == KeyUse::Fallback,
@@ -201,8 +204,8 @@ impl Session {
         Ok(())
     }
 
-    fn fresh(&self, now: SystemTime) -> Current {
-        Current {
+    fn fresh(&self, now: SystemTime) -> WorkingCopy {
+        WorkingCopy {
             id: Id::random(),
             envelope: Envelope::new(now, self.shared.settings.permanent),
             stored: false,
@@ -217,7 +220,7 @@ impl Session {
 
     async fn with_current<R>(
         &self,
-        f: impl FnOnce(&mut Current) -> Result<R, SessionError>,
+        f: impl FnOnce(&mut WorkingCopy) -> Result<R, SessionError>,
     ) -> Result<R, SessionError> {
         let mut state = self.loaded().await?;
         let current = state
@@ -475,7 +478,7 @@ impl Session {
         let stored = match (&state.current, &state.presented) {
             (Some(c), _) if c.stored => Some(c.id.clone()),
             (Some(c), _) => c.regenerated.as_ref().map(|(old, _)| old.clone()),
-            (None, Presented::Valid { id, .. }) => Some(id.clone()),
+            (None, PresentedCookie::Valid { id, .. }) => Some(id.clone()),
             _ => None,
         };
         state.to_delete.extend(stored);
@@ -484,10 +487,22 @@ impl Session {
     }
 }
 
+/// The extractor finds the [`Session`] the layer put in the request.
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Session>().cloned().ok_or((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Session extractor used without SessionLayer on the route",
+        ))
+    }
+}
+
 /// Refuses a change of `key` to `value` that would take the data past `max` bytes: tries it,
 /// measures, and puts the old value back.
 fn check_size(
-    c: &mut Current,
+    c: &mut WorkingCopy,
     key: &str,
     value: Option<&rmpv::Value>,
     max: usize,

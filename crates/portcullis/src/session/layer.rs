@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use super::index::UserSessions;
+use super::devices::UserSessions;
 use super::service::SessionService;
 use super::write::WriteLocks;
-use super::{Format, Health, Settings, Shared};
+use super::{Format, Health, LayerShared, Settings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SameSite, SessionFormat};
 use crate::keys::KeyRing;
@@ -36,7 +36,7 @@ use crate::store::{SessionLimit, SessionStore};
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SessionLayer {
-    shared: Arc<Shared>,
+    shared: Arc<LayerShared>,
 }
 
 impl SessionLayer {
@@ -61,7 +61,7 @@ impl SessionLayer {
             format: Format::native(),
         };
         Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new(LayerShared {
                 store: Arc::new(store),
                 keys: Arc::new(keys),
                 clock: Arc::new(SystemClock),

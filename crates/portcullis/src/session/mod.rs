@@ -10,43 +10,38 @@
 //! - `handle.rs`: the [`Session`] handle (lazy load, typed access, update, regenerate,
 //!   destroy), which records every change in `changes.rs`;
 //! - `write.rs`: the write after the handler: create, compare-and-set with replay, delete;
-//! - `index.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
-//! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler.
+//! - `devices.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
+//! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler;
+//! - `shared.rs`: what every request of one layer shares (settings, store, keys, clock).
 
 mod changes;
 mod cookie;
+mod devices;
 mod format;
 mod handle;
 mod id;
-mod index;
 mod layer;
 mod record;
 mod service;
+mod shared;
 mod write;
 
+pub use devices::{DeviceId, DeviceSession, UserSessions};
 pub use format::Format;
 pub use handle::Session;
 pub use id::Id;
-pub use index::{DeviceSession, SessionHandle, UserSessions};
 pub use layer::SessionLayer;
 pub use record::Data;
 pub use service::{ResponseFuture, SessionService};
 
 pub(crate) use format::hmac_sha1;
+pub(crate) use shared::{Health, LayerShared, Settings};
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::request::Parts;
 
-use crate::clock::Clock;
-use crate::keys::KeyRing;
 use crate::response::error_page;
-use crate::store::{SessionLimit, SessionStore, StoreError};
+use crate::store::StoreError;
 
 /// What went wrong with a session operation. Each variant is also the HTTP answer
 /// ([`IntoResponse`]), so handlers can use `?`.
@@ -101,72 +96,5 @@ impl IntoResponse for SessionError {
             }
         };
         error_page(status, &self.to_string(), false)
-    }
-}
-
-/// The extractor finds the [`Session`] the layer put in the request.
-impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = (StatusCode, &'static str);
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Session extractor used without SessionLayer on the route",
-        ))
-    }
-}
-
-/// Cookie and lifetime settings, built by [`SessionLayer`]'s `with_*` methods.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub(crate) cookie_name: String,
-    pub(crate) cookie_path: String,
-    pub(crate) cookie_domain: Option<String>,
-    pub(crate) secure: bool,
-    pub(crate) http_only: bool,
-    pub(crate) same_site: ::cookie::SameSite,
-    pub(crate) idle: Duration,
-    pub(crate) absolute: Duration,
-    pub(crate) permanent: bool,
-    pub(crate) refresh_each_request: bool,
-    pub(crate) key_prefix: String,
-    pub(crate) use_signer: bool,
-    pub(crate) max_bytes: usize,
-    pub(crate) json_prefix: String,
-    /// `SESSION_MAX_PER_USER` and its policy.
-    pub(crate) limit: SessionLimit,
-    pub(crate) format: Format,
-}
-
-/// What every request of one layer shares.
-#[derive(Clone, Debug)]
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn SessionStore>,
-    pub(crate) keys: Arc<KeyRing>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) settings: Settings,
-    pub(crate) health: Health,
-    /// Turns for concurrent writers of one session in this process.
-    pub(crate) writers: Arc<write::WriteLocks>,
-}
-
-/// Whether the store answered last time, so that an outage is logged once when it starts and
-/// once when it ends, not once per request.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Health {
-    down: Arc<AtomicBool>,
-}
-
-impl Health {
-    pub(crate) fn report_failure(&self, error: &StoreError) {
-        if !self.down.swap(true, Ordering::Relaxed) {
-            tracing::error!(error = %error, "session store unreachable: answering 503 until it returns");
-        }
-    }
-
-    pub(crate) fn report_success(&self) {
-        if self.down.swap(false, Ordering::Relaxed) {
-            tracing::info!("session store reachable again");
-        }
     }
 }

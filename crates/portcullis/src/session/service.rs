@@ -12,11 +12,17 @@ use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderValue, Request, StatusCode};
 use tower_service::Service;
 
-use super::cookie::{self, Lifetime, Presented};
-use super::handle::{Session, State};
-use super::write::{self, Failure};
-use super::{SessionError, Shared};
+use super::cookie::{self, Lifetime, PresentedCookie};
+use super::handle::{RequestSession, Session};
+use super::write::{self, WriteError};
+use super::{LayerShared, SessionError};
 use crate::response::{error_page, wants_json};
+
+/// `Retry-After` when too many writers raced for one session: the race is over in moments.
+const RETRY_AFTER_BUSY: &str = "1";
+/// `Retry-After` when the store is down: long enough not to hammer it, short enough for a
+/// blip (a Redis failover takes a few seconds).
+const RETRY_AFTER_UNAVAILABLE: &str = "5";
 
 /// The response future of [`SessionService`]: the handler's future followed by the session's
 /// write. Boxed because the write is an `async` store call.
@@ -26,11 +32,11 @@ pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + 
 #[derive(Clone, Debug)]
 pub struct SessionService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Arc<LayerShared>,
 }
 
 impl<S> SessionService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<LayerShared>) -> Self {
         Self { inner, shared }
     }
 }
@@ -72,8 +78,8 @@ where
 /// session (`write.rs`: compare-and-set, replaying this request's changes on a conflict),
 /// delete ended records, and set `Set-Cookie`, `Vary` and `Cache-Control`.
 pub(crate) async fn finish(
-    shared: &Shared,
-    state: &mut State,
+    shared: &LayerShared,
+    state: &mut RequestSession,
     mut response: Response,
     json: bool,
 ) -> Response {
@@ -92,7 +98,7 @@ pub(crate) async fn finish(
     }
     let settings = &shared.settings;
     let now = shared.clock.now();
-    let cookie_was_sent = !matches!(state.presented, Presented::Absent);
+    let cookie_was_sent = !matches!(state.presented, PresentedCookie::Absent);
     let written = match write::write(shared, state, now).await {
         Ok(written) => written,
         Err(failure) => return refuse(shared, failure, now, json),
@@ -142,29 +148,30 @@ pub(crate) async fn finish(
 
 /// The answer when the session could not be written: nothing of this request's changes is
 /// kept, and the client's cookie is left alone unless its session is over.
-fn refuse(shared: &Shared, failure: Failure, now: SystemTime, json: bool) -> Response {
+fn refuse(shared: &LayerShared, failure: WriteError, now: SystemTime, json: bool) -> Response {
     match failure {
-        Failure::Unavailable(error) => {
+        WriteError::Unavailable(error) => {
             if let Some(error) = error {
                 shared.health.report_failure(&error);
             }
             unavailable(json)
         }
-        Failure::Ended => ended_elsewhere(shared, now, json),
-        Failure::Busy => {
+        WriteError::Ended => ended_elsewhere(shared, now, json),
+        WriteError::Busy => {
             let mut response = error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Too many requests changed your session at the same moment, so this one was \
                  not saved. Please try again.",
                 json,
             );
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_BUSY),
+            );
             response
         }
-        Failure::TooLarge { size, max } => SessionError::TooLarge { size, max }.into_response(),
-        Failure::LimitReached { max } => error_page(
+        WriteError::TooLarge { size, max } => SessionError::TooLarge { size, max }.into_response(),
+        WriteError::LimitReached { max } => error_page(
             StatusCode::CONFLICT,
             &format!(
                 "You are logged in on {max} devices, the most allowed. Log out on one of them \
@@ -172,7 +179,7 @@ fn refuse(shared: &Shared, failure: Failure, now: SystemTime, json: bool) -> Res
             ),
             json,
         ),
-        Failure::Encode => error_page(
+        WriteError::Encode => error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "The session could not be encoded.",
             json,
@@ -186,13 +193,14 @@ fn unavailable(json: bool) -> Response {
         "Sessions are temporarily unavailable. Please try again in a moment.",
         json,
     );
-    response
-        .headers_mut()
-        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE),
+    );
     response
 }
 
-fn ended_elsewhere(shared: &Shared, now: SystemTime, json: bool) -> Response {
+fn ended_elsewhere(shared: &LayerShared, now: SystemTime, json: bool) -> Response {
     let mut response = error_page(
         StatusCode::CONFLICT,
         "Your session ended while this request was running (for example, you logged out in \

@@ -24,14 +24,15 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Mutex;
 
-use super::Shared;
-use super::handle::{Current, State};
+use super::LayerShared;
+use super::handle::{RequestSession, WorkingCopy};
 use super::id::Id;
-use super::index::slot;
+use super::id::slot;
 use super::record::Envelope;
 use crate::keys::fill_random;
 use crate::store::{
-    Indexed, NewIndexed, Retire, SaveOutcome, StoreError, StoreKey, UserIndex, WriteOutcome,
+    CreateIndexedOutcome, NewIndexed, Retire, SaveOutcome, StoreError, StoreKey, UserIndex,
+    WriteOutcome,
 };
 
 /// Saves tried before answering 503. Every failed try means another request's save succeeded
@@ -42,6 +43,9 @@ pub(crate) const MAX_SAVE_ATTEMPTS: u32 = 10;
 const BACKOFF_BASE: Duration = Duration::from_millis(1);
 /// ...up to this, so that a pile-up of writers spreads out instead of colliding again.
 const BACKOFF_CAP: Duration = Duration::from_millis(64);
+/// Doublings of the window past which the shift stops (the cap is reached after 6 anyway); it
+/// keeps `1 << n` far from overflowing whatever `MAX_SAVE_ATTEMPTS` becomes.
+const MAX_BACKOFF_DOUBLINGS: u32 = 16;
 
 /// Stripes of [`WriteLocks`]: enough that unrelated sessions rarely share one (a shared stripe
 /// makes them wait for each other's round trip, and forget each other's record).
@@ -85,7 +89,7 @@ impl fmt::Debug for WriteLocks {
 
 /// Why a session could not be written; `service.rs` turns each into its response.
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub(crate) enum WriteError {
     /// The store failed (the error, when there is one).
     Unavailable(Option<StoreError>),
     /// The session was deleted while this request ran (a logout elsewhere).
@@ -100,7 +104,7 @@ pub(crate) enum Failure {
     Encode,
 }
 
-impl From<StoreError> for Failure {
+impl From<StoreError> for WriteError {
     fn from(error: StoreError) -> Self {
         Self::Unavailable(Some(error))
     }
@@ -109,11 +113,11 @@ impl From<StoreError> for Failure {
 /// Writes what this request changed and removes ended records. `Ok(true)` when a record was
 /// written (so the cookie goes out).
 pub(crate) async fn write(
-    shared: &Shared,
-    state: &mut State,
+    shared: &LayerShared,
+    state: &mut RequestSession,
     now: SystemTime,
-) -> Result<bool, Failure> {
-    let State {
+) -> Result<bool, WriteError> {
+    let RequestSession {
         current, to_delete, ..
     } = state;
     let mut written = false;
@@ -142,17 +146,21 @@ pub(crate) async fn write(
 
 /// Whether the session holds anything worth a record: an empty anonymous session is not
 /// stored (a visitor who only reads gets no session).
-pub(crate) fn worth_storing(current: &Current) -> bool {
+pub(crate) fn worth_storing(current: &WorkingCopy) -> bool {
     current.stored || !current.envelope.data.is_empty() || current.envelope.user_id.is_some()
 }
 
 /// The compare-and-set loop, in this session's turn within the process.
-async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result<(), Failure> {
+async fn save(
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
+    now: SystemTime,
+) -> Result<(), WriteError> {
     let settings = &shared.settings;
     let key = settings.format.store_key(&current.id, &settings.key_prefix);
     let Some(mut expected) = current.token.clone() else {
         // Invariant of the handle: a stored session was loaded, with its token.
-        return Err(Failure::Unavailable(None));
+        return Err(WriteError::Unavailable(None));
     };
     let token = |record: &[u8]| settings.format.cas_token(record);
     let mut last = shared.writers.stripe(&key).lock().await;
@@ -164,7 +172,7 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
             let size = current.envelope.data_len();
             if size > settings.max_bytes {
                 *last = None;
-                return Err(Failure::TooLarge {
+                return Err(WriteError::TooLarge {
                     size,
                     max: settings.max_bytes,
                 });
@@ -194,7 +202,7 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
             }
             SaveOutcome::Gone => {
                 *last = None;
-                return Err(Failure::Ended);
+                return Err(WriteError::Ended);
             }
             // Our own write, found by a retry after a lost reply: it had landed.
             SaveOutcome::Conflict(live) if token(&live) == token(&sealed) => {
@@ -209,7 +217,7 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
                 };
                 if now >= envelope.created_at() + settings.absolute {
                     *last = None;
-                    return Err(Failure::Ended);
+                    return Err(WriteError::Ended);
                 }
                 current.changes.replay(&mut envelope);
                 current.envelope = envelope;
@@ -226,15 +234,15 @@ async fn save(shared: &Shared, current: &mut Current, now: SystemTime) -> Result
         attempts = MAX_SAVE_ATTEMPTS,
         "session still changed by other requests after every attempt; answering 503"
     );
-    Err(Failure::Busy)
+    Err(WriteError::Busy)
 }
 
 /// When a writer of this process saved `key` since this request's record (`expected`), starts
 /// from the record it wrote: this request's changes replayed onto it, `expected` its token.
 /// `true` when it did.
 fn catch_up(
-    shared: &Shared,
-    current: &mut Current,
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
     key: &StoreKey,
     last: &Option<(StoreKey, Vec<u8>)>,
     expected: &mut Vec<u8>,
@@ -257,8 +265,8 @@ fn catch_up(
 /// Replays `current`'s changes onto `record` (of `key`), when it opens and is within its
 /// absolute lifetime; `false` otherwise (the compare-and-set then decides).
 fn merge_onto(
-    shared: &Shared,
-    current: &mut Current,
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
     key: &StoreKey,
     record: &[u8],
     now: SystemTime,
@@ -275,7 +283,12 @@ fn merge_onto(
 }
 
 /// The session in a record of this layer's format, read under `key`.
-fn decode(shared: &Shared, key: &StoreKey, record: &[u8], now: SystemTime) -> Option<Envelope> {
+fn decode(
+    shared: &LayerShared,
+    key: &StoreKey,
+    record: &[u8],
+    now: SystemTime,
+) -> Option<Envelope> {
     shared
         .settings
         .format
@@ -291,7 +304,11 @@ fn decode(shared: &Shared, key: &StoreKey, record: &[u8], now: SystemTime) -> Op
 /// script for the same user, with `delete_if` otherwise). When another request saved it
 /// meanwhile, this request's changes are replayed onto that record and the new session
 /// written again, so a change made during a log-in is carried over, not lost.
-async fn create(shared: &Shared, current: &mut Current, now: SystemTime) -> Result<bool, Failure> {
+async fn create(
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
+    now: SystemTime,
+) -> Result<bool, WriteError> {
     let settings = &shared.settings;
     // A session is created with its CSRF secret, so that concurrent first pages never mint two.
     current
@@ -329,15 +346,15 @@ async fn create(shared: &Shared, current: &mut Current, now: SystemTime) -> Resu
 /// Creates a logged-in session in its user's index, retiring in the same step the id it was
 /// regenerated from when that was the same user's. `Ok(true)` when it retired it.
 async fn create_indexed(
-    shared: &Shared,
+    shared: &LayerShared,
     index: &dyn UserIndex,
-    current: &mut Current,
+    current: &mut WorkingCopy,
     user: &str,
     now: SystemTime,
-) -> Result<bool, Failure> {
+) -> Result<bool, WriteError> {
     let settings = &shared.settings;
     let Some(&tag) = shared.keys.routing_tags(user).first() else {
-        return Err(Failure::Encode);
+        return Err(WriteError::Encode);
     };
     // The id was never sent (the session is new), so it can still take its user's tag.
     current.id = Id::tagged(tag);
@@ -368,7 +385,7 @@ async fn create_indexed(
             })
             .await?;
         match created {
-            Indexed::Created { evicted } => {
+            CreateIndexedOutcome::Created { evicted } => {
                 if !evicted.is_empty() {
                     tracing::info!(
                         target: "portcullis::security",
@@ -380,18 +397,18 @@ async fn create_indexed(
                 current.token = Some(settings.format.cas_token(&sealed));
                 return Ok(same_user.is_some());
             }
-            Indexed::Exists => return Err(collision()),
+            CreateIndexedOutcome::Exists => return Err(collision()),
             // Ended while this request ran (a logout elsewhere): its data must not live on
             // under a new id.
-            Indexed::Gone => return Err(Failure::Ended),
-            Indexed::Refused => {
-                return Err(Failure::LimitReached {
+            CreateIndexedOutcome::Gone => return Err(WriteError::Ended),
+            CreateIndexedOutcome::Refused => {
+                return Err(WriteError::LimitReached {
                     max: settings.limit.max.map_or(0, std::num::NonZeroUsize::get),
                 });
             }
-            Indexed::Stale(live) => {
+            CreateIndexedOutcome::Stale(live) => {
                 let Some((old, _, _)) = &same_user else {
-                    return Err(Failure::Unavailable(None));
+                    return Err(WriteError::Unavailable(None));
                 };
                 merge_into(shared, current, old, &live, now)?;
                 old_token = Some(settings.format.cas_token(&live));
@@ -399,7 +416,7 @@ async fn create_indexed(
             }
         }
     }
-    Err(Failure::Busy)
+    Err(WriteError::Busy)
 }
 
 /// Retires `old` (already written as `current`'s new id) if it is still the record this
@@ -408,12 +425,12 @@ async fn create_indexed(
 /// logout elsewhere): then the new record goes too, and the answer is 409, so that the
 /// session's data does not live on under a new id.
 async fn retire(
-    shared: &Shared,
-    current: &mut Current,
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
     old: &Id,
     mut expected: Vec<u8>,
     now: SystemTime,
-) -> Result<(), Failure> {
+) -> Result<(), WriteError> {
     let settings = &shared.settings;
     let old_key = settings.format.store_key(old, &settings.key_prefix);
     for attempt in 0..MAX_SAVE_ATTEMPTS {
@@ -421,7 +438,7 @@ async fn retire(
             SaveOutcome::Saved => return Ok(()),
             SaveOutcome::Gone => {
                 delete(shared, &current.id).await?;
-                return Err(Failure::Ended);
+                return Err(WriteError::Ended);
             }
             SaveOutcome::Conflict(live) => {
                 merge_into(shared, current, old, &live, now)?;
@@ -431,18 +448,18 @@ async fn retire(
             }
         }
     }
-    Err(Failure::Busy)
+    Err(WriteError::Busy)
 }
 
 /// Makes `current` what another request saved under `old` (`live`) plus this request's
 /// changes, keeping the new session's own CSRF secret.
 fn merge_into(
-    shared: &Shared,
-    current: &mut Current,
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
     old: &Id,
     live: &[u8],
     now: SystemTime,
-) -> Result<(), Failure> {
+) -> Result<(), WriteError> {
     let settings = &shared.settings;
     let old_key = settings.format.store_key(old, &settings.key_prefix);
     let Some(mut envelope) = decode(shared, &old_key, live, now) else {
@@ -461,11 +478,11 @@ fn merge_into(
 /// Encodes `current` for `key` in the layer's format (sealed, for the native one), recording
 /// the idle deadline it is written with; returns the record and that deadline.
 fn seal(
-    shared: &Shared,
-    current: &mut Current,
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
     key: &StoreKey,
     now: SystemTime,
-) -> Result<(Vec<u8>, SystemTime), Failure> {
+) -> Result<(Vec<u8>, SystemTime), WriteError> {
     let settings = &shared.settings;
     let deadline = current.envelope.created_at() + settings.absolute;
     let expires_at = (now + settings.idle).min(deadline);
@@ -473,12 +490,12 @@ fn seal(
     let sealed = settings
         .format
         .encode_record(&current.envelope, &shared.keys, key)
-        .map_err(|_| Failure::Encode)?;
+        .map_err(|_| WriteError::Encode)?;
     Ok((sealed, expires_at))
 }
 
 /// Removes an ended session: from its user's index too when it is a logged-in one.
-async fn delete(shared: &Shared, id: &Id) -> Result<(), Failure> {
+async fn delete(shared: &LayerShared, id: &Id) -> Result<(), WriteError> {
     let settings = &shared.settings;
     let prefix = &settings.key_prefix;
     match (id.tag(), shared.store.user_index()) {
@@ -496,18 +513,18 @@ async fn delete(shared: &Shared, id: &Id) -> Result<(), Failure> {
 /// Another request saved a record this process cannot read (sealed under a key or in a format
 /// it does not know yet: a rolling upgrade or key rotation). Nothing is written over it, and
 /// the client keeps its cookie: 503, as for an outage, until this process can read it.
-fn unreadable() -> Failure {
+fn unreadable() -> WriteError {
     tracing::warn!(
         target: "portcullis::security",
         "a concurrent write left a session record this process cannot read; not overwriting it"
     );
-    Failure::Unavailable(None)
+    WriteError::Unavailable(None)
 }
 
 /// A fresh 256-bit id already in use: the generator is broken. Refuse to share a session.
-fn collision() -> Failure {
+fn collision() -> WriteError {
     tracing::error!("a new session id collided with a live one; refusing to write");
-    Failure::Unavailable(None)
+    WriteError::Unavailable(None)
 }
 
 /// Waits before try `attempt + 1`: not at all after the first conflict, then a random time
@@ -517,7 +534,7 @@ async fn back_off(attempt: u32) {
         return;
     }
     let window = BACKOFF_BASE
-        .saturating_mul(1 << (attempt - 1).min(16))
+        .saturating_mul(1 << (attempt - 1).min(MAX_BACKOFF_DOUBLINGS))
         .min(BACKOFF_CAP);
     let mut random = [0u8; 8];
     fill_random(&mut random);
