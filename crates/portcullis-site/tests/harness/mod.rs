@@ -16,7 +16,8 @@ use http_body_util::BodyExt;
 use portcullis::clock::ManualClock;
 use portcullis::config::ConfigLoader;
 use portcullis::store::{
-    MemoryStore, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome,
+    CasOutcome, CasToken, MemoryStore, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex,
+    WriteOutcome,
 };
 use portcullis_site::{AppState, app};
 use tempfile::TempDir;
@@ -82,7 +83,7 @@ impl SessionStore for RacingStore {
     async fn save(
         &self,
         key: &StoreKey,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         at: std::time::SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
@@ -91,7 +92,11 @@ impl SessionStore for RacingStore {
     async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
         self.inner.delete(key).await
     }
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+    async fn delete_if(
+        &self,
+        key: &StoreKey,
+        expected: &CasToken,
+    ) -> Result<CasOutcome, StoreError> {
         self.inner.delete_if(key, expected).await
     }
     fn user_index(&self) -> Option<&dyn UserIndex> {

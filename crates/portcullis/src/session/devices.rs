@@ -357,7 +357,7 @@ impl Session {
         let indexed = if current.stored {
             Some(&current.id)
         } else {
-            current.regenerated.as_ref().map(|(old, _)| old)
+            current.regenerated.as_ref().map(|r| &r.old)
         };
         let device_id = indexed
             .filter(|id| id.tag().is_some())

@@ -16,6 +16,7 @@ use super::id::Id;
 use super::record::Envelope;
 use super::{LayerShared, SessionError};
 use crate::keys::KeyUse;
+use crate::store::CasToken;
 
 /// A request's session. Cheap to clone: clones share one state.
 ///
@@ -83,12 +84,20 @@ pub(crate) struct WorkingCopy {
     /// The store's expiry after this request's load, when the load slid it.
     pub(crate) idle_deadline: Option<SystemTime>,
     /// The compare-and-set token of the record loaded for `id` (when `stored`).
-    pub(crate) token: Option<Vec<u8>>,
+    pub(crate) token: Option<CasToken>,
     /// Every change this request made, to replay onto a newer record on a conflict.
     pub(crate) changes: Changes,
-    /// When this request regenerated a stored session: its old id and loaded record's token,
-    /// so that the writer can carry over what other requests saved there meanwhile.
-    pub(crate) regenerated: Option<(Id, Option<Vec<u8>>)>,
+    /// When this request regenerated a stored session: what it was regenerated from.
+    pub(crate) regenerated: Option<Regenerated>,
+}
+
+/// The stored session a request regenerated: its old id, and the token of its record as this
+/// request loaded it, so that the writer can retire it and carry over what other requests saved
+/// there meanwhile.
+#[derive(Clone, Debug)]
+pub(crate) struct Regenerated {
+    pub(crate) old: Id,
+    pub(crate) token: Option<CasToken>,
 }
 
 impl WorkingCopy {
@@ -454,7 +463,10 @@ impl Session {
             .as_mut()
             .ok_or(SessionError::Unavailable { source: None })?;
         if current.stored && current.regenerated.is_none() {
-            current.regenerated = Some((current.id.clone(), current.token.take()));
+            current.regenerated = Some(Regenerated {
+                old: current.id.clone(),
+                token: current.token.take(),
+            });
         }
         current.id = Id::random();
         current.stored = false;
@@ -477,7 +489,7 @@ impl Session {
         state.destroyed = true;
         let stored = match (&state.current, &state.presented) {
             (Some(c), _) if c.stored => Some(c.id.clone()),
-            (Some(c), _) => c.regenerated.as_ref().map(|(old, _)| old.clone()),
+            (Some(c), _) => c.regenerated.as_ref().map(|r| r.old.clone()),
             (None, PresentedCookie::Valid { id, .. }) => Some(id.clone()),
             _ => None,
         };

@@ -107,6 +107,12 @@ impl SessionLayer {
         UserSessions::new(Arc::clone(&self.shared))
     }
 
+    /// What the layer's requests share, for the unit tests of the steps that use it.
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> Arc<LayerShared> {
+        Arc::clone(&self.shared)
+    }
+
     fn settings(&mut self) -> &mut Settings {
         &mut Arc::make_mut(&mut self.shared).settings
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{from_unix_millis, unix_millis};
 use crate::keys::{KeyRing, KeyUse};
-use crate::store::StoreKey;
+use crate::store::{CasToken, StoreKey};
 
 /// First byte of every sealed record; a new layout gets a new byte.
 const FORMAT_V1: u8 = 1;
@@ -92,8 +92,8 @@ impl Envelope {
 /// The compare-and-set token of a sealed record
 /// ([`SessionStore::save`](crate::store::SessionStore::save)): its format byte and nonce, unique per seal and stored
 /// in clear. A record shorter than that (not one of ours) is its own token.
-pub(crate) fn cas_token(sealed: &[u8]) -> Vec<u8> {
-    sealed[..sealed.len().min(1 + crate::keys::NONCE_LEN)].to_vec()
+pub(crate) fn cas_token(sealed: &[u8]) -> CasToken {
+    CasToken::new(&sealed[..sealed.len().min(1 + crate::keys::NONCE_LEN)])
 }
 
 fn aad(key: &StoreKey) -> Vec<u8> {

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{StoreError, StoreKey};
+use super::{CasToken, StoreError, StoreKey};
 
 /// Where one user's sessions and their index live: the index's key and the prefix that turns a
 /// member into its session's key. Built by the session layer.
@@ -114,7 +114,7 @@ pub struct Retire<'a> {
     /// The compare-and-set token of its record as the regenerating request loaded it. When the
     /// live record no longer matches (another request saved it meanwhile), nothing is written
     /// and the outcome is [`CreateIndexedOutcome::Stale`], so that the caller can carry that change over.
-    pub token: &'a [u8],
+    pub token: &'a CasToken,
 }
 
 /// The outcome of [`UserIndex::create_indexed`].

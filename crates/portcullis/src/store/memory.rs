@@ -11,7 +11,10 @@ use async_trait::async_trait;
 use super::index::{
     CreateIndexedOutcome, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit,
 };
-use super::{SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome, matches_token};
+use super::{
+    CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome,
+    matches_token,
+};
 use crate::clock::{Clock, SystemClock};
 
 /// Sessions kept in memory, with exact expiry against a [`Clock`].
@@ -144,7 +147,7 @@ impl SessionStore for MemoryStore {
     async fn save(
         &self,
         key: &StoreKey,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
@@ -176,17 +179,21 @@ impl SessionStore for MemoryStore {
             .is_some_and(|entry| entry.expires_at > now))
     }
 
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+    async fn delete_if(
+        &self,
+        key: &StoreKey,
+        expected: &CasToken,
+    ) -> Result<CasOutcome, StoreError> {
         let now = self.clock.now();
         let records = &mut self.records().entries;
         let Some(entry) = Self::live(records, key, now) else {
-            return Ok(SaveOutcome::Gone);
+            return Ok(CasOutcome::Gone);
         };
         if !matches_token(&entry.record, expected) {
-            return Ok(SaveOutcome::Conflict(entry.record.clone()));
+            return Ok(CasOutcome::Conflict(entry.record.clone()));
         }
         records.remove(key);
-        Ok(SaveOutcome::Saved)
+        Ok(CasOutcome::Deleted)
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {

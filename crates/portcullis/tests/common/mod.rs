@@ -11,7 +11,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use axum::routing::{get, post};
-use portcullis::store::{SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome};
+use portcullis::store::{
+    CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome,
+};
 use portcullis::{Session, SessionError};
 
 /// Counts every call and can be switched to fail, around any real store.
@@ -100,7 +102,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
     async fn save(
         &self,
         key: &StoreKey,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
@@ -120,7 +122,11 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.check()?;
         self.inner.delete(key).await
     }
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+    async fn delete_if(
+        &self,
+        key: &StoreKey,
+        expected: &CasToken,
+    ) -> Result<CasOutcome, StoreError> {
         self.stats.deletes.fetch_add(1, Ordering::SeqCst);
         self.stats.calls.lock().unwrap().push("delete_if");
         self.check()?;

@@ -20,7 +20,7 @@ use crate::clock::{from_unix_millis, unix_millis};
 use crate::store::index::{
     CreateIndexedOutcome, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit,
 };
-use crate::store::{SessionLimit, StoreError, matches_token};
+use crate::store::{CasToken, SessionLimit, StoreError, matches_token};
 
 /// An index as read: member to absolute deadline in Unix milliseconds.
 type Members = BTreeMap<String, u64>;
@@ -218,7 +218,7 @@ struct OwnedNew {
     expires_at: SystemTime,
     deadline_ms: u64,
     /// The member to retire, and its token.
-    retire: Option<(String, Vec<u8>)>,
+    retire: Option<(String, CasToken)>,
     limit: SessionLimit,
 }
 
@@ -236,7 +236,7 @@ impl UserIndex for FileStore {
             record: new.record.to_vec(),
             expires_at: new.expires_at,
             deadline_ms: unix_millis(new.deadline),
-            retire: new.retire.map(|r| (r.member.to_owned(), r.token.to_vec())),
+            retire: new.retire.map(|r| (r.member.to_owned(), r.token.clone())),
             limit: new.limit,
         };
         self.run(move |store| store.create_indexed_blocking(&owned))

@@ -36,7 +36,9 @@ impl UserIndex for RedisStore {
             unix_millis(now).to_string(),
             max.to_string(),
         );
-        let retire = new.retire.map_or(("", &b""[..]), |r| (r.member, r.token));
+        let retire = new
+            .retire
+            .map_or(("", &b""[..]), |r| (r.member, r.token.as_bytes()));
         let args: [&[u8]; 10] = [
             new.record,
             pxat.as_bytes(),
