@@ -85,6 +85,7 @@ pub(crate) fn value(id: &Id, settings: &Settings, keys: &KeyRing) -> String {
 }
 
 /// How long the browser should keep the cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lifetime {
     /// Until the browser closes (no `Expires`/`Max-Age`).
     BrowserSession,

@@ -8,14 +8,13 @@ use http::StatusCode;
 use http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
 use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::PresentedCookie;
 use super::id::Id;
 use super::record::Envelope;
 use super::{LayerShared, SessionError};
-use crate::keys::KeyUse;
 use crate::store::CasToken;
 
 /// A request's session. Cheap to clone: clones share one state.
@@ -123,107 +122,6 @@ impl Session {
         Self {
             shared,
             state: Arc::new(Mutex::new(state)),
-        }
-    }
-
-    /// Locks the state and loads the session on first use.
-    pub(super) async fn loaded(&self) -> Result<MutexGuard<'_, RequestSession>, SessionError> {
-        let mut state = self.state.lock().await;
-        self.load_into(&mut state).await?;
-        Ok(state)
-    }
-
-    async fn load_into(&self, state: &mut RequestSession) -> Result<(), SessionError> {
-        if state.failed {
-            return Err(SessionError::Unavailable { source: None });
-        }
-        if state.current.is_some() {
-            return Ok(());
-        }
-        state.accessed = true;
-        let now = self.shared.clock.now();
-        let PresentedCookie::Valid { id, key_use } = state.presented.clone() else {
-            state.current = Some(self.fresh(now));
-            return Ok(());
-        };
-        let settings = &self.shared.settings;
-        let key = settings.format.store_key(&id, &settings.key_prefix);
-        let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
-        let bytes = match self.shared.store.load(&key, slide_to).await {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                state.failed = true;
-                self.shared.health.report_failure(&error);
-                return Err(SessionError::Unavailable {
-                    source: Some(error),
-                });
-            }
-        };
-        self.shared.health.report_success();
-        let keys = &self.shared.keys;
-        let opened = bytes.map(|b| (settings.format.decode_record(keys, &key, &b, now), b));
-        state.current = Some(match opened {
-            Some((Some((envelope, rewrite)), bytes))
-                if now < envelope.created_at() + settings.absolute =>
-            {
-                // Without a slide, the idle deadline is the one the last write set.
-                let written = (envelope.deadline_ms > 0)
-                    .then(|| crate::clock::from_unix_millis(envelope.deadline_ms));
-                WorkingCopy {
-                    id,
-                    modified: rewrite,
-                    reissue_cookie: key_use == KeyUse::Fallback,
-                    idle_deadline: slide_to.or(written),
-                    envelope,
-                    stored: true,
-                    token: Some(settings.format.cas_token(&bytes)),
-                    changes: Changes::default(),
-                    regenerated: None,
-                }
-            }
-            Some((None, bytes)) => {
-                // Unreadable here: altered, torn, or sealed by a key or format this process does
-                // not know yet (a rolling upgrade or key rotation). Treated as absent but left
-                // in place, since another process may still read it; its idle expiry ends it.
-                tracing::warn!(
-                    target: "portcullis::security",
-                    session = %self.shared.keys.log_hash(key.as_str().as_bytes()),
-                    bytes = bytes.len(),
-                    "session record failed authentication; starting a new session"
-                );
-                state.ended_previous = true;
-                self.fresh(now)
-            }
-            Some((Some(_), _)) => {
-                // Past its absolute lifetime: gone for good.
-                state.to_delete.push(id);
-                state.ended_previous = true;
-                self.fresh(now)
-            }
-            None => {
-                tracing::info!(
-                    target: "portcullis::security",
-                    session = %self.shared.keys.log_hash(key.as_str().as_bytes()),
-                    "session cookie names no live session (expired or ended); issuing a new id"
-                );
-                state.ended_previous = true;
-                self.fresh(now)
-            }
-        });
-        Ok(())
-    }
-
-    fn fresh(&self, now: SystemTime) -> WorkingCopy {
-        WorkingCopy {
-            id: Id::random(),
-            envelope: Envelope::new(now, self.shared.settings.permanent),
-            stored: false,
-            modified: false,
-            reissue_cookie: false,
-            idle_deadline: None,
-            token: None,
-            changes: Changes::default(),
-            regenerated: None,
         }
     }
 

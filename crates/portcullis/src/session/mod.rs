@@ -7,8 +7,9 @@
 //! - `record.rs`: the envelope (sealed in the native format);
 //! - `format/`: the [`Format`]: native or Flask cookies, store keys, records, CSRF secrets and
 //!   compare-and-set tokens;
-//! - `handle.rs`: the [`Session`] handle (lazy load, typed access, update, regenerate,
-//!   destroy), which records every change in `changes.rs`;
+//! - `handle.rs`: the [`Session`] handle (typed access, update, regenerate, destroy), which
+//!   records every change in `changes.rs`; `load.rs`: its lazy load, which classifies what
+//!   the store holds;
 //! - `write.rs`: the write after the handler: create, compare-and-set with replay, delete;
 //! - `devices.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
 //! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler;
@@ -21,6 +22,7 @@ mod format;
 mod handle;
 mod id;
 mod layer;
+mod load;
 mod record;
 mod service;
 mod shared;
