@@ -141,11 +141,7 @@ pub(crate) async fn renew_after_password_change(
 
 /// The user id the session claims, if any (not yet checked against the database).
 pub(crate) async fn claimed_user_id(session: &Session) -> Result<Option<i64>, SessionError> {
-    let id = match session.get::<String>(USER_ID).await {
-        Ok(id) => id,
-        Err(SessionError::Decode(_)) => None,
-        Err(other) => return Err(other),
-    };
+    let id = session.get_lenient::<String>(USER_ID).await?;
     Ok(id.and_then(|id| id.parse().ok()))
 }
 

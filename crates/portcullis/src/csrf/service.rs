@@ -1,6 +1,6 @@
 //! [`CsrfService`]: tower-http's origin check around our token check. The decisions are plain
 //! functions: [`Settings::requires_token`](super::layer::Settings::requires_token) (does this
-//! request need a token?) and [`SessionSecret::verify`] (is it valid, in the session's
+//! request need a token?) and `SessionSecret::verify` (is it valid, in the session's
 //! format?); this file only wires them to a request, its body and its session.
 
 use std::sync::Arc;
@@ -16,7 +16,6 @@ use super::CsrfError;
 use super::body::{form_token, header_token};
 use super::future::{RequestInfo, ResponseFuture, TokenFuture};
 use super::layer::Settings;
-use super::token::SessionSecret;
 use super::{Https, flask};
 use crate::Session;
 use crate::response::wants_json;
@@ -142,18 +141,14 @@ async fn check(
     let Some(presented) = presented.filter(|token| !token.is_empty()) else {
         return Err(CsrfError::Missing);
     };
-    let secret = SessionSecret::load(session)
+    let secret = session
+        .csrf_secret()
         .await?
         .ok_or(CsrfError::SessionTokenMissing)?;
-    let shared = &session.shared;
-    secret.verify(
-        &presented,
-        &shared.keys,
-        shared.clock.now(),
-        settings.time_limit,
-    )?;
+    let now = session.clock().now();
+    secret.verify(&presented, session.key_ring(), now, settings.time_limit)?;
     // Flask-WTF checks the Referer after the token, and only over HTTPS.
-    if shared.settings.format.is_flask() && is_https(&request) {
+    if session.format().is_flask() && is_https(&request) {
         flask::check_referrer(request.headers(), host(&request))?;
     }
     Ok(request)
@@ -182,9 +177,7 @@ fn json_errors<B>(request: &Request<B>) -> bool {
     let prefix = request
         .extensions()
         .get::<Session>()
-        .map_or(DEFAULT_JSON_PREFIX, |s| {
-            s.shared.settings.json_prefix.as_str()
-        });
+        .map_or(DEFAULT_JSON_PREFIX, Session::json_prefix);
     wants_json(request.uri().path(), request.headers(), prefix)
 }
 

@@ -14,7 +14,10 @@ use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::PresentedCookie;
 use super::id::Id;
 use super::record::Envelope;
-use super::{LayerShared, SessionError};
+use super::secret::CSRF_SECRET_KEY;
+use super::{Format, LayerShared, SessionError};
+use crate::clock::Clock;
+use crate::keys::KeyRing;
 use crate::store::CasToken;
 
 /// A request's session. Cheap to clone: clones share one state.
@@ -43,6 +46,29 @@ use crate::store::CasToken;
 pub struct Session {
     pub(crate) shared: Arc<LayerShared>,
     pub(crate) state: Arc<Mutex<RequestSession>>,
+}
+
+/// What the CSRF layer reads of the session layer, instead of reaching into it.
+impl Session {
+    /// The layer's key ring (the CSRF keys sign the tokens).
+    pub(crate) fn key_ring(&self) -> &Arc<KeyRing> {
+        &self.shared.keys
+    }
+
+    /// The layer's clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
+    }
+
+    /// The layer's session format (which decides the CSRF token's form).
+    pub(crate) fn format(&self) -> &Format {
+        &self.shared.settings.format
+    }
+
+    /// The path prefix whose errors the layer answers in JSON.
+    pub(crate) fn json_prefix(&self) -> &str {
+        &self.shared.settings.json_prefix
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -153,6 +179,22 @@ impl Session {
         .await
     }
 
+    /// The value under `key`, decoded as `T`; `None` when absent or when it is not a `T` (a
+    /// value another version of the application, or another application, stored there), for
+    /// values that are only worth having in the expected shape.
+    ///
+    /// # Errors
+    /// [`SessionError::Unavailable`] when the store cannot be reached.
+    pub async fn get_lenient<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, SessionError> {
+        match self.get(key).await {
+            Err(SessionError::Decode(_)) => Ok(None),
+            other => other,
+        }
+    }
+
     /// Stores `value` under `key`, replacing what was there.
     ///
     /// # Errors
@@ -220,6 +262,28 @@ impl Session {
             .transpose()
     }
 
+    /// As [`Session::update`], but a stored value that is not a `T` counts as absent: it is
+    /// removed, and `f` gets `None`.
+    ///
+    /// # Errors
+    /// As [`Session::update`], but never [`SessionError::Decode`] for the stored value.
+    pub async fn update_lenient<T, F>(&self, key: &str, f: F) -> Result<Option<T>, SessionError>
+    where
+        T: Serialize + DeserializeOwned + 'static,
+        F: Fn(Option<T>) -> Option<T> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let first = Arc::clone(&f);
+        match self.update(key, move |value| first(value)).await {
+            // Nothing was changed: the update refused the stored value before applying.
+            Err(SessionError::Decode(_)) => {
+                self.remove::<rmpv::Value>(key).await?;
+                self.update(key, move |value| f(value)).await
+            }
+            other => other,
+        }
+    }
+
     /// Removes `key` and returns its value decoded as `T`.
     ///
     /// # Errors
@@ -244,7 +308,7 @@ impl Session {
     /// [`SessionError::Unavailable`] when the store cannot be reached.
     pub async fn clear(&self) -> Result<(), SessionError> {
         self.with_current(|c| {
-            let csrf = usize::from(c.envelope.data.contains_key(crate::csrf::SESSION_KEY));
+            let csrf = usize::from(c.envelope.data.contains_key(CSRF_SECRET_KEY));
             if c.envelope.data.len() > csrf || c.envelope.user_id.is_some() {
                 c.apply(Change::Clear);
             }

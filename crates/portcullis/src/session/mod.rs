@@ -11,6 +11,8 @@
 //!   records every change in `changes.rs`; `load.rs`: its lazy load, which classifies what
 //!   the store holds;
 //! - `write.rs`: the write after the handler: create, compare-and-set with replay, delete;
+//! - `secret.rs`: the session's CSRF secret (minted at creation, dropped at regeneration),
+//!   which the CSRF layer reads through [`Session`]'s crate-internal methods;
 //! - `devices.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
 //! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler;
 //! - `shared.rs`: what every request of one layer shares (settings, store, keys, clock).
@@ -24,6 +26,7 @@ mod id;
 mod layer;
 mod load;
 mod record;
+pub(crate) mod secret;
 mod service;
 mod shared;
 mod write;
@@ -37,6 +40,7 @@ pub use record::Data;
 pub use service::{ResponseFuture, SessionService};
 
 pub(crate) use format::hmac_sha1;
+pub(crate) use secret::CSRF_SECRET_KEY;
 pub(crate) use shared::{Health, LayerShared, Settings};
 
 use axum_core::response::{IntoResponse, Response};

@@ -34,7 +34,8 @@ use sha1::Sha1;
 
 use super::super::id::Id;
 use super::super::record::Envelope;
-use crate::csrf::{SessionSecret, flask as flask_csrf};
+use super::super::secret::SessionSecret;
+use crate::csrf::flask as flask_csrf;
 use crate::store::StoreKey;
 
 type HmacSha1 = Hmac<Sha1>;

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use super::Settings;
 use super::id::Id;
 use super::record::Envelope;
-use crate::csrf::SessionSecret;
+use super::secret::SessionSecret;
 use crate::keys::{KeyRing, KeyUse};
 use crate::store::{CasToken, StoreKey};
 

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::session::handle::WorkingCopy;
 use crate::session::id::{Id, slot};
-use crate::session::{LayerShared, Settings};
+use crate::session::{LayerShared, Settings, secret};
 use crate::store::{
     CasOutcome, CasToken, CreateIndexedOutcome, NewIndexed, Retire, UserIndex, WriteOutcome,
 };
@@ -31,11 +31,7 @@ pub(super) async fn create(
 ) -> Result<bool, WriteError> {
     let settings = &shared.settings;
     // A session is created with its CSRF secret, so that concurrent first pages never mint two.
-    current
-        .envelope
-        .data
-        .entry(crate::csrf::SESSION_KEY.to_owned())
-        .or_insert_with(|| rmpv::Value::from(settings.format.new_csrf_secret().session_text()));
+    secret::mint_into(&mut current.envelope, &settings.format);
     let old = current.regenerated.clone();
     let user = current.envelope.user_id.clone();
     let index = shared

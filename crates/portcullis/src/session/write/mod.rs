@@ -31,6 +31,7 @@ use std::time::SystemTime;
 use super::LayerShared;
 use super::handle::{RequestSession, WorkingCopy};
 use super::id::{Id, slot};
+use super::secret;
 use crate::store::{StoreError, StoreKey};
 
 /// Saves tried before answering 503. Every failed try means another request's save succeeded
@@ -141,12 +142,8 @@ pub(super) fn replay_onto(
         return Err(NotReplayed::PastAbsolute);
     }
     current.changes.replay(&mut envelope);
-    if onto == Onto::RegeneratedFrom
-        && let Some(secret) = current.envelope.data.get(crate::csrf::SESSION_KEY)
-    {
-        envelope
-            .data
-            .insert(crate::csrf::SESSION_KEY.to_owned(), secret.clone());
+    if onto == Onto::RegeneratedFrom {
+        secret::keep_own(&current.envelope, &mut envelope);
     }
     current.envelope = envelope;
     Ok(())
@@ -225,7 +222,7 @@ mod tests {
     use crate::store::MemoryStore;
 
     const KEY: &[u8] = b"a secret key of thirty-two bytes or more";
-    const CSRF: &str = crate::csrf::SESSION_KEY;
+    const CSRF: &str = crate::session::secret::CSRF_SECRET_KEY;
 
     fn shared() -> std::sync::Arc<LayerShared> {
         SessionLayer::new(MemoryStore::new(), KeyRing::new(KEY, &[])).shared()
