@@ -15,7 +15,7 @@
 //! request, and the sessions page does not list it.
 
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use portcullis::config::Config;
 use portcullis::{Session, SessionError};
 use sha2::Sha256;
@@ -79,8 +79,7 @@ impl AuthKeys {
 }
 
 fn mac(key: &[u8; 32], message: &str) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key)
-        .unwrap_or_else(|e| panic!("HMAC takes keys of any length: {e}"));
+    let mut mac = portcullis::keys::hmac_sha256(key);
     mac.update(message.as_bytes());
     mac.finalize().into_bytes().into()
 }

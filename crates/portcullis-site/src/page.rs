@@ -8,6 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
 use portcullis::Session;
 use portcullis::csrf::CsrfToken;
+use portcullis::session::MissingSessionLayer;
 
 use crate::error::AppError;
 use crate::flash;
@@ -31,12 +32,12 @@ pub(crate) struct Page {
 }
 
 impl FromRequestParts<AppState> for Page {
-    type Rejection = viewer::MissingLayer;
+    type Rejection = MissingSessionLayer;
 
     async fn from_request_parts(
         parts: &mut Parts,
         _: &AppState,
-    ) -> Result<Self, viewer::MissingLayer> {
+    ) -> Result<Self, MissingSessionLayer> {
         Ok(Self {
             session: viewer::session(parts)?,
         })

@@ -9,4 +9,5 @@ mod response;
 pub mod session;
 pub mod store;
 
+pub use response::Answer;
 pub use session::{Session, SessionError, SessionLayer};

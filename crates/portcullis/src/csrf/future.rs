@@ -13,11 +13,12 @@ use tower_http::csrf::ProtectionError;
 
 use super::CsrfError;
 use super::service::{OriginRefused, log_refusal};
+use crate::response::Answer;
 
 /// What a refusal needs to know about its request.
 #[derive(Debug)]
 pub(crate) struct RequestInfo {
-    pub(crate) json: bool,
+    pub(crate) answer: Answer,
     pub(crate) method: Method,
     pub(crate) path: String,
 }
@@ -116,8 +117,8 @@ where
         let check = response.extensions().get::<ProtectionError>().cloned();
         if let Some(info) = this.info.take() {
             log_refusal(&error, &info.method, &info.path, check.as_ref());
-            if info.json {
-                response = error.to_response(true);
+            if info.answer == Answer::Json {
+                response = error.to_response(Answer::Json);
                 // Keep tower-http's reason for layers further out, as it promises.
                 if let Some(check) = check {
                     response.extensions_mut().insert(check);

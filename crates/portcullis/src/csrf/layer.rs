@@ -12,6 +12,7 @@ use tower_layer::Layer;
 use super::CsrfError;
 use super::service::{CsrfService, OriginRefused, TokenService};
 use crate::config::{Config, ConfigError};
+use crate::response::Answer;
 
 /// Flask-WTF's `WTF_CSRF_TIME_LIMIT` default: one hour.
 const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(3600);
@@ -191,7 +192,7 @@ impl<S> Layer<S> for CsrfLayer {
 /// for API paths and log it with the request's method and path. tower-http attaches the
 /// [`ProtectionError`] itself.
 fn refuse_cross_origin(_: ProtectionError) -> Response {
-    let mut response = CsrfError::CrossOrigin.to_response(false);
+    let mut response = CsrfError::CrossOrigin.to_response(Answer::Page);
     response.extensions_mut().insert(OriginRefused);
     response
 }

@@ -18,7 +18,7 @@ use super::future::{RequestInfo, ResponseFuture, TokenFuture};
 use super::layer::Settings;
 use super::{Https, flask};
 use crate::Session;
-use crate::response::wants_json;
+use crate::response::Answer;
 
 /// Where JSON errors go when no session says otherwise: the session layer's default.
 const DEFAULT_JSON_PREFIX: &str = "/api/";
@@ -59,7 +59,7 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         // Only an unsafe request can be refused; only then is the path worth copying.
         let info = (!request.method().is_safe()).then(|| RequestInfo {
-            json: json_errors(&request),
+            answer: answer_for(&request),
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
         });
@@ -106,20 +106,20 @@ where
                 path = %request.uri().path(),
                 "CsrfLayer found no Session: add SessionLayer outside CsrfLayer"
             );
-            return TokenFuture::refused(CsrfError::NoSession.to_response(json_errors(&request)));
+            return TokenFuture::refused(CsrfError::NoSession.to_response(answer_for(&request)));
         };
         // The service that was made ready goes with this request; its clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let settings = Arc::clone(&self.settings);
         TokenFuture::checking(Box::pin(async move {
-            let json = json_errors(&request);
+            let answer = answer_for(&request);
             let (method, path) = (request.method().clone(), request.uri().path().to_owned());
             match check(request, &session, &settings).await {
                 Ok(request) => inner.call(request).await,
                 Err(error) => {
                     log_refusal(&error, &method, &path, None);
-                    Ok(error.to_response(json))
+                    Ok(error.to_response(answer))
                 }
             }
         }))
@@ -171,14 +171,14 @@ fn host<B>(request: &Request<B>) -> Option<&str> {
         .or_else(|| request.uri().authority().map(http::uri::Authority::as_str))
 }
 
-/// Whether this request's errors should be JSON, by the session's `json_prefix` or its
-/// `Accept` header.
-fn json_errors<B>(request: &Request<B>) -> bool {
+/// How this request's errors are answered, by the session's `json_prefix` or its `Accept`
+/// header.
+fn answer_for<B>(request: &Request<B>) -> Answer {
     let prefix = request
         .extensions()
         .get::<Session>()
         .map_or(DEFAULT_JSON_PREFIX, Session::json_prefix);
-    wants_json(request.uri().path(), request.headers(), prefix)
+    Answer::for_request(request.uri().path(), request.headers(), prefix)
 }
 
 /// One security log line per refusal; never the token. A store outage is the session layer's

@@ -14,18 +14,15 @@ use std::time::{Duration, SystemTime};
 use axum_core::extract::FromRequestParts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use http::request::Parts;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::{CsrfError, FORM_FIELD};
 use crate::clock::Clock;
-use crate::keys::{KeyRing, fill_random};
+use crate::keys::{HmacSha256, KeyRing, fill_random, hmac_sha256};
 use crate::session::secret::{CsrfSecret, SECRET_LEN, SessionSecret};
 use crate::{Session, SessionError};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The one-time pad is as long as the secret it hides.
 const MASK_LEN: usize = SECRET_LEN;
@@ -165,8 +162,7 @@ fn token_issued_at(token: &[u8; TOKEN_LEN]) -> u64 {
 }
 
 fn mac(key: &[u8; 32], body: &[u8]) -> HmacSha256 {
-    let mut mac =
-        <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length");
+    let mut mac = hmac_sha256(key);
     mac.update(MAC_CONTEXT);
     mac.update(body);
     mac

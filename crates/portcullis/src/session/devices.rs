@@ -121,7 +121,7 @@ impl DeviceSession {
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         self.data
             .get(key)
-            .map(|v| rmpv::ext::from_value(v.clone()).map_err(SessionError::decode))
+            .map(|v| rmpv::ext::from_value(v.clone()).map_err(SessionError::Decode))
             .transpose()
     }
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum_core::extract::FromRequestParts;
-use http::StatusCode;
 use http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,7 +14,7 @@ use super::cookie::PresentedCookie;
 use super::id::Id;
 use super::record::Envelope;
 use super::secret::CSRF_SECRET_KEY;
-use super::{Format, LayerShared, SessionError};
+use super::{Format, LayerShared, MissingSessionLayer, SessionError};
 use crate::clock::Clock;
 use crate::keys::KeyRing;
 use crate::store::CasToken;
@@ -173,7 +172,7 @@ impl Session {
             c.envelope
                 .data
                 .get(key)
-                .map(|v| rmpv::ext::from_value(v.clone()).map_err(SessionError::decode))
+                .map(|v| rmpv::ext::from_value(v.clone()).map_err(SessionError::Decode))
                 .transpose()
         })
         .await
@@ -202,7 +201,7 @@ impl Session {
     /// changed then); [`SessionError::Unavailable`] when the store cannot be reached;
     /// [`SessionError::Encode`] when `value` cannot be encoded.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        let value = rmpv::ext::to_value(value).map_err(SessionError::encode)?;
+        let value = rmpv::ext::to_value(value).map_err(SessionError::Encode)?;
         let max = self.shared.settings.max_bytes;
         self.with_current(|c| {
             check_size(c, key, Some(&value), max)?;
@@ -243,11 +242,11 @@ impl Session {
             let current = current
                 .map(|v| rmpv::ext::from_value::<T>(v.clone()))
                 .transpose()
-                .map_err(SessionError::decode)?;
+                .map_err(SessionError::Decode)?;
             f(current)
                 .map(rmpv::ext::to_value)
                 .transpose()
-                .map_err(SessionError::encode)
+                .map_err(SessionError::Encode)
         });
         let max = self.shared.settings.max_bytes;
         let new = self
@@ -258,7 +257,7 @@ impl Session {
                 Ok(new)
             })
             .await?;
-        new.map(|v| rmpv::ext::from_value(v).map_err(SessionError::decode))
+        new.map(|v| rmpv::ext::from_value(v).map_err(SessionError::Decode))
             .transpose()
     }
 
@@ -295,7 +294,7 @@ impl Session {
                 c.apply(Change::Remove(key.to_owned()));
             }
             removed
-                .map(|v| rmpv::ext::from_value(v).map_err(SessionError::decode))
+                .map(|v| rmpv::ext::from_value(v).map_err(SessionError::Decode))
                 .transpose()
         })
         .await
@@ -463,13 +462,14 @@ impl Session {
 
 /// The extractor finds the [`Session`] the layer put in the request.
 impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = (StatusCode, &'static str);
+    type Rejection = MissingSessionLayer;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Session extractor used without SessionLayer on the route",
-        ))
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(MissingSessionLayer)
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) use shared::{Health, LayerShared, Settings};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 
-use crate::response::error_page;
+use crate::response::{Answer, error_page};
 use crate::store::StoreError;
 
 /// What went wrong with a session operation. Each variant is also the HTTP answer
@@ -84,23 +84,104 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    fn decode(error: rmpv::ext::Error) -> Self {
-        Self::Decode(error)
-    }
-    fn encode(error: rmpv::ext::Error) -> Self {
-        Self::Encode(error)
-    }
-}
-
-impl IntoResponse for SessionError {
-    fn into_response(self) -> Response {
-        let status = match self {
+    /// The status this error answers with: 503 when the store is down, 413 for a session over
+    /// `SESSION_MAX_BYTES`, 500 for the rest (a bug or a misconfiguration).
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Decode(_) | Self::Encode(_) | Self::NoUserIndex => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-        };
-        error_page(status, &self.to_string(), false)
+        }
+    }
+}
+
+/// An HTML page with the reason.
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        error_page(self.status(), &self.to_string(), Answer::Page)
+    }
+}
+
+/// The rejection when a request carries no [`Session`]: [`SessionLayer`] is not on the route,
+/// or it sits inside a layer that needs the session (`CsrfLayer`). A server misconfiguration,
+/// so a 500 that names the fix. The [`Session`] extractor, the
+/// [`CsrfToken`](crate::csrf::CsrfToken) extractor and the CSRF layer all answer with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, thiserror::Error)]
+#[error("{}", Self::BODY_TEXT)]
+pub struct MissingSessionLayer;
+
+impl MissingSessionLayer {
+    const BODY_TEXT: &str = "Sessions are misconfigured: no session in the request. Add \
+        SessionLayer outside CsrfLayer and outside every route that uses the session: \
+        `.layer(CsrfLayer::new()).layer(SessionLayer::new(..))`.";
+
+    /// 500 Internal Server Error.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The reason, naming the fix.
+    #[must_use]
+    pub fn body_text(&self) -> &'static str {
+        Self::BODY_TEXT
+    }
+
+    /// The answer, as a page or JSON.
+    pub(crate) fn to_response(self, answer: Answer) -> Response {
+        error_page(self.status(), self.body_text(), answer)
+    }
+}
+
+/// An HTML page with the reason; the misconfiguration is logged.
+impl IntoResponse for MissingSessionLayer {
+    fn into_response(self) -> Response {
+        tracing::error!("no Session in the request: add SessionLayer outside the route");
+        self.to_response(Answer::Page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_session_error_answers_with_its_own_status() {
+        let cases = [
+            (
+                SessionError::Unavailable { source: None },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                SessionError::TooLarge { size: 2, max: 1 },
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (SessionError::NoUserIndex, StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error}");
+            assert_eq!(error.into_response().status(), status);
+        }
+    }
+
+    #[test]
+    fn a_missing_layer_is_a_500_naming_the_fix() {
+        let rejection = MissingSessionLayer;
+        assert_eq!(rejection.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            rejection
+                .body_text()
+                .contains("Add SessionLayer outside CsrfLayer")
+        );
+        assert_eq!(rejection.to_string(), rejection.body_text());
+        let response = rejection.to_response(Answer::Json);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
     }
 }

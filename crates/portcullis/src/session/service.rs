@@ -17,7 +17,7 @@ use super::handle::{RequestSession, Session};
 use super::id::Id;
 use super::write::{self, WriteError};
 use super::{LayerShared, SessionError, Settings};
-use crate::response::{error_page, wants_json};
+use crate::response::{Answer, error_page};
 
 /// `Retry-After` when too many writers raced for one session: the race is over in moments.
 const RETRY_AFTER_BUSY: &str = "1";
@@ -59,7 +59,7 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         let presented = cookie::read(request.headers(), &shared.settings, &shared.keys);
-        let json = wants_json(
+        let answer = Answer::for_request(
             request.uri().path(),
             request.headers(),
             &shared.settings.json_prefix,
@@ -70,7 +70,7 @@ where
         Box::pin(async move {
             let response = future.await?;
             let mut state = session.state.lock().await;
-            Ok(finish(&shared, &mut state, response, json).await)
+            Ok(finish(&shared, &mut state, response, answer).await)
         })
     }
 }
@@ -82,10 +82,10 @@ pub(crate) async fn finish(
     shared: &LayerShared,
     state: &mut RequestSession,
     mut response: Response,
-    json: bool,
+    answer: Answer,
 ) -> Response {
     if state.failed {
-        return unavailable(json);
+        return unavailable(answer);
     }
     if !state.accessed {
         return response;
@@ -101,7 +101,7 @@ pub(crate) async fn finish(
     let now = shared.clock.now();
     let written = match write::write(shared, state, now).await {
         Ok(written) => written,
-        Err(failure) => return refuse(shared, failure, now, json),
+        Err(failure) => return refuse(shared, failure, now, answer),
     };
     if written {
         shared.health.report_success();
@@ -169,21 +169,21 @@ pub(crate) fn cookie_action(
 
 /// The answer when the session could not be written: nothing of this request's changes is
 /// kept, and the client's cookie is left alone unless its session is over.
-fn refuse(shared: &LayerShared, failure: WriteError, now: SystemTime, json: bool) -> Response {
+fn refuse(shared: &LayerShared, failure: WriteError, now: SystemTime, answer: Answer) -> Response {
     match failure {
         WriteError::Unavailable(error) => {
             if let Some(error) = error {
                 shared.health.report_failure(&error);
             }
-            unavailable(json)
+            unavailable(answer)
         }
-        WriteError::Ended => ended_elsewhere(shared, now, json),
+        WriteError::Ended => ended_elsewhere(shared, now, answer),
         WriteError::Busy => {
             let mut response = error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Too many requests changed your session at the same moment, so this one was \
                  not saved. Please try again.",
-                json,
+                answer,
             );
             response.headers_mut().insert(
                 http::header::RETRY_AFTER,
@@ -198,21 +198,21 @@ fn refuse(shared: &LayerShared, failure: WriteError, now: SystemTime, json: bool
                 "You are logged in on {max} devices, the most allowed. Log out on one of them \
                  (or end it from its sessions page) and try again."
             ),
-            json,
+            answer,
         ),
         WriteError::Encode => error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "The session could not be encoded.",
-            json,
+            answer,
         ),
     }
 }
 
-fn unavailable(json: bool) -> Response {
+fn unavailable(answer: Answer) -> Response {
     let mut response = error_page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Sessions are temporarily unavailable. Please try again in a moment.",
-        json,
+        answer,
     );
     response.headers_mut().insert(
         http::header::RETRY_AFTER,
@@ -221,12 +221,12 @@ fn unavailable(json: bool) -> Response {
     response
 }
 
-fn ended_elsewhere(shared: &LayerShared, now: SystemTime, json: bool) -> Response {
+fn ended_elsewhere(shared: &LayerShared, now: SystemTime, answer: Answer) -> Response {
     let mut response = error_page(
         StatusCode::CONFLICT,
         "Your session ended while this request was running (for example, you logged out in \
          another window), so its changes were not saved. Please log in again.",
-        json,
+        answer,
     );
     let clear = cookie::set_cookie(String::new(), &Lifetime::Remove, now, &shared.settings);
     response.headers_mut().append(SET_COOKIE, clear);
