@@ -226,12 +226,6 @@ impl SessionLayer {
         self
     }
 
-    /// Path prefix whose error answers are JSON (default `/api/`; empty for none).
-    pub fn with_json_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.settings().json_prefix = prefix.into();
-        self
-    }
-
     /// The clock used for expiry decisions (default: the system clock). Tests use
     /// [`ManualClock`](crate::clock::ManualClock).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -10,7 +10,7 @@ use super::{
     MAX_SAVE_ATTEMPTS, Onto, WriteError, collision, delete, replay_onto, save::save, seal,
 };
 use crate::session::handle::WorkingCopy;
-use crate::session::id::{Id, slot};
+use crate::session::id::{Id, Tag, slot};
 use crate::session::{LayerShared, Settings, secret};
 use crate::store::{
     CasOutcome, CasToken, CreateIndexedOutcome, NewIndexed, Retire, UserIndex, WriteOutcome,
@@ -69,6 +69,25 @@ struct SameUser {
     token: CasToken,
 }
 
+impl SameUser {
+    /// The session `current` was regenerated from, when it is in the slot of `tag`.
+    fn of(current: &WorkingCopy, tag: &Tag) -> Option<Self> {
+        let regenerated = current.regenerated.as_ref()?;
+        (regenerated.old.tag() == Some(tag)).then(|| Self {
+            old: regenerated.old.clone(),
+            member: regenerated.old.digest(),
+            token: regenerated.token.clone().unwrap_or_default(),
+        })
+    }
+
+    fn retire(&self) -> Retire<'_> {
+        Retire {
+            member: &self.member,
+            token: &self.token,
+        }
+    }
+}
+
 /// Creates a logged-in session in its user's index, retiring in the same step the id it was
 /// regenerated from when that was the same user's. `Ok(true)` when it retired it.
 async fn create_indexed(
@@ -87,21 +106,9 @@ async fn create_indexed(
     let key = settings.format.store_key(&current.id, &settings.key_prefix);
     let slot = slot(&settings.key_prefix, &tag);
     let member = current.id.digest();
-    let mut same_user = current
-        .regenerated
-        .as_ref()
-        .filter(|regenerated| regenerated.old.tag() == Some(&tag))
-        .map(|regenerated| SameUser {
-            old: regenerated.old.clone(),
-            member: regenerated.old.digest(),
-            token: regenerated.token.clone().unwrap_or_default(),
-        });
+    let mut same_user = SameUser::of(current, &tag);
     for attempt in 0..MAX_SAVE_ATTEMPTS {
         let (sealed, expires_at) = seal(shared, current, &key, now)?;
-        let retire = same_user.as_ref().map(|same| Retire {
-            member: &same.member,
-            token: &same.token,
-        });
         let created = index
             .create_indexed(NewIndexed {
                 slot: &slot,
@@ -109,7 +116,7 @@ async fn create_indexed(
                 record: &sealed,
                 expires_at,
                 deadline: current.envelope.created_at() + settings.absolute,
-                retire,
+                retire: same_user.as_ref().map(SameUser::retire),
                 limit: settings.limit,
             })
             .await?;

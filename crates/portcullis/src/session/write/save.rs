@@ -61,11 +61,16 @@ pub(super) async fn save(
             }
         }
     }
+    Err(busy())
+}
+
+/// Still conflicting after every attempt: a pile-up of writers on one session.
+fn busy() -> WriteError {
     tracing::warn!(
         attempts = MAX_SAVE_ATTEMPTS,
         "session still changed by other requests after every attempt; answering 503"
     );
-    Err(WriteError::Busy)
+    WriteError::Busy
 }
 
 /// The handle kept this request's own changes within `SESSION_MAX_BYTES`; merged with another
