@@ -32,7 +32,6 @@ use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
 use super::CsrfError;
-use crate::keys::fill_random;
 use crate::session::hmac_sha1;
 
 /// base64url as itsdangerous writes it (no padding) and reads it (padding optional).
@@ -47,10 +46,6 @@ pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
 const SALT: &[u8] = b"wtf-csrf-token";
 /// What itsdangerous's `django-concat` derivation puts between the salt and the key.
 const DERIVATION_INFIX: &[u8] = b"signer";
-/// Random bytes of a session token: Flask-WTF's `sha1(os.urandom(64)).hexdigest()` is 160 bits,
-/// shown as 40 hex characters.
-const RAW_BYTES: usize = 20;
-const RAW_CHARS: usize = 2 * RAW_BYTES;
 /// Longest token worth looking at: a real one has 91 characters; refuse garbage unread.
 const MAX_TOKEN_CHARS: usize = 256;
 
@@ -62,18 +57,6 @@ pub(crate) fn derive_key(secret_key: &[u8]) -> [u8; 20] {
         .chain_update(secret_key)
         .finalize()
         .into()
-}
-
-/// A new session token: 40 lowercase hex characters from the OS generator.
-pub(crate) fn new_raw_token() -> String {
-    let mut bytes = [0u8; RAW_BYTES];
-    fill_random(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether `text` is a session token as Flask-WTF makes them.
-pub(crate) fn is_raw_token(text: &str) -> bool {
-    text.len() == RAW_CHARS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The token for session token `raw`, stamped `now`.
@@ -249,7 +232,7 @@ mod tests {
     fn checks_run_in_flask_wtf_order_with_its_reasons() {
         let key = derive_key(SECRET);
         let other_key = derive_key(b"another-secret-key");
-        let other_raw = new_raw_token();
+        let other_raw = crate::session::secret::new_flask_raw();
         let forged = issue(RAW, &other_key, at(ISSUED));
         let altered = TOKEN.replacen("awe1-A", "awe1-B", 1);
         // (token, session token, now, reason)
@@ -314,22 +297,6 @@ mod tests {
                 ),
                 "{payload}"
             );
-        }
-    }
-
-    #[test]
-    fn raw_tokens_are_forty_lowercase_hex_characters() {
-        let raw = new_raw_token();
-        assert!(is_raw_token(&raw), "{raw}");
-        assert_ne!(raw, new_raw_token());
-        assert!(is_raw_token(RAW));
-        for bad in [
-            &RAW[1..],
-            &RAW.to_uppercase(),
-            &format!("{RAW}0"),
-            "g".repeat(40).as_str(),
-        ] {
-            assert!(!is_raw_token(bad), "{bad}");
         }
     }
 

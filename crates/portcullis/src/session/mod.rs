@@ -108,7 +108,7 @@ impl IntoResponse for SessionError {
 /// The rejection when a request carries no [`Session`]: [`SessionLayer`] is not on the route,
 /// or it sits inside a layer that needs the session (`CsrfLayer`). A server misconfiguration,
 /// so a 500 that names the fix. The [`Session`] extractor, the
-/// [`CsrfToken`](crate::csrf::CsrfToken) extractor and the CSRF layer all answer with it.
+/// `CsrfToken` extractor and the CSRF layer all answer with it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, thiserror::Error)]
 #[error("{}", Self::BODY_TEXT)]
 pub struct MissingSessionLayer;

@@ -85,6 +85,23 @@ impl SessionSecret {
     }
 }
 
+/// Random bytes of a Flask-WTF session token: its `sha1(os.urandom(64)).hexdigest()` is 160
+/// bits, shown as 40 hex characters.
+const FLASK_RAW_BYTES: usize = 20;
+const FLASK_RAW_CHARS: usize = 2 * FLASK_RAW_BYTES;
+
+/// A new Flask-format secret: 40 lowercase hex characters from the OS generator.
+pub(crate) fn new_flask_raw() -> String {
+    let mut bytes = [0u8; FLASK_RAW_BYTES];
+    fill_random(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `text` is a secret as Flask-WTF makes them.
+pub(crate) fn is_flask_raw(text: &str) -> bool {
+    text.len() == FLASK_RAW_CHARS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Gives a session being created its secret, unless it has one: a session is created with it,
 /// so that two concurrent first pages never mint two.
 pub(super) fn mint_into(envelope: &mut Envelope, format: &Format) {
@@ -149,5 +166,45 @@ impl Session {
             .and_then(rmpv::Value::as_str)
             .and_then(|text| format.csrf_secret(text))
             .ok_or(SessionError::Unavailable { source: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flask_raw_secrets_are_forty_lowercase_hex_characters() {
+        const RAW: &str = "c84b997d260ed51411ba42b8919317ce4c0f876b";
+        let raw = new_flask_raw();
+        assert!(is_flask_raw(&raw), "{raw}");
+        assert_ne!(raw, new_flask_raw());
+        assert!(is_flask_raw(RAW));
+        for bad in [
+            &RAW[1..],
+            &RAW.to_uppercase(),
+            &format!("{RAW}0"),
+            "g".repeat(40).as_str(),
+        ] {
+            assert!(!is_flask_raw(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_secret_is_minted_once_kept_across_a_replay_and_dropped_at_regeneration() {
+        let mut envelope = Envelope::new(std::time::SystemTime::now(), false);
+        mint_into(&mut envelope, &Format::native());
+        let minted = envelope.data[CSRF_SECRET_KEY].clone();
+        mint_into(&mut envelope, &Format::native());
+        assert_eq!(envelope.data[CSRF_SECRET_KEY], minted, "minted only once");
+        let mut theirs = Envelope::new(std::time::SystemTime::now(), false);
+        theirs
+            .data
+            .insert(CSRF_SECRET_KEY.into(), rmpv::Value::from("theirs"));
+        keep_own(&envelope, &mut theirs);
+        assert_eq!(theirs.data[CSRF_SECRET_KEY], minted);
+        drop_from(&mut envelope);
+        assert!(!envelope.data.contains_key(CSRF_SECRET_KEY));
+        assert!(is_secret_key(CSRF_SECRET_KEY) && !is_secret_key("other"));
     }
 }

@@ -34,7 +34,7 @@ use sha1::Sha1;
 
 use super::super::id::Id;
 use super::super::record::Envelope;
-use super::super::secret::SessionSecret;
+use super::super::secret::{self, SessionSecret};
 use crate::csrf::flask as flask_csrf;
 use crate::store::StoreKey;
 
@@ -283,13 +283,13 @@ fn user_text(value: &Value) -> Option<String> {
 
 pub(super) fn new_csrf_secret(keys: &FlaskKeys) -> SessionSecret {
     SessionSecret::Flask {
-        raw: flask_csrf::new_raw_token(),
+        raw: secret::new_flask_raw(),
         key: keys.csrf,
     }
 }
 
 pub(super) fn csrf_secret(text: &str, keys: &FlaskKeys) -> Option<SessionSecret> {
-    flask_csrf::is_raw_token(text).then(|| SessionSecret::Flask {
+    secret::is_flask_raw(text).then(|| SessionSecret::Flask {
         raw: text.to_owned(),
         key: keys.csrf,
     })
