@@ -10,7 +10,9 @@
 //! - `handle.rs`: the [`Session`] handle (typed access, update, regenerate, destroy), which
 //!   records every change in `changes.rs`; `load.rs`: its lazy load, which classifies what
 //!   the store holds;
-//! - `write.rs`: the write after the handler: create, compare-and-set with replay, delete;
+//! - `write/`: the write after the handler: create (`create.rs`), compare-and-set (`save.rs`)
+//!   in a process's turn (`turns.rs`) with back-off (`backoff.rs`), one replay of this
+//!   request's changes onto a newer record, delete;
 //! - `secret.rs`: the session's CSRF secret (minted at creation, dropped at regeneration),
 //!   which the CSRF layer reads through [`Session`]'s crate-internal methods;
 //! - `devices.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);

@@ -1,5 +1,6 @@
 //! [`SessionService`]: verifies the cookie before the handler, and after it writes what changed
-//! and sets the cookie headers. The after-handler decision is [`finish`], a plain function.
+//! ([`finish`]) and sets the cookie headers; which cookie goes out is [`cookie_action`], a
+//! plain function.
 
 use std::future::Future;
 use std::pin::Pin;
