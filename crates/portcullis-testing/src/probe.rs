@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use portcullis::store::{SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome};
+use portcullis::store::{
+    CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome,
+};
 use tokio::sync::Barrier;
 
 /// Counts every call and can be switched to fail, around any real store; clones share
@@ -150,7 +152,7 @@ impl<S: SessionStore> SessionStore for Probe<S> {
     async fn save(
         &self,
         key: &StoreKey,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
@@ -164,7 +166,11 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.inner.delete(key).await
     }
 
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+    async fn delete_if(
+        &self,
+        key: &StoreKey,
+        expected: &CasToken,
+    ) -> Result<CasOutcome, StoreError> {
         self.record("delete_if", &self.stats.deletes)?;
         self.inner.delete_if(key, expected).await
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis::keys::KeyRing;
 use portcullis::session::Id;
-use portcullis::store::{FileStore, SessionStore};
+use portcullis::store::{CasToken, FileStore, SessionStore};
 
 const SECRET: &[u8] = b"a benchmark secret key of 32 bytes or more";
 
@@ -71,7 +71,7 @@ fn file_store(c: &mut Criterion) {
     c.bench_function("file_store_save_1KiB", |b| {
         b.iter(|| {
             runtime
-                .block_on(store.save(&key, b"", black_box(&record), deadline()))
+                .block_on(store.save(&key, &CasToken::new(b""), black_box(&record), deadline()))
                 .unwrap()
         });
     });

@@ -17,7 +17,16 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-type HmacSha256 = Hmac<Sha256>;
+/// HMAC-SHA256, as [`hmac_sha256`] makes it.
+pub type HmacSha256 = Hmac<Sha256>;
+
+/// A new HMAC-SHA256 keyed with `key`, to `update` and `finalize`: the one place the crate (and
+/// the reference site) builds one.
+#[must_use]
+pub fn hmac_sha256(key: &[u8]) -> HmacSha256 {
+    // Invariant: HMAC takes keys of any length (a longer one is hashed first, RFC 2104).
+    <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length")
+}
 
 /// Salt for HKDF: names this scheme, so keys derived here never equal keys another program
 /// derives from the same `SECRET_KEY` (a Flask app, for one).
@@ -38,6 +47,10 @@ pub enum KeyUse {
 
 /// Bytes of a user's routing tag: 128 bits, so two users never share an index.
 pub(crate) const ROUTING_TAG_LEN: usize = 16;
+
+/// Bytes of HMAC kept in a log hash: 96 bits (16 base64url characters) tell thousands of
+/// sessions apart in a log, yet are too short to stand in for the value they hash.
+const LOG_HASH_LEN: usize = 12;
 
 /// The keys derived from one secret.
 struct DerivedKeys {
@@ -67,8 +80,7 @@ impl DerivedKeys {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.signing)
-            .expect("HMAC-SHA256 accepts keys of any length");
+        let mut mac = hmac_sha256(&self.signing);
         for part in parts {
             // Length-prefix each part so ("ab", "c") and ("a", "bc") never collide.
             mac.update(&(part.len() as u64).to_be_bytes());
@@ -207,8 +219,7 @@ impl KeyRing {
     pub(crate) fn routing_tags(&self, user: &str) -> Vec<[u8; ROUTING_TAG_LEN]> {
         let mut tags: Vec<[u8; ROUTING_TAG_LEN]> = Vec::new();
         for (_, keys) in self.all() {
-            let mut mac = <HmacSha256 as Mac>::new_from_slice(&keys.routing)
-                .expect("HMAC-SHA256 accepts keys of any length");
+            let mut mac = hmac_sha256(&keys.routing);
             mac.update(user.as_bytes());
             let mut tag = [0u8; ROUTING_TAG_LEN];
             tag.copy_from_slice(&mac.finalize().into_bytes()[..ROUTING_TAG_LEN]);
@@ -222,10 +233,9 @@ impl KeyRing {
     /// A short keyed hash of `data` for log lines: correlates events without revealing ids.
     #[must_use]
     pub fn log_hash(&self, data: &[u8]) -> String {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.log_key)
-            .expect("HMAC accepts keys of any length");
+        let mut mac = hmac_sha256(&self.log_key);
         mac.update(data);
-        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..12])
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..LOG_HASH_LEN])
     }
 }
 

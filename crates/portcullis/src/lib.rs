@@ -13,4 +13,5 @@ pub mod session;
 pub mod store;
 
 pub use error_chain::ErrorChain;
+pub use response::Answer;
 pub use session::{Session, SessionError, SessionLayer};

@@ -5,23 +5,39 @@ use axum_core::response::Response;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
-/// Whether a request should get JSON errors: its path is under `json_prefix` (e.g. `/api/`), or
-/// it asks for JSON and not HTML.
-pub(crate) fn wants_json(path: &str, headers: &HeaderMap, json_prefix: &str) -> bool {
-    if !json_prefix.is_empty() && path.starts_with(json_prefix) {
-        return true;
+/// How a request's errors are answered: as a small HTML page, or as JSON
+/// (`{"error": reason, "status": code}`) for API clients. Decided once per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// An HTML page, for people.
+    Page,
+    /// JSON, for scripts.
+    Json,
+}
+
+impl Answer {
+    /// JSON when the request's path is under `json_prefix` (e.g. `/api/`), or when it asks
+    /// for JSON and not HTML; a page otherwise.
+    pub(crate) fn for_request(path: &str, headers: &HeaderMap, json_prefix: &str) -> Self {
+        if !json_prefix.is_empty() && path.starts_with(json_prefix) {
+            return Self::Json;
+        }
+        let accept = headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if accept.contains("application/json") && !accept.contains("text/html") {
+            Self::Json
+        } else {
+            Self::Page
+        }
     }
-    let accept = headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    accept.contains("application/json") && !accept.contains("text/html")
 }
 
 /// A complete error response with `message` as its reason. `message` is escaped for HTML and
 /// JSON, so it may hold any text.
-pub(crate) fn error_page(status: StatusCode, message: &str, json: bool) -> Response {
-    let (content_type, body) = if json {
+pub(crate) fn error_page(status: StatusCode, message: &str, answer: Answer) -> Response {
+    let (content_type, body) = if answer == Answer::Json {
         let body = serde_json::json!({ "error": message, "status": status.as_u16() }).to_string();
         ("application/json", body)
     } else {

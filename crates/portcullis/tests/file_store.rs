@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portcullis::clock::ManualClock;
-use portcullis::store::{FileStore, SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome};
+use portcullis::store::{
+    CasToken, FileStore, SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome,
+};
 use tempfile::TempDir;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -83,7 +85,12 @@ async fn folder_is_0700_and_files_are_0600() {
         .unwrap();
     assert_eq!(mode(&nested.join("sess:perm")), 0o600);
     store
-        .save(&k, b"created", b"updated", SystemTime::now() + MINUTE)
+        .save(
+            &k,
+            &CasToken::new(b"created"),
+            b"updated",
+            SystemTime::now() + MINUTE,
+        )
         .await
         .unwrap();
     assert_eq!(mode(&nested.join("sess:perm")), 0o600);
@@ -111,10 +118,16 @@ async fn writes_leave_no_temporary_files_behind() {
     let later = SystemTime::now() + MINUTE;
     store.create(&k, b"one", later).await.unwrap();
     store.create(&k, b"refused", later).await.unwrap();
-    store.save(&k, b"one", b"two", later).await.unwrap();
-    store.save(&k, b"one", b"conflict", later).await.unwrap();
     store
-        .save(&key("sess:missing"), b"", b"refused", later)
+        .save(&k, &CasToken::new(b"one"), b"two", later)
+        .await
+        .unwrap();
+    store
+        .save(&k, &CasToken::new(b"one"), b"conflict", later)
+        .await
+        .unwrap();
+    store
+        .save(&key("sess:missing"), &CasToken::new(b""), b"refused", later)
         .await
         .unwrap();
     store.ping().await.unwrap();
@@ -182,7 +195,10 @@ async fn a_foreign_file_is_ignored_by_purge_and_never_loaded() {
             None,
             "{name}"
         );
-        let save = store.save(&key(name), b"", b"x", later).await.unwrap();
+        let save = store
+            .save(&key(name), &CasToken::new(b""), b"x", later)
+            .await
+            .unwrap();
         assert_eq!(save, SaveOutcome::Gone, "{name}");
         let create = store.create(&key(name), b"x", later).await.unwrap();
         assert_eq!(create, WriteOutcome::NotWritten, "{name}");
@@ -209,7 +225,10 @@ async fn keys_with_path_characters_are_refused() {
         let k = key(bad);
         let errors = [
             store.create(&k, b"x", later).await.unwrap_err(),
-            store.save(&k, b"", b"x", later).await.unwrap_err(),
+            store
+                .save(&k, &CasToken::new(b""), b"x", later)
+                .await
+                .unwrap_err(),
             store.load(&k, Some(later)).await.unwrap_err(),
             store.delete(&k).await.unwrap_err(),
         ];
@@ -245,7 +264,10 @@ async fn mtime_is_the_deadline() {
     assert_eq!(unix_secs(mtime(&path)), unix_secs(created));
 
     let updated = SystemTime::now() + Duration::from_millis(654_321);
-    store.save(&k, b"x", b"y", updated).await.unwrap();
+    store
+        .save(&k, &CasToken::new(b"x"), b"y", updated)
+        .await
+        .unwrap();
     assert_eq!(unix_secs(mtime(&path)), unix_secs(updated));
 }
 
@@ -286,7 +308,12 @@ async fn expiry_follows_the_stores_clock() {
     clock.advance(MINUTE + Duration::from_secs(1));
     assert_eq!(store.load(&k, None).await.unwrap(), None);
     let outcome = store
-        .save(&k, b"", b"y", SystemTime::now() + 2 * MINUTE)
+        .save(
+            &k,
+            &CasToken::new(b""),
+            b"y",
+            SystemTime::now() + 2 * MINUTE,
+        )
         .await
         .unwrap();
     assert_eq!(outcome, SaveOutcome::Gone);

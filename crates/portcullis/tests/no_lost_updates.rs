@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portcullis::keys::KeyRing;
-use portcullis::session::{Id, SessionHandle};
+use portcullis::session::{DeviceId, Id};
 use portcullis::store::{
     LimitPolicy, RedisStore, RedisTimeouts, SessionLimit, SessionStore, StoreKey,
 };
@@ -192,7 +192,7 @@ async fn devices(session: Session) -> Result<Json<Value>, SessionError> {
     Ok(Json(json!(
         devices
             .iter()
-            .map(|d| json!({"handle": d.handle().as_str(), "current": d.is_current()}))
+            .map(|d| json!({"handle": d.device_id().as_str(), "current": d.is_current()}))
             .collect::<Vec<_>>()
     )))
 }
@@ -527,7 +527,7 @@ macro_rules! no_lost_updates {
                 }
                 let left = devices(&app, &active).await;
                 assert_eq!(left[0]["current"], true);
-                let handle = SessionHandle::parse(left[0]["handle"].as_str().unwrap()).unwrap();
+                let handle = DeviceId::parse(left[0]["handle"].as_str().unwrap()).unwrap();
                 assert_eq!(handle.as_str().len(), 43);
             }
         }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::store::{
-    Indexed, NewIndexed, RedisStore, RedisTimeouts, SaveOutcome, SessionLimit, SessionStore,
-    StoreError, StoreKey, UserSlot, WriteOutcome,
+    CasToken, CreateIndexedOutcome, NewIndexed, RedisStore, RedisTimeouts, SaveOutcome,
+    SessionLimit, SessionStore, StoreError, StoreKey, UserSlot, WriteOutcome,
 };
 use portcullis_testing::redis::{
     ClusterPorts, RedisCluster, RedisServer, Reply, command_bytes, commands_between, free_port,
@@ -93,7 +93,10 @@ macro_rules! assert_commands {
 /// `NOSCRIPT` and `SCRIPT LOAD` of a script's first use.
 async fn warm_scripts(store: &RedisStore) {
     let (k, later) = (key("warm"), in_(Duration::from_secs(60)));
-    store.save(&k, b"", b"x", later).await.unwrap();
+    store
+        .save(&k, &CasToken::new(b""), b"x", later)
+        .await
+        .unwrap();
     let slot = user_slot("warm");
     let index = store.user_index().unwrap();
     let new = new_indexed(&slot, "m", SessionLimit::default());
@@ -143,17 +146,33 @@ async fn each_operation_is_exactly_one_command() {
     assert_commands!(server, store.load(&k, Some(later)), [("getex", 1)]);
     assert_commands!(server, store.load(&k, None), [("get", 1)]);
     let cas = [("evalsha", 1), ("get", 1), ("set", 1)];
-    assert_commands!(server, store.save(&k, b"v1", b"v2", later), cas);
+    assert_commands!(
+        server,
+        store.save(&k, &CasToken::new(b"v1"), b"v2", later),
+        cas
+    );
     let conflict = [("evalsha", 1), ("get", 1)];
-    assert_commands!(server, store.save(&k, b"v1", b"v3", later), conflict);
+    assert_commands!(
+        server,
+        store.save(&k, &CasToken::new(b"v1"), b"v3", later),
+        conflict
+    );
     assert_commands!(server, store.delete(&k), [("del", 1)]);
     assert_commands!(server, store.load(&k, Some(later)), [("getex", 1)]);
     let gone = [("evalsha", 1), ("get", 1)];
-    assert_commands!(server, store.save(&k, b"", b"v3", later), gone);
+    assert_commands!(
+        server,
+        store.save(&k, &CasToken::new(b""), b"v3", later),
+        gone
+    );
     assert_commands!(server, store.create(&k, b"v4", past), [("exists", 1)]);
     store.create(&k, b"v5", later).await.unwrap();
     let ended = [("evalsha", 1), ("get", 1), ("del", 1)];
-    assert_commands!(server, store.save(&k, b"v5", b"v6", past), ended);
+    assert_commands!(
+        server,
+        store.save(&k, &CasToken::new(b"v5"), b"v6", past),
+        ended
+    );
     assert_commands!(server, store.purge_expired(), [] as [(&str, u64); 0]);
     assert_commands!(server, store.ping(), [("ping", 1)]);
 
@@ -200,7 +219,7 @@ async fn index_entries_and_the_index_itself_disappear_by_themselves() {
     new.deadline = in_(Duration::from_secs(1));
     assert_eq!(
         index.create_indexed(new).await.unwrap(),
-        Indexed::Created { evicted: vec![] }
+        CreateIndexedOutcome::Created { evicted: vec![] }
     );
     let Reply::Integer(ttl) = raw(&["PTTL", slot.index().as_str()]) else {
         panic!("no PTTL");
@@ -302,7 +321,7 @@ async fn hash_tagged_keys_share_their_slot_on_the_cluster() {
         assert_eq!(loaded.as_deref(), Some(k.as_str().as_bytes()));
         assert_eq!(
             store
-                .save(k, k.as_str().as_bytes(), b"updated", later)
+                .save(k, &CasToken::new(k.as_str().as_bytes()), b"updated", later)
                 .await
                 .unwrap(),
             SaveOutcome::Saved
@@ -456,7 +475,12 @@ async fn without_redis_the_store_is_built_fails_fast_and_serves_once_redis_start
     assert_unavailable(&store.create(&k, b"x", later).await.unwrap_err());
     assert_unavailable(&store.load(&k, Some(later)).await.unwrap_err());
     assert_unavailable(&store.load(&k, None).await.unwrap_err());
-    assert_unavailable(&store.save(&k, b"", b"x", later).await.unwrap_err());
+    assert_unavailable(
+        &store
+            .save(&k, &CasToken::new(b""), b"x", later)
+            .await
+            .unwrap_err(),
+    );
     assert_unavailable(&store.delete(&k).await.unwrap_err());
     assert_unavailable(&store.ping().await.unwrap_err());
     assert!(

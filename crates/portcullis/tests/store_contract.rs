@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use portcullis::store::{
-    Indexed, LimitPolicy, NewIndexed, RedisStore, RedisTimeouts, Retire, SaveOutcome, SessionLimit,
-    SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
+    CasOutcome, CasToken, CreateIndexedOutcome, LimitPolicy, NewIndexed, RedisStore, RedisTimeouts,
+    Retire, SaveOutcome, SessionLimit, SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
 };
 
 use portcullis_testing::redis::{RedisCluster, RedisServer};
@@ -148,7 +148,7 @@ macro_rules! store_contract {
                     .await
                     .unwrap();
                 let outcome = store
-                    .save(&k, b"old", b"new record", in_(PATIENCE))
+                    .save(&k, &CasToken::new(b"old"), b"new record", in_(PATIENCE))
                     .await
                     .unwrap();
                 assert_eq!(outcome, SaveOutcome::Saved);
@@ -169,11 +169,14 @@ macro_rules! store_contract {
                     (b"g", b"mnopqr"),
                     (b"", b"stuvwx"),
                 ] {
-                    let outcome = store.save(&k, token, next, in_(PATIENCE)).await.unwrap();
+                    let outcome = store
+                        .save(&k, &CasToken::new(token), next, in_(PATIENCE))
+                        .await
+                        .unwrap();
                     assert_eq!(outcome, SaveOutcome::Saved, "{token:?}");
                 }
                 let longer = store
-                    .save(&k, b"stuvwxyz", b"never", in_(PATIENCE))
+                    .save(&k, &CasToken::new(b"stuvwxyz"), b"never", in_(PATIENCE))
                     .await
                     .unwrap();
                 assert_eq!(longer, SaveOutcome::Conflict(b"stuvwx".to_vec()));
@@ -184,10 +187,12 @@ macro_rules! store_contract {
                 let (store, _keep) = store().await;
                 let k = key("save-stale");
                 store.create(&k, b"v1 first", in_(PATIENCE)).await.unwrap();
-                let first = store.save(&k, b"v1", b"v2 second", in_(PATIENCE)).await;
+                let first = store
+                    .save(&k, &CasToken::new(b"v1"), b"v2 second", in_(PATIENCE))
+                    .await;
                 assert_eq!(first.unwrap(), SaveOutcome::Saved);
                 let late = store
-                    .save(&k, b"v1", b"v3 lost", in_(PATIENCE))
+                    .save(&k, &CasToken::new(b"v1"), b"v3 lost", in_(PATIENCE))
                     .await
                     .unwrap();
                 assert_eq!(late, SaveOutcome::Conflict(b"v2 second".to_vec()));
@@ -204,7 +209,10 @@ macro_rules! store_contract {
                 let k = key("save-deadline");
                 store.create(&k, b"old", in_(PATIENCE * 4)).await.unwrap();
                 let deadline = in_(SHORT);
-                store.save(&k, b"old", b"new", deadline).await.unwrap();
+                store
+                    .save(&k, &CasToken::new(b"old"), b"new", deadline)
+                    .await
+                    .unwrap();
                 wait_past(deadline).await;
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
             }
@@ -221,7 +229,10 @@ macro_rules! store_contract {
                     "no live record was in the way"
                 );
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
-                let save = store.save(&k, b"", b"x", in_(PATIENCE)).await.unwrap();
+                let save = store
+                    .save(&k, &CasToken::new(b""), b"x", in_(PATIENCE))
+                    .await
+                    .unwrap();
                 assert_eq!(save, SaveOutcome::Gone, "nothing was stored");
 
                 store.create(&k, b"live", in_(PATIENCE)).await.unwrap();
@@ -243,9 +254,15 @@ macro_rules! store_contract {
                 let k = key("save-past");
                 store.create(&k, b"old", in_(PATIENCE)).await.unwrap();
                 let past = SystemTime::now() - Duration::from_secs(1);
-                let stale = store.save(&k, b"other", b"new", past).await.unwrap();
+                let stale = store
+                    .save(&k, &CasToken::new(b"other"), b"new", past)
+                    .await
+                    .unwrap();
                 assert_eq!(stale, SaveOutcome::Conflict(b"old".to_vec()));
-                let outcome = store.save(&k, b"old", b"new", past).await.unwrap();
+                let outcome = store
+                    .save(&k, &CasToken::new(b"old"), b"new", past)
+                    .await
+                    .unwrap();
                 assert_eq!(outcome, SaveOutcome::Saved);
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
                 let again = store.create(&k, b"again", in_(PATIENCE)).await.unwrap();
@@ -256,7 +273,10 @@ macro_rules! store_contract {
             async fn save_of_a_missing_key_is_gone_and_writes_nothing() {
                 let (store, _keep) = store().await;
                 let k = key("save-missing");
-                let outcome = store.save(&k, b"", b"ghost", in_(PATIENCE)).await.unwrap();
+                let outcome = store
+                    .save(&k, &CasToken::new(b""), b"ghost", in_(PATIENCE))
+                    .await
+                    .unwrap();
                 assert_eq!(outcome, SaveOutcome::Gone);
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
             }
@@ -268,7 +288,7 @@ macro_rules! store_contract {
                 store.create(&k, b"live", in_(PATIENCE)).await.unwrap();
                 store.delete(&k).await.unwrap();
                 let outcome = store
-                    .save(&k, b"live", b"resurrected", in_(PATIENCE))
+                    .save(&k, &CasToken::new(b"live"), b"resurrected", in_(PATIENCE))
                     .await
                     .unwrap();
                 assert_eq!(outcome, SaveOutcome::Gone);
@@ -310,7 +330,10 @@ macro_rules! store_contract {
                 let k = key("load-no-create");
                 assert_eq!(store.load(&k, Some(in_(PATIENCE))).await.unwrap(), None);
                 // Had the sliding load created anything, save would find it, create would not.
-                let save = store.save(&k, b"", b"x", in_(PATIENCE)).await.unwrap();
+                let save = store
+                    .save(&k, &CasToken::new(b""), b"x", in_(PATIENCE))
+                    .await
+                    .unwrap();
                 assert_eq!(save, SaveOutcome::Gone);
                 let create = store.create(&k, b"x", in_(PATIENCE)).await.unwrap();
                 assert_eq!(create, WriteOutcome::Written);
@@ -374,7 +397,10 @@ macro_rules! store_contract {
                 let deadline = in_(SHORT);
                 store.create(&k, b"old", deadline).await.unwrap();
                 wait_past(deadline).await;
-                let outcome = store.save(&k, b"old", b"new", in_(PATIENCE)).await.unwrap();
+                let outcome = store
+                    .save(&k, &CasToken::new(b"old"), b"new", in_(PATIENCE))
+                    .await
+                    .unwrap();
                 assert_eq!(outcome, SaveOutcome::Gone);
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
             }
@@ -413,9 +439,13 @@ macro_rules! store_contract {
                     Some(&created[..])
                 );
                 let updated: Vec<u8> = (0..=255).rev().collect();
-                let saved = store.save(&k, &created[..3], &updated, in_(PATIENCE)).await;
+                let saved = store
+                    .save(&k, &CasToken::new(&created[..3]), &updated, in_(PATIENCE))
+                    .await;
                 assert_eq!(saved.unwrap(), SaveOutcome::Saved);
-                let stale = store.save(&k, &created[..3], b"x", in_(PATIENCE)).await;
+                let stale = store
+                    .save(&k, &CasToken::new(&created[..3]), b"x", in_(PATIENCE))
+                    .await;
                 assert_eq!(stale.unwrap(), SaveOutcome::Conflict(updated.clone()));
                 assert_eq!(store.load(&k, None).await.unwrap(), Some(updated));
             }
@@ -457,14 +487,17 @@ macro_rules! store_contract {
                             let (store, k) = (Arc::clone(&store), k.clone());
                             tokio::spawn(async move {
                                 store
-                                    .save(&k, b"", b"updated", in_(PATIENCE))
+                                    .save(&k, &CasToken::new(b""), b"updated", in_(PATIENCE))
                                     .await
                                     .unwrap()
                             })
                         })
                         .collect();
                     store.delete(&k).await.unwrap();
-                    let late = store.save(&k, b"", b"late", in_(PATIENCE)).await.unwrap();
+                    let late = store
+                        .save(&k, &CasToken::new(b""), b"late", in_(PATIENCE))
+                        .await
+                        .unwrap();
                     assert_eq!(late, SaveOutcome::Gone, "round {round}");
                     for saver in savers {
                         saver.await.unwrap();
@@ -494,7 +527,12 @@ macro_rules! store_contract {
                                         String::from_utf8(seen.clone()).unwrap().parse().unwrap();
                                     let next = (n + 1).to_string();
                                     match store
-                                        .save(&k, &seen, next.as_bytes(), in_(PATIENCE * 4))
+                                        .save(
+                                            &k,
+                                            &CasToken::new(seen.clone()),
+                                            next.as_bytes(),
+                                            in_(PATIENCE * 4),
+                                        )
                                         .await
                                         .unwrap()
                                     {
@@ -537,7 +575,7 @@ macro_rules! store_contract {
                         ))
                         .await
                         .unwrap();
-                    assert_eq!(created, Indexed::Created { evicted: vec![] });
+                    assert_eq!(created, CreateIndexedOutcome::Created { evicted: vec![] });
                 }
                 let key_a = slot.member_key(&a);
                 assert_eq!(
@@ -554,7 +592,11 @@ macro_rules! store_contract {
                     ))
                     .await
                     .unwrap();
-                assert_eq!(again, Indexed::Exists, "create-if-absent, as create");
+                assert_eq!(
+                    again,
+                    CreateIndexedOutcome::Exists,
+                    "create-if-absent, as create"
+                );
 
                 let listed = index.list(&slot).await.unwrap();
                 let members: Vec<&str> = listed.iter().map(|r| r.member.as_str()).collect();
@@ -616,7 +658,7 @@ macro_rules! store_contract {
                     .create_indexed(indexed(&slot, &live, b"l", PATIENCE * 4, cap))
                     .await
                     .unwrap();
-                assert_eq!(created, Indexed::Created { evicted: vec![] });
+                assert_eq!(created, CreateIndexedOutcome::Created { evicted: vec![] });
                 let listed = index.list(&slot).await.unwrap();
                 assert_eq!(listed.len(), 1);
                 assert_eq!(listed[0].member, live);
@@ -650,7 +692,7 @@ macro_rules! store_contract {
                     ))
                     .await
                     .unwrap();
-                assert_eq!(refused, Indexed::Refused);
+                assert_eq!(refused, CreateIndexedOutcome::Refused);
                 assert_eq!(
                     store
                         .load(&slot.member_key(&member("3")), None)
@@ -671,7 +713,7 @@ macro_rules! store_contract {
                     .unwrap();
                 assert_eq!(
                     evicting,
-                    Indexed::Created {
+                    CreateIndexedOutcome::Created {
                         evicted: vec![names[0].clone()]
                     }
                 );
@@ -701,14 +743,15 @@ macro_rules! store_contract {
                     .await
                     .unwrap();
                 let mut next = indexed(&slot, &new, b"n", PATIENCE * 4, cap);
+                let token = CasToken::new(b"old");
                 next.retire = Some(Retire {
                     member: &old,
-                    token: b"old",
+                    token: &token,
                 });
                 let created = index.create_indexed(next).await.unwrap();
                 assert_eq!(
                     created,
-                    Indexed::Created { evicted: vec![] },
+                    CreateIndexedOutcome::Created { evicted: vec![] },
                     "the old one does not count"
                 );
                 assert_eq!(
@@ -745,27 +788,37 @@ macro_rules! store_contract {
                     .unwrap();
                 let old_key = slot.member_key(&old);
                 store
-                    .save(&old_key, b"v1", b"v2 saved meanwhile", in_(PATIENCE))
+                    .save(
+                        &old_key,
+                        &CasToken::new(b"v1"),
+                        b"v2 saved meanwhile",
+                        in_(PATIENCE),
+                    )
                     .await
                     .unwrap();
                 let mut next = indexed(&slot, &new, b"n", PATIENCE * 4, SessionLimit::default());
+                let token = CasToken::new(b"v1");
                 next.retire = Some(Retire {
                     member: &old,
-                    token: b"v1",
+                    token: &token,
                 });
                 let stale = index.create_indexed(next).await.unwrap();
-                assert_eq!(stale, Indexed::Stale(b"v2 saved meanwhile".to_vec()));
+                assert_eq!(
+                    stale,
+                    CreateIndexedOutcome::Stale(b"v2 saved meanwhile".to_vec())
+                );
                 assert_eq!(
                     store.load(&slot.member_key(&new), None).await.unwrap(),
                     None
                 );
                 assert!(store.load(&old_key, None).await.unwrap().is_some());
+                let token = CasToken::new(b"v2");
                 next.retire = Some(Retire {
                     member: &old,
-                    token: b"v2",
+                    token: &token,
                 });
                 let created = index.create_indexed(next).await.unwrap();
-                assert_eq!(created, Indexed::Created { evicted: vec![] });
+                assert_eq!(created, CreateIndexedOutcome::Created { evicted: vec![] });
                 assert_eq!(store.load(&old_key, None).await.unwrap(), None);
             }
 
@@ -775,21 +828,24 @@ macro_rules! store_contract {
                 let k = key("delete-if");
                 store.create(&k, b"v1 first", in_(PATIENCE)).await.unwrap();
                 store
-                    .save(&k, b"v1", b"v2 second", in_(PATIENCE))
+                    .save(&k, &CasToken::new(b"v1"), b"v2 second", in_(PATIENCE))
                     .await
                     .unwrap();
-                let stale = store.delete_if(&k, b"v1").await.unwrap();
-                assert_eq!(stale, SaveOutcome::Conflict(b"v2 second".to_vec()));
+                let stale = store.delete_if(&k, &CasToken::new(b"v1")).await.unwrap();
+                assert_eq!(stale, CasOutcome::Conflict(b"v2 second".to_vec()));
                 assert!(
                     store.load(&k, None).await.unwrap().is_some(),
                     "nothing removed"
                 );
                 assert_eq!(
-                    store.delete_if(&k, b"v2").await.unwrap(),
-                    SaveOutcome::Saved
+                    store.delete_if(&k, &CasToken::new(b"v2")).await.unwrap(),
+                    CasOutcome::Deleted
                 );
                 assert_eq!(store.load(&k, None).await.unwrap(), None);
-                assert_eq!(store.delete_if(&k, b"v2").await.unwrap(), SaveOutcome::Gone);
+                assert_eq!(
+                    store.delete_if(&k, &CasToken::new(b"v2")).await.unwrap(),
+                    CasOutcome::Gone
+                );
             }
 
             #[tokio::test]

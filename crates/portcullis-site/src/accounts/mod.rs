@@ -19,7 +19,7 @@ pub(crate) mod rate_limit;
 pub mod users;
 
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use portcullis::config::Config;
 use portcullis::{Session, SessionError};
 use sha2::Sha256;
@@ -83,8 +83,7 @@ impl AuthKeys {
 }
 
 fn mac(key: &[u8; 32], message: &str) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key)
-        .unwrap_or_else(|e| panic!("HMAC takes keys of any length: {e}"));
+    let mut mac = portcullis::keys::hmac_sha256(key);
     mac.update(message.as_bytes());
     mac.finalize().into_bytes().into()
 }
@@ -145,11 +144,7 @@ pub(crate) async fn renew_after_password_change(
 
 /// The user id the session claims, if any (not yet checked against the database).
 pub(crate) async fn claimed_user_id(session: &Session) -> Result<Option<i64>, SessionError> {
-    let id = match session.get::<String>(USER_ID).await {
-        Ok(id) => id,
-        Err(SessionError::Decode(_)) => None,
-        Err(other) => return Err(other),
-    };
+    let id = session.get_lenient::<String>(USER_ID).await?;
     Ok(id.and_then(|id| id.parse().ok()))
 }
 

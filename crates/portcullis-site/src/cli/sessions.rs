@@ -6,7 +6,7 @@ use std::error::Error;
 use std::fmt::Write as _;
 
 use portcullis::config::{Config, StoreKind};
-use portcullis::session::SessionHandle;
+use portcullis::session::DeviceId;
 
 use super::{AdminError, EndArgs, user};
 use crate::session_data::device::DeviceRow;
@@ -55,7 +55,7 @@ async fn rows(state: &AppState, name: &str) -> Result<Vec<DeviceRow>, AdminError
 /// given; returns how many ended.
 async fn end_all(state: &AppState, name: &str, keep: Option<&str>) -> Result<usize, AdminError> {
     let keep = keep
-        .map(|text| SessionHandle::parse(text).ok_or_else(|| AdminError::BadHandle(text.into())))
+        .map(|text| DeviceId::parse(text).ok_or_else(|| AdminError::BadHandle(text.into())))
         .transpose()?;
     let user = user(state, name).await?;
     let ended = state

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use axum::http::HeaderMap;
 use axum::http::header::USER_AGENT;
-use portcullis::session::{DeviceSession, SessionHandle};
+use portcullis::session::{DeviceId, DeviceSession};
 use serde::{Deserialize, Serialize};
 
 /// The session key.
@@ -85,7 +85,7 @@ impl Device {
 #[derive(Clone, Debug)]
 pub(crate) struct DeviceRow {
     /// What the page's End button and `sessions end --except-current` take.
-    pub(crate) handle: SessionHandle,
+    pub(crate) handle: DeviceId,
     /// When it began (the log-in).
     pub(crate) started: SystemTime,
     /// When it was last used (see [`DeviceSession::last_used`]).
@@ -108,7 +108,7 @@ impl DeviceRow {
     pub(crate) fn of(device: &DeviceSession) -> Self {
         let details: Device = device.get(KEY).ok().flatten().unwrap_or_default();
         Self {
-            handle: device.handle().clone(),
+            handle: device.device_id().clone(),
             started: device.created_at(),
             last_used: device.last_used(),
             expires: device.expires_at(),

@@ -35,14 +35,8 @@ pub(crate) async fn push(
         list.push(flash.clone());
         Some(list)
     };
-    match session.update(KEY, append.clone()).await {
-        // A value of another shape (written by something else) counts as empty.
-        Err(SessionError::Decode(_)) => {
-            session.remove::<serde_json::Value>(KEY).await?;
-            session.update(KEY, append).await.map(drop)
-        }
-        other => other.map(drop),
-    }
+    // A value of another shape (written by something else) counts as empty.
+    session.update_lenient(KEY, append).await.map(drop)
 }
 
 /// Removes and returns the waiting messages. Nothing is written when there are none.
@@ -50,13 +44,10 @@ pub(crate) async fn take(session: &Session) -> Result<Vec<Flash>, SessionError> 
     if !session.keys().await?.iter().any(|k| k == KEY) {
         return Ok(Vec::new());
     }
-    let shown = match session.get::<Flashes>(KEY).await {
-        Ok(list) => list.unwrap_or_default(),
-        Err(SessionError::Decode(_)) => {
-            session.remove::<serde_json::Value>(KEY).await?;
-            return Ok(Vec::new());
-        }
-        Err(other) => return Err(other),
+    // Present (checked above), so `None` is a value of another shape: dropped.
+    let Some(shown) = session.get_lenient::<Flashes>(KEY).await? else {
+        session.remove::<serde_json::Value>(KEY).await?;
+        return Ok(Vec::new());
     };
     let taken = shown.clone();
     session

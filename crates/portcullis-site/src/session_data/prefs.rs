@@ -63,11 +63,7 @@ impl Prefs {
 
     /// The session's preferences; defaults when none (or when the stored value is unreadable).
     pub(crate) async fn load(session: &Session) -> Result<Self, SessionError> {
-        match session.get::<Self>(KEY).await {
-            Ok(prefs) => Ok(prefs.unwrap_or_default()),
-            Err(SessionError::Decode(_)) => Ok(Self::default()),
-            Err(other) => Err(other),
-        }
+        Ok(session.get_lenient::<Self>(KEY).await?.unwrap_or_default())
     }
 
     /// Sets the preferences named in `changes` (a JSON object of known keys), and only those;
@@ -87,14 +83,8 @@ impl Prefs {
             prefs.apply(&changes).ok()?;
             Some(prefs)
         };
-        let updated = match session.update(KEY, patch.clone()).await {
-            // A stored value of another shape is as good as absent (as in `load`).
-            Err(SessionError::Decode(_)) => {
-                session.remove::<Value>(KEY).await?;
-                session.update(KEY, patch).await?
-            }
-            other => other?,
-        };
+        // A stored value of another shape is as good as absent (as in `load`).
+        let updated = session.update_lenient(KEY, patch).await?;
         Ok(Ok(updated.unwrap_or_default()))
     }
 }

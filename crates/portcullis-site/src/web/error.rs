@@ -71,11 +71,9 @@ impl IntoResponse for ApiError {
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         match error {
-            AppError::Session(SessionError::TooLarge { .. }) => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
-            }
-            AppError::Session(SessionError::Unavailable { .. }) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+            // The session's own answers (503, 413), with its reason.
+            AppError::Session(error) if error.status() != StatusCode::INTERNAL_SERVER_ERROR => {
+                Self::new(error.status(), error.to_string())
             }
             other => {
                 tracing::error!(error = %other, "API request failed");

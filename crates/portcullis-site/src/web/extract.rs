@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use portcullis::Session;
 use portcullis::config::SessionFormat;
+use portcullis::session::MissingSessionLayer;
 
 use crate::accounts;
 use crate::accounts::users::User;
@@ -41,24 +42,13 @@ impl Viewer {
     }
 }
 
-/// The request's session; the layer always provides one.
-pub(crate) fn session(parts: &Parts) -> Result<Session, MissingLayer> {
+/// The request's session; the layer always provides one (else a wiring bug, answered 500).
+pub(crate) fn session(parts: &Parts) -> Result<Session, MissingSessionLayer> {
     parts
         .extensions
         .get::<Session>()
         .cloned()
-        .ok_or(MissingLayer)
-}
-
-/// A route was mounted without the session layer: a wiring bug, answered with a 500.
-#[derive(Debug)]
-pub(crate) struct MissingLayer;
-
-impl IntoResponse for MissingLayer {
-    fn into_response(self) -> Response {
-        tracing::error!("route without SessionLayer");
-        StatusCode::INTERNAL_SERVER_ERROR.into_response()
-    }
+        .ok_or(MissingSessionLayer)
 }
 
 /// Works out the viewer from the session, logging out a session that lost its right to be in.

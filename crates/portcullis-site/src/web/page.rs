@@ -8,6 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
 use portcullis::Session;
 use portcullis::csrf::CsrfToken;
+use portcullis::session::MissingSessionLayer;
 
 use crate::accounts::users::User;
 use crate::session_data::flash;
@@ -24,12 +25,12 @@ pub(crate) struct Page {
 }
 
 impl FromRequestParts<AppState> for Page {
-    type Rejection = extract::MissingLayer;
+    type Rejection = MissingSessionLayer;
 
     async fn from_request_parts(
         parts: &mut Parts,
         _: &AppState,
-    ) -> Result<Self, extract::MissingLayer> {
+    ) -> Result<Self, MissingSessionLayer> {
         Ok(Self {
             session: extract::session(parts)?,
         })

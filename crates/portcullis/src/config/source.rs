@@ -89,6 +89,7 @@ fn redact_line(error: dotenvy::Error) -> dotenvy::Error {
 
 #[cfg(test)]
 mod tests {
+    use super::Layers;
     use crate::config::test_support::*;
 
     #[test]

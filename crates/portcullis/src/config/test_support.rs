@@ -11,7 +11,6 @@ pub(super) use std::time::Duration;
 
 pub(super) use tempfile::{TempDir, tempdir};
 
-pub(super) use super::source::Layers;
 pub(super) use super::*;
 
 /// Exactly the minimum length, 32 bytes.

@@ -30,36 +30,9 @@ use subtle::ConstantTimeEq;
 
 use super::CsrfError;
 use crate::clock::unix_seconds;
-use crate::itsdangerous::{
-    self, B64, HmacSha1, decode_timestamp, encode_timestamp, hmac_sha1, lower_hex,
-};
-use crate::keys::fill_random;
-
-/// Flask-WTF's serializer salt.
-const SALT: &[u8] = b"wtf-csrf-token";
-/// Random bytes of a session token: Flask-WTF's `sha1(os.urandom(64)).hexdigest()` is 160 bits,
-/// shown as 40 hex characters.
-const RAW_BYTES: usize = 20;
-const RAW_CHARS: usize = 2 * RAW_BYTES;
+use crate::itsdangerous::{B64, HmacSha1, decode_timestamp, encode_timestamp, hmac_sha1};
 /// Longest token worth looking at: a real one has 91 characters; refuse garbage unread.
 const MAX_TOKEN_CHARS: usize = 256;
-
-/// The token signing key for `secret_key`: `SHA-1(salt ‖ "signer" ‖ secret_key)`.
-pub(crate) fn derive_key(secret_key: &[u8]) -> [u8; 20] {
-    itsdangerous::derive_key(SALT, secret_key)
-}
-
-/// A new session token: 40 lowercase hex characters from the OS generator.
-pub(crate) fn new_raw_token() -> String {
-    let mut bytes = [0u8; RAW_BYTES];
-    fill_random(&mut bytes);
-    lower_hex(&bytes)
-}
-
-/// Whether `text` is a session token as Flask-WTF makes them.
-pub(crate) fn is_raw_token(text: &str) -> bool {
-    text.len() == RAW_CHARS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
 
 /// The token for session token `raw`, stamped `now`.
 pub(crate) fn issue(raw: &str, key: &[u8; 20], now: SystemTime) -> String {
@@ -180,6 +153,7 @@ fn sign(key: &[u8; 20], signed: &str) -> HmacSha1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::itsdangerous::lower_hex;
 
     /// The reference's vector (section 3.2), checked against Flask-WTF 1.3.0.
     const SECRET: &[u8] = b"test-secret-key";
@@ -190,6 +164,11 @@ mod tests {
 
     fn at(seconds: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    /// The token signing key, as `FlaskKeys` derives it.
+    fn derive_key(secret_key: &[u8]) -> [u8; 20] {
+        crate::itsdangerous::derive_key(crate::session::secret::FLASK_WTF_TOKEN_SALT, secret_key)
     }
 
     #[test]
@@ -205,7 +184,7 @@ mod tests {
     fn checks_run_in_flask_wtf_order_with_its_reasons() {
         let key = derive_key(SECRET);
         let other_key = derive_key(b"another-secret-key");
-        let other_raw = new_raw_token();
+        let other_raw = crate::session::secret::new_flask_raw();
         let forged = issue(RAW, &other_key, at(ISSUED));
         let altered = TOKEN.replacen("awe1-A", "awe1-B", 1);
         // (token, session token, now, reason)
@@ -270,22 +249,6 @@ mod tests {
                 ),
                 "{payload}"
             );
-        }
-    }
-
-    #[test]
-    fn raw_tokens_are_forty_lowercase_hex_characters() {
-        let raw = new_raw_token();
-        assert!(is_raw_token(&raw), "{raw}");
-        assert_ne!(raw, new_raw_token());
-        assert!(is_raw_token(RAW));
-        for bad in [
-            &RAW[1..],
-            &RAW.to_uppercase(),
-            &format!("{RAW}0"),
-            "g".repeat(40).as_str(),
-        ] {
-            assert!(!is_raw_token(bad), "{bad}");
         }
     }
 

@@ -12,6 +12,7 @@ use tower_http::csrf::ProtectionError;
 
 use super::CsrfError;
 use super::rejection::{OriginRefused, RequestInfo, log_refusal};
+use crate::response::Answer;
 
 /// The token check's work for one request, boxed: it awaits the body and the session store.
 type Checking<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
@@ -107,8 +108,8 @@ where
         let check = response.extensions().get::<ProtectionError>().cloned();
         if let Some(info) = this.info.take() {
             log_refusal(&error, &info.method, &info.path, check.as_ref());
-            if info.json {
-                response = error.to_response(true);
+            if info.answer == Answer::Json {
+                response = error.to_response(Answer::Json);
                 // Keep tower-http's reason for layers further out, as it promises.
                 if let Some(check) = check {
                     response.extensions_mut().insert(check);

@@ -12,6 +12,7 @@ use tower_layer::Layer;
 use super::rejection::OriginRefused;
 use super::service::{CsrfService, TokenService};
 use super::{CsrfError, Settings};
+use crate::response::Answer;
 
 /// Protects every unsafe request (any method but GET, HEAD, OPTIONS and TRACE): first the
 /// origin check, then the token check. See the [module docs](super) for what each does.
@@ -191,7 +192,7 @@ pub(crate) fn check_trusted_origin(origin: &str) -> Result<(), String> {
 /// for API paths and log it with the request's method and path. tower-http attaches the
 /// [`ProtectionError`] itself.
 fn refuse_cross_origin(_: ProtectionError) -> Response {
-    let mut response = CsrfError::CrossOrigin.to_response(false);
+    let mut response = CsrfError::CrossOrigin.to_response(Answer::Page);
     response.extensions_mut().insert(OriginRefused);
     response
 }

@@ -112,18 +112,18 @@ mod rejection;
 mod service;
 mod token;
 
+pub use crate::session::secret::CsrfSecret;
 pub use future::ResponseFuture;
 pub use layer::{CsrfLayer, InvalidTrustedOrigin};
 pub use rejection::CsrfError;
 pub use service::CsrfService;
-pub use token::{CsrfSecret, CsrfToken, verify_token};
+pub use token::{CsrfToken, verify_token};
 
 pub(crate) use layer::check_trusted_origin;
-pub(crate) use token::SessionSecret;
 
 /// The session key holding the CSRF secret, as Flask-WTF names it. A session is created with
 /// its secret; regenerating a session replaces it, so a login rotates the secret.
-pub const SESSION_KEY: &str = "csrf_token";
+pub const SESSION_KEY: &str = crate::session::CSRF_SECRET_KEY;
 
 /// The form field that carries the token, as Flask-WTF names it.
 pub const FORM_FIELD: &str = "csrf_token";

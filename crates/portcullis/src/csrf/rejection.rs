@@ -8,7 +8,8 @@ use http::{Method, StatusCode};
 use tower_http::csrf::ProtectionError;
 
 use crate::SessionError;
-use crate::response::error_page;
+use crate::response::{Answer, error_page};
+use crate::session::MissingSessionLayer;
 
 /// Why the CSRF protection refused a request (or could not issue a token).
 ///
@@ -56,10 +57,7 @@ pub enum CsrfError {
     BodyUnreadable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// No [`Session`](crate::Session) in the request: the layers are missing or in the wrong
     /// order. A server misconfiguration, so a 500.
-    #[error(
-        "CSRF protection is misconfigured: no session in the request. Add SessionLayer outside \
-         CsrfLayer: `.layer(CsrfLayer::new()).layer(SessionLayer::new(..))`."
-    )]
+    #[error("{MissingSessionLayer}")]
     NoSession,
     /// The session could not be read or written (the store is down).
     #[error(transparent)]
@@ -83,24 +81,18 @@ impl CsrfError {
             | Self::CrossOrigin => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
-            Self::NoSession => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Session(error) => session_status(error),
+            Self::NoSession => MissingSessionLayer.status(),
+            Self::Session(error) => error.status(),
         }
     }
 
-    /// The answer as a page (`json = false`) or as `{"error": reason, "status": code}`.
+    /// The answer as a page or as `{"error": reason, "status": code}`.
     #[must_use]
-    pub fn to_response(&self, json: bool) -> Response {
-        error_page(self.status(), &self.to_string(), json)
-    }
-}
-
-/// The status [`SessionError`]'s own response carries.
-fn session_status(error: &SessionError) -> StatusCode {
-    match error {
-        SessionError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        SessionError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    pub fn to_response(&self, answer: Answer) -> Response {
+        match self {
+            Self::NoSession => MissingSessionLayer.to_response(answer),
+            other => error_page(other.status(), &other.to_string(), answer),
+        }
     }
 }
 
@@ -110,7 +102,7 @@ impl IntoResponse for CsrfError {
         match self {
             // The session layer turns a store failure into its 503 anyway; keep its answer.
             Self::Session(error) => error.into_response(),
-            other => other.to_response(false),
+            other => other.to_response(Answer::Page),
         }
     }
 }
@@ -123,7 +115,7 @@ pub(crate) struct OriginRefused;
 /// What a refusal needs to know about its request.
 #[derive(Debug)]
 pub(crate) struct RequestInfo {
-    pub(crate) json: bool,
+    pub(crate) answer: Answer,
     pub(crate) method: Method,
     pub(crate) path: String,
 }

@@ -1,6 +1,6 @@
 //! [`CsrfService`]: tower-http's origin check around our token check. The decisions are plain
 //! functions: [`Settings::requires_token`](super::Settings::requires_token) (does this
-//! request need a token?) and [`SessionSecret::verify`] (is it valid, in the session's
+//! request need a token?) and `SessionSecret::verify` (is it valid, in the session's
 //! format?); this file only wires them to a request, its body and its session.
 
 use std::sync::Arc;
@@ -15,9 +15,8 @@ use tower_service::Service;
 use super::body::{form_token, header_token};
 use super::future::{ResponseFuture, TokenFuture};
 use super::rejection::{RequestInfo, log_refusal};
-use super::token::SessionSecret;
 use super::{CsrfError, Https, Settings, flask};
-use crate::response::wants_json;
+use crate::response::Answer;
 use crate::{Session, SessionLayer};
 
 /// How the origin check's refusals are built (see `layer.rs`).
@@ -52,7 +51,7 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         // Only an unsafe request can be refused; only then is the path worth copying.
         let info = (!request.method().is_safe()).then(|| RequestInfo {
-            json: json_errors(&request),
+            answer: answer_for(&request),
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
         });
@@ -99,20 +98,20 @@ where
                 path = %request.uri().path(),
                 "CsrfLayer found no Session: add SessionLayer outside CsrfLayer"
             );
-            return TokenFuture::refused(CsrfError::NoSession.to_response(json_errors(&request)));
+            return TokenFuture::refused(CsrfError::NoSession.to_response(answer_for(&request)));
         };
         // The service that was made ready goes with this request; its clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let settings = Arc::clone(&self.settings);
         TokenFuture::checking(Box::pin(async move {
-            let json = json_errors(&request);
+            let answer = answer_for(&request);
             let (method, path) = (request.method().clone(), request.uri().path().to_owned());
             match check(request, &session, &settings).await {
                 Ok(request) => inner.call(request).await,
                 Err(error) => {
                     log_refusal(&error, &method, &path, None);
-                    Ok(error.to_response(json))
+                    Ok(error.to_response(answer))
                 }
             }
         }))
@@ -134,18 +133,14 @@ async fn check(
     let Some(presented) = presented.filter(|token| !token.is_empty()) else {
         return Err(CsrfError::Missing);
     };
-    let secret = SessionSecret::load(session)
+    let secret = session
+        .csrf_secret()
         .await?
         .ok_or(CsrfError::SessionTokenMissing)?;
-    let shared = &session.shared;
-    secret.verify(
-        &presented,
-        &shared.keys,
-        shared.clock.now(),
-        settings.time_limit,
-    )?;
+    let now = session.clock().now();
+    secret.verify(&presented, session.key_ring(), now, settings.time_limit)?;
     // Flask-WTF checks the Referer after the token, and only over HTTPS.
-    if shared.settings.format.is_flask() && is_https(&request) {
+    if session.format().is_flask() && is_https(&request) {
         flask::check_referrer(request.headers(), host(&request))?;
     }
     Ok(request)
@@ -168,15 +163,12 @@ fn host<B>(request: &Request<B>) -> Option<&str> {
         .or_else(|| request.uri().authority().map(http::uri::Authority::as_str))
 }
 
-/// Whether this request's errors should be JSON, by the session's `json_prefix` or its
-/// `Accept` header.
-fn json_errors<B>(request: &Request<B>) -> bool {
+/// How this request's errors are answered, by the session's `json_prefix` or its `Accept`
+/// header.
+fn answer_for<B>(request: &Request<B>) -> Answer {
     let prefix = request
         .extensions()
         .get::<Session>()
-        // Where JSON errors go when no session says otherwise: the session layer's default.
-        .map_or(SessionLayer::DEFAULT_JSON_PREFIX, |s| {
-            s.shared.settings.json_prefix.as_str()
-        });
-    wants_json(request.uri().path(), request.headers(), prefix)
+        .map_or(SessionLayer::DEFAULT_JSON_PREFIX, Session::json_prefix);
+    Answer::for_request(request.uri().path(), request.headers(), prefix)
 }

@@ -1,6 +1,7 @@
-//! Tokens: the per-session [`CsrfSecret`], the masked, timestamped and authenticated token a page
-//! carries, [`verify_token`] (the check, in Flask-WTF's order), the [`CsrfToken`] extractor, and
-//! `SessionSecret`, which picks these or Flask-WTF's (`flask.rs`) by the session's format.
+//! Tokens: the masked, timestamped and authenticated token a page carries for the session's
+//! [`CsrfSecret`] (which the session owns, `session/secret.rs`), [`verify_token`] (the check, in
+//! Flask-WTF's order), the [`CsrfToken`] extractor, and the tokens of a `SessionSecret`, native
+//! or Flask-WTF's (`flask.rs`) by the session's format.
 //!
 //! A token is `base64url(mask ‖ secret⊕mask ‖ issued_at ‖ HMAC-SHA256)`: the random mask makes
 //! every rendering different (BREACH), the timestamp gives the time limit, and the MAC under the
@@ -13,20 +14,16 @@ use std::time::{Duration, SystemTime};
 use axum_core::extract::FromRequestParts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use http::request::Parts;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::{CsrfError, FORM_FIELD, SESSION_KEY};
+use super::{CsrfError, FORM_FIELD};
 use crate::clock::{Clock, unix_seconds};
-use crate::keys::{KeyRing, fill_random};
+use crate::keys::{HmacSha256, KeyRing, fill_random, hmac_sha256};
+use crate::session::secret::{CsrfSecret, SECRET_LEN, SessionSecret};
 use crate::{Session, SessionError};
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// Secret length: 256 bits, twice the 128 the OWASP cheat sheet asks for, as session ids.
-const SECRET_LEN: usize = 32;
 /// The one-time pad is as long as the secret it hides.
 const MASK_LEN: usize = SECRET_LEN;
 /// Issue time: Unix seconds, big-endian.
@@ -44,44 +41,7 @@ const MAC_CONTEXT: &[u8] = b"portcullis csrf token v1";
 /// refuses a negative age.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
-/// A session's CSRF secret: 32 bytes from the OS generator, kept in the session under
-/// [`SESSION_KEY`] and never sent to the browser as is.
-///
-/// ```
-/// use portcullis::csrf::{CsrfSecret, verify_token};
-/// use portcullis::keys::KeyRing;
-/// use std::time::{Duration, SystemTime};
-///
-/// let keys = KeyRing::new(b"a secret key of at least thirty-two bytes", &[]);
-/// let secret = CsrfSecret::generate();
-/// let now = SystemTime::now();
-/// let (a, b) = (secret.issue(&keys, now), secret.issue(&keys, now));
-/// assert_ne!(a, b, "masked anew on every render");
-/// let limit = Some(Duration::from_secs(3600));
-/// assert!(verify_token(Some(&a), Some(&secret), &keys, now, limit).is_ok());
-/// assert!(verify_token(Some(&b), Some(&secret), &keys, now, limit).is_ok());
-/// ```
-#[derive(Clone)]
-pub struct CsrfSecret([u8; SECRET_LEN]);
-
-impl fmt::Debug for CsrfSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CsrfSecret([redacted])")
-    }
-}
-
 impl CsrfSecret {
-    /// A new secret from the operating system's generator.
-    ///
-    /// # Panics
-    /// If the OS generator fails: a guessable secret would protect nothing.
-    #[must_use]
-    pub fn generate() -> Self {
-        let mut secret = [0u8; SECRET_LEN];
-        fill_random(&mut secret);
-        Self(secret)
-    }
-
     /// A token for this secret, issued at `now` and authenticated with the current CSRF key of
     /// `keys`. Every call draws a new mask, so no two tokens are the same string.
     #[must_use]
@@ -103,35 +63,10 @@ impl CsrfSecret {
         tag.copy_from_slice(&mac(key, body).finalize().into_bytes());
         URL_SAFE_NO_PAD.encode(token)
     }
-
-    /// The form kept in the session: base64url.
-    pub(crate) fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
-    }
-
-    pub(crate) fn decode(text: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
-        bytes.try_into().ok().map(Self)
-    }
 }
 
-/// A session's CSRF secret in its session [`Format`](crate::session::Format)'s form: the
-/// native [`CsrfSecret`], or Flask-WTF's 40-hex token with the key that signs its tokens.
-#[derive(Clone)]
-pub(crate) enum SessionSecret {
-    Native(CsrfSecret),
-    Flask { raw: String, key: [u8; 20] },
-}
-
+/// Tokens for a session's secret, in its format's form.
 impl SessionSecret {
-    /// How the session stores it under [`SESSION_KEY`].
-    pub(crate) fn session_text(&self) -> String {
-        match self {
-            Self::Native(secret) => secret.encode(),
-            Self::Flask { raw, .. } => raw.clone(),
-        }
-    }
-
     /// A token for this secret, issued at `now`.
     fn issue(&self, keys: &KeyRing, now: SystemTime) -> String {
         match self {
@@ -157,46 +92,6 @@ impl SessionSecret {
             }
             Self::Flask { raw, key } => super::flask::verify(presented, raw, key, now, time_limit),
         }
-    }
-
-    /// The secret stored in `session`; `None` when there is none, or when what is there is not
-    /// a secret of the session's format (then it is as good as absent, and the next token
-    /// replaces it).
-    pub(crate) async fn load(session: &Session) -> Result<Option<Self>, SessionError> {
-        let format = &session.shared.settings.format;
-        match session.get::<String>(SESSION_KEY).await {
-            Ok(text) => Ok(text.as_deref().and_then(|text| format.csrf_secret(text))),
-            Err(SessionError::Decode(_)) => Ok(None),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// The secret stored in `session`, created and stored on first use.
-    ///
-    /// A session is created with its secret (see `session/write.rs`), so this creates one
-    /// only in a session that is new in this request, or that lost its secret (regenerated
-    /// in this request, or written by another application). The secret is stored as an
-    /// update that keeps one another request stored meanwhile, so that concurrent pages
-    /// never replace each other's secret one after the other.
-    async fn load_or_create(session: &Session) -> Result<Self, SessionError> {
-        if let Some(secret) = Self::load(session).await? {
-            return Ok(secret);
-        }
-        let format = session.shared.settings.format.clone();
-        let minted = format.new_csrf_secret().session_text();
-        let valid = format.clone();
-        let stored = session
-            .update(SESSION_KEY, move |current: Option<rmpv::Value>| {
-                let kept =
-                    current.filter(|v| v.as_str().and_then(|t| valid.csrf_secret(t)).is_some());
-                Some(kept.unwrap_or_else(|| rmpv::Value::from(minted.as_str())))
-            })
-            .await?;
-        stored
-            .as_ref()
-            .and_then(rmpv::Value::as_str)
-            .and_then(|text| format.csrf_secret(text))
-            .ok_or(SessionError::Unavailable { source: None })
     }
 }
 
@@ -267,8 +162,7 @@ fn token_issued_at(token: &[u8; TOKEN_LEN]) -> u64 {
 }
 
 fn mac(key: &[u8; 32], body: &[u8]) -> HmacSha256 {
-    let mut mac =
-        <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length");
+    let mut mac = hmac_sha256(key);
     mac.update(MAC_CONTEXT);
     mac.update(body);
     mac
@@ -316,11 +210,11 @@ impl CsrfToken {
     /// # Errors
     /// [`SessionError::Unavailable`] when the store cannot be reached.
     pub async fn for_session(session: &Session) -> Result<Self, SessionError> {
-        let secret = SessionSecret::load_or_create(session).await?;
+        let secret = session.csrf_secret_or_mint().await?;
         Ok(Self {
             secret,
-            keys: Arc::clone(&session.shared.keys),
-            clock: Arc::clone(&session.shared.clock),
+            keys: Arc::clone(session.key_ring()),
+            clock: Arc::clone(session.clock()),
         })
     }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use super::SessionError;
 use super::record::Envelope;
+use super::secret;
 
 /// An update closure, type-erased: the current value (or none) to the new one (or none, which
 /// removes the key). Pure: it may run more than once.
@@ -97,7 +98,7 @@ pub(crate) fn apply(change: &Change, envelope: &mut Envelope) {
         Change::Regenerate { created_ms } => {
             envelope.created_ms = *created_ms;
             envelope.revision = 0;
-            envelope.data.remove(crate::csrf::SESSION_KEY);
+            secret::drop_from(envelope);
         }
     }
 }
@@ -105,9 +106,7 @@ pub(crate) fn apply(change: &Change, envelope: &mut Envelope) {
 /// Removes every key but the CSRF secret, and the user. The secret stays because it belongs to
 /// the session, not to its data: pages rendered before still post (log in rotates it).
 fn clear(envelope: &mut Envelope) {
-    envelope
-        .data
-        .retain(|key, _| key.as_str() == crate::csrf::SESSION_KEY);
+    envelope.data.retain(|key, _| secret::is_secret_key(key));
     envelope.user_id = None;
 }
 
@@ -116,6 +115,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+    use crate::session::secret::CSRF_SECRET_KEY;
 
     fn counter() -> UpdateFn {
         Arc::new(|value| {
@@ -153,10 +153,10 @@ mod tests {
         theirs.data.insert("before".into(), rmpv::Value::from(0));
         theirs
             .data
-            .insert(crate::csrf::SESSION_KEY.into(), rmpv::Value::from("s"));
+            .insert(CSRF_SECRET_KEY.into(), rmpv::Value::from("s"));
         changes.replay(&mut theirs);
         let keys: Vec<&str> = theirs.data.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["after", crate::csrf::SESSION_KEY]);
+        assert_eq!(keys, ["after", CSRF_SECRET_KEY]);
         assert_eq!(theirs.user_id, None);
     }
 }

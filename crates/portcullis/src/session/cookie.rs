@@ -13,16 +13,16 @@ use http::HeaderValue;
 use http::header::{COOKIE, HeaderMap};
 
 use super::Settings;
-use super::id::{Id, MAX_ENCODED_ID_LEN};
+use super::id::{ENCODED_32_BYTES_LEN, Id, MAX_ENCODED_ID_LEN};
 use crate::keys::{KeyRing, KeyUse};
 
 /// Longest cookie value worth looking at: an id (a tagged one is the longest), a dot and a
 /// 256-bit MAC in base64url (the Flask format's 160-bit signature is shorter).
-const MAX_VALUE_LEN: usize = MAX_ENCODED_ID_LEN + 1 + 43;
+const MAX_VALUE_LEN: usize = MAX_ENCODED_ID_LEN + 1 + ENCODED_32_BYTES_LEN;
 
 /// What the request's cookie said.
 #[derive(Clone, Debug)]
-pub(crate) enum Presented {
+pub(crate) enum PresentedCookie {
     /// No cookie of that name.
     Absent,
     /// A well-formed, authentic id (under the current key or a fallback).
@@ -40,7 +40,7 @@ const MAX_CANDIDATES: usize = 4;
 /// Finds the session cookie (exact name) and verifies it. When the browser sends several cookies
 /// of that name (different paths or domains), the first authentic one wins. Failures are logged
 /// once per request, with the keyed hash of the first unauthentic value.
-pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> Presented {
+pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> PresentedCookie {
     let values = headers
         .get_all(COOKIE)
         .iter()
@@ -54,13 +54,13 @@ pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> 
     let mut failures = 0_usize;
     for cookie in candidates {
         if let Some((id, key_use)) = verify(cookie.value(), settings, keys) {
-            return Presented::Valid { id, key_use };
+            return PresentedCookie::Valid { id, key_use };
         }
         failures += 1;
         first_failure.get_or_insert_with(|| keys.log_hash(cookie.value().as_bytes()));
     }
     match first_failure {
-        None => Presented::Absent,
+        None => PresentedCookie::Absent,
         Some(cookie_hash) => {
             tracing::warn!(
                 target: "portcullis::security",
@@ -68,7 +68,7 @@ pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> 
                 failures,
                 "session cookie failed verification; starting an anonymous session"
             );
-            Presented::Invalid
+            PresentedCookie::Invalid
         }
     }
 }
@@ -86,6 +86,7 @@ pub(crate) fn value(id: &Id, settings: &Settings, keys: &KeyRing) -> String {
 }
 
 /// How long the browser should keep the cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lifetime {
     /// Until the browser closes (no `Expires`/`Max-Age`).
     BrowserSession,

@@ -3,16 +3,21 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum_core::extract::FromRequestParts;
+use http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
 use super::changes::{self, Change, Changes, UpdateFn};
-use super::cookie::Presented;
+use super::cookie::PresentedCookie;
 use super::id::Id;
 use super::record::Envelope;
-use super::{SessionError, Shared};
-use crate::keys::KeyUse;
+use super::secret::CSRF_SECRET_KEY;
+use super::{Format, LayerShared, MissingSessionLayer, SessionError};
+use crate::clock::Clock;
+use crate::keys::KeyRing;
+use crate::store::CasToken;
 
 /// A request's session. Cheap to clone: clones share one state.
 ///
@@ -38,8 +43,31 @@ use crate::keys::KeyUse;
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) shared: Arc<LayerShared>,
+    pub(crate) state: Arc<Mutex<RequestSession>>,
+}
+
+/// What the CSRF layer reads of the session layer, instead of reaching into it.
+impl Session {
+    /// The layer's key ring (the CSRF keys sign the tokens).
+    pub(crate) fn key_ring(&self) -> &Arc<KeyRing> {
+        &self.shared.keys
+    }
+
+    /// The layer's clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
+    }
+
+    /// The layer's session format (which decides the CSRF token's form).
+    pub(crate) fn format(&self) -> &Format {
+        &self.shared.settings.format
+    }
+
+    /// The path prefix whose errors the layer answers in JSON.
+    pub(crate) fn json_prefix(&self) -> &str {
+        &self.shared.settings.json_prefix
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -50,10 +78,10 @@ impl std::fmt::Debug for Session {
 
 /// Everything the layer needs to know after the handler ran.
 #[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) presented: Presented,
+pub(crate) struct RequestSession {
+    pub(crate) presented: PresentedCookie,
     /// The session as this request sees it; `None` until first access.
-    pub(crate) current: Option<Current>,
+    pub(crate) current: Option<WorkingCopy>,
     /// The handler touched the session (responses get `Vary: Cookie`).
     pub(crate) accessed: bool,
     /// The store failed during this request: the response becomes a 503.
@@ -69,7 +97,7 @@ pub(crate) struct State {
 
 /// The session data and what happened to it in this request.
 #[derive(Debug)]
-pub(crate) struct Current {
+pub(crate) struct WorkingCopy {
     pub(crate) id: Id,
     pub(crate) envelope: Envelope,
     /// A record for `id` is in the store (it was loaded from there).
@@ -80,15 +108,23 @@ pub(crate) struct Current {
     /// The store's expiry after this request's load, when the load slid it.
     pub(crate) idle_deadline: Option<SystemTime>,
     /// The compare-and-set token of the record loaded for `id` (when `stored`).
-    pub(crate) token: Option<Vec<u8>>,
+    pub(crate) token: Option<CasToken>,
     /// Every change this request made, to replay onto a newer record on a conflict.
     pub(crate) changes: Changes,
-    /// When this request regenerated a stored session: its old id and loaded record's token,
-    /// so that the writer can carry over what other requests saved there meanwhile.
-    pub(crate) regenerated: Option<(Id, Option<Vec<u8>>)>,
+    /// When this request regenerated a stored session: what it was regenerated from.
+    pub(crate) regenerated: Option<Regenerated>,
 }
 
-impl Current {
+/// The stored session a request regenerated: its old id, and the token of its record as this
+/// request loaded it, so that the writer can retire it and carry over what other requests saved
+/// there meanwhile.
+#[derive(Clone, Debug)]
+pub(crate) struct Regenerated {
+    pub(crate) old: Id,
+    pub(crate) token: Option<CasToken>,
+}
+
+impl WorkingCopy {
     /// Applies `change` to this request's view and records it for a replay.
     fn apply(&mut self, change: Change) {
         changes::apply(&change, &mut self.envelope);
@@ -98,8 +134,8 @@ impl Current {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, presented: Presented) -> Self {
-        let state = State {
+    pub(crate) fn new(shared: Arc<LayerShared>, presented: PresentedCookie) -> Self {
+        let state = RequestSession {
             presented,
             current: None,
             accessed: false,
@@ -114,110 +150,9 @@ impl Session {
         }
     }
 
-    /// Locks the state and loads the session on first use.
-    pub(super) async fn loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
-        let mut state = self.state.lock().await;
-        self.load_into(&mut state).await?;
-        Ok(state)
-    }
-
-    async fn load_into(&self, state: &mut State) -> Result<(), SessionError> {
-        if state.failed {
-            return Err(SessionError::Unavailable { source: None });
-        }
-        if state.current.is_some() {
-            return Ok(());
-        }
-        state.accessed = true;
-        let now = self.shared.clock.now();
-        let Presented::Valid { id, key_use } = state.presented.clone() else {
-            state.current = Some(self.fresh(now));
-            return Ok(());
-        };
-        let settings = &self.shared.settings;
-        let key = settings.format.store_key(&id, &settings.key_prefix);
-        let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
-        let bytes = match self.shared.store.load(&key, slide_to).await {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                state.failed = true;
-                self.shared.health.report_failure(&error);
-                return Err(SessionError::Unavailable {
-                    source: Some(error),
-                });
-            }
-        };
-        self.shared.health.report_success();
-        let keys = &self.shared.keys;
-        let opened = bytes.map(|b| (settings.format.decode_record(keys, &key, &b, now), b));
-        state.current = Some(match opened {
-            Some((Some((envelope, rewrite)), bytes))
-                if now < envelope.created_at() + settings.absolute =>
-            {
-                // Without a slide, the idle deadline is the one the last write set.
-                let written = (envelope.deadline_ms > 0)
-                    .then(|| crate::clock::from_unix_millis(envelope.deadline_ms));
-                Current {
-                    id,
-                    modified: rewrite,
-                    reissue_cookie: key_use == KeyUse::Fallback,
-                    idle_deadline: slide_to.or(written),
-                    envelope,
-                    stored: true,
-                    token: Some(settings.format.cas_token(&bytes)),
-                    changes: Changes::default(),
-                    regenerated: None,
-                }
-            }
-            Some((None, bytes)) => {
-                // Unreadable here: altered, torn, or sealed by a key or format this process does
-                // not know yet (a rolling upgrade or key rotation). Treated as absent but left
-                // in place, since another process may still read it; its idle expiry ends it.
-                tracing::warn!(
-                    target: "portcullis::security",
-                    session = %self.shared.keys.log_hash(key.as_str().as_bytes()),
-                    bytes = bytes.len(),
-                    "session record failed authentication; starting a new session"
-                );
-                state.ended_previous = true;
-                self.fresh(now)
-            }
-            Some((Some(_), _)) => {
-                // Past its absolute lifetime: gone for good.
-                state.to_delete.push(id);
-                state.ended_previous = true;
-                self.fresh(now)
-            }
-            None => {
-                tracing::info!(
-                    target: "portcullis::security",
-                    session = %self.shared.keys.log_hash(key.as_str().as_bytes()),
-                    "session cookie names no live session (expired or ended); issuing a new id"
-                );
-                state.ended_previous = true;
-                self.fresh(now)
-            }
-        });
-        Ok(())
-    }
-
-    fn fresh(&self, now: SystemTime) -> Current {
-        Current {
-            id: Id::random(),
-            envelope: Envelope::new(now, self.shared.settings.permanent),
-            stored: false,
-            modified: false,
-            reissue_cookie: false,
-            idle_deadline: None,
-            token: None,
-            changes: Changes::default(),
-            regenerated: None,
-        }
-    }
-
     async fn with_current<R>(
         &self,
-        f: impl FnOnce(&mut Current) -> Result<R, SessionError>,
+        f: impl FnOnce(&mut WorkingCopy) -> Result<R, SessionError>,
     ) -> Result<R, SessionError> {
         let mut state = self.loaded().await?;
         let current = state
@@ -237,10 +172,26 @@ impl Session {
             c.envelope
                 .data
                 .get(key)
-                .map(|v| rmpv::ext::from_value(v.clone()).map_err(SessionError::decode))
+                .map(|v| rmpv::ext::from_value(v.clone()).map_err(SessionError::Decode))
                 .transpose()
         })
         .await
+    }
+
+    /// The value under `key`, decoded as `T`; `None` when absent or when it is not a `T` (a
+    /// value another version of the application, or another application, stored there), for
+    /// values that are only worth having in the expected shape.
+    ///
+    /// # Errors
+    /// [`SessionError::Unavailable`] when the store cannot be reached.
+    pub async fn get_lenient<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, SessionError> {
+        match self.get(key).await {
+            Err(SessionError::Decode(_)) => Ok(None),
+            other => other,
+        }
     }
 
     /// Stores `value` under `key`, replacing what was there.
@@ -250,7 +201,7 @@ impl Session {
     /// changed then); [`SessionError::Unavailable`] when the store cannot be reached;
     /// [`SessionError::Encode`] when `value` cannot be encoded.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        let value = rmpv::ext::to_value(value).map_err(SessionError::encode)?;
+        let value = rmpv::ext::to_value(value).map_err(SessionError::Encode)?;
         let max = self.shared.settings.max_bytes;
         self.with_current(|c| {
             check_size(c, key, Some(&value), max)?;
@@ -291,11 +242,11 @@ impl Session {
             let current = current
                 .map(|v| rmpv::ext::from_value::<T>(v.clone()))
                 .transpose()
-                .map_err(SessionError::decode)?;
+                .map_err(SessionError::Decode)?;
             f(current)
                 .map(rmpv::ext::to_value)
                 .transpose()
-                .map_err(SessionError::encode)
+                .map_err(SessionError::Encode)
         });
         let max = self.shared.settings.max_bytes;
         let new = self
@@ -306,8 +257,30 @@ impl Session {
                 Ok(new)
             })
             .await?;
-        new.map(|v| rmpv::ext::from_value(v).map_err(SessionError::decode))
+        new.map(|v| rmpv::ext::from_value(v).map_err(SessionError::Decode))
             .transpose()
+    }
+
+    /// As [`Session::update`], but a stored value that is not a `T` counts as absent: it is
+    /// removed, and `f` gets `None`.
+    ///
+    /// # Errors
+    /// As [`Session::update`], but never [`SessionError::Decode`] for the stored value.
+    pub async fn update_lenient<T, F>(&self, key: &str, f: F) -> Result<Option<T>, SessionError>
+    where
+        T: Serialize + DeserializeOwned + 'static,
+        F: Fn(Option<T>) -> Option<T> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let first = Arc::clone(&f);
+        match self.update(key, move |value| first(value)).await {
+            // Nothing was changed: the update refused the stored value before applying.
+            Err(SessionError::Decode(_)) => {
+                self.remove::<rmpv::Value>(key).await?;
+                self.update(key, move |value| f(value)).await
+            }
+            other => other,
+        }
     }
 
     /// Removes `key` and returns its value decoded as `T`.
@@ -321,7 +294,7 @@ impl Session {
                 c.apply(Change::Remove(key.to_owned()));
             }
             removed
-                .map(|v| rmpv::ext::from_value(v).map_err(SessionError::decode))
+                .map(|v| rmpv::ext::from_value(v).map_err(SessionError::Decode))
                 .transpose()
         })
         .await
@@ -334,7 +307,7 @@ impl Session {
     /// [`SessionError::Unavailable`] when the store cannot be reached.
     pub async fn clear(&self) -> Result<(), SessionError> {
         self.with_current(|c| {
-            let csrf = usize::from(c.envelope.data.contains_key(crate::csrf::SESSION_KEY));
+            let csrf = usize::from(c.envelope.data.contains_key(CSRF_SECRET_KEY));
             if c.envelope.data.len() > csrf || c.envelope.user_id.is_some() {
                 c.apply(Change::Clear);
             }
@@ -451,7 +424,10 @@ impl Session {
             .as_mut()
             .ok_or(SessionError::Unavailable { source: None })?;
         if current.stored && current.regenerated.is_none() {
-            current.regenerated = Some((current.id.clone(), current.token.take()));
+            current.regenerated = Some(Regenerated {
+                old: current.id.clone(),
+                token: current.token.take(),
+            });
         }
         current.id = Id::random();
         current.stored = false;
@@ -474,8 +450,8 @@ impl Session {
         state.destroyed = true;
         let stored = match (&state.current, &state.presented) {
             (Some(c), _) if c.stored => Some(c.id.clone()),
-            (Some(c), _) => c.regenerated.as_ref().map(|(old, _)| old.clone()),
-            (None, Presented::Valid { id, .. }) => Some(id.clone()),
+            (Some(c), _) => c.regenerated.as_ref().map(|r| r.old.clone()),
+            (None, PresentedCookie::Valid { id, .. }) => Some(id.clone()),
             _ => None,
         };
         state.to_delete.extend(stored);
@@ -484,10 +460,23 @@ impl Session {
     }
 }
 
+/// The extractor finds the [`Session`] the layer put in the request.
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = MissingSessionLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(MissingSessionLayer)
+    }
+}
+
 /// Refuses a change of `key` to `value` that would take the data past `max` bytes: tries it,
 /// measures, and puts the old value back.
 fn check_size(
-    c: &mut Current,
+    c: &mut WorkingCopy,
     key: &str,
     value: Option<&rmpv::Value>,
     max: usize,

@@ -2,7 +2,7 @@
 //! SHA-256 before they reach the store.
 //!
 //! A logged-in session's id also carries its user's routing tag (`T~r`, see
-//! `session/index.rs`), and its store key puts the tag in braces (`<prefix>{T}<hash>`), so
+//! `session/devices.rs`), and its store key puts the tag in braces (`<prefix>{T}<hash>`), so
 //! that on a Redis Cluster all of a user's sessions share a slot with the user's index.
 
 use std::fmt;
@@ -12,13 +12,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::keys::{ROUTING_TAG_LEN, fill_random};
-use crate::store::StoreKey;
+use crate::store::{StoreKey, UserSlot};
 
 /// Bytes of randomness in an id: 256 bits, well past OWASP's 64-bit minimum of entropy.
 const ID_BYTES: usize = 32;
 
+/// Length of 32 bytes in base64url without padding: an id's random part, a SHA-256 digest (a
+/// device id, the end of a store key) and an HMAC-SHA256 tag (a native cookie's MAC).
+pub(crate) const ENCODED_32_BYTES_LEN: usize = 43;
 /// Length of an id in base64url without padding.
-pub(crate) const ENCODED_ID_LEN: usize = 43;
+pub(crate) const ENCODED_ID_LEN: usize = ENCODED_32_BYTES_LEN;
+/// Length of [`Id::digest`]: a base64url SHA-256.
+pub(crate) const ENCODED_DIGEST_LEN: usize = ENCODED_32_BYTES_LEN;
 /// Length of a routing tag in base64url without padding.
 const ENCODED_TAG_LEN: usize = 22;
 /// Between the routing tag and the random part: outside base64url, allowed in a cookie value.
@@ -107,6 +112,16 @@ impl Id {
 /// A routing tag in base64url, as it appears in ids and store keys.
 pub(crate) fn encode_tag(tag: &Tag) -> String {
     URL_SAFE_NO_PAD.encode(tag)
+}
+
+/// The index slot of the user with routing tag `tag`: the index `<prefix>idx:{T}` and the
+/// member prefix `<prefix>{T}`.
+pub(crate) fn slot(prefix: &str, tag: &Tag) -> UserSlot {
+    let tag = encode_tag(tag);
+    UserSlot::new(
+        StoreKey::from_string(format!("{prefix}idx:{{{tag}}}")),
+        format!("{prefix}{{{tag}}}"),
+    )
 }
 
 /// Decodes exactly `len` base64url characters into `N` bytes. Non-canonical encodings (stray

@@ -6,10 +6,10 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use super::cookie::{SameSite, is_token_byte};
-use super::index::UserSessions;
+use super::devices::UserSessions;
 use super::service::SessionService;
 use super::write::WriteLocks;
-use super::{Format, Health, Settings, Shared};
+use super::{Format, Health, LayerShared, Settings};
 use crate::clock::{Clock, SystemClock};
 use crate::keys::KeyRing;
 use crate::store::{SessionLimit, SessionStore};
@@ -37,7 +37,7 @@ use crate::store::{SessionLimit, SessionStore};
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SessionLayer {
-    shared: Arc<Shared>,
+    shared: Arc<LayerShared>,
 }
 
 impl SessionLayer {
@@ -89,7 +89,7 @@ impl SessionLayer {
             format: Format::native(),
         };
         Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new(LayerShared {
                 store: Arc::new(store),
                 keys: Arc::new(keys),
                 clock: Arc::new(SystemClock),
@@ -105,6 +105,12 @@ impl SessionLayer {
     #[must_use]
     pub fn user_sessions(&self) -> UserSessions {
         UserSessions::new(Arc::clone(&self.shared))
+    }
+
+    /// What the layer's requests share, for the unit tests of the steps that use it.
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> Arc<LayerShared> {
+        Arc::clone(&self.shared)
     }
 
     fn settings(&mut self) -> &mut Settings {
@@ -217,12 +223,6 @@ impl SessionLayer {
     /// the same Redis, Flask-WTF 1.3, the same `SECRET_KEY`); see the crate docs, "Formats".
     pub fn with_format(mut self, format: Format) -> Self {
         self.settings().format = format;
-        self
-    }
-
-    /// Path prefix whose error answers are JSON (default `/api/`; empty for none).
-    pub fn with_json_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.settings().json_prefix = prefix.into();
         self
     }
 

@@ -7,47 +7,50 @@
 //! - `record.rs`: the envelope (sealed in the native format);
 //! - `format/`: the [`Format`]: native or Flask cookies, store keys, records, CSRF secrets and
 //!   compare-and-set tokens;
-//! - `handle.rs`: the [`Session`] handle (lazy load, typed access, update, regenerate,
-//!   destroy), which records every change in `changes.rs`;
-//! - `write.rs`: the write after the handler: create, compare-and-set with replay, delete;
-//! - `index.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
-//! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler.
+//! - `handle.rs`: the [`Session`] handle (typed access, update, regenerate, destroy), which
+//!   records every change in `changes.rs`; `load.rs`: its lazy load, which classifies what
+//!   the store holds;
+//! - `write/`: the write after the handler: create (`create.rs`), compare-and-set (`save.rs`)
+//!   in a process's turn (`turns.rs`) with back-off (`backoff.rs`), one replay of this
+//!   request's changes onto a newer record, delete;
+//! - `secret.rs`: the session's CSRF secret (minted at creation, dropped at regeneration),
+//!   which the CSRF layer reads through [`Session`]'s crate-internal methods;
+//! - `devices.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
+//! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler;
+//! - `shared.rs`: what every request of one layer shares (settings, store, keys, clock).
 
 mod changes;
 mod cookie;
+mod devices;
 mod format;
 mod handle;
 mod id;
-mod index;
 mod layer;
+mod load;
 mod record;
+pub(crate) mod secret;
 mod service;
+mod shared;
 mod write;
 
 pub use cookie::SameSite;
+pub use devices::{DeviceId, DeviceSession, UserSessions};
 pub use format::Format;
 pub use handle::Session;
 pub use id::Id;
-pub use index::{DeviceSession, SessionHandle, UserSessions};
 pub use layer::SessionLayer;
 pub use record::Data;
 pub use service::{ResponseFuture, SessionService};
 
 pub(crate) use cookie::is_token_byte;
+pub(crate) use secret::CSRF_SECRET_KEY;
+pub(crate) use shared::{Health, LayerShared, Settings};
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::request::Parts;
 
-use crate::clock::Clock;
-use crate::keys::KeyRing;
-use crate::response::error_page;
-use crate::store::{SessionLimit, SessionStore, StoreError};
+use crate::response::{Answer, error_page};
+use crate::store::StoreError;
 
 /// What went wrong with a session operation. Each variant is also the HTTP answer
 /// ([`IntoResponse`]), so handlers can use `?`.
@@ -84,90 +87,104 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    fn decode(error: rmpv::ext::Error) -> Self {
-        Self::Decode(error)
-    }
-    fn encode(error: rmpv::ext::Error) -> Self {
-        Self::Encode(error)
-    }
-}
-
-impl IntoResponse for SessionError {
-    fn into_response(self) -> Response {
-        let status = match self {
+    /// The status this error answers with: 503 when the store is down, 413 for a session over
+    /// `SESSION_MAX_BYTES`, 500 for the rest (a bug or a misconfiguration).
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Decode(_) | Self::Encode(_) | Self::NoUserIndex => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-        };
-        error_page(status, &self.to_string(), false)
+        }
     }
 }
 
-/// The extractor finds the [`Session`] the layer put in the request.
-impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = (StatusCode, &'static str);
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Session extractor used without SessionLayer on the route",
-        ))
+/// An HTML page with the reason.
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        error_page(self.status(), &self.to_string(), Answer::Page)
     }
 }
 
-/// Cookie and lifetime settings, built by [`SessionLayer`]'s `with_*` methods.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub(crate) cookie_name: String,
-    pub(crate) cookie_path: String,
-    pub(crate) cookie_domain: Option<String>,
-    pub(crate) secure: bool,
-    pub(crate) http_only: bool,
-    pub(crate) same_site: ::cookie::SameSite,
-    pub(crate) idle: Duration,
-    pub(crate) absolute: Duration,
-    pub(crate) permanent: bool,
-    pub(crate) refresh_each_request: bool,
-    pub(crate) key_prefix: String,
-    pub(crate) use_signer: bool,
-    pub(crate) max_bytes: usize,
-    pub(crate) json_prefix: String,
-    /// `SESSION_MAX_PER_USER` and its policy.
-    pub(crate) limit: SessionLimit,
-    pub(crate) format: Format,
+/// The rejection when a request carries no [`Session`]: [`SessionLayer`] is not on the route,
+/// or it sits inside a layer that needs the session (`CsrfLayer`). A server misconfiguration,
+/// so a 500 that names the fix. The [`Session`] extractor, the
+/// `CsrfToken` extractor and the CSRF layer all answer with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, thiserror::Error)]
+#[error("{}", Self::BODY_TEXT)]
+pub struct MissingSessionLayer;
+
+impl MissingSessionLayer {
+    const BODY_TEXT: &str = "Sessions are misconfigured: no session in the request. Add \
+        SessionLayer outside CsrfLayer and outside every route that uses the session: \
+        `.layer(CsrfLayer::new()).layer(SessionLayer::new(..))`.";
+
+    /// 500 Internal Server Error.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The reason, naming the fix.
+    #[must_use]
+    pub fn body_text(&self) -> &'static str {
+        Self::BODY_TEXT
+    }
+
+    /// The answer, as a page or JSON.
+    pub(crate) fn to_response(self, answer: Answer) -> Response {
+        error_page(self.status(), self.body_text(), answer)
+    }
 }
 
-/// What every request of one layer shares.
-#[derive(Clone, Debug)]
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn SessionStore>,
-    pub(crate) keys: Arc<KeyRing>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) settings: Settings,
-    pub(crate) health: Health,
-    /// Turns for concurrent writers of one session in this process.
-    pub(crate) writers: Arc<write::WriteLocks>,
+/// An HTML page with the reason; the misconfiguration is logged.
+impl IntoResponse for MissingSessionLayer {
+    fn into_response(self) -> Response {
+        tracing::error!("no Session in the request: add SessionLayer outside the route");
+        self.to_response(Answer::Page)
+    }
 }
 
-/// Whether the store answered last time, so that an outage is logged once when it starts and
-/// once when it ends, not once per request.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Health {
-    down: Arc<AtomicBool>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Health {
-    pub(crate) fn report_failure(&self, error: &StoreError) {
-        if !self.down.swap(true, Ordering::Relaxed) {
-            tracing::error!(error = %error, "session store unreachable: answering 503 until it returns");
+    #[test]
+    fn each_session_error_answers_with_its_own_status() {
+        let cases = [
+            (
+                SessionError::Unavailable { source: None },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                SessionError::TooLarge { size: 2, max: 1 },
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (SessionError::NoUserIndex, StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error}");
+            assert_eq!(error.into_response().status(), status);
         }
     }
 
-    pub(crate) fn report_success(&self) {
-        if self.down.swap(false, Ordering::Relaxed) {
-            tracing::info!("session store reachable again");
-        }
+    #[test]
+    fn a_missing_layer_is_a_500_naming_the_fix() {
+        let rejection = MissingSessionLayer;
+        assert_eq!(rejection.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            rejection
+                .body_text()
+                .contains("Add SessionLayer outside CsrfLayer")
+        );
+        assert_eq!(rejection.to_string(), rejection.body_text());
+        let response = rejection.to_response(Answer::Json);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Stored bytes: `format (1 byte) ‖ nonce (24) ‖ XChaCha20-Poly1305(envelope) ‖ tag (16)`, with
 //! the store key and the format byte as associated data, so the store can neither read a record
-//! nor move it to another key. The envelope is MessagePack: format version, created-at,
-//! permanence, a revision counter and the user id (reserved for compare-and-set and a per-user
-//! index), and the data map.
+//! nor move it to another key. The envelope is MessagePack, its fields in order: created-at,
+//! permanence, a write counter, the user id (which puts a logged-in session in its user's
+//! index), the data map and the idle deadline of the last write. Compare-and-set goes by the
+//! nonce ([`cas_token`]), not by the counter.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{from_unix_millis, unix_millis};
 use crate::keys::{KeyRing, KeyUse};
-use crate::store::StoreKey;
+use crate::store::{CasToken, StoreKey};
 
 /// First byte of every sealed record; a new layout gets a new byte.
 const FORMAT_V1: u8 = 1;
@@ -29,7 +30,10 @@ pub(crate) struct Envelope {
     pub(crate) created_ms: u64,
     /// Whether the cookie carries an expiry (`SESSION_PERMANENT` or a per-session override).
     pub(crate) permanent: bool,
-    /// Incremented on every write.
+    /// Counts the saves since the session began or was regenerated. Nothing decides on it
+    /// (compare-and-set goes by the nonce); it is kept because the envelope is positional
+    /// MessagePack, so dropping a field would break every record sealed before, and the Flask
+    /// format carries it in `_portcullis` for the same reason.
     pub(crate) revision: u64,
     /// The logged-in user, if any.
     pub(crate) user_id: Option<String>,
@@ -92,8 +96,8 @@ impl Envelope {
 /// The compare-and-set token of a sealed record
 /// ([`SessionStore::save`](crate::store::SessionStore::save)): its format byte and nonce, unique per seal and stored
 /// in clear. A record shorter than that (not one of ours) is its own token.
-pub(crate) fn cas_token(sealed: &[u8]) -> Vec<u8> {
-    sealed[..sealed.len().min(1 + crate::keys::NONCE_LEN)].to_vec()
+pub(crate) fn cas_token(sealed: &[u8]) -> CasToken {
+    CasToken::new(&sealed[..sealed.len().min(1 + crate::keys::NONCE_LEN)])
 }
 
 fn aad(key: &StoreKey) -> Vec<u8> {

@@ -53,7 +53,10 @@ use async_trait::async_trait;
 use tokio::task::JoinHandle;
 
 use super::index::UserIndex;
-use super::{SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome, matches_token};
+use super::{
+    CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome,
+    matches_token,
+};
 use crate::clock::{Clock, SystemClock};
 
 mod index;
@@ -268,7 +271,7 @@ impl FileStore {
     fn save_blocking(
         &self,
         path: &Path,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
@@ -374,12 +377,12 @@ impl SessionStore for FileStore {
     async fn save(
         &self,
         key: &StoreKey,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
         let path = self.record_path(key)?;
-        let (expected, record) = (expected.to_vec(), record.to_vec());
+        let (expected, record) = (expected.clone(), record.to_vec());
         self.run(move |store| store.save_blocking(&path, &expected, &record, expires_at))
             .await
     }
@@ -395,19 +398,23 @@ impl SessionStore for FileStore {
         .await
     }
 
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+    async fn delete_if(
+        &self,
+        key: &StoreKey,
+        expected: &CasToken,
+    ) -> Result<CasOutcome, StoreError> {
         let path = self.record_path(key)?;
-        let expected = expected.to_vec();
+        let expected = expected.clone();
         self.run(move |store| {
             let _order = store.lock();
             let Some(live) = read_live(&path, store.clock.now())? else {
-                return Ok(SaveOutcome::Gone);
+                return Ok(CasOutcome::Gone);
             };
             if !matches_token(&live, &expected) {
-                return Ok(SaveOutcome::Conflict(live));
+                return Ok(CasOutcome::Conflict(live));
             }
             remove(&path)?;
-            Ok(SaveOutcome::Saved)
+            Ok(CasOutcome::Deleted)
         })
         .await
     }
@@ -609,7 +616,7 @@ mod tests {
             let (store, path) = (store.clone(), path.clone());
             move || {
                 store
-                    .save_blocking(&path, b"live", b"resurrected", later)
+                    .save_blocking(&path, &CasToken::new(b"live"), b"resurrected", later)
                     .unwrap()
             }
         });

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{StoreError, StoreKey};
+use super::{CasToken, StoreError, StoreKey};
 
 /// Where one user's sessions and their index live: the index's key and the prefix that turns a
 /// member into its session's key. Built by the session layer.
@@ -113,13 +113,13 @@ pub struct Retire<'a> {
     pub member: &'a str,
     /// The compare-and-set token of its record as the regenerating request loaded it. When the
     /// live record no longer matches (another request saved it meanwhile), nothing is written
-    /// and the outcome is [`Indexed::Stale`], so that the caller can carry that change over.
-    pub token: &'a [u8],
+    /// and the outcome is [`CreateIndexedOutcome::Stale`], so that the caller can carry that change over.
+    pub token: &'a CasToken,
 }
 
 /// The outcome of [`UserIndex::create_indexed`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Indexed {
+pub enum CreateIndexedOutcome {
     /// Written and indexed; the members that were ended to respect the limit, oldest first.
     Created {
         /// Members evicted by [`LimitPolicy::EvictOldest`].
@@ -155,12 +155,13 @@ pub trait UserIndex: Send + Sync {
     /// Creates a session (only if its key is absent, as
     /// [`SessionStore::create`](super::SessionStore::create)) and adds it to the slot's index, in one atomic step that
     /// also prunes dead members, applies the limit, and retires `new.retire`: only if it still
-    /// matches its token ([`Indexed::Stale`] otherwise) and is still there ([`Indexed::Gone`]
+    /// matches its token ([`CreateIndexedOutcome::Stale`] otherwise) and is still there ([`CreateIndexedOutcome::Gone`]
     /// otherwise: a regeneration never outlives a logout).
     ///
     /// # Errors
     /// [`StoreError`] when the backend fails.
-    async fn create_indexed(&self, new: NewIndexed<'_>) -> Result<Indexed, StoreError>;
+    async fn create_indexed(&self, new: NewIndexed<'_>)
+    -> Result<CreateIndexedOutcome, StoreError>;
 
     /// The slot's live sessions, with their records, in index order (oldest log-in first).
     /// Reading slides no expiry; dead members are dropped from the index on the way.

@@ -8,8 +8,13 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::index::{Indexed, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit};
-use super::{SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome, matches_token};
+use super::index::{
+    CreateIndexedOutcome, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit,
+};
+use super::{
+    CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome,
+    matches_token,
+};
 use crate::clock::{Clock, SystemClock};
 
 /// Sessions kept in memory, with exact expiry against a [`Clock`].
@@ -142,7 +147,7 @@ impl SessionStore for MemoryStore {
     async fn save(
         &self,
         key: &StoreKey,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
@@ -174,17 +179,21 @@ impl SessionStore for MemoryStore {
             .is_some_and(|entry| entry.expires_at > now))
     }
 
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+    async fn delete_if(
+        &self,
+        key: &StoreKey,
+        expected: &CasToken,
+    ) -> Result<CasOutcome, StoreError> {
         let now = self.clock.now();
         let records = &mut self.records().entries;
         let Some(entry) = Self::live(records, key, now) else {
-            return Ok(SaveOutcome::Gone);
+            return Ok(CasOutcome::Gone);
         };
         if !matches_token(&entry.record, expected) {
-            return Ok(SaveOutcome::Conflict(entry.record.clone()));
+            return Ok(CasOutcome::Conflict(entry.record.clone()));
         }
         records.remove(key);
-        Ok(SaveOutcome::Saved)
+        Ok(CasOutcome::Deleted)
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
@@ -234,28 +243,31 @@ impl Records {
 
 #[async_trait]
 impl UserIndex for MemoryStore {
-    async fn create_indexed(&self, new: NewIndexed<'_>) -> Result<Indexed, StoreError> {
+    async fn create_indexed(
+        &self,
+        new: NewIndexed<'_>,
+    ) -> Result<CreateIndexedOutcome, StoreError> {
         let now = self.clock.now();
         let mut records = self.records();
         let retire = new.retire.map(|r| r.member);
         let mut members = records.live_members(new.slot, now);
         members.retain(|(m, _)| Some(m.as_str()) != retire);
         let Some(evicted) = over_limit(&members, new.limit) else {
-            return Ok(Indexed::Refused);
+            return Ok(CreateIndexedOutcome::Refused);
         };
         if let Some(old) = new.retire {
             let old_key = new.slot.member_key(old.member);
             match Self::live(&mut records.entries, &old_key, now) {
-                None => return Ok(Indexed::Gone),
+                None => return Ok(CreateIndexedOutcome::Gone),
                 Some(entry) if !matches_token(&entry.record, old.token) => {
-                    return Ok(Indexed::Stale(entry.record.clone()));
+                    return Ok(CreateIndexedOutcome::Stale(entry.record.clone()));
                 }
                 Some(_) => {}
             }
         }
         let key = new.slot.member_key(new.member);
         if Self::live(&mut records.entries, &key, now).is_some() {
-            return Ok(Indexed::Exists);
+            return Ok(CreateIndexedOutcome::Exists);
         }
         for member in retire.into_iter().chain(evicted.iter().map(String::as_str)) {
             records.end_member(new.slot, member, now);
@@ -274,7 +286,7 @@ impl UserIndex for MemoryStore {
                 .or_default()
                 .insert(new.member.to_owned(), new.deadline);
         }
-        Ok(Indexed::Created { evicted })
+        Ok(CreateIndexedOutcome::Created { evicted })
     }
 
     async fn list(&self, slot: &UserSlot) -> Result<Vec<IndexedRecord>, StoreError> {

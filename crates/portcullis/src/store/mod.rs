@@ -39,7 +39,8 @@ pub use self::redis::{RedisStore, RedisTimeouts, RedisUrlError};
 #[cfg(unix)]
 pub use file::FileStore;
 pub use index::{
-    Indexed, IndexedRecord, LimitPolicy, NewIndexed, Retire, SessionLimit, UserIndex, UserSlot,
+    CreateIndexedOutcome, IndexedRecord, LimitPolicy, NewIndexed, Retire, SessionLimit, UserIndex,
+    UserSlot,
 };
 pub use memory::MemoryStore;
 
@@ -127,6 +128,35 @@ pub enum WriteOutcome {
     NotWritten,
 }
 
+/// The compare-and-set token of a stored record: opaque bytes that say which write of the
+/// session a caller saw. The record format decides them (for the session layer's sealed
+/// records, the format byte and the nonce that begin every record; for the Flask format, the
+/// whole record), so a token may carry a whole record, not only a prefix. A store only checks
+/// that the live record begins with it ([`matches_token`]).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CasToken(Vec<u8>);
+
+impl CasToken {
+    /// A token of `bytes`.
+    #[must_use]
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The token's bytes, as a store compares them.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Shows the length, never the bytes: a Flask record's token is the record itself.
+impl fmt::Debug for CasToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CasToken({} bytes)", self.0.len())
+    }
+}
+
 /// The outcome of [`SessionStore::save`], the compare-and-set write.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SaveOutcome {
@@ -151,11 +181,34 @@ impl fmt::Debug for SaveOutcome {
     }
 }
 
+/// The outcome of [`SessionStore::delete_if`], the compare-and-delete.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The live record still matched the token: it was removed.
+    Deleted,
+    /// Another write came first: the live record does not match the token. It is handed back,
+    /// so the caller can carry its changes over. Nothing was removed.
+    Conflict(Vec<u8>),
+    /// No live record under the key (expired or deleted).
+    Gone,
+}
+
+/// Shows the size of a conflicting record, never its bytes.
+impl fmt::Debug for CasOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Deleted => f.write_str("Deleted"),
+            Self::Conflict(record) => write!(f, "Conflict({} bytes)", record.len()),
+            Self::Gone => f.write_str("Gone"),
+        }
+    }
+}
+
 /// Whether `record` matches the compare-and-set token `expected`: it begins with it. Every
 /// store applies this one rule (the Redis store in Lua, with the same meaning).
 #[must_use]
-pub fn matches_token(record: &[u8], expected: &[u8]) -> bool {
-    record.starts_with(expected)
+pub fn matches_token(record: &[u8], expected: &CasToken) -> bool {
+    record.starts_with(expected.as_bytes())
 }
 
 /// Storage for sealed session records.
@@ -197,7 +250,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn save(
         &self,
         key: &StoreKey,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError>;
@@ -211,15 +264,19 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError>;
 
     /// Removes the live record under `key` if, and only if, it still matches `expected`
-    /// ([`matches_token`]), in one atomic step: [`SaveOutcome::Saved`] when removed,
-    /// [`SaveOutcome::Conflict`] with the live record when another write came first (nothing
-    /// is removed), [`SaveOutcome::Gone`] when there was no live record. The session layer
+    /// ([`matches_token`]), in one atomic step: [`CasOutcome::Deleted`] when removed,
+    /// [`CasOutcome::Conflict`] with the live record when another write came first (nothing
+    /// is removed), [`CasOutcome::Gone`] when there was no live record. The session layer
     /// retires a regenerated session's old record this way, so that what another request
     /// saved there meanwhile is carried over rather than lost.
     ///
     /// # Errors
     /// [`StoreError`] when the backend fails.
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError>;
+    async fn delete_if(
+        &self,
+        key: &StoreKey,
+        expected: &CasToken,
+    ) -> Result<CasOutcome, StoreError>;
 
     /// Removes every expired record and returns how many were removed. Stores whose backend
     /// expires records by itself (Redis) return `Ok(0)`.
@@ -265,7 +322,7 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     async fn save(
         &self,
         key: &StoreKey,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
@@ -274,7 +331,11 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
         (**self).delete(key).await
     }
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+    async fn delete_if(
+        &self,
+        key: &StoreKey,
+        expected: &CasToken,
+    ) -> Result<CasOutcome, StoreError> {
         (**self).delete_if(key, expected).await
     }
     async fn purge_expired(&self) -> Result<usize, StoreError> {

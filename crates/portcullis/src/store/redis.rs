@@ -19,7 +19,7 @@ use redis::{
 };
 
 use super::index::UserIndex;
-use super::{SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome};
+use super::{CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome};
 use crate::ErrorChain;
 use crate::clock::{Clock, SystemClock, unix_millis};
 use crate::redact::redact_url_password;
@@ -479,7 +479,7 @@ impl SessionStore for RedisStore {
     async fn save(
         &self,
         key: &StoreKey,
-        expected: &[u8],
+        expected: &CasToken,
         record: &[u8],
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
@@ -494,7 +494,7 @@ impl SessionStore for RedisStore {
             .invoke(
                 &scripts::CAS,
                 &[key.as_str()],
-                &[expected, record, pxat.as_bytes()],
+                &[expected.as_bytes(), record, pxat.as_bytes()],
                 Repeat::Idempotent,
                 "saving a session record",
             )
@@ -520,20 +520,24 @@ impl SessionStore for RedisStore {
 
     /// The `delete_if` script. Sent again after a lost connection: a repeat of one that
     /// landed answers "gone", which is what the caller wanted.
-    async fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<SaveOutcome, StoreError> {
+    async fn delete_if(
+        &self,
+        key: &StoreKey,
+        expected: &CasToken,
+    ) -> Result<CasOutcome, StoreError> {
         let reply: Value = self
             .invoke(
                 &scripts::DELETE_IF,
                 &[key.as_str()],
-                &[expected],
+                &[expected.as_bytes()],
                 Repeat::Idempotent,
                 "retiring a session record",
             )
             .await?;
         match reply {
-            Value::Int(1) => Ok(SaveOutcome::Saved),
-            Value::Nil => Ok(SaveOutcome::Gone),
-            Value::BulkString(current) => Ok(SaveOutcome::Conflict(current)),
+            Value::Int(1) => Ok(CasOutcome::Deleted),
+            Value::Nil => Ok(CasOutcome::Gone),
+            Value::BulkString(current) => Ok(CasOutcome::Conflict(current)),
             other => Err(unexpected("the delete_if script", &other)),
         }
     }

@@ -149,10 +149,10 @@ async fn at_session_limit(
     }
     let id = user.id.to_string();
     let devices = state.user_sessions().list(&id).await?;
-    let mine = session.handle().await?;
+    let mine = session.device_id().await?;
     let others = devices
         .iter()
-        .filter(|d| Some(d.handle()) != mine.as_ref())
+        .filter(|d| Some(d.device_id()) != mine.as_ref())
         .count();
     Ok((others >= max.get()).then_some(max.get()))
 }

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::Value as Template;
 use minijinja::context;
-use portcullis::session::{DeviceSession, SessionHandle};
+use portcullis::session::{DeviceId, DeviceSession};
 use portcullis::{Session, SessionError};
 use serde::Deserialize;
 
@@ -93,7 +93,7 @@ pub(crate) async fn end(
     SignedIn(user): SignedIn,
     Form(form): Form<EndForm>,
 ) -> Result<Response, AppError> {
-    let Some(handle) = SessionHandle::parse(&form.session) else {
+    let Some(handle) = DeviceId::parse(&form.session) else {
         return page
             .error(
                 &state,
@@ -104,7 +104,7 @@ pub(crate) async fn end(
             )
             .await;
     };
-    if session.handle().await?.as_ref() == Some(&handle) {
+    if session.device_id().await?.as_ref() == Some(&handle) {
         session.destroy().await?;
         return Ok(Redirect::to("/login?logged_out=1").into_response());
     }

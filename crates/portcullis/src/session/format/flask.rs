@@ -33,8 +33,8 @@ use rmpv::Value;
 
 use super::super::id::Id;
 use super::super::record::Envelope;
-use crate::csrf::{SessionSecret, flask as flask_csrf};
-use crate::itsdangerous::{B64, hmac_sha1};
+use super::super::secret::{self, FLASK_WTF_TOKEN_SALT, SessionSecret};
+use crate::itsdangerous::{self, B64, hmac_sha1};
 use crate::store::StoreKey;
 
 /// The salt Flask-Session gives its cookie signer (`base.py`, `_get_signer`).
@@ -64,7 +64,7 @@ impl FlaskKeys {
         mac.update(COOKIE_SALT);
         Self {
             cookie: mac.finalize().into_bytes().into(),
-            csrf: flask_csrf::derive_key(secret_key),
+            csrf: itsdangerous::derive_key(FLASK_WTF_TOKEN_SALT, secret_key),
         }
     }
 }
@@ -274,13 +274,13 @@ fn user_text(value: &Value) -> Option<String> {
 
 pub(super) fn new_csrf_secret(keys: &FlaskKeys) -> SessionSecret {
     SessionSecret::Flask {
-        raw: flask_csrf::new_raw_token(),
+        raw: secret::new_flask_raw(),
         key: keys.csrf,
     }
 }
 
 pub(super) fn csrf_secret(text: &str, keys: &FlaskKeys) -> Option<SessionSecret> {
-    flask_csrf::is_raw_token(text).then(|| SessionSecret::Flask {
+    secret::is_flask_raw(text).then(|| SessionSecret::Flask {
         raw: text.to_owned(),
         key: keys.csrf,
     })

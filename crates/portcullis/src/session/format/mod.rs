@@ -19,9 +19,9 @@ use std::time::SystemTime;
 use super::Settings;
 use super::id::Id;
 use super::record::Envelope;
-use crate::csrf::SessionSecret;
+use super::secret::SessionSecret;
 use crate::keys::{KeyRing, KeyUse};
-use crate::store::StoreKey;
+use crate::store::{CasToken, StoreKey};
 
 pub(crate) use flask::FlaskKeys;
 
@@ -154,10 +154,10 @@ impl Format {
     /// write of the session. Native records begin with a format byte and a nonce drawn anew
     /// for every seal, so those 25 bytes are enough; a Flask record is plain MessagePack with
     /// nothing unique in it, so its token is the whole record.
-    pub(crate) fn cas_token(&self, record: &[u8]) -> Vec<u8> {
+    pub(crate) fn cas_token(&self, record: &[u8]) -> CasToken {
         match &self.0 {
             Kind::Native => super::record::cas_token(record),
-            Kind::Flask(_) => record.to_vec(),
+            Kind::Flask(_) => CasToken::new(record),
         }
     }
 

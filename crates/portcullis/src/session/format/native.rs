@@ -4,7 +4,7 @@
 
 use super::super::Settings;
 use super::super::id::Id;
-use crate::csrf::{CsrfSecret, SessionSecret};
+use super::super::secret::{CsrfSecret, SessionSecret};
 use crate::keys::{KeyRing, KeyUse};
 
 /// The id in `value` if it is `id.mac` with a MAC from any key of the ring (or, with the signer

@@ -17,8 +17,10 @@ use async_trait::async_trait;
 
 use super::{FileStore, State, TempFile, read_live, remove, state_at, unavailable};
 use crate::clock::{from_unix_millis, unix_millis};
-use crate::store::index::{Indexed, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit};
-use crate::store::{SessionLimit, StoreError, matches_token};
+use crate::store::index::{
+    CreateIndexedOutcome, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit,
+};
+use crate::store::{CasToken, SessionLimit, StoreError, matches_token};
 
 /// An index as read: member to absolute deadline in Unix milliseconds.
 type Members = BTreeMap<String, u64>;
@@ -107,7 +109,7 @@ impl FileStore {
         Ok(live)
     }
 
-    fn create_indexed_blocking(&self, new: &OwnedNew) -> Result<Indexed, StoreError> {
+    fn create_indexed_blocking(&self, new: &OwnedNew) -> Result<CreateIndexedOutcome, StoreError> {
         let (slot, member) = (&new.slot, new.member.as_str());
         let path = self.member_path(slot, member)?;
         // The slow part (write and sync) before the lock, as for a plain create.
@@ -120,26 +122,30 @@ impl FileStore {
             .map(|(m, d)| (m.clone(), from_unix_millis(*d)))
             .collect();
         let Some(evicted) = over_limit(&counted, new.limit) else {
-            return Ok(Indexed::Refused);
+            return Ok(CreateIndexedOutcome::Refused);
         };
         if let Some((old, token)) = &new.retire {
             let old_path = self.member_path(slot, old)?;
             match read_live(&old_path, self.clock.now())? {
-                None => return Ok(Indexed::Gone),
-                Some(live) if !matches_token(&live, token) => return Ok(Indexed::Stale(live)),
+                None => return Ok(CreateIndexedOutcome::Gone),
+                Some(live) if !matches_token(&live, token) => {
+                    return Ok(CreateIndexedOutcome::Stale(live));
+                }
                 Some(_) => {}
             }
         }
         match state_at(&path, self.clock.now())? {
             // Live, or something the store did not write: either way, not ours to replace.
-            State::Live | State::Foreign => return Ok(Indexed::Exists),
+            State::Live | State::Foreign => return Ok(CreateIndexedOutcome::Exists),
             State::Expired => remove(&path)?,
             State::Absent => {}
         }
         if let Some(tmp) = tmp {
             match fs::hard_link(&tmp.path, &path) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Indexed::Exists),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Ok(CreateIndexedOutcome::Exists);
+                }
                 Err(e) => return Err(StoreError::unavailable("publishing a session file", e)),
             }
             members.insert(member.to_owned(), new.deadline_ms);
@@ -149,7 +155,7 @@ impl FileStore {
             members.remove(old);
         }
         self.write_index(slot, &members)?;
-        Ok(Indexed::Created { evicted })
+        Ok(CreateIndexedOutcome::Created { evicted })
     }
 
     fn list_blocking(&self, slot: &UserSlot) -> Result<Vec<IndexedRecord>, StoreError> {
@@ -212,13 +218,16 @@ struct OwnedNew {
     expires_at: SystemTime,
     deadline_ms: u64,
     /// The member to retire, and its token.
-    retire: Option<(String, Vec<u8>)>,
+    retire: Option<(String, CasToken)>,
     limit: SessionLimit,
 }
 
 #[async_trait]
 impl UserIndex for FileStore {
-    async fn create_indexed(&self, new: NewIndexed<'_>) -> Result<Indexed, StoreError> {
+    async fn create_indexed(
+        &self,
+        new: NewIndexed<'_>,
+    ) -> Result<CreateIndexedOutcome, StoreError> {
         // Names are checked before any file work.
         self.index_path(new.slot)?;
         let owned = OwnedNew {
@@ -227,7 +236,7 @@ impl UserIndex for FileStore {
             record: new.record.to_vec(),
             expires_at: new.expires_at,
             deadline_ms: unix_millis(new.deadline),
-            retire: new.retire.map(|r| (r.member.to_owned(), r.token.to_vec())),
+            retire: new.retire.map(|r| (r.member.to_owned(), r.token.clone())),
             limit: new.limit,
         };
         self.run(move |store| store.create_indexed_blocking(&owned))

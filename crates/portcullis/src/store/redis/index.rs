@@ -10,11 +10,16 @@ use redis::Value;
 use super::{RedisStore, Repeat, scripts, unexpected};
 use crate::clock::unix_millis;
 use crate::store::StoreError;
-use crate::store::index::{Indexed, IndexedRecord, LimitPolicy, NewIndexed, UserIndex, UserSlot};
+use crate::store::index::{
+    CreateIndexedOutcome, IndexedRecord, LimitPolicy, NewIndexed, UserIndex, UserSlot,
+};
 
 #[async_trait]
 impl UserIndex for RedisStore {
-    async fn create_indexed(&self, new: NewIndexed<'_>) -> Result<Indexed, StoreError> {
+    async fn create_indexed(
+        &self,
+        new: NewIndexed<'_>,
+    ) -> Result<CreateIndexedOutcome, StoreError> {
         let now = self.clock.now();
         let key = new.slot.member_key(new.member);
         // A session dead on arrival gets no PXAT in the past: its deadline is "now + 1 ms",
@@ -31,7 +36,9 @@ impl UserIndex for RedisStore {
             unix_millis(now).to_string(),
             max.to_string(),
         );
-        let retire = new.retire.map_or(("", &b""[..]), |r| (r.member, r.token));
+        let retire = new
+            .retire
+            .map_or(("", &b""[..]), |r| (r.member, r.token.as_bytes()));
         let args: [&[u8]; 10] = [
             new.record,
             pxat.as_bytes(),
@@ -54,11 +61,11 @@ impl UserIndex for RedisStore {
             )
             .await?;
         match reply {
-            Value::Int(-1) => Ok(Indexed::Refused),
-            Value::Int(-2) => Ok(Indexed::Exists),
-            Value::Int(-3) => Ok(Indexed::Gone),
-            Value::BulkString(live) => Ok(Indexed::Stale(live)),
-            Value::Array(evicted) => Ok(Indexed::Created {
+            Value::Int(-1) => Ok(CreateIndexedOutcome::Refused),
+            Value::Int(-2) => Ok(CreateIndexedOutcome::Exists),
+            Value::Int(-3) => Ok(CreateIndexedOutcome::Gone),
+            Value::BulkString(live) => Ok(CreateIndexedOutcome::Stale(live)),
+            Value::Array(evicted) => Ok(CreateIndexedOutcome::Created {
                 evicted: evicted.iter().filter_map(text).collect(),
             }),
             other => Err(unexpected("the login script", &other)),

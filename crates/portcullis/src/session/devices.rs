@@ -7,7 +7,7 @@
 //! carries the user's routing tag `T` (128 bits of HMAC-SHA256 of the user id under a key of
 //! the ring): the cookie holds `T~<random>`, the store key is `<prefix>{T}<member>` and the
 //! index `<prefix>idx:{T}`, where `member` is the base64url SHA-256 of the id. Members, never
-//! ids, are what lists show and what "end" takes ([`SessionHandle`]): knowing one gives no
+//! ids, are what lists show and what "end" takes ([`DeviceId`]): knowing one gives no
 //! cookie. Since `T` depends on the key, lists and "end all" look under the tag of the
 //! current key and of each fallback.
 
@@ -17,54 +17,51 @@ use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
 
-use super::id::{Tag, encode_tag};
+use super::id::{ENCODED_DIGEST_LEN, slot};
 use super::record::{Data, Envelope};
-use super::{Session, SessionError, Shared};
-use crate::store::{StoreError, StoreKey, UserIndex, UserSlot};
-
-/// Length of a handle: a base64url SHA-256.
-const HANDLE_LEN: usize = 43;
+use super::{LayerShared, Session, SessionError};
+use crate::store::{StoreError, UserIndex};
 
 /// Names one session of a user in lists and in "end" requests: its member in the user's index
 /// (the base64url SHA-256 of its id, which is also the end of its store key). Not a secret, and
 /// no way back to the id or the cookie.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionHandle(String);
+pub struct DeviceId(String);
 
-impl SessionHandle {
-    /// Parses a handle as shown by a list: 43 base64url characters; `None` for anything else.
+impl DeviceId {
+    /// Parses a device id as shown by a list: 43 base64url characters; `None` for anything else.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        let valid = text.len() == HANDLE_LEN
+        let valid = text.len() == ENCODED_DIGEST_LEN
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         valid.then(|| Self(text.to_owned()))
     }
 
-    /// The handle as text.
+    /// The device id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
-impl fmt::Display for SessionHandle {
+impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl fmt::Debug for SessionHandle {
+impl fmt::Debug for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionHandle({})", self.0)
+        write!(f, "DeviceId({})", self.0)
     }
 }
 
 /// One live session of a user, as a list shows it.
 #[derive(Clone)]
 pub struct DeviceSession {
-    handle: SessionHandle,
+    device_id: DeviceId,
     created_at: SystemTime,
     last_used: SystemTime,
     expires_at: SystemTime,
@@ -75,7 +72,7 @@ pub struct DeviceSession {
 impl fmt::Debug for DeviceSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceSession")
-            .field("handle", &self.handle)
+            .field("device_id", &self.device_id)
             .field("created_at", &self.created_at)
             .field("current", &self.current)
             .finish_non_exhaustive()
@@ -85,8 +82,8 @@ impl fmt::Debug for DeviceSession {
 impl DeviceSession {
     /// What names this session in "end" requests.
     #[must_use]
-    pub fn handle(&self) -> &SessionHandle {
-        &self.handle
+    pub fn device_id(&self) -> &DeviceId {
+        &self.device_id
     }
 
     /// When it began: the log-in (or the last regeneration).
@@ -124,7 +121,7 @@ impl DeviceSession {
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         self.data
             .get(key)
-            .map(|v| rmpv::ext::from_value(v.clone()).map_err(SessionError::decode))
+            .map(|v| rmpv::ext::from_value(v.clone()).map_err(SessionError::Decode))
             .transpose()
     }
 }
@@ -146,11 +143,11 @@ impl DeviceSession {
 /// ```
 #[derive(Clone, Debug)]
 pub struct UserSessions {
-    shared: Arc<Shared>,
+    shared: Arc<LayerShared>,
 }
 
 impl UserSessions {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<LayerShared>) -> Self {
         Self { shared }
     }
 
@@ -179,7 +176,7 @@ impl UserSessions {
                 if envelope.user_id.as_deref() != Some(user) || now >= deadline {
                     continue;
                 }
-                let Some(handle) = SessionHandle::parse(&record.member) else {
+                let Some(device_id) = DeviceId::parse(&record.member) else {
                     continue;
                 };
                 let created_at = envelope.created_at();
@@ -188,7 +185,7 @@ impl UserSessions {
                     .checked_sub(settings.idle)
                     .map_or(created_at, |t| t.max(created_at));
                 found.push(DeviceSession {
-                    handle,
+                    device_id,
                     created_at,
                     last_used,
                     expires_at: record.expires_at,
@@ -201,17 +198,17 @@ impl UserSessions {
         Ok(found)
     }
 
-    /// Ends one of the user's sessions; `true` if it was live. A handle of another user's
+    /// Ends one of the user's sessions; `true` if it was live. A device id of another user's
     /// session ends nothing.
     ///
     /// # Errors
     /// As [`UserSessions::list`].
-    pub async fn end(&self, user: &str, handle: &SessionHandle) -> Result<bool, SessionError> {
+    pub async fn end(&self, user: &str, device_id: &DeviceId) -> Result<bool, SessionError> {
         let index = self.index()?;
         for tag in self.shared.keys.routing_tags(user) {
             let slot = slot(&self.shared.settings.key_prefix, &tag);
             if index
-                .end(&slot, handle.as_str())
+                .end(&slot, device_id.as_str())
                 .await
                 .map_err(|e| self.failed(e))?
             {
@@ -229,10 +226,10 @@ impl UserSessions {
     pub async fn end_all(
         &self,
         user: &str,
-        except: Option<&SessionHandle>,
+        except: Option<&DeviceId>,
     ) -> Result<usize, SessionError> {
         let index = self.index()?;
-        let keep = except.map(SessionHandle::as_str);
+        let keep = except.map(DeviceId::as_str);
         let mut ended = 0;
         for tag in self.shared.keys.routing_tags(user) {
             let slot = slot(&self.shared.settings.key_prefix, &tag);
@@ -272,38 +269,28 @@ impl UserSessions {
     }
 }
 
-/// The index slot of the user with routing tag `tag`: the index `<prefix>idx:{T}` and the
-/// member prefix `<prefix>{T}`.
-pub(crate) fn slot(prefix: &str, tag: &Tag) -> UserSlot {
-    let tag = encode_tag(tag);
-    UserSlot::new(
-        StoreKey::from_string(format!("{prefix}idx:{{{tag}}}")),
-        format!("{prefix}{{{tag}}}"),
-    )
-}
-
 /// What the index operations of [`Session`] need to know of the current session.
-struct Whose {
+struct IndexedOwner {
     user: String,
-    /// This session's handle in its user's index: of the id it was loaded with, when this
+    /// This session's device id in its user's index: of the id it was loaded with, when this
     /// request regenerated it (that one is in the index until the write retires it).
-    handle: Option<SessionHandle>,
-    /// The handle names this session's current id (it was not regenerated in this request).
+    device_id: Option<DeviceId>,
+    /// The device id names this session's current id (it was not regenerated in this request).
     stored: bool,
 }
 
 impl Session {
-    /// This session's handle in its user's index: `None` for an anonymous session, or one not
+    /// This session's device id in its user's index: `None` for an anonymous session, or one not
     /// written yet in its user's index (new, or regenerated in this request).
     ///
     /// # Errors
     /// [`SessionError::Unavailable`] when the store cannot be reached.
-    pub async fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
+    pub async fn device_id(&self) -> Result<Option<DeviceId>, SessionError> {
         Ok(self
             .whose()
             .await?
             .filter(|w| w.stored)
-            .and_then(|w| w.handle))
+            .and_then(|w| w.device_id))
     }
 
     /// Every live session of this session's user, this one marked
@@ -317,7 +304,7 @@ impl Session {
         };
         let mut devices = self.user_sessions().list(&whose.user).await?;
         for device in &mut devices {
-            device.current = Some(&device.handle) == whose.handle.as_ref();
+            device.current = Some(&device.device_id) == whose.device_id.as_ref();
         }
         Ok(devices)
     }
@@ -327,15 +314,15 @@ impl Session {
     ///
     /// # Errors
     /// As [`UserSessions::list`].
-    pub async fn end_device(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+    pub async fn end_device(&self, device_id: &DeviceId) -> Result<bool, SessionError> {
         let Some(whose) = self.whose().await? else {
             return Ok(false);
         };
-        if whose.handle.as_ref() == Some(handle) {
+        if whose.device_id.as_ref() == Some(device_id) {
             self.destroy().await?;
             return Ok(true);
         }
-        self.user_sessions().end(&whose.user, handle).await
+        self.user_sessions().end(&whose.user, device_id).await
     }
 
     /// Ends every other session of this session's user, now ("log out other devices", and
@@ -349,7 +336,7 @@ impl Session {
             return Ok(0);
         };
         self.user_sessions()
-            .end_all(&whose.user, whose.handle.as_ref())
+            .end_all(&whose.user, whose.device_id.as_ref())
             .await
     }
 
@@ -357,9 +344,9 @@ impl Session {
         UserSessions::new(Arc::clone(&self.shared))
     }
 
-    /// The user and the handle of this session (of the id it had when loaded, if this request
+    /// The user and the device id of this session (of the id it had when loaded, if this request
     /// regenerated it: that one is in the index until the write retires it).
-    async fn whose(&self) -> Result<Option<Whose>, SessionError> {
+    async fn whose(&self) -> Result<Option<IndexedOwner>, SessionError> {
         let state = self.loaded().await?;
         let Some(current) = state.current.as_ref() else {
             return Ok(None);
@@ -370,14 +357,14 @@ impl Session {
         let indexed = if current.stored {
             Some(&current.id)
         } else {
-            current.regenerated.as_ref().map(|(old, _)| old)
+            current.regenerated.as_ref().map(|r| &r.old)
         };
-        let handle = indexed
+        let device_id = indexed
             .filter(|id| id.tag().is_some())
-            .and_then(|id| SessionHandle::parse(&id.digest()));
-        Ok(Some(Whose {
+            .and_then(|id| DeviceId::parse(&id.digest()));
+        Ok(Some(IndexedOwner {
             user,
-            handle,
+            device_id,
             stored: current.stored,
         }))
     }

@@ -1,0 +1,257 @@
+//! Loading a session on its first use in a request: fetch its record (sliding the idle expiry
+//! in the same round trip), [`classify`] it, and start this request's [`WorkingCopy`] from it.
+
+use std::time::SystemTime;
+
+use tokio::sync::MutexGuard;
+
+use super::changes::Changes;
+use super::cookie::PresentedCookie;
+use super::handle::{RequestSession, Session, WorkingCopy};
+use super::id::Id;
+use super::record::Envelope;
+use super::{LayerShared, SessionError};
+use crate::keys::KeyUse;
+use crate::store::{CasToken, StoreKey};
+
+/// What a load found under a session's key.
+#[derive(Debug, PartialEq)]
+pub(super) enum Loaded {
+    /// A live session.
+    Live {
+        envelope: Envelope,
+        /// Write it back even if the request changes nothing (see `Format::decode_record`).
+        rewrite: bool,
+        /// The compare-and-set token of the record.
+        token: CasToken,
+    },
+    /// A record this process cannot open: altered, torn, or sealed by a key or format it does
+    /// not know yet (a rolling upgrade or key rotation). Its length, for the log.
+    Unreadable(usize),
+    /// A session past its absolute lifetime: gone for good.
+    PastAbsolute,
+    /// No live record: expired, or ended elsewhere.
+    Missing,
+}
+
+/// What the record `bytes` loaded under `key` at `now` holds. Pure: the store was read before.
+pub(super) fn classify(
+    shared: &LayerShared,
+    key: &StoreKey,
+    bytes: Option<&[u8]>,
+    now: SystemTime,
+) -> Loaded {
+    let settings = &shared.settings;
+    let Some(bytes) = bytes else {
+        return Loaded::Missing;
+    };
+    match settings.format.decode_record(&shared.keys, key, bytes, now) {
+        None => Loaded::Unreadable(bytes.len()),
+        Some((envelope, _)) if now >= envelope.created_at() + settings.absolute => {
+            Loaded::PastAbsolute
+        }
+        Some((envelope, rewrite)) => Loaded::Live {
+            envelope,
+            rewrite,
+            token: settings.format.cas_token(bytes),
+        },
+    }
+}
+
+impl Session {
+    /// Locks the state and loads the session on first use.
+    pub(super) async fn loaded(&self) -> Result<MutexGuard<'_, RequestSession>, SessionError> {
+        let mut state = self.state.lock().await;
+        self.load_into(&mut state).await?;
+        Ok(state)
+    }
+
+    async fn load_into(&self, state: &mut RequestSession) -> Result<(), SessionError> {
+        if state.failed {
+            return Err(SessionError::Unavailable { source: None });
+        }
+        if state.current.is_some() {
+            return Ok(());
+        }
+        state.accessed = true;
+        let now = self.shared.clock.now();
+        let PresentedCookie::Valid { id, key_use } = state.presented.clone() else {
+            state.current = Some(self.fresh(now));
+            return Ok(());
+        };
+        let settings = &self.shared.settings;
+        let key = settings.format.store_key(&id, &settings.key_prefix);
+        let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
+        let bytes = self.fetch(state, &key, slide_to).await?;
+        let loaded = classify(&self.shared, &key, bytes.as_deref(), now);
+        let opened = Opened {
+            id,
+            key_use,
+            key,
+            slide_to,
+        };
+        state.current = Some(self.start(state, opened, loaded, now));
+        Ok(())
+    }
+
+    /// Reads the record (sliding its expiry to `slide_to`), noting an outage in `state`.
+    async fn fetch(
+        &self,
+        state: &mut RequestSession,
+        key: &StoreKey,
+        slide_to: Option<SystemTime>,
+    ) -> Result<Option<Vec<u8>>, SessionError> {
+        match self.shared.store.load(key, slide_to).await {
+            Ok(bytes) => {
+                self.shared.health.report_success();
+                Ok(bytes)
+            }
+            Err(error) => {
+                state.failed = true;
+                self.shared.health.report_failure(&error);
+                Err(SessionError::Unavailable {
+                    source: Some(error),
+                })
+            }
+        }
+    }
+
+    /// This request's working copy after a load that found `loaded`; a fresh session, with
+    /// the reason noted in `state` and the log, unless the record was live.
+    fn start(
+        &self,
+        state: &mut RequestSession,
+        opened: Opened,
+        loaded: Loaded,
+        now: SystemTime,
+    ) -> WorkingCopy {
+        let session = || self.shared.keys.log_hash(opened.key.as_str().as_bytes());
+        match loaded {
+            Loaded::Live {
+                envelope,
+                rewrite,
+                token,
+            } => {
+                // Without a slide, the idle deadline is the one the last write set.
+                let written = (envelope.deadline_ms > 0)
+                    .then(|| crate::clock::from_unix_millis(envelope.deadline_ms));
+                return WorkingCopy {
+                    id: opened.id,
+                    modified: rewrite,
+                    reissue_cookie: opened.key_use == KeyUse::Fallback,
+                    idle_deadline: opened.slide_to.or(written),
+                    envelope,
+                    stored: true,
+                    token: Some(token),
+                    changes: Changes::default(),
+                    regenerated: None,
+                };
+            }
+            // Treated as absent but left in place, since another process may still read it;
+            // its idle expiry ends it.
+            Loaded::Unreadable(bytes) => tracing::warn!(
+                target: "portcullis::security",
+                session = %session(),
+                bytes,
+                "session record failed authentication; starting a new session"
+            ),
+            Loaded::PastAbsolute => state.to_delete.push(opened.id),
+            Loaded::Missing => tracing::info!(
+                target: "portcullis::security",
+                session = %session(),
+                "session cookie names no live session (expired or ended); issuing a new id"
+            ),
+        }
+        state.ended_previous = true;
+        self.fresh(now)
+    }
+
+    /// A new, empty session that no record holds yet.
+    pub(super) fn fresh(&self, now: SystemTime) -> WorkingCopy {
+        WorkingCopy {
+            id: Id::random(),
+            envelope: Envelope::new(now, self.shared.settings.permanent),
+            stored: false,
+            modified: false,
+            reissue_cookie: false,
+            idle_deadline: None,
+            token: None,
+            changes: Changes::default(),
+            regenerated: None,
+        }
+    }
+}
+
+/// The authentic cookie a load went by, and where it looked.
+struct Opened {
+    id: Id,
+    key_use: KeyUse,
+    key: StoreKey,
+    slide_to: Option<SystemTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::keys::KeyRing;
+    use crate::session::SessionLayer;
+    use crate::store::MemoryStore;
+
+    const KEY: &[u8] = b"a secret key of thirty-two bytes or more";
+    const OLD_KEY: &[u8] = b"the key before the rotation, 32 bytes+";
+
+    #[test]
+    fn classify_tells_live_unreadable_past_absolute_and_missing_records_apart() {
+        let layer = SessionLayer::new(MemoryStore::new(), KeyRing::new(KEY, &[OLD_KEY]));
+        let shared = layer.shared();
+        let key = StoreKey::from_string("sess:k".into());
+        let now = SystemTime::now();
+        let absolute = shared.settings.absolute;
+        let sealed = |created: SystemTime, secret: &[u8]| {
+            let ring = KeyRing::new(secret, &[]);
+            Envelope::new(created, false).seal(&ring, &key).unwrap()
+        };
+        let live = sealed(now - absolute + Duration::from_secs(1), KEY);
+        let by_old_key = sealed(now, OLD_KEY);
+        let over = sealed(now - absolute, KEY);
+        let foreign = sealed(now, b"somebody else's key, thirty-two bytes");
+        // (record, what it is: "live" with its rewrite flag, or another outcome)
+        let cases: [(Option<&[u8]>, &str, bool); 6] = [
+            (Some(&live), "live", false),
+            (Some(&by_old_key), "live", true),
+            (Some(&over), "past absolute", false),
+            (Some(&foreign), "unreadable", false),
+            (Some(b"junk"), "unreadable", false),
+            (None, "missing", false),
+        ];
+        for (bytes, expected, expected_rewrite) in cases {
+            match classify(&shared, &key, bytes, now) {
+                Loaded::Live {
+                    envelope,
+                    rewrite,
+                    token,
+                } => {
+                    let record = bytes.unwrap();
+                    assert_eq!(expected, "live");
+                    assert_eq!(
+                        rewrite, expected_rewrite,
+                        "a fallback key asks for a rewrite"
+                    );
+                    assert_eq!(token, shared.settings.format.cas_token(record));
+                    assert_eq!(
+                        Some(envelope),
+                        Envelope::open(&shared.keys, &key, record).map(|(e, _)| e)
+                    );
+                }
+                Loaded::Unreadable(len) => {
+                    assert_eq!(expected, "unreadable");
+                    assert_eq!(Some(len), bytes.map(<[u8]>::len));
+                }
+                Loaded::PastAbsolute => assert_eq!(expected, "past absolute"),
+                Loaded::Missing => assert_eq!(expected, "missing"),
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Writing a changed session after the handler, without losing anyone's update:
+//!
+//! - a **new** session (first write, or regenerated) is created only if its key is absent
+//!   (`SET NX`); one with a user goes into its user's index in the same atomic step, under
+//!   `SESSION_MAX_PER_USER`. It is created with its CSRF secret, so that two concurrent first
+//!   pages never mint two. A regenerated session's old record is retired only if it is
+//!   unchanged since this request loaded it (in the index script when both are the same
+//!   user's, else with `delete_if`); otherwise this request's changes are replayed onto it
+//!   and the new record written again, so a change saved during a log-in is not lost
+//!   (`create.rs`);
+//! - an **existing** session is saved with compare-and-set on the token of the record this
+//!   request loaded. On a conflict the store hands back the newer record: this request's
+//!   changes are replayed onto it ([`replay_onto`]) and the save tried again, up to
+//!   [`MAX_SAVE_ATTEMPTS`] times with a jittered back-off (`backoff.rs`); then the answer is
+//!   503. A session deleted meanwhile is never written back. Within one process, writers of
+//!   one session take turns (`turns.rs`) and the next one starts from the record the last one
+//!   wrote, so a burst of concurrent requests (a page's parallel API calls) costs one save
+//!   each instead of a pile-up of conflicts; compare-and-set still decides between processes
+//!   (`save.rs`);
+//! - then ended records are removed (from their user's index too).
+
+mod backoff;
+mod create;
+mod save;
+mod turns;
+
+pub(crate) use turns::WriteLocks;
+
+use std::time::SystemTime;
+
+use super::LayerShared;
+use super::handle::{RequestSession, WorkingCopy};
+use super::id::{Id, slot};
+use super::secret;
+use crate::store::{StoreError, StoreKey};
+
+/// Saves tried before answering 503. Every failed try means another request's save succeeded
+/// (the loop is lock-free), so this bounds only a pile-up of many concurrent writers.
+pub(crate) const MAX_SAVE_ATTEMPTS: u32 = 10;
+
+/// Why a session could not be written; `service.rs` turns each into its response.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// The store failed (the error, when there is one).
+    Unavailable(Option<StoreError>),
+    /// The session was deleted while this request ran (a logout elsewhere).
+    Ended,
+    /// Too many concurrent writers: still conflicting after [`MAX_SAVE_ATTEMPTS`].
+    Busy,
+    /// Merged with concurrent changes, the session would exceed `SESSION_MAX_BYTES`.
+    TooLarge { size: usize, max: usize },
+    /// The user has `SESSION_MAX_PER_USER` sessions and the policy refuses more.
+    LimitReached { max: usize },
+    /// The session could not be encoded.
+    Encode,
+}
+
+impl From<StoreError> for WriteError {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(Some(error))
+    }
+}
+
+/// Writes what this request changed and removes ended records. `Ok(true)` when a record was
+/// written (so the cookie goes out).
+pub(crate) async fn write(
+    shared: &LayerShared,
+    state: &mut RequestSession,
+    now: SystemTime,
+) -> Result<bool, WriteError> {
+    let RequestSession {
+        current, to_delete, ..
+    } = state;
+    let mut written = false;
+    if let Some(current) = current.as_mut() {
+        let mut retired = false;
+        if current.modified && worth_storing(current) {
+            if current.stored {
+                save::save(shared, current, now).await?;
+            } else {
+                retired = create::create(shared, current, now).await?;
+                current.stored = true;
+            }
+            written = true;
+        }
+        if let Some(regenerated) = current.regenerated.take()
+            && !retired
+        {
+            to_delete.push(regenerated.old);
+        }
+    }
+    for id in std::mem::take(to_delete) {
+        delete(shared, &id).await?;
+    }
+    Ok(written)
+}
+
+/// Whether the session holds anything worth a record: an empty anonymous session is not
+/// stored (a visitor who only reads gets no session).
+pub(crate) fn worth_storing(current: &WorkingCopy) -> bool {
+    current.stored || !current.envelope.data.is_empty() || current.envelope.user_id.is_some()
+}
+
+/// Which record a replay goes onto, which decides what of this request's own session it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Onto {
+    /// A newer record of this very session. It must still be within its absolute lifetime.
+    ThisSession,
+    /// The record of the session this one was regenerated from, saved meanwhile by another
+    /// request. The new session keeps its own CSRF secret (regenerating rotates it) and the
+    /// replayed regeneration restarts its lifetime, so the old record's age does not matter.
+    RegeneratedFrom,
+}
+
+/// Why a record could not take this request's changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NotReplayed {
+    /// It does not open here (another key or format: a rolling upgrade, a key rotation).
+    Unreadable,
+    /// It is past its absolute lifetime: the session is over.
+    PastAbsolute,
+}
+
+/// Makes `current` the session in `record` (read under `key`) with this request's changes
+/// replayed onto it: the one merge of the write path (a conflict in `save.rs`, catching up
+/// with this process's last writer, and a regenerated session's old record in `create.rs`).
+/// `current` is left as it was when the record does not take them.
+pub(super) fn replay_onto(
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
+    key: &StoreKey,
+    record: &[u8],
+    now: SystemTime,
+    onto: Onto,
+) -> Result<(), NotReplayed> {
+    let settings = &shared.settings;
+    let (mut envelope, _) = settings
+        .format
+        .decode_record(&shared.keys, key, record, now)
+        .ok_or(NotReplayed::Unreadable)?;
+    if onto == Onto::ThisSession && now >= envelope.created_at() + settings.absolute {
+        return Err(NotReplayed::PastAbsolute);
+    }
+    current.changes.replay(&mut envelope);
+    if onto == Onto::RegeneratedFrom {
+        secret::keep_own(&current.envelope, &mut envelope);
+    }
+    current.envelope = envelope;
+    Ok(())
+}
+
+impl From<NotReplayed> for WriteError {
+    fn from(why: NotReplayed) -> Self {
+        match why {
+            NotReplayed::Unreadable => unreadable(),
+            NotReplayed::PastAbsolute => Self::Ended,
+        }
+    }
+}
+
+/// Encodes `current` for `key` in the layer's format (sealed, for the native one), recording
+/// the idle deadline it is written with; returns the record and that deadline.
+fn seal(
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
+    key: &StoreKey,
+    now: SystemTime,
+) -> Result<(Vec<u8>, SystemTime), WriteError> {
+    let settings = &shared.settings;
+    let deadline = current.envelope.created_at() + settings.absolute;
+    let expires_at = (now + settings.idle).min(deadline);
+    current.envelope.deadline_ms = crate::clock::unix_millis(expires_at);
+    let sealed = settings
+        .format
+        .encode_record(&current.envelope, &shared.keys, key)
+        .map_err(|_| WriteError::Encode)?;
+    Ok((sealed, expires_at))
+}
+
+/// Removes an ended session: from its user's index too when it is a logged-in one.
+async fn delete(shared: &LayerShared, id: &Id) -> Result<(), WriteError> {
+    let settings = &shared.settings;
+    let prefix = &settings.key_prefix;
+    match (id.tag(), shared.store.user_index()) {
+        (Some(tag), Some(index)) if settings.format.indexes_users() => {
+            index.end(&slot(prefix, tag), &id.digest()).await?
+        }
+        _ => {
+            let key = settings.format.store_key(id, prefix);
+            shared.store.delete(&key).await?
+        }
+    };
+    Ok(())
+}
+
+/// Another request saved a record this process cannot read (sealed under a key or in a format
+/// it does not know yet: a rolling upgrade or key rotation). Nothing is written over it, and
+/// the client keeps its cookie: 503, as for an outage, until this process can read it.
+fn unreadable() -> WriteError {
+    tracing::warn!(
+        target: "portcullis::security",
+        "a concurrent write left a session record this process cannot read; not overwriting it"
+    );
+    WriteError::Unavailable(None)
+}
+
+/// A fresh 256-bit id already in use: the generator is broken. Refuse to share a session.
+fn collision() -> WriteError {
+    tracing::error!("a new session id collided with a live one; refusing to write");
+    WriteError::Unavailable(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::keys::KeyRing;
+    use crate::session::SessionLayer;
+    use crate::session::changes::{Change, Changes};
+    use crate::session::record::Envelope;
+    use crate::store::MemoryStore;
+
+    const KEY: &[u8] = b"a secret key of thirty-two bytes or more";
+    const CSRF: &str = crate::session::secret::CSRF_SECRET_KEY;
+
+    fn shared() -> std::sync::Arc<LayerShared> {
+        SessionLayer::new(MemoryStore::new(), KeyRing::new(KEY, &[])).shared()
+    }
+
+    /// This request's session: it set `mine`, holds its own CSRF secret, and (when
+    /// `regenerated`) regenerated the session at `now`.
+    fn working_copy(now: SystemTime, regenerated: bool) -> WorkingCopy {
+        let mut changes = Changes::default();
+        changes.push(Change::Insert("mine".into(), rmpv::Value::from(1)));
+        if regenerated {
+            let created_ms = crate::clock::unix_millis(now);
+            changes.push(Change::Regenerate { created_ms });
+        }
+        let mut envelope = Envelope::new(now, false);
+        envelope.data.insert("mine".into(), rmpv::Value::from(1));
+        envelope
+            .data
+            .insert(CSRF.into(), rmpv::Value::from("own secret"));
+        WorkingCopy {
+            id: Id::random(),
+            envelope,
+            stored: true,
+            modified: true,
+            reissue_cookie: false,
+            idle_deadline: None,
+            token: None,
+            changes,
+            regenerated: None,
+        }
+    }
+
+    #[test]
+    fn replay_onto_merges_or_refuses_by_what_the_record_is_and_where_it_goes() {
+        let shared = shared();
+        let key = StoreKey::from_string("sess:k".into());
+        let now = SystemTime::now();
+        let record = |created: SystemTime| {
+            let mut theirs = Envelope::new(created, false);
+            theirs.data.insert("theirs".into(), rmpv::Value::from(2));
+            theirs
+                .data
+                .insert(CSRF.into(), rmpv::Value::from("their secret"));
+            theirs.seal(&shared.keys, &key).unwrap()
+        };
+        let fresh = record(now - Duration::from_secs(60));
+        let over = record(now - shared.settings.absolute);
+        let foreign = b"not a record of this layer".to_vec();
+        // (record, onto, what comes out, the CSRF secret kept)
+        let cases = [
+            (&fresh, Onto::ThisSession, Ok(()), Some("their secret")),
+            (
+                &over,
+                Onto::ThisSession,
+                Err(NotReplayed::PastAbsolute),
+                None,
+            ),
+            (
+                &foreign,
+                Onto::ThisSession,
+                Err(NotReplayed::Unreadable),
+                None,
+            ),
+            (&fresh, Onto::RegeneratedFrom, Ok(()), Some("own secret")),
+            // The replayed regeneration restarts the lifetime, so age does not matter.
+            (&over, Onto::RegeneratedFrom, Ok(()), Some("own secret")),
+            (
+                &foreign,
+                Onto::RegeneratedFrom,
+                Err(NotReplayed::Unreadable),
+                None,
+            ),
+        ];
+        for (i, (bytes, onto, outcome, secret)) in cases.into_iter().enumerate() {
+            let regenerated = onto == Onto::RegeneratedFrom;
+            let mut current = working_copy(now, regenerated);
+            let before = current.envelope.clone();
+            let got = replay_onto(&shared, &mut current, &key, bytes, now, onto);
+            assert_eq!(got, outcome, "case {i}");
+            let data = &current.envelope.data;
+            match secret {
+                None => assert_eq!(current.envelope, before, "case {i}: left as it was"),
+                Some(secret) => {
+                    assert_eq!(data["mine"], rmpv::Value::from(1), "case {i}");
+                    assert_eq!(data.get("theirs"), Some(&rmpv::Value::from(2)), "case {i}");
+                    assert_eq!(data.get(CSRF), Some(&rmpv::Value::from(secret)), "case {i}");
+                }
+            }
+            if regenerated && outcome.is_ok() {
+                assert_eq!(
+                    current.envelope.created_at(),
+                    before.created_at(),
+                    "case {i}"
+                );
+            }
+        }
+    }
+}
