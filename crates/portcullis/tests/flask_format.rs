@@ -2,6 +2,7 @@
 //! Flask-Session 0.8 writes them, and Flask-WTF 1.3 tokens, using the reference's test vectors
 //! (secret `test-secret-key`). The end-to-end test against a running Flask app is
 //! `crates/portcullis-site/tests/binary/flask_interop.rs`.
+#![cfg(feature = "flask")]
 #![allow(clippy::unwrap_used)]
 
 mod support;

@@ -17,10 +17,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use portcullis::keys::KeyRing;
 use portcullis::session::{DeviceId, Id};
-use portcullis::store::{
-    LimitPolicy, RedisStore, RedisTimeouts, SessionLimit, SessionStore, StoreKey,
-};
+use portcullis::store::{LimitPolicy, SessionLimit, SessionStore, StoreKey};
+#[cfg(feature = "redis")]
+use portcullis::store::{RedisStore, RedisTimeouts};
 use portcullis::{Session, SessionError, SessionLayer};
+#[cfg(feature = "redis")]
 use portcullis_testing::redis::{RedisCluster, RedisServer};
 use serde_json::{Value, json};
 use support::app::{cookie_pair, get_with, post_with, send};
@@ -28,6 +29,7 @@ use tokio::sync::{Barrier, Notify};
 
 const SECRET: &[u8] = b"the no-lost-updates test secret, 32+ bytes";
 /// Timeouts for tests that are not about timeouts.
+#[cfg(feature = "redis")]
 const PATIENT: RedisTimeouts = RedisTimeouts {
     connect: Duration::from_secs(5),
     response: Duration::from_secs(5),
@@ -536,6 +538,7 @@ macro_rules! no_lost_updates {
 
 /// The Flask format's records are plain MessagePack, with nothing unique per write: its
 /// compare-and-set token is the whole record, and concurrent requests still lose nothing.
+#[cfg(feature = "flask")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flask_format_sessions_lose_no_updates_either() {
     let n = 32;
@@ -587,6 +590,7 @@ no_lost_updates!(file, async {
     (store, folder)
 });
 
+#[cfg(feature = "redis")]
 no_lost_updates!(redis, async {
     let store = RedisStore::connect(&RedisServer::shared().url(), PATIENT)
         .await
@@ -594,6 +598,7 @@ no_lost_updates!(redis, async {
     (store, ())
 });
 
+#[cfg(feature = "redis")]
 no_lost_updates!(redis_cluster, async {
     let store = RedisStore::connect(&RedisCluster::shared().urls(), PATIENT)
         .await

@@ -3,6 +3,7 @@
 //! one `GETEX` (load and slide), a change costs that plus one `EVALSHA` (the compare-and-set
 //! script), a new session one `SET`. Redis also counts the commands a script runs (its `GET`
 //! and `SET`); they are listed, but the client sends one command per round trip.
+#![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)]
 
 mod support;

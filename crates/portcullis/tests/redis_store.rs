@@ -2,6 +2,7 @@
 //! and deadlines stored exactly, hash-tagged keys on a cluster, credentials from the URL, TLS
 //! that checks certificates, and outages that fail fast and heal by themselves. The shared
 //! contract is in `store_contract.rs`.
+#![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;

@@ -9,10 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use portcullis::store::{
-    CasOutcome, CasToken, CreateIndexedOutcome, LimitPolicy, NewIndexed, RedisStore, RedisTimeouts,
-    Retire, SaveOutcome, SessionLimit, SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
+    CasOutcome, CasToken, CreateIndexedOutcome, LimitPolicy, NewIndexed, Retire, SaveOutcome,
+    SessionLimit, SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
 };
+#[cfg(feature = "redis")]
+use portcullis::store::{RedisStore, RedisTimeouts};
 
+#[cfg(feature = "redis")]
 use portcullis_testing::redis::{RedisCluster, RedisServer};
 
 /// How long the tests give a short-lived record: long enough that a busy machine still
@@ -97,6 +100,7 @@ enum Purge {
     /// The store removes expired records when asked, and counts them.
     Counts,
     /// The backend drops expired records by itself; the purge removes nothing and returns 0.
+    #[cfg(feature = "redis")]
     ExpiresByItself,
 }
 
@@ -907,11 +911,13 @@ store_contract!(file, async {
 
 /// The contract's calls are not about timeouts: generous ones keep a busy machine from failing
 /// them (the outage tests in `redis_store.rs` use the defaults).
+#[cfg(feature = "redis")]
 const PATIENT_REDIS: RedisTimeouts = RedisTimeouts {
     connect: Duration::from_secs(5),
     response: Duration::from_secs(5),
 };
 
+#[cfg(feature = "redis")]
 store_contract!(
     redis,
     async {
@@ -922,6 +928,7 @@ store_contract!(
     Purge::ExpiresByItself
 );
 
+#[cfg(feature = "redis")]
 store_contract!(
     redis_cluster,
     async {

@@ -5,18 +5,26 @@
 use super::{Config, ConfigError, SessionFormat};
 use crate::csrf::{CsrfLayer, InvalidTrustedOrigin};
 use crate::session::{Format, SessionLayer};
-use crate::store::{RedisStore, RedisTimeouts, RedisUrlError, SessionLimit, SessionStore};
+#[cfg(feature = "redis")]
+use crate::store::{RedisStore, RedisTimeouts, RedisUrlError};
+use crate::store::{SessionLimit, SessionStore};
 
 impl SessionLayer {
     /// A layer configured from the Flask-named settings of `config`, with its key ring.
     ///
     /// # Panics
     /// If `config.session_cookie_name` is not a cookie name, as [`SessionLayer::with_cookie_name`]
-    /// does; a [`Config`] from [`Config::load`] has passed the same check.
+    /// does; and if `config.session_format` is Flask's in a build without the `flask` feature.
+    /// A [`Config`] from [`Config::load`] has passed the same checks.
     pub fn from_config(config: &Config, store: impl SessionStore) -> Self {
         let format = match config.session_format {
             SessionFormat::Native => Format::native(),
+            #[cfg(feature = "flask")]
             SessionFormat::Flask => Format::flask(config.secret_key.as_bytes()),
+            #[cfg(not(feature = "flask"))]
+            SessionFormat::Flask => panic!(
+                "SESSION_FORMAT=flask needs the `flask` feature; Config::load refuses it without"
+            ),
         };
         Self::new(store, config.key_ring())
             .with_cookie_name(&config.session_cookie_name)
@@ -60,6 +68,7 @@ impl CsrfLayer {
     }
 }
 
+#[cfg(feature = "redis")]
 impl RedisStore {
     /// A store for `REDIS_URL` with `REDIS_CONNECT_TIMEOUT` and `REDIS_RESPONSE_TIMEOUT`; see
     /// [`RedisStore::connect`].

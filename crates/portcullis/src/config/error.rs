@@ -33,6 +33,20 @@ pub enum ConfigError {
         /// Why it is required and how to provide it.
         why: String,
     },
+    /// A setting asks for a part of Portcullis that this build leaves out: its cargo feature
+    /// is off (`SESSION_TYPE=redis` needs `redis`, `SESSION_FORMAT=flask` needs `flask`).
+    #[error(
+        "{setting}={value} needs portcullis's `{feature}` cargo feature, which this build leaves \
+         out: enable it (portcullis = {{ features = [\"{feature}\"] }})"
+    )]
+    NotBuilt {
+        /// The setting's environment name.
+        setting: &'static str,
+        /// Its value, as `.env` spells it.
+        value: &'static str,
+        /// The cargo feature that would provide it.
+        feature: &'static str,
+    },
     /// The `.env` file exists but could not be read or parsed.
     #[error("cannot load {}: {source}", .path.display())]
     DotEnv {
@@ -91,7 +105,7 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "redis"))]
 mod tests {
     use crate::config::test_support::*;
 

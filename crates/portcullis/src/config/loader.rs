@@ -17,6 +17,7 @@ use super::{Config, ConfigError, Profile, SecretKey, SessionFormat, Source};
 /// Builds a [`Config`] from the command line, the environment and a `.env` file.
 ///
 /// ```
+/// # #[cfg(feature = "redis")] {
 /// use portcullis::config::{ConfigLoader, Profile, Source};
 ///
 /// let config = ConfigLoader::new()
@@ -26,6 +27,7 @@ use super::{Config, ConfigError, Profile, SecretKey, SessionFormat, Source};
 ///     .load()?;
 /// assert_eq!(config.source("PORTCULLIS_PROFILE"), Source::CommandLine);
 /// assert!(config.session_cookie_secure);
+/// # }
 /// # Ok::<(), portcullis::config::ConfigError>(())
 /// ```
 #[derive(Clone)]
@@ -242,6 +244,7 @@ fn read_secret_key(
 mod tests {
     use crate::config::test_support::*;
 
+    #[cfg(feature = "redis")]
     #[test]
     fn dev_and_redis_profiles_have_their_defaults() {
         // (profile, session_permanent, session_type, session_cookie_secure)
@@ -279,6 +282,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "redis")]
     #[test]
     fn the_command_line_profile_beats_the_environment() {
         let dir = tempdir().unwrap();
@@ -333,6 +337,7 @@ mod tests {
         );
     }
 
+    #[cfg(all(feature = "redis", feature = "flask"))]
     #[test]
     fn the_session_format_is_native_by_default_and_flask_on_request() {
         let c = load(&keyed(&[])).unwrap();
@@ -350,6 +355,7 @@ mod tests {
         assert_eq!(shown.value, "flask");
     }
 
+    #[cfg(all(feature = "redis", feature = "flask"))]
     #[test]
     fn the_flask_format_takes_a_short_secret_key_with_a_warning() {
         let short = [("SECRET_KEY", "dev-key-of-a-flask-app")];

@@ -139,6 +139,7 @@ impl Config {
 mod tests {
     use crate::config::test_support::*;
 
+    #[cfg(feature = "redis")]
     #[test]
     fn warnings_name_each_risky_production_choice() {
         let base = [
@@ -207,6 +208,7 @@ mod tests {
         assert!(!advises(&[secure, ("SESSION_COOKIE_PATH", "/app")]));
     }
 
+    #[cfg(all(feature = "redis", feature = "flask"))]
     #[test]
     fn flask_warnings_say_what_the_format_gives_up_and_what_redis_needs() {
         let warnings = load(&keyed(&FLASK)).unwrap().warnings();

@@ -5,8 +5,10 @@
 
 use super::{Config, ConfigError, SameSite, SessionFormat, StoreKind};
 
-/// Refuses the first contradiction between two settings.
+/// Refuses a setting that asks for what this build left out, then the first contradiction
+/// between two settings.
 pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
+    built_in(c)?;
     let name = &c.session_cookie_name;
     if c.session_cookie_samesite == SameSite::None && !c.session_cookie_secure {
         return Err(ConfigError::conflict(
@@ -65,6 +67,26 @@ pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
             "SESSION_MAX_PER_USER={max} requires SESSION_FORMAT=native: the per-user index that \
              counts a user's sessions needs ids Portcullis mints, and a Flask app mints its own"
         )));
+    }
+    Ok(())
+}
+
+/// Refuses `SESSION_TYPE=redis` without the `redis` feature and `SESSION_FORMAT=flask` without
+/// the `flask` feature, at start-up, rather than at the first request.
+fn built_in(c: &Config) -> Result<(), ConfigError> {
+    if !cfg!(feature = "redis") && c.session_type == StoreKind::Redis {
+        return Err(ConfigError::NotBuilt {
+            setting: "SESSION_TYPE",
+            value: "redis",
+            feature: "redis",
+        });
+    }
+    if !cfg!(feature = "flask") && c.session_format == SessionFormat::Flask {
+        return Err(ConfigError::NotBuilt {
+            setting: "SESSION_FORMAT",
+            value: "flask",
+            feature: "flask",
+        });
     }
     Ok(())
 }
@@ -146,6 +168,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_store_or_format_this_build_leaves_out_is_refused_naming_its_feature() {
+        let redis = load(&keyed(&[("SESSION_TYPE", "redis")]));
+        if cfg!(feature = "redis") {
+            assert!(redis.is_ok(), "{redis:?}");
+        } else {
+            assert_eq!(
+                redis.unwrap_err().to_string(),
+                "SESSION_TYPE=redis needs portcullis's `redis` cargo feature, which this build \
+                 leaves out: enable it (portcullis = { features = [\"redis\"] })"
+            );
+        }
+        let flask = load(&keyed(&[
+            ("SESSION_FORMAT", "flask"),
+            ("SESSION_TYPE", "memory"),
+        ]));
+        if cfg!(feature = "flask") {
+            assert!(flask.is_ok(), "{flask:?}");
+        } else {
+            assert_eq!(
+                flask.unwrap_err().to_string(),
+                "SESSION_FORMAT=flask needs portcullis's `flask` cargo feature, which this build \
+                 leaves out: enable it (portcullis = { features = [\"flask\"] })"
+            );
+        }
+    }
+
+    #[cfg(feature = "flask")]
     #[test]
     fn the_flask_format_is_refused_with_the_file_store_in_one_line() {
         let err = error(&[("SESSION_FORMAT", "flask")]);

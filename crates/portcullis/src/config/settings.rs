@@ -349,6 +349,7 @@ mod tests {
         assert_eq!(documented, reported);
     }
 
+    #[cfg(feature = "redis")]
     #[test]
     fn the_reference_shows_the_defaults_a_fresh_load_reports() {
         for profile in ["dev", "redis"] {

@@ -110,6 +110,7 @@ mod tests {
         assert_eq!(c.source("SESSION_COOKIE_PATH"), Source::Default);
     }
 
+    #[cfg(feature = "redis")]
     #[test]
     fn dotenv_sets_the_profile_and_its_last_duplicate_wins() {
         let dir = tempdir().unwrap();

@@ -59,6 +59,7 @@ pub(super) fn mode(path: &std::path::Path) -> u32 {
 }
 
 /// The settings of a Portcullis that shares sessions with a Flask app.
+#[cfg(all(feature = "redis", feature = "flask"))]
 pub(super) const FLASK: [(&str, &str); 3] = [
     ("PORTCULLIS_PROFILE", "redis"),
     ("SESSION_FORMAT", "flask"),

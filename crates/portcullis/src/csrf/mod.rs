@@ -32,7 +32,7 @@
 //!    (log in) and [`Session::destroy`](crate::Session::destroy) (log out) drop the secret, so
 //!    tokens rendered before stop working.
 //!
-//!    In the Flask session format ([`Format::flask`](crate::session::Format::flask)) the secret
+//!    In the Flask session format (`Format::flask`, the `flask` feature) the secret
 //!    and the tokens are Flask-WTF 1.3's instead (`flask.rs`): a 40-hex `csrf_token` and
 //!    itsdangerous-signed tokens, so a form rendered by the Flask app posts here and the other
 //!    way round; over HTTPS ([`Https`]) the `Referer` must also be on this host, as Flask-WTF
@@ -105,6 +105,7 @@ use std::time::Duration;
 use http::Method;
 
 mod body;
+#[cfg(feature = "flask")]
 pub(crate) mod flask;
 mod future;
 mod layer;

@@ -15,7 +15,9 @@ use tower_service::Service;
 use super::body::{form_token, header_token};
 use super::future::{ResponseFuture, TokenFuture};
 use super::rejection::{RequestInfo, log_refusal};
-use super::{CsrfError, Https, Settings, flask};
+use super::{CsrfError, Settings};
+#[cfg(feature = "flask")]
+use super::{Https, flask};
 use crate::response::Answer;
 use crate::{Session, SessionLayer};
 
@@ -140,6 +142,7 @@ async fn check(
     let now = session.clock().now();
     secret.verify(&presented, session.key_ring(), now, settings.time_limit)?;
     // Flask-WTF checks the Referer after the token, and only over HTTPS.
+    #[cfg(feature = "flask")]
     if session.format().is_flask() && is_https(&request) {
         flask::check_referrer(request.headers(), host(&request))?;
     }
@@ -148,6 +151,7 @@ async fn check(
 
 /// Whether the request came over HTTPS: an `https` URI, or the [`Https`] marker that a
 /// proxy-aware layer outside this one puts in.
+#[cfg(feature = "flask")]
 fn is_https<B>(request: &Request<B>) -> bool {
     request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
         || request.extensions().get::<Https>().is_some()
@@ -155,6 +159,7 @@ fn is_https<B>(request: &Request<B>) -> bool {
 
 /// The host the request was sent to, as Flask's `request.host`: the `Host` header, else the
 /// URI's authority (HTTP/2).
+#[cfg(feature = "flask")]
 fn host<B>(request: &Request<B>) -> Option<&str> {
     request
         .headers()

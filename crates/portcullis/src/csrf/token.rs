@@ -71,6 +71,7 @@ impl SessionSecret {
     fn issue(&self, keys: &KeyRing, now: SystemTime) -> String {
         match self {
             Self::Native(secret) => secret.issue(keys, now),
+            #[cfg(feature = "flask")]
             Self::Flask { raw, key } => super::flask::issue(raw, key, now),
         }
     }
@@ -90,6 +91,7 @@ impl SessionSecret {
             Self::Native(secret) => {
                 verify_token(Some(presented), Some(secret), keys, now, time_limit)
             }
+            #[cfg(feature = "flask")]
             Self::Flask { raw, key } => super::flask::verify(presented, raw, key, now, time_limit),
         }
     }

@@ -9,12 +9,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
+#[cfg(feature = "flask")]
+use super::Format;
 use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::PresentedCookie;
 use super::id::Id;
 use super::record::Envelope;
 use super::secret::CSRF_SECRET_KEY;
-use super::{Format, LayerShared, MissingSessionLayer, SessionError};
+use super::{LayerShared, MissingSessionLayer, SessionError};
 use crate::clock::Clock;
 use crate::keys::KeyRing;
 use crate::store::CasToken;
@@ -60,6 +62,7 @@ impl Session {
     }
 
     /// The layer's session format (which decides the CSRF token's form).
+    #[cfg(feature = "flask")]
     pub(crate) fn format(&self) -> &Format {
         &self.shared.settings.format
     }

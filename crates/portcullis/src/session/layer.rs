@@ -219,7 +219,7 @@ impl SessionLayer {
     }
 
     /// `SESSION_FORMAT` (default [`Format::native`]): how cookies, store keys, records and CSRF
-    /// tokens look. [`Format::flask`] shares the sessions of a Flask app (Flask-Session 0.8 on
+    /// tokens look. `Format::flask` (the `flask` feature) shares the sessions of a Flask app (Flask-Session 0.8 on
     /// the same Redis, Flask-WTF 1.3, the same `SECRET_KEY`); see the crate docs, "Formats".
     pub fn with_format(mut self, format: Format) -> Self {
         self.settings().format = format;

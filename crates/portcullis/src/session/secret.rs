@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::record::Envelope;
 use super::{Format, Session, SessionError};
+#[cfg(feature = "flask")]
 use crate::itsdangerous::lower_hex;
 use crate::keys::fill_random;
 
@@ -17,6 +18,7 @@ pub(crate) const CSRF_SECRET_KEY: &str = "csrf_token";
 
 /// Flask-WTF's serializer salt: its tokens are signed with a key derived from `SECRET_KEY` and
 /// this (`flask_wtf/csrf.py`, `generate_csrf`).
+#[cfg(feature = "flask")]
 pub(crate) const FLASK_WTF_TOKEN_SALT: &[u8] = b"wtf-csrf-token";
 
 /// Secret length: 256 bits, twice the 128 the OWASP cheat sheet asks for, as session ids.
@@ -77,7 +79,11 @@ impl CsrfSecret {
 #[derive(Clone)]
 pub(crate) enum SessionSecret {
     Native(CsrfSecret),
-    Flask { raw: String, key: [u8; 20] },
+    #[cfg(feature = "flask")]
+    Flask {
+        raw: String,
+        key: [u8; 20],
+    },
 }
 
 impl SessionSecret {
@@ -85,6 +91,7 @@ impl SessionSecret {
     pub(crate) fn session_text(&self) -> String {
         match self {
             Self::Native(secret) => secret.encode(),
+            #[cfg(feature = "flask")]
             Self::Flask { raw, .. } => raw.clone(),
         }
     }
@@ -92,10 +99,13 @@ impl SessionSecret {
 
 /// Random bytes of a Flask-WTF session token: its `sha1(os.urandom(64)).hexdigest()` is 160
 /// bits, shown as 40 hex characters.
+#[cfg(feature = "flask")]
 const FLASK_RAW_BYTES: usize = 20;
+#[cfg(feature = "flask")]
 const FLASK_RAW_CHARS: usize = 2 * FLASK_RAW_BYTES;
 
 /// A new Flask-format secret: 40 lowercase hex characters from the OS generator.
+#[cfg(feature = "flask")]
 pub(crate) fn new_flask_raw() -> String {
     let mut bytes = [0u8; FLASK_RAW_BYTES];
     fill_random(&mut bytes);
@@ -103,6 +113,7 @@ pub(crate) fn new_flask_raw() -> String {
 }
 
 /// Whether `text` is a secret as Flask-WTF makes them.
+#[cfg(feature = "flask")]
 pub(crate) fn is_flask_raw(text: &str) -> bool {
     text.len() == FLASK_RAW_CHARS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -178,6 +189,7 @@ impl Session {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "flask")]
     #[test]
     fn flask_raw_secrets_are_forty_lowercase_hex_characters() {
         const RAW: &str = "c84b997d260ed51411ba42b8919317ce4c0f876b";

@@ -33,9 +33,12 @@
 mod file;
 mod index;
 mod memory;
+#[cfg(feature = "redis")]
 mod redis;
+mod redis_timeouts;
 
-pub use self::redis::{RedisStore, RedisTimeouts, RedisUrlError};
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisUrlError};
 #[cfg(unix)]
 pub use file::FileStore;
 pub use index::{
@@ -43,7 +46,9 @@ pub use index::{
     UserSlot,
 };
 pub use memory::MemoryStore;
+pub use redis_timeouts::RedisTimeouts;
 
+#[cfg(feature = "redis")]
 pub(crate) use self::redis::check_url as check_redis_url;
 
 use std::fmt;

@@ -9,10 +9,12 @@
 //!   `SECRET_KEY` and Redis reads and writes the very same sessions (see the crate docs,
 //!   "Formats", for what it gives up).
 
+#[cfg(feature = "flask")]
 mod flask;
 mod native;
 
 use std::fmt;
+#[cfg(feature = "flask")]
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -23,10 +25,11 @@ use super::secret::SessionSecret;
 use crate::keys::{KeyRing, KeyUse};
 use crate::store::{CasToken, StoreKey};
 
+#[cfg(feature = "flask")]
 pub(crate) use flask::FlaskKeys;
 
 /// How sessions are written for the world outside the process: the cookie, the store key, the
-/// record and the CSRF token. [`Format::native`] is the default; [`Format::flask`] shares
+/// record and the CSRF token. [`Format::native`] is the default; `Format::flask` (the `flask` feature) shares
 /// sessions with a running Flask app (Flask-Session 0.8 on Redis, Flask-WTF 1.3). Chosen with
 /// `SESSION_FORMAT` or [`SessionLayer::with_format`](super::SessionLayer::with_format).
 ///
@@ -39,11 +42,13 @@ pub(crate) use flask::FlaskKeys;
 /// | `SECRET_KEY_FALLBACKS` | verify and open | ignored, as Flask-Session and Flask-WTF do |
 ///
 /// ```
+/// # #[cfg(feature = "flask")] {
 /// use portcullis::session::Format;
 ///
 /// let shared_with_flask = Format::flask(b"the Flask app's SECRET_KEY");
 /// assert!(shared_with_flask.is_flask());
 /// assert!(!Format::default().is_flask());
+/// # }
 /// ```
 #[derive(Clone, Default)]
 pub struct Format(Kind);
@@ -53,6 +58,7 @@ enum Kind {
     #[default]
     Native,
     /// The keys derived from the Flask app's `SECRET_KEY`, computed once.
+    #[cfg(feature = "flask")]
     Flask(Arc<FlaskKeys>),
 }
 
@@ -61,6 +67,7 @@ impl fmt::Debug for Format {
         // Never the derived keys.
         f.write_str(match self.0 {
             Kind::Native => "Format::Native",
+            #[cfg(feature = "flask")]
             Kind::Flask(_) => "Format::Flask",
         })
     }
@@ -76,7 +83,9 @@ impl Format {
 
     /// Flask-Session 0.8 and Flask-WTF 1.3's format, keyed with the Flask app's `SECRET_KEY`
     /// (its UTF-8 bytes, used as itsdangerous uses them: any length). Needs a store the Flask
-    /// app shares: [`RedisStore`](crate::store::RedisStore) with the same `SESSION_KEY_PREFIX`.
+    /// app shares: the Redis store with the same `SESSION_KEY_PREFIX`. Needs the `flask`
+    /// feature.
+    #[cfg(feature = "flask")]
     #[must_use]
     pub fn flask(secret_key: &[u8]) -> Self {
         Self(Kind::Flask(Arc::new(FlaskKeys::derive(secret_key))))
@@ -85,7 +94,10 @@ impl Format {
     /// Whether this is the Flask format.
     #[must_use]
     pub fn is_flask(&self) -> bool {
-        matches!(self.0, Kind::Flask(_))
+        #[cfg(feature = "flask")]
+        return matches!(self.0, Kind::Flask(_));
+        #[cfg(not(feature = "flask"))]
+        false
     }
 
     /// The id in an authentic cookie `value`, and which key verified it; `None` for anything
@@ -98,6 +110,7 @@ impl Format {
     ) -> Option<(Id, KeyUse)> {
         match &self.0 {
             Kind::Native => native::verify_cookie(value, settings, keys),
+            #[cfg(feature = "flask")]
             Kind::Flask(flask) => flask::verify_cookie(value, settings.use_signer, flask)
                 .map(|id| (id, KeyUse::Current)),
         }
@@ -107,6 +120,7 @@ impl Format {
     pub(crate) fn cookie_value(&self, id: &Id, settings: &Settings, keys: &KeyRing) -> String {
         match &self.0 {
             Kind::Native => native::cookie_value(id, settings, keys),
+            #[cfg(feature = "flask")]
             Kind::Flask(flask) => flask::cookie_value(id, settings.use_signer, flask),
         }
     }
@@ -115,6 +129,7 @@ impl Format {
     pub(crate) fn store_key(&self, id: &Id, prefix: &str) -> StoreKey {
         match &self.0 {
             Kind::Native => id.store_key(prefix),
+            #[cfg(feature = "flask")]
             Kind::Flask(_) => flask::store_key(id, prefix),
         }
     }
@@ -128,6 +143,7 @@ impl Format {
     ) -> Result<Vec<u8>, EncodeError> {
         match &self.0 {
             Kind::Native => Ok(envelope.seal(keys, key)?),
+            #[cfg(feature = "flask")]
             Kind::Flask(_) => Ok(flask::encode_record(envelope)?),
         }
     }
@@ -140,11 +156,16 @@ impl Format {
         keys: &KeyRing,
         key: &StoreKey,
         bytes: &[u8],
+        #[cfg_attr(
+            not(feature = "flask"),
+            expect(unused_variables, reason = "only Flask records read the clock")
+        )]
         now: SystemTime,
     ) -> Option<(Envelope, bool)> {
         match &self.0 {
             Kind::Native => Envelope::open(keys, key, bytes)
                 .map(|(envelope, used)| (envelope, used == KeyUse::Fallback)),
+            #[cfg(feature = "flask")]
             Kind::Flask(_) => flask::decode_record(bytes, now),
         }
     }
@@ -157,6 +178,7 @@ impl Format {
     pub(crate) fn cas_token(&self, record: &[u8]) -> CasToken {
         match &self.0 {
             Kind::Native => super::record::cas_token(record),
+            #[cfg(feature = "flask")]
             Kind::Flask(_) => CasToken::new(record),
         }
     }
@@ -172,6 +194,7 @@ impl Format {
     pub(crate) fn new_csrf_secret(&self) -> SessionSecret {
         match &self.0 {
             Kind::Native => native::new_csrf_secret(),
+            #[cfg(feature = "flask")]
             Kind::Flask(flask) => flask::new_csrf_secret(flask),
         }
     }
@@ -181,6 +204,7 @@ impl Format {
     pub(crate) fn csrf_secret(&self, text: &str) -> Option<SessionSecret> {
         match &self.0 {
             Kind::Native => native::csrf_secret(text),
+            #[cfg(feature = "flask")]
             Kind::Flask(flask) => flask::csrf_secret(text, flask),
         }
     }
@@ -193,6 +217,7 @@ pub(crate) enum EncodeError {
     #[error("the session envelope could not be encoded")]
     Native(#[from] rmp_serde::encode::Error),
     /// The Flask map could not be encoded.
+    #[cfg(feature = "flask")]
     #[error("the Flask session map could not be encoded")]
     Flask(#[from] rmpv::encode::Error),
 }
