@@ -214,20 +214,17 @@ async fn a_different_user_logging_in_gets_an_empty_session() {
     let app = TestApp::new().await;
     app.register("bob").await;
     let mut browser = app.logged_in("alice").await;
-    let stored = browser
-        .send_json(
-            Method::POST,
-            "/api/session",
-            r#"{"key":"cart","value":"alice's"}"#,
-        )
-        .await;
-    assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+    app.write_raw(
+        browser.cookie.as_deref().unwrap(),
+        "cart",
+        serde_json::json!("alice's"),
+    )
+    .await;
     browser.log_in("bob", PASSWORD).await;
-    let values = browser.get("/api/session").await.json();
-    assert_eq!(
-        values["values"],
-        serde_json::json!({}),
-        "nothing of alice's is left"
+    let session = app.peek(browser.cookie.as_deref().unwrap()).await;
+    assert!(
+        session["data"].get("cart").is_none(),
+        "nothing of alice's is left: {session}"
     );
     assert_eq!(browser.get("/api/me").await.json()["user"], "bob");
 }
@@ -236,14 +233,15 @@ async fn a_different_user_logging_in_gets_an_empty_session() {
 async fn the_same_user_logging_in_again_keeps_the_session_data() {
     let app = TestApp::new().await;
     let mut browser = app.logged_in("carol").await;
-    browser
-        .send_json(Method::POST, "/api/session", r#"{"key":"cart","value":3}"#)
-        .await;
+    app.write_raw(
+        browser.cookie.as_deref().unwrap(),
+        "cart",
+        serde_json::json!(3),
+    )
+    .await;
     browser.log_in("carol", PASSWORD).await;
-    assert_eq!(
-        browser.get("/api/session").await.json()["values"]["cart"],
-        3
-    );
+    let session = app.peek(browser.cookie.as_deref().unwrap()).await;
+    assert_eq!(session["data"]["cart"], 3);
 }
 
 #[tokio::test]
@@ -680,16 +678,31 @@ async fn concurrent_wrong_passwords_cannot_outrun_the_limit() {
     );
 }
 
+/// Finding 1: no route of the site writes arbitrary session keys, so a logged-in user cannot
+/// set `user_id` (which a Flask app sharing the sessions may trust) or any other key.
 #[tokio::test]
-async fn anonymous_clients_cannot_write_session_values() {
+async fn no_route_writes_arbitrary_session_keys() {
     let app = TestApp::new().await;
-    let mut browser = app.browser();
-    let page = browser
-        .send_json(
-            Method::POST,
-            "/api/session",
-            r#"{"key":"junk","value":"x"}"#,
-        )
-        .await;
-    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    let mut browser = app.logged_in("mallory").await;
+    for method in [Method::POST, Method::PUT, Method::PATCH] {
+        let page = browser
+            .send_json(
+                method.clone(),
+                "/api/session",
+                r#"{"key":"user_id","value":1}"#,
+            )
+            .await;
+        assert!(
+            matches!(page.status.as_u16(), 404 | 405),
+            "{method} /api/session: {} {}",
+            page.status,
+            page.body
+        );
+    }
+    let session = app.peek(browser.cookie.as_deref().unwrap()).await;
+    assert!(
+        session["data"].get("user_id").is_none(),
+        "the session holds no client-chosen key: {session}"
+    );
+    assert_eq!(browser.get("/api/me").await.json()["user"], "mallory");
 }
