@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::harness::{self, PASSWORD, TestApp};
+use axum::body::Body;
 use axum::http::{Method, StatusCode};
 
 #[tokio::test]
@@ -705,4 +706,57 @@ async fn no_route_writes_arbitrary_session_keys() {
         "the session holds no client-chosen key: {session}"
     );
     assert_eq!(browser.get("/api/me").await.json()["user"], "mallory");
+}
+
+/// Finding 14: the JSON routes open to anyone (`/api/prefs`, `/api/csrf-token`) check a
+/// logged-in session as the pages do. A session whose password changed behind it (a log-in
+/// that raced the change's "end others", simulated by changing the hash in the database) gets
+/// 401 there, and is logged out.
+#[tokio::test]
+async fn json_routes_refuse_a_session_whose_password_changed() {
+    let app = TestApp::new().await;
+    app.register("olga").await;
+    let mut browsers = Vec::new();
+    for _ in 0..3 {
+        let mut browser = app.browser();
+        browser.log_in("olga", PASSWORD).await;
+        let token = browser.csrf_token().await;
+        browsers.push((browser, token));
+    }
+    let user = app.state.users().by_name("olga").await.unwrap().unwrap();
+    let hash = portcullis_site::accounts::password::hash("changed elsewhere".to_owned())
+        .await
+        .unwrap();
+    app.state
+        .users()
+        .set_password_hash(user.id, &hash)
+        .await
+        .unwrap();
+    let requests = [
+        (Method::GET, "/api/prefs", ""),
+        (Method::GET, "/api/csrf-token", ""),
+        (Method::PATCH, "/api/prefs", r#"{"theme":"dark"}"#),
+    ];
+    for ((mut browser, token), (method, path, body)) in browsers.into_iter().zip(requests) {
+        let cookie = browser.cookie.clone().unwrap();
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-csrftoken", &*token),
+        ];
+        let page = browser
+            .request(method.clone(), path, &headers, Body::from(body))
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}: {}",
+            page.body
+        );
+        assert!(page.json()["error"].is_string(), "{}", page.body);
+        let session = app.peek(&cookie).await;
+        assert!(
+            session["data"].get("_user_id").is_none(),
+            "{method} {path} logged the session out: {session}"
+        );
+    }
 }

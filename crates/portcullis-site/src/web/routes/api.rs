@@ -1,5 +1,5 @@
 //! The JSON API: `/api/me`, `/api/prefs` and `/api/csrf-token`. Errors are `{"error": reason}`
-//! with a 4xx status. Unsafe methods need the `X-CSRFToken` header (the CSRF layer checks it).
+//! with a 4xx status. Each checks a logged-in session as the pages do (`ApiUser`, `ApiSession`). Unsafe methods need the `X-CSRFToken` header (the CSRF layer checks it).
 //!
 //! No route writes arbitrary session keys: a Flask app sharing the sessions may trust keys
 //! such as `user_id`, so clients set known preferences only (`PATCH /api/prefs`).
@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::session_data::prefs::Prefs;
 use crate::web::error::ApiError;
-use crate::web::extract::ApiUser;
+use crate::web::extract::{ApiSession, ApiUser};
 use crate::web::state::AppState;
 use crate::web::text::seconds_left;
 
@@ -22,7 +22,7 @@ use crate::web::text::seconds_left;
 pub(crate) const MAX_PREFS_BODY: usize = 1024;
 
 /// A token for the `X-CSRFToken` header of `PATCH /api/prefs` (and any unsafe JSON request).
-pub(crate) async fn csrf_token(csrf: CsrfToken) -> Json<Value> {
+pub(crate) async fn csrf_token(_checked: ApiSession, csrf: CsrfToken) -> Json<Value> {
     Json(json!({ "csrf_token": csrf.token() }))
 }
 
@@ -39,13 +39,16 @@ pub(crate) async fn me(
     })))
 }
 
-pub(crate) async fn prefs(session: Session) -> Result<Json<Prefs>, ApiError> {
+pub(crate) async fn prefs(ApiSession(session): ApiSession) -> Result<Json<Prefs>, ApiError> {
     Ok(Json(Prefs::load(&session).await?))
 }
 
 /// Changes the preferences it names, and only those: a JSON object of known keys, e.g.
 /// `{"theme": "dark"}` (`PATCH`; `PUT` is the older spelling and does the same).
-pub(crate) async fn patch_prefs(session: Session, body: Bytes) -> Result<Json<Prefs>, ApiError> {
+pub(crate) async fn patch_prefs(
+    ApiSession(session): ApiSession,
+    body: Bytes,
+) -> Result<Json<Prefs>, ApiError> {
     let unprocessable = |reason: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason);
     let changes: Map<String, Value> = match serde_json::from_slice(&body) {
         Ok(Value::Object(map)) => map,
