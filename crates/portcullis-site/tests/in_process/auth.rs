@@ -760,3 +760,58 @@ async fn json_routes_refuse_a_session_whose_password_changed() {
         );
     }
 }
+
+/// Finding 14: people type their password into the name field, so a failed log-in logs the
+/// typed name only when it names an account, and otherwise a keyed hash of it (the same hash
+/// for the same name, so repeated attempts still correlate), also when the limit refuses it.
+#[tokio::test]
+async fn failed_log_ins_log_the_typed_name_only_when_the_account_exists() {
+    let log = harness::CapturedLog::start();
+    let app = TestApp::with_env(&[("LOGIN_RATE_LIMIT", "2/3m")]).await;
+    app.register("quentin").await;
+    let page = app.browser().log_in("quentin", "not the password").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    let typed = "Tr0ub4dor&3-typed-in-the-name-field";
+    let mut stranger = app.browser();
+    stranger.peer = "203.0.113.9:5000".parse().unwrap();
+    let statuses = [
+        stranger.log_in(typed, "x").await.status,
+        stranger.log_in(typed, "x").await.status,
+        stranger.log_in(typed, "x").await.status,
+    ];
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+
+    let text = log.text();
+    let lines = |what: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.contains(what))
+            .map(str::to_owned)
+            .collect()
+    };
+    let failed = lines("log-in failed");
+    let refused = lines("too many failures");
+    assert_eq!((failed.len(), refused.len()), (3, 1), "{text}");
+    assert!(failed[0].contains(r#"name="quentin""#), "{}", failed[0]);
+    assert!(
+        !text.contains("Tr0ub4dor"),
+        "the unknown name never reaches the log:\n{text}"
+    );
+    let hashed = |line: &str| {
+        line.split("name=hash:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no keyed hash in {line}"))
+    };
+    let hash = hashed(&failed[1]);
+    assert!(hash.len() >= 16, "{hash}");
+    assert_eq!(hashed(&failed[2]), hash, "the same name, the same hash");
+    assert_eq!(hashed(&refused[0]), hash);
+}

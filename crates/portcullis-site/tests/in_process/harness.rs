@@ -327,3 +327,63 @@ fn encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// Log lines written on this thread while it lives (`tokio::test` runs the test and the
+/// handlers it drives on one thread), at `info` and above, without colour codes.
+///
+/// One global subscriber for the whole test binary routes each line to the capture of the
+/// thread that wrote it: a per-thread `set_default` can miss lines when another test thread
+/// registers the same call sites first.
+pub struct CapturedLog {
+    lines: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Arc<std::sync::Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl CapturedLog {
+    pub fn start() -> Self {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| Sink)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+        });
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(Arc::clone(&lines)));
+        Self { lines }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.lines.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Drop for CapturedLog {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| capture.borrow_mut().take());
+    }
+}
+
+/// Writes to this thread's capture, if any; elsewhere, nowhere.
+struct Sink;
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|capture| {
+            if let Some(lines) = &*capture.borrow() {
+                lines.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
