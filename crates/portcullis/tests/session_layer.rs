@@ -527,6 +527,69 @@ async fn hostile_cookie_values_never_reach_the_store() {
     );
 }
 
+/// Checklist 3, cookie-only transport: a valid id sent in a query string, a form field or any
+/// header but `Cookie` names no session and reaches no store; the same id in `Cookie` does
+/// (the control that shows the counts would see a read).
+#[tokio::test]
+async fn an_id_sent_anywhere_but_the_cookie_header_is_ignored() {
+    use axum::body::Body;
+    use axum::http::Request;
+    let f = fixture(|l| l);
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    let pair = cookie_pair(&first);
+    let value = pair.trim_start_matches("session=").to_owned();
+    let loads = f.probe.stats.loads();
+
+    let mut requests = vec![
+        ("query", Request::get(format!("/read?session={value}"))),
+        (
+            "query, another name",
+            Request::get(format!("/read?sid={value}&id={value}")),
+        ),
+    ];
+    for header in [
+        "authorization",
+        "session",
+        "x-session",
+        "x-session-id",
+        "cookie2",
+        "set-cookie",
+    ] {
+        let (name, sent) = if header == "authorization" {
+            (header, format!("Bearer {value}"))
+        } else if header.contains("cookie") {
+            (header, pair.clone())
+        } else {
+            (header, value.clone())
+        };
+        requests.push((header, Request::get("/read").header(name, sent)));
+    }
+    for (carrier, request) in requests {
+        let (response, body) = send(&f.app, request.body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::OK, "{carrier}");
+        assert_eq!(body, "0", "an id in the {carrier} must be no session");
+        assert_eq!(set_cookie(&response), None, "{carrier}");
+    }
+    // A form field: the write lands in a new session, not in the one the field names.
+    let form = Request::post("/set")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(pair.clone()))
+        .unwrap();
+    let (response, _) = send(&f.app, form).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let fresh = cookie_pair(&response);
+    assert_ne!(fresh, pair, "the form field's id is not adopted");
+    assert_eq!(
+        f.probe.stats.loads(),
+        loads,
+        "no carrier but Cookie reached the store"
+    );
+
+    let (_, body) = send(&f.app, get_with("/read", Some(&pair))).await;
+    assert_eq!(body, "1", "the same id in Cookie names the session");
+    assert_eq!(f.probe.stats.loads(), loads + 1);
+}
+
 #[tokio::test]
 async fn without_refresh_the_expiry_shown_is_the_one_the_last_write_set() {
     let f = fixture(|l| l.with_refresh_each_request(false));

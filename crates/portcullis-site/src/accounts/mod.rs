@@ -33,15 +33,19 @@ pub(crate) const USER_ID: &str = "_user_id";
 /// The session key of the hash bound to the user's password.
 pub(crate) const AUTH_HASH: &str = "_auth_hash";
 
-/// HKDF salt and info: this key serves one purpose only.
+/// HKDF salt and infos: each key serves one purpose only.
 const HKDF_SALT: &[u8] = b"portcullis-site";
 const HKDF_INFO: &[u8] = b"session auth hash v1";
+const LOG_NAME_INFO: &[u8] = b"log name hash v1";
+/// Hex digits of a name's log hash: 64 bits, enough to tell attempts apart in a log.
+const LOG_NAME_HEX: usize = 16;
 
 /// The keys of the auth hash: the current key first, then one per `SECRET_KEY_FALLBACKS`
-/// entry, so a key rotation logs nobody out.
+/// entry, so a key rotation logs nobody out; and the key that hashes unknown names for logs.
 #[derive(Clone)]
 pub(crate) struct AuthKeys {
     keys: Vec<[u8; 32]>,
+    log_name: [u8; 32],
 }
 
 impl std::fmt::Debug for AuthKeys {
@@ -54,15 +58,19 @@ impl AuthKeys {
     pub(crate) fn from_config(config: &Config) -> Self {
         let secrets = std::iter::once(&config.secret_key).chain(&config.secret_key_fallbacks);
         let keys = secrets
-            .map(|secret| {
-                let mut key = [0u8; 32];
-                Hkdf::<Sha256>::new(Some(HKDF_SALT), secret.as_bytes())
-                    .expand(HKDF_INFO, &mut key)
-                    .unwrap_or_else(|e| panic!("32 bytes is a valid HKDF-SHA256 length: {e}"));
-                key
-            })
+            .map(|secret| derive(secret.as_bytes(), HKDF_INFO))
             .collect();
-        Self { keys }
+        let log_name = derive(config.secret_key.as_bytes(), LOG_NAME_INFO);
+        Self { keys, log_name }
+    }
+
+    /// A keyed hash of a typed user name that names no account, for log lines: the same name
+    /// gives the same hash (attempts correlate), and the log never holds what was typed
+    /// (people type their password into the name field).
+    pub(crate) fn log_name_hash(&self, typed: &str) -> String {
+        let mut hash = hex(&mac(&self.log_name, typed));
+        hash.truncate(LOG_NAME_HEX);
+        hash
     }
 
     /// The hash for `password_hash` under the current key, as hex.
@@ -80,6 +88,15 @@ impl AuthKeys {
             bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
         })
     }
+}
+
+/// A 32-byte key for one purpose (`info`), from a secret.
+fn derive(secret: &[u8], info: &[u8]) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(HKDF_SALT), secret)
+        .expand(info, &mut key)
+        .unwrap_or_else(|e| panic!("32 bytes is a valid HKDF-SHA256 length: {e}"));
+    key
 }
 
 fn mac(key: &[u8; 32], message: &str) -> [u8; 32] {
@@ -178,18 +195,18 @@ mod tests {
     use super::*;
 
     fn keys(secret: &[u8]) -> Vec<[u8; 32]> {
-        let mut key = [0u8; 32];
-        let _ = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret).expand(HKDF_INFO, &mut key);
-        vec![key]
+        vec![derive(secret, HKDF_INFO)]
     }
 
     #[test]
     fn the_hash_is_bound_to_the_password_hash_and_the_key() {
         let a = AuthKeys {
             keys: keys(b"key a"),
+            log_name: [0; 32],
         };
         let b = AuthKeys {
             keys: keys(b"key b"),
+            log_name: [0; 32],
         };
         let h = a.hash("$argon2id$one");
         assert_eq!(h.len(), 64);
@@ -198,6 +215,7 @@ mod tests {
         assert!(!b.verify("$argon2id$one", &h));
         let both = AuthKeys {
             keys: [keys(b"key b"), keys(b"key a")].concat(),
+            log_name: [0; 32],
         };
         assert!(
             both.verify("$argon2id$one", &h),

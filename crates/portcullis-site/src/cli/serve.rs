@@ -1,5 +1,6 @@
-//! `portcullis serve`: bind, serve, and shut down gracefully on SIGTERM or Ctrl-C (requests in
-//! flight finish, and their session writes land, before the process exits).
+//! `portcullis serve`: log the configuration's warnings, bind, serve, and shut down gracefully
+//! on SIGTERM or Ctrl-C (requests in flight finish, and their session writes land, before the
+//! process exits).
 
 use std::net::SocketAddr;
 
@@ -15,6 +16,11 @@ pub(crate) async fn run(
     config: Config,
     site_config: SiteConfig,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // What `portcullis config` warns about, in the service's own log too, so a risky production
+    // setting is seen by whoever reads the log and not only by whoever runs `config`.
+    for warning in config.warnings_with(&site_config) {
+        tracing::warn!(target: "portcullis::config", "{warning}");
+    }
     let stores = Stores::open(&config).await?;
     stores.sweep_in_background();
     let bind = site_config.bind;

@@ -1,6 +1,6 @@
 //! Who is asking, as extractors: [`Viewer`] (a user or nobody), [`SignedIn`] (a user, or a
-//! redirect to the log-in page saying why), [`ApiUser`] (a user, or a JSON 401) and
-//! [`ClientAddr`] (from where).
+//! redirect to the log-in page saying why), [`ApiUser`] (a user, or a JSON 401), [`ApiSession`]
+//! (anyone's session, checked as the pages check it) and [`ClientAddr`] (from where).
 //!
 //! A session whose user is gone, or whose `_auth_hash` no longer matches the password (it was
 //! changed elsewhere), is destroyed here: that is how a password change ends other sessions.
@@ -127,6 +127,36 @@ impl FromRequestParts<AppState> for ApiUser {
             }
             Err(error) => Err(ApiError::from(error).into_response()),
         }
+    }
+}
+
+/// The session of a JSON route open to anyone (`/api/prefs`, `/api/csrf-token`). A session
+/// that claims a user passes the same checks as on the pages (the user exists, `_auth_hash`
+/// matches the password); one that fails them is logged out and answered 401 JSON, so no
+/// route serves a session that a password change ended.
+#[derive(Debug)]
+pub(crate) struct ApiSession(pub(crate) Session);
+
+impl FromRequestParts<AppState> for ApiSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = session(parts).map_err(IntoResponse::into_response)?;
+        let claimed = accounts::claimed_user_id(&session)
+            .await
+            .map_err(|error| ApiError::from(error).into_response())?;
+        if claimed.is_some() {
+            match resolve(state, &session).await {
+                Ok(Viewer::User(_)) => {}
+                Ok(Viewer::Anonymous { .. }) => {
+                    let reason = "your session has ended (the password changed or the account \
+                                  is gone); please log in again";
+                    return Err(ApiError::new(StatusCode::UNAUTHORIZED, reason).into_response());
+                }
+                Err(error) => return Err(ApiError::from(error).into_response()),
+            }
+        }
+        Ok(Self(session))
     }
 }
 

@@ -14,7 +14,6 @@
 //! | `POST /account/sessions/end`, `/account/sessions/end-others` | end one (`session=<handle>`), or all but this one |
 //! | `GET /api/me` | who is logged in, and the seconds left |
 //! | `GET, PATCH /api/prefs` | display preferences kept in the session; `PATCH` sets only the keys it names (`PUT`: the same) |
-//! | `GET, POST /api/session` | session values as JSON (tests and the load benchmark) |
 //! | `GET /api/csrf-token` | `{"csrf_token": ...}` for the `X-CSRFToken` header |
 //! | `GET /healthz` | whether the session store and the database answer |
 //! | `GET /static/style.css` | the stylesheet |
@@ -69,7 +68,6 @@ pub fn app(state: AppState) -> Router {
                 .put(api::patch_prefs)
                 .layer(DefaultBodyLimit::max(api::MAX_PREFS_BODY)),
         )
-        .route("/api/session", get(api::read_values).post(api::write_value))
         .route("/healthz", get(health::healthz))
         .route("/static/style.css", get(assets::stylesheet))
         .route("/api/csrf-token", get(api::csrf_token))

@@ -274,19 +274,10 @@ impl Browser {
             .await
     }
 
-    /// `POST /api/session` on the site with `token` in `X-CSRFToken`.
     /// `PUT /api/prefs`: a CSRF-protected write open to anonymous sessions.
     async fn site_prefs(&mut self, both: &Both, token: &str, body: Value) -> reqwest::Response {
         let request = client()
             .put(both.site.url("/api/prefs"))
-            .header("x-csrftoken", token)
-            .json(&body);
-        self.send(request).await
-    }
-
-    async fn site_write(&mut self, both: &Both, token: &str, body: Value) -> reqwest::Response {
-        let request = client()
-            .post(both.site.url("/api/session"))
             .header("x-csrftoken", token)
             .json(&body);
         self.send(request).await
@@ -427,15 +418,14 @@ async fn what_the_site_writes_flask_reads_with_its_own_keys_and_flashes_kept() {
     // None and a 64-bit integer.
     let response = browser.flask_form(&both, "/rich", &[]).await;
     assert_eq!(response.status(), 200);
-    // The site logs in (new sid, a welcome flash), then writes its own value (logged in only).
+    // The site logs in (new sid, a welcome flash), then writes its own value (a preference).
     let response = browser
         .site_form(&both, "/login", &[("name", "bob"), ("password", PASSWORD)])
         .await;
     assert_eq!(response.status(), 303);
     let token = browser.token(both.site.url("/api/csrf-token")).await;
-    let value = json!({ "n": 1, "list": [1, "a"], "ok": true });
     let response = browser
-        .site_write(&both, &token, json!({ "key": "from_rust", "value": value }))
+        .site_prefs(&both, &token, json!({ "theme": "dark" }))
         .await;
     assert_eq!(response.status(), 200);
 
@@ -450,8 +440,14 @@ async fn what_the_site_writes_flask_reads_with_its_own_keys_and_flashes_kept() {
     assert_eq!(flask_only["pair"]["value"][1]["value"], "two");
     assert_eq!(flask_only["nothing"]["type"], "NoneType");
     assert_eq!(flask_only["big"]["value"], 1_u64 << 40);
-    assert_eq!(dump["from_rust"]["value"]["list"]["value"][1]["value"], "a");
-    assert_eq!(dump["from_rust"]["value"]["ok"]["type"], "bool");
+    // The preferences as the site encodes them: a msgpack array, `[theme, density]`.
+    assert_eq!(
+        dump["_prefs"],
+        json!({ "type": "list", "value": [
+            { "type": "str", "value": "dark" },
+            { "type": "str", "value": "comfortable" },
+        ] })
+    );
     assert_eq!(dump["_user_id"]["type"], "str");
     let flashes = browser.json(both.flask.url("/flashes")).await;
     assert_eq!(flashes, json!([["message", "Welcome back, bob!"]]));

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{PASSWORD, SECRET, Site, client, post_form, register_and_log_in};
+use crate::support::{PASSWORD, SECRET, Site, client, portcullis, post_form, register_and_log_in};
 use portcullis_testing::redis::RedisServer;
 
 fn redis_site(dir: &std::path::Path, redis: &RedisServer, extra: &[(&str, &str)]) -> Site {
@@ -55,11 +55,7 @@ async fn two_site_processes_share_sessions_through_one_redis() {
         "logged in through one process, known to the other"
     );
 
-    let id = cookie
-        .trim_start_matches("session=")
-        .split('.')
-        .next()
-        .unwrap();
+    let id = cookie.split_once('=').unwrap().1.split('.').next().unwrap();
     let key = portcullis::session::Id::decode(id)
         .unwrap()
         .store_key("sess:");
@@ -195,5 +191,99 @@ async fn a_killed_and_restarted_redis_keeps_its_sessions_and_the_site_recovers()
             "the site did not recover"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checklist 19: the exact `Set-Cookie` of the production profile, byte for byte apart from
+/// the signed value. The `__Host-` prefix (finding 6) means no sibling subdomain or plain-HTTP
+/// page can plant a session cookie for this host.
+#[tokio::test]
+async fn the_production_session_cookie_is_exactly_host_prefixed_secure_httponly_and_lax() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let site = redis_site(dir.path(), &redis, &[]);
+    let response = client().get(site.url("/login")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let header = response.headers()["set-cookie"].to_str().unwrap();
+    let (name, rest) = header.split_once('=').unwrap();
+    let (value, attributes) = rest.split_once("; ").unwrap();
+    assert_eq!(name, "__Host-session", "{header}");
+    let (id, mac) = value.split_once('.').unwrap();
+    assert_eq!((id.len(), mac.len()), (43, 43), "{header}");
+    assert!(
+        value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+        "{header}"
+    );
+    let (fixed, expires) = attributes.split_once("; Expires=").unwrap();
+    assert_eq!(
+        fixed, "HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=300",
+        "{header}"
+    );
+    // `Expires` repeats `Max-Age` for old browsers: the response's `Date` plus 300 s.
+    let date = response.headers()["date"].to_str().unwrap();
+    let ahead = imf_fixdate(expires)
+        .duration_since(imf_fixdate(date))
+        .unwrap();
+    assert!(
+        (299..=301).contains(&ahead.as_secs()),
+        "{header} (Date: {date})"
+    );
+}
+
+/// An HTTP date (`Tue, 01 Dec 2026 22:04:26 GMT`, RFC 9110's IMF-fixdate), strictly.
+fn imf_fixdate(text: &str) -> std::time::SystemTime {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = text.split(' ').collect();
+    assert!(
+        parts.len() == 6 && parts[0].len() == 4 && parts[0].ends_with(',') && parts[5] == "GMT",
+        "not an IMF-fixdate: {text:?}"
+    );
+    let month = MONTHS.iter().position(|m| *m == parts[2]).unwrap() + 1;
+    let rfc3339 = format!("{}-{month:02}-{}T{}Z", parts[3], parts[1], parts[4]);
+    humantime::parse_rfc3339(&rfc3339).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+/// Finding 6: `serve` logs every warning that `portcullis config` prints, at start-up, so a
+/// risky production setting shows in the service's log and not only to whoever runs `config`.
+#[tokio::test]
+async fn serve_logs_every_configuration_warning_at_start_up() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let risky = [
+        ("SESSION_COOKIE_SECURE", "false"),
+        ("SESSION_COOKIE_HTTPONLY", "false"),
+        ("WTF_CSRF_ENABLED", "false"),
+    ];
+    let output = portcullis(dir.path())
+        .args(["config"])
+        .envs([
+            ("PORTCULLIS_PROFILE", "redis"),
+            ("SECRET_KEY", SECRET),
+            ("REDIS_URL", url.as_str()),
+        ])
+        .envs(risky)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    let warnings: Vec<&str> = printed
+        .lines()
+        .filter_map(|line| line.strip_prefix("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{printed}");
+
+    let site = redis_site(dir.path(), &redis, &risky);
+    let log = site.log();
+    for warning in warnings {
+        assert!(
+            log.lines()
+                .any(|line| line.contains("WARN") && line.ends_with(warning)),
+            "serve did not log {warning:?}; log:\n{log}"
+        );
     }
 }

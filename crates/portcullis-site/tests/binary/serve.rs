@@ -81,10 +81,10 @@ async fn sessions_survive_a_restart_of_the_dev_site() {
     let mut site = Site::start(dir.path(), &[]);
     let (cookie, token) = logged_in(&site, "alice").await;
     let stored = client()
-        .post(site.url("/api/session"))
+        .patch(site.url("/api/prefs"))
         .header("cookie", &cookie)
         .header("x-csrftoken", &token)
-        .json(&serde_json::json!({"key": "note", "value": "kept"}))
+        .json(&serde_json::json!({"theme": "dark"}))
         .send()
         .await
         .unwrap();
@@ -94,16 +94,13 @@ async fn sessions_survive_a_restart_of_the_dev_site() {
     drop(site);
     let site = Site::start(dir.path(), &[]);
     let again = client()
-        .get(site.url("/api/session"))
+        .get(site.url("/api/prefs"))
         .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
     let json: serde_json::Value = again.json().await.unwrap();
-    assert_eq!(
-        json["values"]["note"], "kept",
-        "same generated key, same files"
-    );
+    assert_eq!(json["theme"], "dark", "same generated key, same files");
 }
 
 #[tokio::test]
@@ -123,14 +120,14 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
     let dir = tempfile::tempdir().unwrap();
     let mut site = Site::start(dir.path(), &[]);
     let (cookie, token) = logged_in(&site, "bob").await;
-    let body = r#"{"key":"note","value":"written during shutdown"}"#;
+    let body = r#"{"density":"compact"}"#;
     let mut stream = TcpStream::connect(site.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     write!(
         stream,
-        "POST /api/session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+        "PATCH /api/prefs HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          Cookie: {cookie}\r\nX-CSRFToken: {token}\r\n\
          Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         site.addr,
@@ -151,13 +148,13 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
 
     let site = Site::start(dir.path(), &[]);
     let read = client()
-        .get(site.url("/api/session"))
+        .get(site.url("/api/prefs"))
         .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
     let json: serde_json::Value = read.json().await.unwrap();
-    assert_eq!(json["values"]["note"], "written during shutdown");
+    assert_eq!(json["density"], "compact", "written during shutdown");
 }
 
 #[tokio::test]

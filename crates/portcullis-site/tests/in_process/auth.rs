@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::harness::{self, PASSWORD, TestApp};
+use axum::body::Body;
 use axum::http::{Method, StatusCode};
 
 #[tokio::test]
@@ -214,20 +215,17 @@ async fn a_different_user_logging_in_gets_an_empty_session() {
     let app = TestApp::new().await;
     app.register("bob").await;
     let mut browser = app.logged_in("alice").await;
-    let stored = browser
-        .send_json(
-            Method::POST,
-            "/api/session",
-            r#"{"key":"cart","value":"alice's"}"#,
-        )
-        .await;
-    assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+    app.write_raw(
+        browser.cookie.as_deref().unwrap(),
+        "cart",
+        serde_json::json!("alice's"),
+    )
+    .await;
     browser.log_in("bob", PASSWORD).await;
-    let values = browser.get("/api/session").await.json();
-    assert_eq!(
-        values["values"],
-        serde_json::json!({}),
-        "nothing of alice's is left"
+    let session = app.peek(browser.cookie.as_deref().unwrap()).await;
+    assert!(
+        session["data"].get("cart").is_none(),
+        "nothing of alice's is left: {session}"
     );
     assert_eq!(browser.get("/api/me").await.json()["user"], "bob");
 }
@@ -236,14 +234,15 @@ async fn a_different_user_logging_in_gets_an_empty_session() {
 async fn the_same_user_logging_in_again_keeps_the_session_data() {
     let app = TestApp::new().await;
     let mut browser = app.logged_in("carol").await;
-    browser
-        .send_json(Method::POST, "/api/session", r#"{"key":"cart","value":3}"#)
-        .await;
+    app.write_raw(
+        browser.cookie.as_deref().unwrap(),
+        "cart",
+        serde_json::json!(3),
+    )
+    .await;
     browser.log_in("carol", PASSWORD).await;
-    assert_eq!(
-        browser.get("/api/session").await.json()["values"]["cart"],
-        3
-    );
+    let session = app.peek(browser.cookie.as_deref().unwrap()).await;
+    assert_eq!(session["data"]["cart"], 3);
 }
 
 #[tokio::test]
@@ -680,16 +679,139 @@ async fn concurrent_wrong_passwords_cannot_outrun_the_limit() {
     );
 }
 
+/// Finding 1: no route of the site writes arbitrary session keys, so a logged-in user cannot
+/// set `user_id` (which a Flask app sharing the sessions may trust) or any other key.
 #[tokio::test]
-async fn anonymous_clients_cannot_write_session_values() {
+async fn no_route_writes_arbitrary_session_keys() {
     let app = TestApp::new().await;
-    let mut browser = app.browser();
-    let page = browser
-        .send_json(
-            Method::POST,
-            "/api/session",
-            r#"{"key":"junk","value":"x"}"#,
-        )
-        .await;
-    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    let mut browser = app.logged_in("mallory").await;
+    for method in [Method::POST, Method::PUT, Method::PATCH] {
+        let page = browser
+            .send_json(
+                method.clone(),
+                "/api/session",
+                r#"{"key":"user_id","value":1}"#,
+            )
+            .await;
+        assert!(
+            matches!(page.status.as_u16(), 404 | 405),
+            "{method} /api/session: {} {}",
+            page.status,
+            page.body
+        );
+    }
+    let session = app.peek(browser.cookie.as_deref().unwrap()).await;
+    assert!(
+        session["data"].get("user_id").is_none(),
+        "the session holds no client-chosen key: {session}"
+    );
+    assert_eq!(browser.get("/api/me").await.json()["user"], "mallory");
+}
+
+/// Finding 14: the JSON routes open to anyone (`/api/prefs`, `/api/csrf-token`) check a
+/// logged-in session as the pages do. A session whose password changed behind it (a log-in
+/// that raced the change's "end others", simulated by changing the hash in the database) gets
+/// 401 there, and is logged out.
+#[tokio::test]
+async fn json_routes_refuse_a_session_whose_password_changed() {
+    let app = TestApp::new().await;
+    app.register("olga").await;
+    let mut browsers = Vec::new();
+    for _ in 0..3 {
+        let mut browser = app.browser();
+        browser.log_in("olga", PASSWORD).await;
+        let token = browser.csrf_token().await;
+        browsers.push((browser, token));
+    }
+    let user = app.state.users().by_name("olga").await.unwrap().unwrap();
+    let hash = portcullis_site::accounts::password::hash("changed elsewhere".to_owned())
+        .await
+        .unwrap();
+    app.state
+        .users()
+        .set_password_hash(user.id, &hash)
+        .await
+        .unwrap();
+    let requests = [
+        (Method::GET, "/api/prefs", ""),
+        (Method::GET, "/api/csrf-token", ""),
+        (Method::PATCH, "/api/prefs", r#"{"theme":"dark"}"#),
+    ];
+    for ((mut browser, token), (method, path, body)) in browsers.into_iter().zip(requests) {
+        let cookie = browser.cookie.clone().unwrap();
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-csrftoken", &*token),
+        ];
+        let page = browser
+            .request(method.clone(), path, &headers, Body::from(body))
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}: {}",
+            page.body
+        );
+        assert!(page.json()["error"].is_string(), "{}", page.body);
+        let session = app.peek(&cookie).await;
+        assert!(
+            session["data"].get("_user_id").is_none(),
+            "{method} {path} logged the session out: {session}"
+        );
+    }
+}
+
+/// Finding 14: people type their password into the name field, so a failed log-in logs the
+/// typed name only when it names an account, and otherwise a keyed hash of it (the same hash
+/// for the same name, so repeated attempts still correlate), also when the limit refuses it.
+#[tokio::test]
+async fn failed_log_ins_log_the_typed_name_only_when_the_account_exists() {
+    let log = harness::CapturedLog::start();
+    let app = TestApp::with_env(&[("LOGIN_RATE_LIMIT", "2/3m")]).await;
+    app.register("quentin").await;
+    let page = app.browser().log_in("quentin", "not the password").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    let typed = "Tr0ub4dor&3-typed-in-the-name-field";
+    let mut stranger = app.browser();
+    stranger.peer = "203.0.113.9:5000".parse().unwrap();
+    let statuses = [
+        stranger.log_in(typed, "x").await.status,
+        stranger.log_in(typed, "x").await.status,
+        stranger.log_in(typed, "x").await.status,
+    ];
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+
+    let text = log.text();
+    let lines = |what: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.contains(what))
+            .map(str::to_owned)
+            .collect()
+    };
+    let failed = lines("log-in failed");
+    let refused = lines("too many failures");
+    assert_eq!((failed.len(), refused.len()), (3, 1), "{text}");
+    assert!(failed[0].contains(r#"name="quentin""#), "{}", failed[0]);
+    assert!(
+        !text.contains("Tr0ub4dor"),
+        "the unknown name never reaches the log:\n{text}"
+    );
+    let hashed = |line: &str| {
+        line.split("name=hash:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no keyed hash in {line}"))
+    };
+    let hash = hashed(&failed[1]);
+    assert!(hash.len() >= 16, "{hash}");
+    assert_eq!(hashed(&failed[2]), hash, "the same name, the same hash");
+    assert_eq!(hashed(&refused[0]), hash);
 }

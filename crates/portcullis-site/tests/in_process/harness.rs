@@ -1,6 +1,7 @@
 //! The site in-process: `app(state)` on a memory store and a `ManualClock`, driven with
 //! `tower::ServiceExt::oneshot`, and a tiny browser that keeps the session cookie and puts the
-//! CSRF token in forms.
+//! CSRF token in forms. Raw session values are read and written through [`TestApp::side`], a
+//! router built only here: the site itself has no route that writes arbitrary keys.
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -11,13 +12,16 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::routing::get;
 use http_body_util::BodyExt;
 use portcullis::clock::ManualClock;
 use portcullis::config::ConfigLoader;
 use portcullis::store::MemoryStore;
+use portcullis::{Session, SessionLayer};
 use portcullis_site::config::SiteConfig;
 use portcullis_site::{AppState, app};
 use portcullis_testing::Probe;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -103,6 +107,54 @@ impl TestApp {
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
         }
+    }
+
+    /// A second router on the same store, keys and clock, to look inside a session (and write
+    /// raw values into it) as a Flask app sharing the store would: `GET /values` answers
+    /// `{"data": {every key}, "user_id": ...}`, `POST /values` stores `{"key": k, "value": v}`.
+    pub fn side(&self) -> Router {
+        async fn values(session: Session) -> axum::Json<Value> {
+            let mut data = serde_json::Map::new();
+            for key in session.keys().await.unwrap() {
+                let value = session.get::<Value>(&key).await.unwrap().unwrap();
+                data.insert(key, value);
+            }
+            axum::Json(json!({ "data": data, "user_id": session.user_id().await.unwrap() }))
+        }
+        async fn write(session: Session, axum::Json(body): axum::Json<Value>) -> StatusCode {
+            let key = body["key"].as_str().unwrap();
+            session.insert(key, body["value"].clone()).await.unwrap();
+            StatusCode::OK
+        }
+        let layer = SessionLayer::from_config(self.state.config(), self.store.clone())
+            .with_clock(Arc::new(self.clock.clone()));
+        Router::new()
+            .route("/values", get(values).post(write))
+            .layer(layer)
+    }
+
+    /// Every value of the session that `cookie` names, with its user id (see [`TestApp::side`]).
+    pub async fn peek(&self, cookie: &str) -> Value {
+        let request = Request::get("/values")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap();
+        let response = self.side().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// Stores `value` under `key` in the session that `cookie` names, past the site's routes.
+    pub async fn write_raw(&self, cookie: &str, key: &str, value: Value) {
+        let body = json!({ "key": key, "value": value }).to_string();
+        let request = Request::post("/values")
+            .header("cookie", cookie)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let response = self.side().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     /// Moves the clock past the idle lifetime (5 minutes).
@@ -274,4 +326,64 @@ fn encode(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Log lines written on this thread while it lives (`tokio::test` runs the test and the
+/// handlers it drives on one thread), at `info` and above, without colour codes.
+///
+/// One global subscriber for the whole test binary routes each line to the capture of the
+/// thread that wrote it: a per-thread `set_default` can miss lines when another test thread
+/// registers the same call sites first.
+pub struct CapturedLog {
+    lines: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Arc<std::sync::Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl CapturedLog {
+    pub fn start() -> Self {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| Sink)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+        });
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(Arc::clone(&lines)));
+        Self { lines }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.lines.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Drop for CapturedLog {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| capture.borrow_mut().take());
+    }
+}
+
+/// Writes to this thread's capture, if any; elsewhere, nowhere.
+struct Sink;
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|capture| {
+            if let Some(lines) = &*capture.borrow() {
+                lines.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

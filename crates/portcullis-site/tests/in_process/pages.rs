@@ -2,15 +2,10 @@
 //! Flask app would read.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use crate::harness::{PASSWORD, TestApp};
-use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use axum::routing::get;
-use portcullis::{Session, SessionLayer};
-use serde_json::{Value, json};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
 
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
@@ -295,49 +290,7 @@ async fn hostile_input_gets_a_4xx_with_a_reason_never_a_5xx() {
         let page = browser.get(query).await;
         assert!(page.status.as_u16() < 500, "{query}: {}", page.status);
     }
-    let page = browser
-        .send_json(
-            Method::POST,
-            "/api/session",
-            r#"{"key":"_user_id","value":"1"}"#,
-        )
-        .await;
-    assert_eq!(
-        page.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "reserved keys stay reserved"
-    );
     assert_eq!(browser.get("/api/me").await.json()["user"], "hank");
-}
-
-/// A second router on the same store and keys, to look inside the session as a Flask app
-/// sharing it would.
-fn peek_router(app: &TestApp) -> Router {
-    async fn peek(session: Session) -> axum::Json<Value> {
-        let mut data = serde_json::Map::new();
-        for key in session.keys().await.unwrap() {
-            data.insert(
-                key.clone(),
-                session.get::<Value>(&key).await.unwrap().unwrap(),
-            );
-        }
-        axum::Json(json!({ "data": data, "user_id": session.user_id().await.unwrap() }))
-    }
-    let layer = SessionLayer::from_config(app.state.config(), app.store.clone())
-        .with_clock(Arc::new(app.clock.clone()));
-    Router::new().route("/peek", get(peek)).layer(layer)
-}
-
-async fn peek(app: &TestApp, cookie: &str) -> Value {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let request = Request::get("/peek")
-        .header("cookie", cookie)
-        .body(Body::empty())
-        .unwrap();
-    let response = peek_router(app).oneshot(request).await.unwrap();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 #[tokio::test]
@@ -354,14 +307,14 @@ async fn the_session_keeps_flask_login_and_flash_conventions() {
             ],
         )
         .await;
-    let anonymous = peek(&app, browser.cookie.as_deref().unwrap()).await;
+    let anonymous = app.peek(browser.cookie.as_deref().unwrap()).await;
     assert_eq!(
         anonymous["data"]["_flashes"],
         json!([["message", "Account ivy created. Please log in."]])
     );
     browser.get("/login").await;
     browser.log_in("ivy", PASSWORD).await;
-    let session = peek(&app, browser.cookie.as_deref().unwrap()).await;
+    let session = app.peek(browser.cookie.as_deref().unwrap()).await;
     assert_eq!(
         session["data"]["_user_id"], "1",
         "Flask-Login's key, a string"

@@ -13,6 +13,7 @@ use super::rules;
 use super::secret::{GENERATE_HINT, MIN_SECRET_BYTES, dev_key};
 use super::source::{self, Layers};
 use super::{Config, ConfigError, Profile, SecretKey, SessionFormat, Source};
+use crate::SessionLayer;
 
 /// Builds a [`Config`] from the command line, the environment and a `.env` file.
 ///
@@ -203,7 +204,30 @@ fn read_config(reader: &mut SettingsReader, state_dir: &Path) -> Result<Config, 
     config.session_format = format;
     config.secret_key = secret_key;
     config.read_declared(reader)?;
+    if config.source("SESSION_COOKIE_NAME") == Source::Default {
+        config.session_cookie_name = default_cookie_name(&config).to_owned();
+    }
     Ok(config)
+}
+
+/// The cookie name when none is configured. With `Secure` on (production), a prefix that
+/// browsers enforce, against cookie tossing: a sibling subdomain or a plain-HTTP page cannot
+/// set a `__Host-` cookie at all, nor a `__Secure-` one without `Secure` (RFC 6265bis, section
+/// 4.1.3). `__Host-` needs `Path=/` and no `Domain`; otherwise `__Secure-`. The `dev` profile
+/// keeps `session` (plain HTTP on localhost), and so does the Flask format: the name is the
+/// Flask app's, and Flask's default is `session`.
+fn default_cookie_name(c: &Config) -> &'static str {
+    let plain = SessionLayer::DEFAULT_COOKIE_NAME;
+    if c.profile == Profile::Dev
+        || c.session_format == SessionFormat::Flask
+        || !c.session_cookie_secure
+    {
+        plain
+    } else if c.session_cookie_path == "/" && c.session_cookie_domain.is_none() {
+        "__Host-session"
+    } else {
+        "__Secure-session"
+    }
 }
 
 /// `SECRET_KEY`: required on `redis`; on `dev`, the generated key when unset or empty. Any
@@ -266,7 +290,8 @@ mod tests {
             assert_eq!(c.session_key_prefix, "sess:");
             assert!(c.session_use_signer, "the signer is on in every profile");
             assert_eq!(c.session_file_dir, PathBuf::from("./.flask_session"));
-            assert_eq!(c.session_cookie_name, "session");
+            let name = if secure { "__Host-session" } else { "session" };
+            assert_eq!(c.session_cookie_name, name, "{profile}");
             assert_eq!(c.session_cookie_domain, None);
             assert_eq!(c.session_cookie_path, "/");
             assert!(c.session_cookie_httponly);
@@ -280,6 +305,42 @@ mod tests {
             assert!(c.csrf_trusted_origins.is_empty());
             assert_eq!(c.max_content_length, 1_048_576);
         }
+    }
+
+    /// Finding 6 (cookie tossing): with `Secure` on and no name configured, the default name
+    /// carries the strongest prefix the other cookie settings allow.
+    #[cfg(all(feature = "redis", feature = "flask"))]
+    #[test]
+    fn secure_cookies_default_to_a_prefixed_name() {
+        let redis = ("PORTCULLIS_PROFILE", "redis");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[redis], "__Host-session"),
+            (
+                &[redis, ("SESSION_COOKIE_DOMAIN", "example.com")],
+                "__Secure-session",
+            ),
+            (
+                &[redis, ("SESSION_COOKIE_PATH", "/app")],
+                "__Secure-session",
+            ),
+            (&[redis, ("SESSION_COOKIE_SECURE", "false")], "session"),
+            (&[redis, ("SESSION_FORMAT", "flask")], "session"),
+            (&[redis, ("SESSION_COOKIE_NAME", "sid")], "sid"),
+            (&[redis, ("SESSION_COOKIE_NAME", "session")], "session"),
+            (&[], "session"),
+            (&[("SESSION_COOKIE_SECURE", "true")], "session"),
+        ];
+        for (pairs, expected) in cases {
+            let c = load(&keyed(pairs)).unwrap();
+            assert_eq!(c.session_cookie_name, *expected, "{pairs:?}");
+        }
+        let c = load(&keyed(&[redis])).unwrap();
+        assert_eq!(c.source("SESSION_COOKIE_NAME"), Source::Default);
+        assert_eq!(
+            c.warnings(),
+            Vec::<String>::new(),
+            "the default needs no advice"
+        );
     }
 
     #[cfg(feature = "redis")]

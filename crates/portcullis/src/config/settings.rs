@@ -128,9 +128,11 @@ crate::settings! {
             show: |dir| dir.display().to_string();
             accepts: "a directory";
         }
-        /// the cookie's exact name; `__Host-session` pins it to this host over HTTPS
+        /// the cookie's exact name. Unset: `__Host-session` on `redis` with Secure on (pinned to
+        /// this host, so a sibling subdomain cannot plant one), `__Secure-session` there with a
+        /// Domain or a Path other than `/`, else `session` (dev, Secure off, the flask format)
         "SESSION_COOKIE_NAME" => session_cookie_name: String {
-            default: SessionLayer::DEFAULT_COOKIE_NAME.to_owned();
+            default: SessionLayer::DEFAULT_COOKIE_NAME.to_owned(), redis: "__Host-session".to_owned();
             parse: cookie_name;
             show: String::clone;
             accepts: "RFC 6265 token characters";

@@ -83,9 +83,11 @@ pub(crate) async fn submit(
     let guard = match LoginGuard::begin(state.limiter(), &form.name, client).await {
         Ok(guard) => guard,
         Err(too_many) => {
+            let user = state.users().by_name(&form.name).await?;
+            let name = logged_name(&state, &form.name, user.is_some());
             tracing::warn!(
                 target: "portcullis::security",
-                name = ?form.name, %client, "log-in refused: too many failures"
+                %name, %client, "log-in refused: too many failures"
             );
             let message = format!(
                 "Too many failed log-ins. Please wait {} seconds and try again.",
@@ -99,9 +101,11 @@ pub(crate) async fn submit(
     let user = state.users().by_name(&form.name).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let verified = password::verify(form.password.clone(), stored).await;
+    let exists = user.is_some();
     let Some(user) = user.filter(|_| verified) else {
         // The attempt was counted before the check; a failure simply keeps it.
-        tracing::info!(target: "portcullis::security", name = ?form.name, %client, "log-in failed");
+        let name = logged_name(&state, &form.name, exists);
+        tracing::info!(target: "portcullis::security", %name, %client, "log-in failed");
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     };
 
@@ -129,6 +133,16 @@ pub(crate) async fn submit(
     .await?;
     tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
     Ok(redirect_after_login(&next).into_response())
+}
+
+/// A typed user name as log lines show it: quoted when it names an account, else `hash:` and a
+/// keyed hash, since people type their password into the name field by mistake.
+fn logged_name(state: &AppState, typed: &str, exists: bool) -> String {
+    if exists {
+        format!("{typed:?}")
+    } else {
+        format!("hash:{}", state.auth_keys().log_name_hash(typed))
+    }
 }
 
 /// With `SESSION_LIMIT_POLICY=refuse`, the limit when `user` already has that many sessions
