@@ -152,7 +152,7 @@ async fn a_frozen_redis_fails_closed_and_the_site_recovers_with_the_same_cookie(
         200,
         "service resumes without a restart, same session"
     );
-    let log = site.log();
+    let log = site.log_once_it_holds("session store reachable again");
     assert_eq!(
         log.matches("session store unreachable").count(),
         1,
