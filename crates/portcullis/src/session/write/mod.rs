@@ -134,9 +134,10 @@ pub(super) fn replay_onto(
     onto: Onto,
 ) -> Result<(), NotReplayed> {
     let settings = &shared.settings;
+    let max_len = super::format::max_record_len(settings.max_bytes);
     let (mut envelope, _) = settings
         .format
-        .decode_record(&shared.keys, key, record, now)
+        .decode_stored(&shared.keys, key, record, now, max_len)
         .ok_or(NotReplayed::Unreadable)?;
     if onto == Onto::ThisSession && now >= envelope.created_at() + settings.absolute {
         return Err(NotReplayed::PastAbsolute);
