@@ -459,6 +459,22 @@ async fn a_failed_handler_saves_nothing() {
     assert_eq!(f.probe.stats.writes(), 0);
 }
 
+/// A `destroy()` (a logout) made before the handler failed with a 5xx still happens: the
+/// record is deleted and the cookie cleared, though nothing else of the request is saved.
+#[tokio::test]
+async fn a_destroy_before_a_failure_still_ends_the_session() {
+    let f = fixture(|l| l);
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    let cookie = cookie_pair(&first);
+    let (response, _) = send(&f.app, post_with("/destroy-then-fail", Some(&cookie), "")).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(f.probe.inner.len(), 0, "the destroyed record is deleted");
+    let cleared = set_cookie(&response).expect("the cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (_, body) = send(&f.app, get_with("/read", Some(&cookie))).await;
+    assert_eq!(body, "0", "the old cookie names no session");
+}
+
 #[tokio::test]
 async fn an_unreachable_store_fails_closed_with_503_and_keeps_the_clients_cookie() {
     let f = fixture(|l| l);
