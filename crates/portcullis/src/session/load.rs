@@ -95,6 +95,18 @@ impl Session {
         let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
         let bytes = self.fetch(state, &key, slide_to).await?;
         let loaded = classify(&self.shared, &key, bytes.as_deref(), now);
+        let mut slide_to = slide_to;
+        if let (Loaded::Live { envelope, .. }, Some(slid)) = (&loaded, slide_to) {
+            let absolute_deadline = envelope.created_at() + settings.absolute;
+            if slid > absolute_deadline {
+                // The slide asked for more than the session has left (its created-at is
+                // inside the record, so the first round trip could not know): bring the
+                // store's expiry back to the absolute deadline. Only within the last idle
+                // lifetime of a session, so rarely a second round trip.
+                self.fetch(state, &key, Some(absolute_deadline)).await?;
+                slide_to = Some(absolute_deadline);
+            }
+        }
         let opened = Opened {
             id,
             key_use,
