@@ -64,9 +64,10 @@ portcullis::settings! {
             show: |proxies| show::list(proxies);
             accepts: "proxy IP addresses, comma-separated";
         }
-        /// longest a client may take over a request's headers, from its first byte (or from
-        /// the end of the previous request); beyond, the connection is closed. Against
-        /// slow-header (Slowloris) clients holding connections
+        /// longest a client may take over a request's headers, counted from the connection's
+        /// opening or the end of its previous request (so an idle keep-alive connection is
+        /// closed too); beyond, the connection is closed. Against slow-header (Slowloris)
+        /// clients holding connections
         "HEADER_READ_TIMEOUT" => header_read_timeout: Duration {
             default: DEFAULT_HEADER_READ_TIMEOUT;
             parse: parse::duration;
