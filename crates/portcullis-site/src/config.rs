@@ -64,7 +64,62 @@ portcullis::settings! {
             show: |proxies| show::list(proxies);
             accepts: "proxy IP addresses, comma-separated";
         }
+        /// longest a client may take over a request's headers, counted from the connection's
+        /// opening or the end of its previous request (so an idle keep-alive connection is
+        /// closed too); beyond, the connection is closed. Against slow-header (Slowloris)
+        /// clients holding connections
+        "HEADER_READ_TIMEOUT" => header_read_timeout: Duration {
+            default: DEFAULT_HEADER_READ_TIMEOUT;
+            parse: parse::duration;
+            show: show::duration;
+            accepts: "seconds or `10s`, `1m`";
+        }
+        /// longest a client may take over a whole request body, however it trickles in;
+        /// beyond, 408 and the connection is closed
+        "REQUEST_BODY_TIMEOUT" => request_body_timeout: Duration {
+            default: DEFAULT_REQUEST_BODY_TIMEOUT;
+            parse: parse::duration;
+            show: show::duration;
+            accepts: "seconds or `30s`, `1m`";
+        }
+        /// longest the site works on one request, its body included; beyond, the site's 503
+        /// page with `Retry-After`
+        "REQUEST_TIMEOUT" => request_timeout: Duration {
+            default: DEFAULT_REQUEST_TIMEOUT;
+            parse: parse::duration;
+            show: show::duration;
+            accepts: "seconds or `60s`, `2m`";
+        }
+        /// requests handled at once; beyond, new ones get 503 with `Retry-After` at once
+        /// (load shedding) instead of queueing
+        "MAX_REQUESTS_IN_FLIGHT" => max_requests_in_flight: usize {
+            default: DEFAULT_MAX_REQUESTS_IN_FLIGHT;
+            parse: positive_count;
+            show: show::display;
+            accepts: "a whole number of at least 1";
+        }
     }
+}
+
+/// Go's and nginx's usual advice for the header phase is seconds, not minutes.
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A form or JSON body of the site is at most `MAX_CONTENT_LENGTH`: 30 s is dial-up speed.
+const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longer than the body's deadline, so a slow body is answered 408 rather than 503.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Each request may buffer a form of up to `MAX_CONTENT_LENGTH` (1 MiB): 256 bound that memory.
+const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 256;
+
+/// A whole number of at least 1.
+fn positive_count(raw: &str) -> parse::Parsed<usize> {
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "a whole number of at least 1, e.g. 256".to_owned())
 }
 
 /// Loads the library's configuration and the site's through `loader`.

@@ -406,3 +406,46 @@ async fn over_https_the_referrer_must_be_this_host() {
     let (status, _) = status_and_body(&f.app, submit(&cookie, TOKEN, &[])).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// A hostile Flask record (finding 12) that says its session started after the year 9999: it
+/// would never reach its absolute deadline, and dates past 9999 cannot be printed. It is no
+/// session: the request starts a new one.
+#[tokio::test]
+async fn a_flask_record_that_starts_past_the_year_9999_is_refused() {
+    let f = fixture(|l| l);
+    let year_10000_ms = 253_402_300_800_000_u64;
+    let meta = Value::Map(vec![
+        (Value::from("created_ms"), Value::from(year_10000_ms)),
+        (Value::from("revision"), Value::from(1)),
+    ]);
+    f.plant(
+        SID,
+        &msgpack(vec![("visits", Value::from(41)), ("_portcullis", meta)]),
+    )
+    .await;
+    let cookie = format!("session={SIGNED}");
+    let (response, body) = send(&f.app, get_with("/read", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body, "0", "the hostile record is not this session");
+    let (_, ended) = send(&f.app, get_with("/ended", Some(&cookie))).await;
+    assert_eq!(ended, "true");
+}
+
+/// A record larger than any session this layer writes (from `SESSION_MAX_BYTES`) is refused
+/// before it is decoded (finding 12): here a well-formed Flask record of 300 KB.
+#[tokio::test]
+async fn an_oversize_record_is_refused_before_decoding() {
+    let f = fixture(|l| l.with_max_bytes(64 * 1024));
+    f.plant(
+        SID,
+        &msgpack(vec![
+            ("visits", Value::from(41)),
+            ("padding", Value::from("x".repeat(300_000))),
+        ]),
+    )
+    .await;
+    let cookie = format!("session={SIGNED}");
+    let (response, body) = send(&f.app, get_with("/read", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body, "0", "the oversize record was decoded");
+}

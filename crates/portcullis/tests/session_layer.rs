@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use portcullis::SessionLayer;
 use portcullis::clock::{Clock, ManualClock};
 use portcullis::keys::KeyRing;
-use portcullis::store::MemoryStore;
+use portcullis::store::{MemoryStore, SessionStore};
 use portcullis_testing::Probe;
 use support::app::{cookie_pair, get_with, post_with, routes, send, set_cookie};
 
@@ -257,6 +257,50 @@ async fn the_absolute_lifetime_ends_even_an_active_session() {
     assert_eq!(body, "true", "601 s after creation the session is over");
 }
 
+/// Checklist 13 and 15: a sliding load within the last idle lifetime before the absolute
+/// deadline sets the store's expiry to that deadline, not past it, so the store drops the
+/// record when the session ends.
+#[tokio::test]
+async fn a_sliding_load_never_keeps_the_record_past_the_absolute_deadline() {
+    let f = fixture(|l| l.with_absolute_lifetime(Duration::from_secs(600)));
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    let cookie = cookie_pair(&first);
+    let key = f.probe.stats.written.lock().unwrap()[0].0.clone();
+    for _ in 0..2 {
+        f.clock.advance(Duration::from_secs(250));
+        let (_, body) = send(&f.app, get_with("/read", Some(&cookie))).await;
+        assert_eq!(body, "1", "a read slides the idle expiry");
+    }
+    // 500 s in, the slide asked for 800 s; the absolute deadline is 600 s.
+    f.clock.advance(Duration::from_secs(101));
+    assert_eq!(
+        f.probe.inner.load(&key, None).await.unwrap(),
+        None,
+        "the store kept the record past the absolute deadline"
+    );
+}
+
+/// Checklist 13: past its absolute deadline a session is refused even when the store still
+/// returns its record (here its expiry was pushed out behind the layer's back).
+#[tokio::test]
+async fn a_record_the_store_still_returns_past_the_absolute_deadline_is_refused() {
+    let f = fixture(|l| l.with_absolute_lifetime(Duration::from_secs(600)));
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    let cookie = cookie_pair(&first);
+    let key = f.probe.stats.written.lock().unwrap()[0].0.clone();
+    let far = portcullis::clock::Clock::now(&f.clock) + Duration::from_secs(86_400);
+    f.probe.inner.load(&key, Some(far)).await.unwrap();
+    f.clock.advance(Duration::from_secs(601));
+    assert!(
+        f.probe.inner.load(&key, None).await.unwrap().is_some(),
+        "the store still returns it"
+    );
+    let (_, body) = send(&f.app, get_with("/count", Some(&cookie))).await;
+    assert_eq!(body, "1", "a new session, not the old one's count");
+    let (_, ended) = send(&f.app, get_with("/ended", Some(&cookie))).await;
+    assert_eq!(ended, "true");
+}
+
 #[tokio::test]
 async fn a_permanent_session_slides_its_cookie_on_every_load() {
     let f = fixture(|l| {
@@ -457,6 +501,22 @@ async fn a_failed_handler_saves_nothing() {
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(set_cookie(&response).is_none());
     assert_eq!(f.probe.stats.writes(), 0);
+}
+
+/// A `destroy()` (a logout) made before the handler failed with a 5xx still happens: the
+/// record is deleted and the cookie cleared, though nothing else of the request is saved.
+#[tokio::test]
+async fn a_destroy_before_a_failure_still_ends_the_session() {
+    let f = fixture(|l| l);
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    let cookie = cookie_pair(&first);
+    let (response, _) = send(&f.app, post_with("/destroy-then-fail", Some(&cookie), "")).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(f.probe.inner.len(), 0, "the destroyed record is deleted");
+    let cleared = set_cookie(&response).expect("the cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (_, body) = send(&f.app, get_with("/read", Some(&cookie))).await;
+    assert_eq!(body, "0", "the old cookie names no session");
 }
 
 #[tokio::test]

@@ -1,11 +1,24 @@
 //! `portcullis serve`: log the configuration's warnings, bind, serve, and shut down gracefully
 //! on SIGTERM or Ctrl-C (requests in flight finish, and their session writes land, before the
 //! process exits).
+//!
+//! The accept loop is hyper-util's, not `axum::serve`, because that gives hyper no timer: with
+//! one, hyper closes a connection whose headers take longer than `HEADER_READ_TIMEOUT` (a
+//! slow-header client cannot hold it). The other limits are the router's (`web/limits.rs`).
 
-use std::net::SocketAddr;
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use portcullis::config::Config;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use crate::config::SiteConfig;
 use crate::stores::Stores;
@@ -34,15 +47,51 @@ pub(crate) async fn run(
         store = ?config.session_type,
         "listening on http://{address}"
     );
-    // The peer address feeds the log-in limits (see TRUSTED_PROXIES for proxies).
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    serve(listener, router, state.site_config().header_read_timeout).await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Accepts connections until the shutdown signal, then lets every open one finish its request
+/// in flight (each connection is told to close after it).
+async fn serve(listener: TcpListener, router: Router, header_read_timeout: Duration) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: the next accept may work.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // The peer address feeds the log-in limits (see TRUSTED_PROXIES for proxies).
+        let service = router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 async fn shutdown_signal() {

@@ -21,6 +21,7 @@
 pub(crate) mod client_addr;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub(crate) mod limits;
 pub(crate) mod middleware;
 pub(crate) mod next;
 pub(crate) mod page;
@@ -81,8 +82,9 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             middleware::mark_https,
         ))
-        .with_state(state);
-    middleware::add(router)
+        .with_state(state.clone());
+    // Outside everything else (the security headers apart): a shed request costs nothing.
+    middleware::add(limits::add(router, &state))
 }
 
 async fn not_found(

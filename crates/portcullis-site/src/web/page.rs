@@ -101,3 +101,24 @@ impl Page {
         .await
     }
 }
+
+/// An error page for answers made before the session layer (load shedding, timeouts): the
+/// layout as a visitor sees it, with no session read or written.
+pub(crate) fn plain_error(state: &AppState, status: StatusCode, message: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let prefs = Prefs::default();
+    let context = context! {
+        user => Value::from(()),
+        flashes => Value::from(Vec::<Value>::new()),
+        csrf_input => Value::from_safe_string(String::new()),
+        theme => prefs.theme,
+        density => prefs.density,
+        idle_minutes => state.config().permanent_session_lifetime.as_secs().div_ceil(60),
+        title,
+        message,
+    };
+    match state.templates().render("error.html", context) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => AppError::from(error).into_response(),
+    }
+}

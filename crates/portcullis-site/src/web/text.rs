@@ -1,6 +1,7 @@
 //! Times as the pages and the command line write them (`2026-05-01 12:00:00 UTC`, `5 min ago`,
 //! `4 min 59 s`), and the seconds a session has left, which the dashboard and `/api/me` show.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use portcullis::Session;
@@ -18,10 +19,14 @@ pub(crate) async fn seconds_left(state: &AppState, session: &Session) -> Result<
 
 /// `2026-05-01 12:00:00Z`: RFC 3339 to the second, with a space for the `T` (the command line's
 /// columns).
+/// humantime prints years up to 9999 only (and fails, rather than panics, past it); a time
+/// that far out comes only from a hostile stored value, and is printed as a bound.
 pub(crate) fn spaced_rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time)
-        .to_string()
-        .replace('T', " ")
+    let mut text = String::new();
+    if write!(text, "{}", humantime::format_rfc3339_seconds(time)).is_err() {
+        return "after 9999-12-31 23:59:59Z".to_owned();
+    }
+    text.replace('T', " ")
 }
 
 /// `2026-05-01 12:00:00 UTC`.
@@ -81,5 +86,21 @@ mod tests {
         assert_eq!(ago_secs(7200), "2 h ago");
         assert_eq!(ago_secs(3 * 86_400 + 5), "3 days ago");
         assert_eq!(ago(noon(), noon() + Duration::from_secs(5)), "just now");
+    }
+}
+
+#[cfg(test)]
+mod hostile_dates {
+    use super::*;
+
+    /// humantime cannot print years past 9999: a hostile stored date must not panic a page.
+    #[test]
+    fn a_date_past_the_year_9999_prints_without_panicking() {
+        let year_10000 = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert!(utc(year_10000).contains("9999"), "{}", utc(year_10000));
+        assert_eq!(
+            utc(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+            "2027-01-15 08:00:00 UTC"
+        );
     }
 }

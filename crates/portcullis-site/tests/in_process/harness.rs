@@ -89,6 +89,24 @@ impl TestApp {
         self.probe.race_next_loads(n);
     }
 
+    /// How many session loads the store has seen.
+    pub fn loads(&self) -> usize {
+        self.probe.stats.loads()
+    }
+
+    /// Polls until the store has seen `n` session loads (at most 10 s).
+    pub async fn until_loads(&self, n: usize) {
+        let start = std::time::Instant::now();
+        while self.loads() < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "only {} loads",
+                self.loads()
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
     pub fn browser(&self) -> Browser<'_> {
         Browser {
             app: self,

@@ -3,5 +3,6 @@
 
 mod auth;
 mod harness;
+mod limits;
 mod pages;
 mod sessions;

@@ -17,8 +17,9 @@ use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
 
+use super::format::max_record_len;
 use super::id::{ENCODED_DIGEST_LEN, slot};
-use super::record::{Data, Envelope};
+use super::record::Data;
 use super::{LayerShared, Session, SessionError};
 use crate::store::{StoreError, UserIndex};
 
@@ -167,8 +168,14 @@ impl UserSessions {
             let listed = index.list(&slot).await.map_err(|e| self.failed(e))?;
             for record in listed {
                 let key = slot.member_key(&record.member);
-                let Some((envelope, _)) = Envelope::open(&self.shared.keys, &key, &record.record)
-                else {
+                let max_len = max_record_len(settings.max_bytes);
+                let Some((envelope, _)) = settings.format.decode_stored(
+                    &self.shared.keys,
+                    &key,
+                    &record.record,
+                    now,
+                    max_len,
+                ) else {
                     continue;
                 };
                 let deadline = envelope.created_at() + settings.absolute;

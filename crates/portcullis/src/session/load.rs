@@ -7,6 +7,7 @@ use tokio::sync::MutexGuard;
 
 use super::changes::Changes;
 use super::cookie::PresentedCookie;
+use super::format::max_record_len;
 use super::handle::{RequestSession, Session, WorkingCopy};
 use super::id::Id;
 use super::record::Envelope;
@@ -28,6 +29,9 @@ pub(super) enum Loaded {
     /// A record this process cannot open: altered, torn, or sealed by a key or format it does
     /// not know yet (a rolling upgrade or key rotation). Its length, for the log.
     Unreadable(usize),
+    /// A record longer than any this layer writes (`SESSION_MAX_BYTES`): never decoded. Its
+    /// length, for the log.
+    Oversize(usize),
     /// A session past its absolute lifetime: gone for good.
     PastAbsolute,
     /// No live record: expired, or ended elsewhere.
@@ -45,7 +49,14 @@ pub(super) fn classify(
     let Some(bytes) = bytes else {
         return Loaded::Missing;
     };
-    match settings.format.decode_record(&shared.keys, key, bytes, now) {
+    let max_len = max_record_len(settings.max_bytes);
+    if bytes.len() > max_len {
+        return Loaded::Oversize(bytes.len());
+    }
+    match settings
+        .format
+        .decode_stored(&shared.keys, key, bytes, now, max_len)
+    {
         None => Loaded::Unreadable(bytes.len()),
         Some((envelope, _)) if now >= envelope.created_at() + settings.absolute => {
             Loaded::PastAbsolute
@@ -84,6 +95,18 @@ impl Session {
         let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
         let bytes = self.fetch(state, &key, slide_to).await?;
         let loaded = classify(&self.shared, &key, bytes.as_deref(), now);
+        let mut slide_to = slide_to;
+        if let (Loaded::Live { envelope, .. }, Some(slid)) = (&loaded, slide_to) {
+            let absolute_deadline = envelope.created_at() + settings.absolute;
+            if slid > absolute_deadline {
+                // The slide asked for more than the session has left (its created-at is
+                // inside the record, so the first round trip could not know): bring the
+                // store's expiry back to the absolute deadline. Only within the last idle
+                // lifetime of a session, so rarely a second round trip.
+                self.fetch(state, &key, Some(absolute_deadline)).await?;
+                slide_to = Some(absolute_deadline);
+            }
+        }
         let opened = Opened {
             id,
             key_use,
@@ -154,6 +177,13 @@ impl Session {
                 session = %session(),
                 bytes,
                 "session record failed authentication; starting a new session"
+            ),
+            Loaded::Oversize(bytes) => tracing::warn!(
+                target: "portcullis::security",
+                session = %session(),
+                bytes,
+                "session record is larger than any this layer writes (SESSION_MAX_BYTES); not \
+                 decoded; starting a new session"
             ),
             Loaded::PastAbsolute => state.to_delete.push(opened.id),
             Loaded::Missing => tracing::info!(
@@ -249,6 +279,7 @@ mod tests {
                     assert_eq!(expected, "unreadable");
                     assert_eq!(Some(len), bytes.map(<[u8]>::len));
                 }
+                Loaded::Oversize(_) => panic!("no case is oversize"),
                 Loaded::PastAbsolute => assert_eq!(expected, "past absolute"),
                 Loaded::Missing => assert_eq!(expected, "missing"),
             }

@@ -94,12 +94,23 @@ pub(crate) async fn finish(
     response
         .headers_mut()
         .append(VARY, HeaderValue::from_static("Cookie"));
-    if response.status().is_server_error() {
-        // A failed handler saves nothing: its changes may be half made.
-        return response;
-    }
     let settings = &shared.settings;
     let now = shared.clock.now();
+    if response.status().is_server_error() {
+        // A failed handler saves nothing: its changes may be half made. What it ended stays
+        // ended, though: a logout must not be lost to a later error.
+        if let Err(failure) = write::delete_ended(shared, state).await {
+            return refuse(shared, failure, now, answer);
+        }
+        if state.destroyed && cookie_action(state, false, settings, now) == CookieAction::Clear {
+            let header = cookie::set_cookie(String::new(), &Lifetime::Remove, now, settings);
+            response.headers_mut().append(SET_COOKIE, header);
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        return response;
+    }
     let written = match write::write(shared, state, now).await {
         Ok(written) => written,
         Err(failure) => return refuse(shared, failure, now, answer),

@@ -1,6 +1,7 @@
 //! Sessions kept as files in one folder, one file per session: the store of the `dev` profile
-//! (`SESSION_FILE_DIR`), for one process on one machine. Not for production: it does not share
-//! sessions between processes safely (see below); use Redis there.
+//! (`SESSION_FILE_DIR`), for one machine: the site and the command line next to it may share
+//! the folder (writers take an OS lock). Not for production, where several machines share
+//! sessions: use Redis there.
 //!
 //! # Layout
 //!
@@ -27,13 +28,21 @@
 //! # Concurrency
 //!
 //! `create`, `save`, `delete`, a sliding `load`, the per-user index (`file/index.rs`) and the
-//! purge's removals check and act under one lock per folder, shared by every `FileStore` of
-//! this process opened on that folder. So a `save` compares the live record with its token and
-//! renames its new record into place with nothing in between: no `delete` can slip in (which
-//! would bring the session back) and no other `save` (which would be lost). The slow part of a
-//! write (writing and syncing the temporary file) happens before the lock is taken. Two
-//! *processes* sharing a folder still get atomic, never torn, records, but not those
-//! guarantees: use Redis there.
+//! purge's removals check and act under one lock per folder: a mutex shared by every
+//! `FileStore` of this process opened on that folder, then an OS lock (`flock(2)`, through
+//! std's `File::lock`) on the folder's `.lock` file, which other processes (the command line
+//! next to the running site) take too. So a `save` compares the live record with its token and
+//! renames its new record into place with nothing in between: no `delete` can slip in, from
+//! this process or another (which would bring the session back), and no other `save` (which
+//! would be lost). The slow part of a write (writing and syncing the temporary file) happens
+//! before the lock is taken. A plain `load` takes no lock: it reads one file through one
+//! handle, and renames are atomic.
+//!
+//! # Symbolic links
+//!
+//! Record files are opened with `O_NOFOLLOW` (and checked through the open handle), so a
+//! symbolic link in the folder is never read nor has its target's mtime changed: it is a
+//! foreign file.
 //!
 //! # Foreign files
 //!
@@ -74,11 +83,14 @@ const STALE_TMP_AGE: Duration = Duration::from_secs(10 * 60);
 /// Permission bits of the folder and of every file in it: the owner's only.
 const DIR_MODE: u32 = 0o700;
 const FILE_MODE: u32 = 0o600;
+/// The file whose OS lock orders writers of every process; the leading `.` keeps it apart from
+/// every valid key, so it is never read as a session nor purged.
+const LOCK_FILE: &str = ".lock";
 /// Shortest sweep period [`FileStore::spawn_sweeper`] accepts (tokio's interval refuses zero,
 /// and sweeping more often only costs disk work).
 const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
-/// Sessions kept as files in one folder, for the `dev` profile: one process on one machine.
+/// Sessions kept as files in one folder, for the `dev` profile: one machine.
 ///
 /// - One file per session, named by its [`StoreKey`]; the folder is 0700, the files 0600.
 ///   Keys that could make a path (`/`, `\`, `..`, NUL, a leading `.`) are refused.
@@ -86,9 +98,10 @@ const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 ///   mtime, never rewrites the record, and an expired file is never read.
 /// - Writes are atomic: a temporary `.tmp-` file, written and synced, is published by
 ///   `link(2)` (create) or `rename(2)` (save). A crash never leaves half a record.
-/// - Within the process, checks and writes of one folder are serialized, so a save is a true
-///   compare-and-set: it never undoes a concurrent logout nor overwrites a concurrent save.
-///   Two processes on one folder lose that guarantee: use Redis.
+/// - Checks and writes of one folder are serialized, within the process and between processes
+///   (an OS lock on the folder's `.lock` file), so a save is a true compare-and-set: it never
+///   undoes a concurrent logout nor overwrites a concurrent save. Reads take no lock.
+/// - Symbolic links are never followed (`O_NOFOLLOW`).
 /// - The per-user index is one small file per user (`sess:idx:{…}`), whose mtime is its last
 ///   session's absolute deadline, so the purge removes it once every session in it is over.
 /// - Files the store did not write (other names, or open to group or others) are never read
@@ -117,7 +130,7 @@ const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct FileStore {
     dir: Arc<Path>,
-    lock: Arc<Mutex<()>>,
+    lock: Arc<FolderLock>,
     clock: Arc<dyn Clock>,
 }
 
@@ -145,7 +158,7 @@ impl FileStore {
         // canonical, so that every store on this folder finds the same lock.
         let dir = fs::canonicalize(&dir).map_err(|e| failed("resolving", e))?;
         Ok(Self {
-            lock: folder_lock(&dir),
+            lock: folder_lock(&dir).map_err(|e| failed("opening the lock file of", e))?,
             dir: dir.into(),
             clock: Arc::new(SystemClock),
         })
@@ -207,10 +220,23 @@ impl FileStore {
             .map_err(|e| StoreError::unavailable("session file task did not finish", e))?
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
+    /// Takes the folder's lock: this process's mutex, then the OS lock other processes take.
+    fn lock(&self) -> Result<Order<'_>, StoreError> {
         // The lock guards no data, only the order of file-system steps, so a panic while it
         // was held leaves nothing inconsistent behind.
-        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+        let threads = self
+            .lock
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.lock
+            .file
+            .lock()
+            .map_err(unavailable("locking the session folder"))?;
+        Ok(Order {
+            file: &self.lock.file,
+            _threads: threads,
+        })
     }
 
     fn load_blocking(
@@ -218,12 +244,11 @@ impl FileStore {
         path: &Path,
         slide_to: Option<SystemTime>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let _order = slide_to.map(|_| self.lock());
+        let _order = slide_to.map(|_| self.lock()).transpose()?;
         // Opening without `create` means a touch can never bring back a deleted record, and
         // checking, touching and reading through one handle sees one file throughout.
-        let mut file = match File::open(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            opened => opened.map_err(unavailable("opening a session file"))?,
+        let Some(mut file) = open_record(path)? else {
+            return Ok(None);
         };
         let meta = file
             .metadata()
@@ -250,7 +275,7 @@ impl FileStore {
         expires_at: SystemTime,
     ) -> Result<WriteOutcome, StoreError> {
         let tmp = self.prepare(record, expires_at)?;
-        let _order = self.lock();
+        let _order = self.lock()?;
         match state_at(path, self.clock.now())? {
             State::Live | State::Foreign => return Ok(WriteOutcome::NotWritten),
             State::Expired => remove(path)?,
@@ -276,13 +301,15 @@ impl FileStore {
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
         let tmp = self.prepare(record, expires_at)?;
-        let _order = self.lock();
+        let _order = self.lock()?;
         let Some(current) = read_live(path, self.clock.now())? else {
             return Ok(SaveOutcome::Gone);
         };
         if !matches_token(&current, expected) {
             return Ok(SaveOutcome::Conflict(current));
         }
+        #[cfg(test)]
+        hooks::run_after_save_check(path);
         match tmp {
             Some(tmp) => tmp
                 .rename_to(path)
@@ -323,7 +350,7 @@ impl FileStore {
             } else if check_key(name).is_ok() {
                 // Re-checked under the lock: a create may have replaced the expired file
                 // since the listing.
-                let _order = self.lock();
+                let _order = self.lock()?;
                 if state_at(&path, now)? == State::Expired {
                     remove(&path)?;
                     removed += 1;
@@ -390,7 +417,7 @@ impl SessionStore for FileStore {
     async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
         let path = self.record_path(key)?;
         self.run(move |store| {
-            let _order = store.lock();
+            let _order = store.lock()?;
             let live = state_at(&path, store.clock.now())? == State::Live;
             remove(&path)?;
             Ok(live)
@@ -406,7 +433,7 @@ impl SessionStore for FileStore {
         let path = self.record_path(key)?;
         let expected = expected.clone();
         self.run(move |store| {
-            let _order = store.lock();
+            let _order = store.lock()?;
             let Some(live) = read_live(&path, store.clock.now())? else {
                 return Ok(CasOutcome::Gone);
             };
@@ -467,16 +494,39 @@ fn state_at(path: &Path, now: SystemTime) -> Result<State, StoreError> {
 }
 
 /// The record at `path` if it is live (a file the store wrote, before its deadline); `None` for
-/// anything else. Call under the folder lock, so that nothing changes between check and read.
+/// anything else. Checked and read through one handle; call under the folder lock, so that
+/// nothing replaces the file meanwhile.
 fn read_live(path: &Path, now: SystemTime) -> Result<Option<Vec<u8>>, StoreError> {
-    if state_at(path, now)? != State::Live {
+    let Some(mut file) = open_record(path)? else {
+        return Ok(None);
+    };
+    let meta = file
+        .metadata()
+        .map_err(unavailable("reading a session file's metadata"))?;
+    if state_of(&meta, now).map_err(unavailable("reading an mtime"))? != State::Live {
         return Ok(None);
     }
-    match fs::read(path) {
+    let mut record = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut record)
+        .map_err(unavailable("reading a session file"))?;
+    Ok(Some(record))
+}
+
+/// Opens `path` to read (and touch its mtime through the handle), never through a symbolic
+/// link: `None` when it is absent or a link. `O_NONBLOCK` keeps a FIFO planted under a key's
+/// name from blocking the open (it is then foreign: not a regular file); on regular files it
+/// changes nothing.
+fn open_record(path: &Path) -> Result<Option<File>, StoreError> {
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    match opened {
+        Ok(file) => Ok(Some(file)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        read => read
-            .map(Some)
-            .map_err(unavailable("reading a session file")),
+        // `O_NOFOLLOW` on a symbolic link.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(None),
+        Err(e) => Err(StoreError::unavailable("opening a session file", e)),
     }
 }
 
@@ -578,19 +628,87 @@ impl Drop for TempFile {
     }
 }
 
+/// The lock of one folder: a mutex for this process's threads (an OS lock on one open file is
+/// shared by every thread of the process), then `flock(2)` on the folder's `.lock` file for
+/// other processes.
+#[derive(Debug)]
+struct FolderLock {
+    threads: Mutex<()>,
+    file: File,
+}
+
+/// The folder's lock, held; released (the OS lock first) when dropped.
+struct Order<'a> {
+    file: &'a File,
+    _threads: MutexGuard<'a, ()>,
+}
+
+impl Drop for Order<'_> {
+    fn drop(&mut self) {
+        if let Err(error) = self.file.unlock() {
+            // Closing the file would release it; the file stays open with the store, so say so.
+            tracing::error!(%error, "could not unlock the session folder");
+        }
+    }
+}
+
 /// The lock of the folder `dir` (canonical), shared by every store of this process on it.
-fn folder_lock(dir: &Path) -> Arc<Mutex<()>> {
-    static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> =
+fn folder_lock(dir: &Path) -> io::Result<Arc<FolderLock>> {
+    static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<FolderLock>>>> =
         LazyLock::new(Mutex::default);
     // Each critical section below is whole map operations: nothing to repair after a panic.
     let mut locks = LOCKS.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(lock) = locks.get(dir).and_then(Weak::upgrade) {
-        return lock;
+        return Ok(lock);
     }
     locks.retain(|_, lock| lock.strong_count() > 0);
-    let lock = Arc::default();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(LOCK_FILE))?;
+    let lock = Arc::new(FolderLock {
+        threads: Mutex::new(()),
+        file,
+    });
     locks.insert(dir.to_owned(), Arc::downgrade(&lock));
-    lock
+    Ok(lock)
+}
+
+/// Pauses for tests that force an interleaving inside a step.
+#[cfg(test)]
+mod hooks {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, PoisonError};
+
+    type Hook = Box<dyn FnOnce() + Send>;
+
+    static AFTER_SAVE_CHECK: Mutex<Option<HashMap<PathBuf, Hook>>> = Mutex::new(None);
+
+    /// Runs `hook` once, in the next save of `path`, after its check and before its rename.
+    pub(super) fn after_save_check(path: &Path, hook: impl FnOnce() + Send + 'static) {
+        let mut hooks = AFTER_SAVE_CHECK
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        hooks
+            .get_or_insert_with(HashMap::new)
+            .insert(path.to_owned(), Box::new(hook));
+    }
+
+    pub(super) fn run_after_save_check(path: &Path) {
+        let hook = AFTER_SAVE_CHECK
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .and_then(|hooks| hooks.remove(path));
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -611,7 +729,7 @@ mod tests {
         let tmp = TempFile::write(store.dir(), b"live", later).unwrap();
         tmp.rename_to(&path).unwrap();
 
-        let delete = store.lock();
+        let delete = store.lock().unwrap();
         let updater = std::thread::spawn({
             let (store, path) = (store.clone(), path.clone());
             move || {
@@ -628,5 +746,121 @@ mod tests {
 
         assert_eq!(updater.join().unwrap(), SaveOutcome::Gone);
         assert!(!path.exists(), "the deleted session was brought back");
+    }
+
+    /// A live-looking file outside the folder, linked in under a key's name.
+    #[test]
+    fn a_symlinked_record_is_never_read_nor_touched() {
+        let folder = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let store = FileStore::open(folder.path().join("sessions")).unwrap();
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let target = outside.path().join("not-a-session");
+        TempFile::write(outside.path(), b"someone else's file", later)
+            .unwrap()
+            .rename_to(&target)
+            .unwrap();
+        let before = fs::metadata(&target).unwrap().modified().unwrap();
+        let path = store.dir().join("sess:link");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+
+        let slide = later + Duration::from_secs(3600);
+        assert_eq!(store.load_blocking(&path, Some(slide)).unwrap(), None);
+        assert_eq!(store.load_blocking(&path, None).unwrap(), None);
+        assert_eq!(read_live(&path, SystemTime::now()).unwrap(), None);
+        assert_eq!(
+            fs::metadata(&target).unwrap().modified().unwrap(),
+            before,
+            "the link's target was touched"
+        );
+    }
+
+    /// Set in the child process of [`a_delete_by_another_process_is_never_undone_by_a_save`]:
+    /// the folder it deletes `sess:race` from.
+    const CHILD_DELETES_IN: &str = "PORTCULLIS_TEST_CHILD_DELETES_IN";
+
+    /// Whether `/proc/locks` shows process `pid` waiting for a lock (a `->` line).
+    fn waits_for_a_lock(pid: u32) -> bool {
+        let locks = fs::read_to_string("/proc/locks").unwrap();
+        locks.lines().any(|line| {
+            line.contains("->")
+                && line
+                    .split_whitespace()
+                    .any(|field| field == pid.to_string())
+        })
+    }
+
+    /// A second process (this test binary again, as a second `FileStore`) deletes a session
+    /// while a save of this process has checked the record and not yet replaced it. Its
+    /// delete must wait for the save (or the save would rename the record back over it).
+    #[test]
+    fn a_delete_by_another_process_is_never_undone_by_a_save() {
+        if let Some(dir) = std::env::var_os(CHILD_DELETES_IN) {
+            let store = FileStore::open(PathBuf::from(dir)).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let key = StoreKey::from_string("sess:race".into());
+            runtime.block_on(store.delete(&key)).unwrap();
+            return;
+        }
+        let folder = tempfile::tempdir().unwrap();
+        let store = FileStore::open(folder.path()).unwrap();
+        let path = store.dir().join("sess:race");
+        let later = SystemTime::now() + Duration::from_secs(60);
+        TempFile::write(store.dir(), b"live", later)
+            .unwrap()
+            .rename_to(&path)
+            .unwrap();
+
+        let (checked, checked_rx) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        hooks::after_save_check(&path, move || {
+            checked.send(()).unwrap();
+            go_rx.recv().unwrap();
+        });
+        let saver = std::thread::spawn({
+            let (store, path) = (store.clone(), path.clone());
+            move || store.save_blocking(&path, &CasToken::new(b"live"), b"saved", later)
+        });
+        checked_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::file::tests::a_delete_by_another_process_is_never_undone_by_a_save",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DELETES_IN, store.dir())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The child either deletes at once (no lock between processes) or waits for ours.
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && !waits_for_a_lock(child.id()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the child is stuck"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        go.send(()).unwrap();
+        assert_eq!(saver.join().unwrap().unwrap(), SaveOutcome::Saved);
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the child is stuck"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(status.success());
+        assert!(
+            !path.exists(),
+            "the other process's delete was undone by the save"
+        );
     }
 }

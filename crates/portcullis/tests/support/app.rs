@@ -18,6 +18,7 @@ pub fn routes() -> Router {
         .route("/destroy", post(destroy))
         .route("/big", post(big))
         .route("/fail", post(fail))
+        .route("/destroy-then-fail", post(destroy_then_fail))
         .route("/ended", get(ended))
         .route("/expires", get(expires))
 }
@@ -56,6 +57,15 @@ async fn big(session: Session) -> Result<&'static str, SessionError> {
 async fn fail(session: Session) -> Result<(StatusCode, &'static str), SessionError> {
     session.insert("half-done", true).await?;
     Ok((StatusCode::INTERNAL_SERVER_ERROR, "boom"))
+}
+
+/// A logout followed by a failure in the same handler.
+async fn destroy_then_fail(session: Session) -> Result<(StatusCode, &'static str), SessionError> {
+    session.destroy().await?;
+    Ok((
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "failed after logging out",
+    ))
 }
 
 async fn expires(session: Session) -> Result<String, SessionError> {

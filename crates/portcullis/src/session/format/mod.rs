@@ -16,7 +16,7 @@ mod native;
 use std::fmt;
 #[cfg(feature = "flask")]
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::Settings;
 use super::id::Id;
@@ -24,6 +24,18 @@ use super::record::Envelope;
 use super::secret::SessionSecret;
 use crate::keys::{KeyRing, KeyUse};
 use crate::store::{CasToken, StoreKey};
+
+/// How much later than this process's clock a stored session may say it started: the clocks of
+/// the processes that share a store differ by less.
+pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The longest record a store may return for a session of at most `max_bytes` of data
+/// (`SESSION_MAX_BYTES`): twice that, for the encodings' overhead (a Flask app's own keys,
+/// JSON), plus 4 KiB for the seal and the session's own fields. Anything longer was not
+/// written by a layer with this setting, and is refused undecoded.
+pub(crate) fn max_record_len(max_bytes: usize) -> usize {
+    max_bytes.saturating_mul(2).saturating_add(4096)
+}
 
 #[cfg(feature = "flask")]
 pub(crate) use flask::FlaskKeys;
@@ -168,6 +180,26 @@ impl Format {
             #[cfg(feature = "flask")]
             Kind::Flask(_) => flask::decode_record(bytes, now),
         }
+    }
+
+    /// [`Format::decode_record`] for a record as a store returned it, which may be hostile
+    /// (whoever can write the store, or the Flask app's data): a record longer than
+    /// `max_len` is refused before it is decoded, and one whose session claims to start
+    /// later than `now` (beyond [`CLOCK_SKEW`]) is refused, since it would never reach its
+    /// absolute deadline.
+    pub(crate) fn decode_stored(
+        &self,
+        keys: &KeyRing,
+        key: &StoreKey,
+        bytes: &[u8],
+        now: SystemTime,
+        max_len: usize,
+    ) -> Option<(Envelope, bool)> {
+        if bytes.len() > max_len {
+            return None;
+        }
+        let (envelope, rewrite) = self.decode_record(keys, key, bytes, now)?;
+        (envelope.created_at() <= now + CLOCK_SKEW).then_some((envelope, rewrite))
     }
 
     /// The compare-and-set token of a stored record

@@ -95,6 +95,19 @@ pub(crate) async fn write(
     Ok(written)
 }
 
+/// Only the deletes of [`write`]: for a failed handler, whose changes are dropped but whose
+/// `destroy()` (a logout) must still happen. A regeneration is dropped with the changes, so
+/// its old session stays.
+pub(crate) async fn delete_ended(
+    shared: &LayerShared,
+    state: &mut RequestSession,
+) -> Result<(), WriteError> {
+    for id in std::mem::take(&mut state.to_delete) {
+        delete(shared, &id).await?;
+    }
+    Ok(())
+}
+
 /// Whether the session holds anything worth a record: an empty anonymous session is not
 /// stored (a visitor who only reads gets no session).
 pub(crate) fn worth_storing(current: &WorkingCopy) -> bool {
@@ -134,9 +147,10 @@ pub(super) fn replay_onto(
     onto: Onto,
 ) -> Result<(), NotReplayed> {
     let settings = &shared.settings;
+    let max_len = super::format::max_record_len(settings.max_bytes);
     let (mut envelope, _) = settings
         .format
-        .decode_record(&shared.keys, key, record, now)
+        .decode_stored(&shared.keys, key, record, now, max_len)
         .ok_or(NotReplayed::Unreadable)?;
     if onto == Onto::ThisSession && now >= envelope.created_at() + settings.absolute {
         return Err(NotReplayed::PastAbsolute);

@@ -114,7 +114,7 @@ impl FileStore {
         let path = self.member_path(slot, member)?;
         // The slow part (write and sync) before the lock, as for a plain create.
         let tmp = self.prepare(&new.record, new.expires_at)?;
-        let _order = self.lock();
+        let _order = self.lock()?;
         let mut members = self.live_members(slot)?;
         let counted: Vec<(String, SystemTime)> = members
             .iter()
@@ -159,7 +159,7 @@ impl FileStore {
     }
 
     fn list_blocking(&self, slot: &UserSlot) -> Result<Vec<IndexedRecord>, StoreError> {
-        let _order = self.lock();
+        let _order = self.lock()?;
         let members = self.live_members(slot)?;
         let mut by_deadline: Vec<(&String, &u64)> = members.iter().collect();
         by_deadline.sort_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)));
@@ -183,7 +183,7 @@ impl FileStore {
     }
 
     fn end_blocking(&self, slot: &UserSlot, member: &str) -> Result<bool, StoreError> {
-        let _order = self.lock();
+        let _order = self.lock()?;
         let mut members = self.read_index(slot)?;
         let ended = self.remove_member(slot, member)?;
         if members.remove(member).is_some() {
@@ -193,7 +193,7 @@ impl FileStore {
     }
 
     fn end_all_blocking(&self, slot: &UserSlot, keep: Option<&str>) -> Result<usize, StoreError> {
-        let _order = self.lock();
+        let _order = self.lock()?;
         let mut members = self.read_index(slot)?;
         let mut ended = 0;
         let doomed: Vec<String> = members
