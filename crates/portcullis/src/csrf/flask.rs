@@ -102,8 +102,8 @@ pub(crate) fn check_referrer(headers: &HeaderMap, host: Option<&str>) -> Result<
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         .filter(|value| !value.is_empty())
         .ok_or(CsrfError::ReferrerMissing)?;
-    let ours = host.and_then(|host| origin(&format!("https://{host}/")));
-    match (origin(&referrer), ours) {
+    let ours = host.and_then(|host| url_origin(&format!("https://{host}/")));
+    match (url_origin(&referrer), ours) {
         (Some(theirs), Some(ours)) if theirs == ours => Ok(()),
         _ => Err(CsrfError::ReferrerMismatch),
     }
@@ -111,7 +111,7 @@ pub(crate) fn check_referrer(headers: &HeaderMap, host: Option<&str>) -> Result<
 
 /// `(scheme, hostname, port)` of an absolute URL, lower-cased as `urlparse` gives them; `None`
 /// for a URL that has none, or whose port `urlparse` would refuse.
-fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
+pub(crate) fn url_origin(url: &str) -> Option<(String, String, Option<u16>)> {
     let (scheme, rest) = url.split_once(':')?;
     let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
         && scheme

@@ -15,7 +15,7 @@ use tower_service::Service;
 use super::body::{form_token, header_token};
 use super::future::{ResponseFuture, TokenFuture};
 use super::rejection::{RequestInfo, log_refusal};
-use super::{CsrfError, Https, Settings, flask};
+use super::{CsrfError, Https, PublicOrigin, Settings, flask, origin};
 use crate::response::Answer;
 use crate::{Session, SessionLayer};
 
@@ -27,11 +27,12 @@ type RefuseFn = fn(ProtectionError) -> Response;
 #[derive(Clone, Debug)]
 pub struct CsrfService<S> {
     origin: Csrf<TokenService<S>, RefuseFn>,
+    settings: Arc<Settings>,
 }
 
 impl<S> CsrfService<S> {
-    pub(super) fn new(origin: Csrf<TokenService<S>, RefuseFn>) -> Self {
-        Self { origin }
+    pub(super) fn new(origin: Csrf<TokenService<S>, RefuseFn>, settings: Arc<Settings>) -> Self {
+        Self { origin, settings }
     }
 }
 
@@ -55,7 +56,11 @@ where
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
         });
-        ResponseFuture::new(self.origin.call(request), info)
+        // The answer to a checked request depends on its `Sec-Fetch-Site`: caches must know.
+        let vary = self
+            .settings
+            .checks_origin(request.method(), request.uri().path());
+        ResponseFuture::new(self.origin.call(request), info, vary)
     }
 }
 
@@ -86,10 +91,14 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if !self
-            .settings
-            .requires_token(request.method(), request.uri().path())
+        let (method, path) = (request.method(), request.uri().path());
+        if self.settings.checks_origin(method, path)
+            && let Err(error) = check_origin(&request, &self.settings)
         {
+            log_refusal(&error, method, path, None);
+            return TokenFuture::refused(error.to_response(answer_for(&request)));
+        }
+        if !self.settings.requires_token(method, path) {
             return TokenFuture::passed(self.inner.call(request));
         }
         let Some(session) = request.extensions().get::<Session>().cloned() else {
@@ -116,6 +125,25 @@ where
             }
         }))
     }
+}
+
+/// The full-origin check (`origin.rs`) on a request that tower-http's gate let through. The
+/// `Referer` rule is the native format's, over HTTPS, with tokens on; the Flask format keeps
+/// Flask-WTF's own (after the token, on every HTTPS request).
+fn check_origin<B>(request: &Request<B>, settings: &Settings) -> Result<(), CsrfError> {
+    let site = origin::site_origin(request, is_https(request));
+    let flask = request
+        .extensions()
+        .get::<Session>()
+        .is_some_and(|session| session.format().is_flask());
+    let rules = origin::Rules {
+        site: site.as_ref(),
+        trusted: &settings.trusted,
+        referer_rule: settings.enabled
+            && !flask
+            && site.as_ref().is_some_and(PublicOrigin::is_https),
+    };
+    origin::verify(request.headers(), &rules)
 }
 
 /// Finds the presented token and verifies it against the session's secret; hands back the
@@ -151,6 +179,10 @@ async fn check(
 fn is_https<B>(request: &Request<B>) -> bool {
     request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
         || request.extensions().get::<Https>().is_some()
+        || request
+            .extensions()
+            .get::<PublicOrigin>()
+            .is_some_and(PublicOrigin::is_https)
 }
 
 /// The host the request was sent to, as Flask's `request.host`: the `Host` header, else the
