@@ -16,7 +16,9 @@
 //!   - `extract.rs`: who is asking and from where, as extractors (`Viewer`, `SignedIn`,
 //!     `ApiUser`, `ClientAddr`); ends sessions whose password changed;
 //!   - `client_addr.rs`: what a trusted proxy may tell (`X-Forwarded-For`, `X-Forwarded-Proto`);
-//!   - `middleware.rs`: the security headers, and marking requests that came over HTTPS;
+//!   - `middleware.rs`: the security headers;
+//!   - `host.rs`: the front door: `ALLOWED_HOSTS`, the public origin and the HTTPS marker the
+//!     CSRF layer reads, and HSTS;
 //!   - `error.rs`: errors that are responses; `page.rs`: renders a template with what every
 //!     page shows (user, flashes, CSRF field, preferences);
 //!   - `text.rs`: times as pages and the command line write them; `next.rs`: `?next=`

@@ -22,6 +22,7 @@
 pub(crate) mod client_addr;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub(crate) mod host;
 pub(crate) mod middleware;
 pub(crate) mod next;
 pub(crate) mod page;
@@ -78,10 +79,11 @@ pub fn app(state: AppState) -> Router {
         // Inside the session layer: the CSRF check reads the session.
         .layer(state.csrf().clone())
         .layer(state.session_layer().clone())
-        // Outside the CSRF layer: it tells it which requests came over HTTPS.
+        // Outside the session layer: a refused host gets no session. Outside the CSRF layer:
+        // it tells it the public origin and which requests came over HTTPS.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            middleware::mark_https,
+            host::front_door,
         ))
         .with_state(state);
     middleware::add(router)

@@ -101,3 +101,30 @@ impl Page {
         .await
     }
 }
+
+/// The error page for a request refused before it has a session (a host outside
+/// `ALLOWED_HOSTS`): the site's layout with no user, no flashes and default preferences, and a
+/// way on to the start page.
+pub(crate) fn sessionless_error(state: &AppState, status: StatusCode, message: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let prefs = Prefs::default();
+    let idle_minutes = state
+        .config()
+        .permanent_session_lifetime
+        .as_secs()
+        .div_ceil(60);
+    let context = context! {
+        user => Value::from(()),
+        flashes => Value::from(Vec::<Value>::new()),
+        csrf_input => "",
+        theme => prefs.theme,
+        density => prefs.density,
+        idle_minutes,
+        title,
+        message,
+    };
+    match state.templates().render("error.html", context) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => AppError::from(error).into_response(),
+    }
+}

@@ -3,5 +3,6 @@
 
 mod auth;
 mod harness;
+mod origin;
 mod pages;
 mod sessions;
