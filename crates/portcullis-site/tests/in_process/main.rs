@@ -5,4 +5,5 @@ mod auth;
 mod harness;
 mod origin;
 mod pages;
+mod routes;
 mod sessions;
