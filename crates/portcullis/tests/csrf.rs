@@ -1040,6 +1040,21 @@ async fn unknown_fetch_site_values_are_refused_and_checked_answers_vary_on_it() 
             .count();
         assert_eq!(named, 1, "{fetch_site} {token}: {listed:?}");
     }
+    // Nor does an exempt route's (no protection, nothing to vary on; Rails skips it too).
+    let f = fixture(|l| l.exempt(Method::POST, "/hook"));
+    let (response, _) = send(
+        &f.app,
+        request(
+            Method::POST,
+            "/hook",
+            None,
+            &[("sec-fetch-site", "cross-site")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!vary(&response).iter().any(|v| v.contains("Sec-Fetch-Site")));
     // A safe request's answer does not depend on it.
     let (response, _) = send(&f.app, request(Method::GET, "/plain", None, &[], "")).await;
     let listed = vary(&response);

@@ -149,3 +149,35 @@ fn vary_on_fetch_site(response: &mut Response) {
             .append(VARY, HeaderValue::from_static("Sec-Fetch-Site"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vary_of(values: &[&'static str]) -> Vec<String> {
+        let mut response = Response::new(axum_core::body::Body::empty());
+        for value in values {
+            response
+                .headers_mut()
+                .append(VARY, HeaderValue::from_static(value));
+        }
+        vary_on_fetch_site(&mut response);
+        response
+            .headers()
+            .get_all(VARY)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn sec_fetch_site_is_appended_to_vary_once() {
+        assert_eq!(vary_of(&[]), ["Sec-Fetch-Site"]);
+        assert_eq!(vary_of(&["Cookie"]), ["Cookie", "Sec-Fetch-Site"]);
+        assert_eq!(
+            vary_of(&["cookie, sec-fetch-site"]),
+            ["cookie, sec-fetch-site"]
+        );
+        assert_eq!(vary_of(&["*"]), ["*"]);
+    }
+}
