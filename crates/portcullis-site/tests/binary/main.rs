@@ -5,6 +5,7 @@
 mod admin_cli;
 mod cli;
 mod flask_interop;
+mod hosts;
 mod redis_profile;
 mod serve;
 mod site;
