@@ -9,6 +9,7 @@ use std::time::Duration;
 use portcullis::config::{
     Config, ConfigError, ConfigLoader, ExtraSettings, Profile, SettingsReader, parse, show,
 };
+use portcullis::csrf::PublicOrigin;
 use portcullis::redact::redact_url_password;
 
 /// Where the site listens by default: this machine only.
@@ -98,6 +99,33 @@ portcullis::settings! {
             show: show::display;
             accepts: "a whole number of at least 1";
         }
+        /// where browsers reach the site; the CSRF check holds `Origin` and `Referer` to it
+        /// (scheme, host and port). Unset: a trusted proxy's `X-Forwarded-Proto` and
+        /// `X-Forwarded-Host`, else the connection and `Host`
+        "PUBLIC_ORIGIN" => public_origin: Option<PublicOrigin> {
+            default: None;
+            parse: public_origin;
+            show: |origin| origin.as_ref().map(ToString::to_string).unwrap_or_default();
+            accepts: "`scheme://host[:port]` as browsers send it, e.g. `https://app.example.com`";
+        }
+        /// host names the site answers to (any port), as Django's and Rails': `.example.com`
+        /// also covers its subdomains, `*` any host; other `Host` headers get 400, against DNS
+        /// rebinding. `PUBLIC_ORIGIN`'s host is always allowed; empty and no `PUBLIC_ORIGIN`:
+        /// any host
+        "ALLOWED_HOSTS" => allowed_hosts: Vec<String> {
+            default: dev_hosts(), redis: Vec::new();
+            parse: host_list;
+            show: |hosts| show::list(hosts);
+            accepts: "host names, comma-separated";
+        }
+        /// add `includeSubDomains` to `Strict-Transport-Security` (sent on HTTPS answers when
+        /// cookies are `Secure`): only when every subdomain serves HTTPS
+        "HSTS_INCLUDE_SUBDOMAINS" => hsts_include_subdomains: bool {
+            default: false;
+            parse: parse::boolean;
+            show: show::display;
+            accepts: "a boolean";
+        }
     }
 }
 
@@ -120,6 +148,62 @@ fn positive_count(raw: &str) -> parse::Parsed<usize> {
         .ok()
         .filter(|&n| n > 0)
         .ok_or_else(|| "a whole number of at least 1, e.g. 256".to_owned())
+}
+
+/// The `dev` profile answers only to loopback names (Rails' development default), so a page
+/// elsewhere cannot rebind its own name to 127.0.0.1 and drive the dev server.
+fn dev_hosts() -> Vec<String> {
+    ["localhost", "127.0.0.1", "[::1]"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// `PUBLIC_ORIGIN`: one origin, exactly as a browser sends it.
+fn public_origin(raw: &str) -> parse::Parsed<Option<PublicOrigin>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    PublicOrigin::parse(raw).map(Some).map_err(|_| {
+        "an origin as browsers send it: http or https, a lower-case host, a port only if not \
+         the default, no path, e.g. https://app.example.com"
+            .to_owned()
+    })
+}
+
+/// Whether `name` is a host name as `Host` carries it without its port: letters, digits, dots
+/// and hyphens (DNS names, IPv4 addresses), or an IPv6 address in brackets.
+pub(crate) fn is_host_name(name: &str) -> bool {
+    match name.strip_prefix('[').and_then(|v6| v6.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        }
+    }
+}
+
+/// `ALLOWED_HOSTS`: comma-separated host names (`*`, `.suffix`, a name, an IPv4 address or a
+/// bracketed IPv6 one), without port; lower-cased.
+fn host_list(raw: &str) -> parse::Parsed<Vec<String>> {
+    let entries = raw.split(',').map(str::trim).filter(|e| !e.is_empty());
+    entries
+        .map(|entry| {
+            let entry = entry.to_ascii_lowercase();
+            let name = entry.strip_prefix('.').unwrap_or(&entry);
+            let ok = entry == "*" || is_host_name(name);
+            if ok {
+                Ok(entry)
+            } else {
+                Err(format!(
+                    "host names separated by commas, e.g. app.example.com,.example.org,[::1] \
+                     (no scheme or port; {entry:?} is not one)"
+                ))
+            }
+        })
+        .collect()
 }
 
 /// Loads the library's configuration and the site's through `loader`.
@@ -451,6 +535,12 @@ mod tests {
             ("LOGIN_RATE_LIMIT", "10/0"),
             ("LOGIN_RATE_LIMIT", "ten/3m"),
             ("TRUSTED_PROXIES", "10.0.0.1,proxy.local"),
+            ("PUBLIC_ORIGIN", "https://app.example.com/"),
+            ("PUBLIC_ORIGIN", "app.example.com"),
+            ("PUBLIC_ORIGIN", "https://app.example.com:443"),
+            ("ALLOWED_HOSTS", "localhost:8000"),
+            ("ALLOWED_HOSTS", "https://app.example.com"),
+            ("ALLOWED_HOSTS", "a b"),
         ] {
             let text = error(&[(name, value)]).to_string();
             assert!(text.contains(name), "{name}={value}: {text}");

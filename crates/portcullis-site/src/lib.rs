@@ -11,17 +11,20 @@
 //! Four rooms, and the store they share:
 //!
 //! - `web/`: the site over HTTP
-//!   - `mod.rs`: [`app`], the route table and the layer stack;
+//!   - `mod.rs`: [`app`] and the layer stack;
 //!   - `state.rs`: the shared [`AppState`], which owns the process's one session layer;
 //!   - `extract.rs`: who is asking and from where, as extractors (`Viewer`, `SignedIn`,
 //!     `ApiUser`, `ClientAddr`); ends sessions whose password changed;
 //!   - `client_addr.rs`: what a trusted proxy may tell (`X-Forwarded-For`, `X-Forwarded-Proto`);
-//!   - `middleware.rs`: the security headers, and marking requests that came over HTTPS;
+//!   - `middleware.rs`: the security headers;
+//!   - `host.rs`: the front door: `ALLOWED_HOSTS`, the public origin and the HTTPS marker the
+//!     CSRF layer reads, and HSTS;
 //!   - `error.rs`: errors that are responses; `page.rs`: renders a template with what every
 //!     page shows (user, flashes, CSRF field, preferences);
 //!   - `text.rs`: times as pages and the command line write them; `next.rs`: `?next=`
 //!     validation (no open redirect);
-//!   - `routes/`: one file per area (`home`, `register`, `login`, `account`, `sessions`, `api`,
+//!   - `routes/`: the route table, declared once as data (`mod.rs`, `table.rs`), and one
+//!     file per area (`home`, `register`, `login`, `account`, `sessions`, `api`,
 //!     `health`, `assets`), importing from no other route file;
 //!   - `templates/`: the minijinja templates and the stylesheet, embedded in the binary;
 //! - `accounts/`: who may log in
@@ -54,4 +57,4 @@ mod session_data;
 mod stores;
 mod web;
 
-pub use web::{AppState, StartError, app};
+pub use web::{AppState, StartError, app, route_table_markdown, unsafe_routes};

@@ -185,17 +185,19 @@ async fn method_fetch_site_origin_and_token_matrix() {
         (Method::OPTIONS, true),
         (Method::TRACE, true),
     ];
+    // Over plain HTTP (no `Https` marker), so the site's origin is `http://example.com`.
     let origins = [
         None,
-        Some("https://example.com"),
+        Some("http://example.com"),
         Some("https://attacker.example"),
         Some("null"),
     ];
-    // Rows: Sec-Fetch-Site. Columns: Origin absent, matching Host, foreign, "null".
+    // Rows: Sec-Fetch-Site. Columns: Origin absent, the site's, foreign, "null". A foreign
+    // Origin is refused whatever Sec-Fetch-Site says; `null` beside it is a privacy setting.
     let origin_check: [(Option<&str>, [bool; 4]); 5] = [
         (None, [PASS, PASS, REFUSE, REFUSE]),
-        (Some("same-origin"), [PASS; 4]),
-        (Some("none"), [PASS; 4]),
+        (Some("same-origin"), [PASS, PASS, REFUSE, PASS]),
+        (Some("none"), [PASS, PASS, REFUSE, PASS]),
         (Some("same-site"), [REFUSE; 4]),
         (Some("cross-site"), [REFUSE; 4]),
     ];
@@ -217,6 +219,9 @@ async fn method_fetch_site_origin_and_token_matrix() {
                     let req = request(method.clone(), "/submit", Some(&cookie), &headers, "");
                     let expected = match (safe, passes_origin_check, token_refusal) {
                         (true, _, _) => None,
+                        (false, false, _) if matches!(fetch_site, Some("same-origin" | "none")) => {
+                            Some(ORIGIN_FAILED)
+                        }
                         (false, false, _) => Some(CROSS_ORIGIN),
                         (false, true, refusal) => *refusal,
                     };
@@ -856,4 +861,205 @@ async fn each_refusal_is_logged_once_with_its_reason_and_never_the_token() {
             "{line}"
         );
     }
+}
+
+/// Django's reason for an `Origin` that is not the site's.
+const ORIGIN_FAILED: &str = "Origin checking failed - ";
+
+/// `request(…)` as it arrives over HTTPS (a TLS-terminating proxy's word, or the URI).
+fn over_https(mut request: Request<Body>) -> Request<Body> {
+    request.extensions_mut().insert(portcullis::csrf::Https);
+    request
+}
+
+#[tokio::test]
+async fn an_origin_must_equal_the_site_origin_in_scheme_host_and_port() {
+    let f = fixture(|l| l);
+    let (cookie, token) = token(&f.app, None).await;
+    let post = |origin: &str, https: bool| {
+        let headers = [("origin", origin), ("x-csrftoken", token.as_str())];
+        let request = request(Method::POST, "/submit", Some(&cookie), &headers, "");
+        if https { over_https(request) } else { request }
+    };
+    // (Origin, over HTTPS, passes)
+    let cases = [
+        ("https://example.com", true, true),
+        ("http://example.com", false, true),
+        // The scheme counts: an http page (an http vhost, a MITM) cannot post to https.
+        ("http://example.com", true, false),
+        ("https://example.com", false, false),
+        ("https://example.com:8443", true, false),
+        ("https://example.com.attacker.example", true, false),
+        ("https://site.attacker.example", true, false),
+        ("https://example.com/", true, false),
+    ];
+    for (origin, https, passes) in cases {
+        let (status, body) = outcome(&f.app, post(origin, https)).await;
+        if passes {
+            assert_eq!(status, StatusCode::OK, "{origin} https={https}: {body}");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{origin} https={https}");
+            assert!(
+                body.contains(ORIGIN_FAILED) || body.contains(CROSS_ORIGIN),
+                "{origin}: {body}"
+            );
+        }
+    }
+    // Even beside a Sec-Fetch-Site that passes, a foreign Origin is refused, with Django's words.
+    let headers = [
+        ("sec-fetch-site", "same-origin"),
+        ("origin", "http://example.com"),
+        ("x-csrftoken", token.as_str()),
+    ];
+    let request = over_https(request(
+        Method::POST,
+        "/submit",
+        Some(&cookie),
+        &headers,
+        "",
+    ));
+    assert_refused(
+        &f.app,
+        request,
+        "Origin checking failed - http://example.com does not match any trusted origins.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn over_https_a_request_without_fetch_metadata_or_origin_needs_a_same_origin_referer() {
+    let f = fixture(|l| l.with_trusted_origin("https://app.example.com").unwrap());
+    let (cookie, token) = token(&f.app, None).await;
+    let post = |referer: Option<&str>, https: bool| {
+        let mut headers = vec![("x-csrftoken", token.as_str())];
+        headers.extend(referer.map(|r| ("referer", r)));
+        let request = request(Method::POST, "/submit", Some(&cookie), &headers, "");
+        if https { over_https(request) } else { request }
+    };
+    let refused = [
+        (None, "Referer checking failed - no Referer."),
+        (
+            Some("not a url"),
+            "Referer checking failed - Referer is malformed.",
+        ),
+        (
+            Some("https://"),
+            "Referer checking failed - Referer is malformed.",
+        ),
+        (
+            Some("http://example.com/form"),
+            "Referer checking failed - Referer is insecure while host is secure.",
+        ),
+        (
+            Some("https://attacker.example/form"),
+            "Referer checking failed - https://attacker.example/form does not match any \
+             trusted origins.",
+        ),
+        (
+            Some("https://example.com.attacker.example/"),
+            "does not match any trusted origins.",
+        ),
+        (
+            Some("https://example.com:8443/"),
+            "does not match any trusted origins.",
+        ),
+    ];
+    for (referer, reason) in refused {
+        assert_refused(&f.app, post(referer, true), reason).await;
+    }
+    for referer in [
+        "https://example.com/form?x=1",
+        "https://example.com:443/",
+        "https://app.example.com/elsewhere",
+    ] {
+        let (status, body) = outcome(&f.app, post(Some(referer), true)).await;
+        assert_eq!(status, StatusCode::OK, "{referer}: {body}");
+    }
+    // Over plain HTTP there is no Referer rule (Django's too): a non-browser client passes.
+    let (status, body) = outcome(&f.app, post(None, false)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A browser that sent Sec-Fetch-Site: same-origin needs no Referer.
+    let headers = [
+        ("sec-fetch-site", "same-origin"),
+        ("x-csrftoken", token.as_str()),
+    ];
+    let request = over_https(request(
+        Method::POST,
+        "/submit",
+        Some(&cookie),
+        &headers,
+        "",
+    ));
+    assert_eq!(outcome(&f.app, request).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_fetch_site_values_are_refused_and_checked_answers_vary_on_it() {
+    let f = fixture(|l| l);
+    let (cookie, token) = token(&f.app, None).await;
+    // Stricter than "treat as missing": the Fetch spec has four values, all lower case.
+    for value in [
+        "Same-Origin",
+        "same-origin, cross-site",
+        "cross-origin",
+        "foo",
+        " none",
+    ] {
+        let headers = [("sec-fetch-site", value), ("x-csrftoken", token.as_str())];
+        assert_refused(
+            &f.app,
+            request(Method::POST, "/submit", Some(&cookie), &headers, ""),
+            CROSS_ORIGIN,
+        )
+        .await;
+    }
+    let vary = |response: &axum::http::Response<()>| -> Vec<String> {
+        response
+            .headers()
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    // Passed, refused by the gate, refused by the token check: all depend on the header.
+    for (fetch_site, token) in [
+        ("same-origin", token.as_str()),
+        ("cross-site", token.as_str()),
+        ("same-origin", "bad"),
+    ] {
+        let headers = [("sec-fetch-site", fetch_site), ("x-csrftoken", token)];
+        let (response, _) = send(
+            &f.app,
+            request(Method::POST, "/submit", Some(&cookie), &headers, ""),
+        )
+        .await;
+        let listed = vary(&response);
+        let named = listed
+            .iter()
+            .filter(|v| v.as_str() == "Sec-Fetch-Site")
+            .count();
+        assert_eq!(named, 1, "{fetch_site} {token}: {listed:?}");
+    }
+    // Nor does an exempt route's (no protection, nothing to vary on; Rails skips it too).
+    let f = fixture(|l| l.exempt(Method::POST, "/hook"));
+    let (response, _) = send(
+        &f.app,
+        request(
+            Method::POST,
+            "/hook",
+            None,
+            &[("sec-fetch-site", "cross-site")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!vary(&response).iter().any(|v| v.contains("Sec-Fetch-Site")));
+    // A safe request's answer does not depend on it.
+    let (response, _) = send(&f.app, request(Method::GET, "/plain", None, &[], "")).await;
+    let listed = vary(&response);
+    assert!(
+        !listed.iter().any(|v| v.contains("Sec-Fetch-Site")),
+        "{listed:?}"
+    );
 }

@@ -1,26 +1,13 @@
-//! The web part of the site: [`app`], the route table and the layer stack. Pages are HTML
-//! rendered from `templates/`; `/api/` answers JSON. The README's route table mirrors this one,
-//! and a test fails when a mounted path is missing from either.
-//!
-//! | route | what it does |
-//! |---|---|
-//! | `GET /` | the landing page, or the dashboard when logged in |
-//! | `GET, POST /register` | create an account |
-//! | `GET, POST /login` | log in (`?next=` a local path) |
-//! | `POST /logout` | end the session |
-//! | `GET /account` | the account page (logged in) |
-//! | `POST /account/display-name`, `/account/password`, `/account/preferences` | its forms |
-//! | `GET /account/sessions` | every device the user is logged in on |
-//! | `POST /account/sessions/end`, `/account/sessions/end-others` | end one (`session=<handle>`), or all but this one |
-//! | `GET /api/me` | who is logged in, and the seconds left |
-//! | `GET, PATCH /api/prefs` | display preferences kept in the session; `PATCH` sets only the keys it names (`PUT`: the same) |
-//! | `GET /api/csrf-token` | `{"csrf_token": ...}` for the `X-CSRFToken` header |
-//! | `GET /healthz` | whether the session store and the database answer |
-//! | `GET /static/style.css` | the stylesheet |
+//! The web part of the site: [`app`] and the layer stack. The routes are declared once, as
+//! data, in `routes/mod.rs` (`routes::table()`): [`app`] mounts them, the README's route table
+//! is rendered from them (a test fails until the README holds exactly the rendered one), and
+//! [`unsafe_routes`] hands them to the test that sends each without a CSRF token. Pages are
+//! HTML rendered from `templates/`; `/api/` answers JSON.
 
 pub(crate) mod client_addr;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub(crate) mod host;
 pub(crate) mod limits;
 pub(crate) mod middleware;
 pub(crate) mod next;
@@ -30,13 +17,10 @@ pub(crate) mod state;
 pub(crate) mod templates;
 pub(crate) mod text;
 
-use routes::{account, api, assets, health, home, login, register, sessions};
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
 
 use error::AppError;
 use extract::Viewer;
@@ -49,42 +33,45 @@ pub use state::{AppState, StartError};
 /// carries, or the `X-CSRFToken` header with a token from `/api/csrf-token`.
 pub fn app(state: AppState) -> Router {
     let config = state.config();
-    let router = Router::new()
-        .route("/", get(home::home))
-        .route("/register", get(register::form).post(register::submit))
-        .route("/login", get(login::form).post(login::submit))
-        .route("/logout", post(login::logout))
-        .route("/account", get(account::page))
-        .route("/account/display-name", post(account::display_name))
-        .route("/account/password", post(account::password))
-        .route("/account/preferences", post(account::preferences))
-        .route("/account/sessions", get(sessions::page))
-        .route("/account/sessions/end", post(sessions::end))
-        .route("/account/sessions/end-others", post(sessions::end_others))
-        .route("/api/me", get(api::me))
-        .route(
-            "/api/prefs",
-            get(api::prefs)
-                .patch(api::patch_prefs)
-                .put(api::patch_prefs)
-                .layer(DefaultBodyLimit::max(api::MAX_PREFS_BODY)),
-        )
-        .route("/healthz", get(health::healthz))
-        .route("/static/style.css", get(assets::stylesheet))
-        .route("/api/csrf-token", get(api::csrf_token))
+    let router = routes::table()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.router)
+        })
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_content_length))
         // Inside the session layer: the CSRF check reads the session.
         .layer(state.csrf().clone())
         .layer(state.session_layer().clone())
-        // Outside the CSRF layer: it tells it which requests came over HTTPS.
+        // Outside the session layer: a refused host gets no session. Outside the CSRF layer:
+        // it tells it the public origin and which requests came over HTTPS.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            middleware::mark_https,
+            host::front_door,
         ))
         .with_state(state.clone());
     // Outside everything else (the security headers apart): a shed request costs nothing.
     middleware::add(limits::add(router, &state))
+}
+
+/// The site's route table in markdown, as the README shows it (rendered from the declaration).
+#[must_use]
+pub fn route_table_markdown() -> String {
+    routes::markdown(&routes::table())
+}
+
+/// Every path of the site with its unsafe methods (POST, PATCH, ...), from the route table:
+/// each must refuse a request without a CSRF token.
+#[must_use]
+pub fn unsafe_routes() -> Vec<(&'static str, Vec<Method>)> {
+    routes::table()
+        .into_iter()
+        .map(|route| {
+            let methods = route.methods.into_iter().filter(|m| !m.is_safe()).collect();
+            (route.path, methods)
+        })
+        .filter(|(_, methods): &(_, Vec<Method>)| !methods.is_empty())
+        .collect()
 }
 
 async fn not_found(
@@ -103,55 +90,24 @@ async fn not_found(
 
 #[cfg(test)]
 mod tests {
-    /// The paths `app()` mounts, read from its `.route(` calls in this file.
-    fn mounted_paths() -> Vec<&'static str> {
-        let source = include_str!("mod.rs");
-        let table = source.split("#[cfg(test)]").next().unwrap_or(source);
-        table
-            .split(".route(\"")
-            .skip(1)
-            .filter_map(|rest| rest.split('"').next())
-            .collect()
-    }
-
-    /// The first cells of the markdown table that starts at the `| route |` header in `text`.
-    fn table_routes(text: &str) -> Vec<String> {
-        text.lines()
-            .map(|line| line.trim_start_matches("//!").trim())
+    /// The README's route table, from its header line to the last row.
+    fn readme_table(readme: &str) -> String {
+        readme
+            .lines()
             .skip_while(|line| !line.starts_with("| route |"))
-            .skip(2)
             .take_while(|line| line.starts_with('|'))
-            .filter_map(|line| line.split('|').nth(1).map(str::to_owned))
+            .map(|line| format!("{line}\n"))
             .collect()
-    }
-
-    /// Whether a table's first cells name `path` (`GET /x`, `` `POST /x` ``, `` `/x` ``).
-    fn listed(cells: &[String], path: &str) -> bool {
-        let after_method = format!(" {path}`");
-        let alone = format!("`{path}`");
-        cells
-            .iter()
-            .any(|cell| cell.contains(&after_method) || cell.contains(&alone))
     }
 
     #[test]
-    fn every_mounted_route_is_in_the_module_docs_and_the_readme() {
-        let paths = mounted_paths();
-        assert!(paths.len() >= 15, "found only {paths:?}");
-        let docs = table_routes(include_str!("mod.rs"));
-        let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
-        let readme =
-            std::fs::read_to_string(readme_path).unwrap_or_else(|e| panic!("{readme_path}: {e}"));
-        let readme = table_routes(&readme);
-        for path in paths {
-            assert!(
-                listed(&docs, path),
-                "{path} is missing from web/mod.rs's table"
-            );
-            assert!(
-                listed(&readme, path),
-                "{path} is missing from the README's route table"
-            );
-        }
+    fn the_readme_route_table_is_the_one_rendered_from_the_declaration() {
+        let readme = include_str!("../../../../README.md");
+        let generated = super::route_table_markdown();
+        assert_eq!(
+            readme_table(readme),
+            generated,
+            "the README's route table must be exactly this:\n{generated}"
+        );
     }
 }

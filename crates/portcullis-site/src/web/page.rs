@@ -102,8 +102,9 @@ impl Page {
     }
 }
 
-/// An error page for answers made before the session layer (load shedding, timeouts): the
-/// layout as a visitor sees it, with no session read or written.
+/// An error page for answers made before the session layer (a host outside `ALLOWED_HOSTS`,
+/// load shedding, timeouts): the layout as a visitor sees it, with no session read or written,
+/// and the page's way on to the start page.
 pub(crate) fn plain_error(state: &AppState, status: StatusCode, message: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
     let prefs = Prefs::default();

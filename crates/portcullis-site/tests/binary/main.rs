@@ -5,6 +5,7 @@
 mod admin_cli;
 mod cli;
 mod flask_interop;
+mod hosts;
 mod limits;
 mod redis_profile;
 mod serve;

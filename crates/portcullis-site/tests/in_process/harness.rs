@@ -115,7 +115,14 @@ impl TestApp {
         }
     }
 
-    pub async fn send(&self, request: Request<Body>) -> Page {
+    /// Sends `request`, with `Host: localhost` when it names no host (as every HTTP/1.1 client
+    /// does; the dev profile answers only to loopback names).
+    pub async fn send(&self, mut request: Request<Body>) -> Page {
+        if request.uri().authority().is_none() && !request.headers().contains_key("host") {
+            request
+                .headers_mut()
+                .insert("host", axum::http::HeaderValue::from_static("localhost"));
+        }
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();

@@ -4,5 +4,7 @@
 mod auth;
 mod harness;
 mod limits;
+mod origin;
 mod pages;
+mod routes;
 mod sessions;

@@ -29,6 +29,7 @@ use http::header::REFERER;
 use subtle::ConstantTimeEq;
 
 use super::CsrfError;
+use super::origin::url_origin;
 use crate::clock::unix_seconds;
 use crate::itsdangerous::{B64, HmacSha1, decode_timestamp, encode_timestamp, hmac_sha1};
 /// Longest token worth looking at: a real one has 91 characters; refuse garbage unread.
@@ -102,46 +103,11 @@ pub(crate) fn check_referrer(headers: &HeaderMap, host: Option<&str>) -> Result<
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         .filter(|value| !value.is_empty())
         .ok_or(CsrfError::ReferrerMissing)?;
-    let ours = host.and_then(|host| origin(&format!("https://{host}/")));
-    match (origin(&referrer), ours) {
+    let ours = host.and_then(|host| url_origin(&format!("https://{host}/")));
+    match (url_origin(&referrer), ours) {
         (Some(theirs), Some(ours)) if theirs == ours => Ok(()),
         _ => Err(CsrfError::ReferrerMismatch),
     }
-}
-
-/// `(scheme, hostname, port)` of an absolute URL, lower-cased as `urlparse` gives them; `None`
-/// for a URL that has none, or whose port `urlparse` would refuse.
-fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
-    let (scheme, rest) = url.split_once(':')?;
-    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
-    let rest = rest.strip_prefix("//").filter(|_| scheme_ok)?;
-    let netloc = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let hostinfo = netloc.rsplit_once('@').map_or(netloc, |(_, host)| host);
-    let (hostname, port) = match hostinfo.strip_prefix('[') {
-        Some(bracketed) => {
-            let (hostname, after) = bracketed.split_once(']').unwrap_or((bracketed, ""));
-            (hostname, after.split_once(':').map_or("", |(_, port)| port))
-        }
-        None => hostinfo.split_once(':').unwrap_or((hostinfo, "")),
-    };
-    if hostname.is_empty() {
-        return None;
-    }
-    let port = if port.is_empty() {
-        None
-    } else if port.bytes().all(|b| b.is_ascii_digit()) {
-        Some(port.parse::<u16>().ok()?)
-    } else {
-        return None;
-    };
-    Some((
-        scheme.to_ascii_lowercase(),
-        hostname.to_ascii_lowercase(),
-        port,
-    ))
 }
 
 fn sign(key: &[u8; 20], signed: &str) -> HmacSha1 {

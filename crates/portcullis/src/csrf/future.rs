@@ -7,6 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use axum_core::response::Response;
+use http::HeaderValue;
+use http::header::VARY;
 use pin_project_lite::pin_project;
 use tower_http::csrf::ProtectionError;
 
@@ -73,6 +75,8 @@ pin_project! {
         inner: tower_http::csrf::ResponseFuture<TokenFuture<F, E>>,
         // `None` for safe methods, which the origin check never refuses.
         info: Option<RequestInfo>,
+        // Whether the origin check decided this answer: then it gets `Vary: Sec-Fetch-Site`.
+        vary: bool,
     }
 }
 
@@ -83,8 +87,9 @@ where
     pub(crate) fn new(
         inner: tower_http::csrf::ResponseFuture<TokenFuture<F, E>>,
         info: Option<RequestInfo>,
+        vary: bool,
     ) -> Self {
-        Self { inner, info }
+        Self { inner, info, vary }
     }
 }
 
@@ -97,6 +102,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
+        if *this.vary {
+            vary_on_fetch_site(&mut response);
+        }
         if response
             .extensions_mut()
             .remove::<OriginRefused>()
@@ -114,8 +122,62 @@ where
                 if let Some(check) = check {
                     response.extensions_mut().insert(check);
                 }
+                if *this.vary {
+                    vary_on_fetch_site(&mut response);
+                }
             }
         }
         Poll::Ready(Ok(response))
+    }
+}
+
+/// Adds `Sec-Fetch-Site` to the response's `Vary` unless it is there already (or `Vary: *`).
+fn vary_on_fetch_site(response: &mut Response) {
+    let listed = response
+        .headers()
+        .get_all(VARY)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|name| {
+            let name = name.trim();
+            name == "*" || name.eq_ignore_ascii_case("sec-fetch-site")
+        });
+    if !listed {
+        response
+            .headers_mut()
+            .append(VARY, HeaderValue::from_static("Sec-Fetch-Site"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vary_of(values: &[&'static str]) -> Vec<String> {
+        let mut response = Response::new(axum_core::body::Body::empty());
+        for value in values {
+            response
+                .headers_mut()
+                .append(VARY, HeaderValue::from_static(value));
+        }
+        vary_on_fetch_site(&mut response);
+        response
+            .headers()
+            .get_all(VARY)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn sec_fetch_site_is_appended_to_vary_once() {
+        assert_eq!(vary_of(&[]), ["Sec-Fetch-Site"]);
+        assert_eq!(vary_of(&["Cookie"]), ["Cookie", "Sec-Fetch-Site"]);
+        assert_eq!(
+            vary_of(&["cookie, sec-fetch-site"]),
+            ["cookie, sec-fetch-site"]
+        );
+        assert_eq!(vary_of(&["*"]), ["*"]);
     }
 }

@@ -57,6 +57,7 @@ impl CsrfLayer {
                 time_limit: Some(Self::DEFAULT_TIME_LIMIT),
                 max_body: Self::DEFAULT_MAX_BODY,
                 exempt: Vec::new(),
+                trusted: Vec::new(),
             },
             origins: tower_http::csrf::CsrfLayer::new(),
         }
@@ -109,6 +110,7 @@ impl CsrfLayer {
             .origins
             .add_trusted_origin(origin)
             .expect("check_trusted_origin accepts only origins tower-http accepts");
+        self.settings.trusted.push(origin.to_owned());
         Ok(self)
     }
 
@@ -143,7 +145,10 @@ impl<S> Layer<S> for CsrfLayer {
                 method.is_safe() || bypass.is_exempt(method, uri.path())
             })
             .with_rejection_response(refuse_cross_origin as fn(ProtectionError) -> Response);
-        CsrfService::new(origin.layer(TokenService::new(inner, settings)))
+        CsrfService::new(
+            origin.layer(TokenService::new(inner, Arc::clone(&settings))),
+            settings,
+        )
     }
 }
 

@@ -7,20 +7,32 @@
 //!
 //! # Defence in depth
 //!
-//! 1. **Origin check** ([`tower_http::csrf`], Go 1.25's `CrossOriginProtection`). Browsers say
-//!    where a request comes from, and this check believes them:
-//!    - `Sec-Fetch-Site: same-origin` or `none` (typed in the address bar) passes;
-//!    - `Sec-Fetch-Site: same-site`, `cross-site` or anything else is refused;
-//!    - without `Sec-Fetch-Site` (older browsers), an `Origin` whose host and port equal the
-//!      request's `Host` passes, any other `Origin` (including `null`) is refused;
-//!    - with neither header the request passes: it is not from a browser (curl, a server-side
-//!      client), and CSRF is an attack through a victim's browser. Such requests are left to
-//!      the token check.
+//! 1. **Origin check**, in two steps.
+//!    - *Fetch Metadata gate* ([`tower_http::csrf`], Go 1.25's `CrossOriginProtection`):
+//!      `Sec-Fetch-Site: same-origin` or `none` (typed in the address bar) passes on;
+//!      `same-site`, `cross-site` and any other value (the Fetch spec has four, in lower case,
+//!      so `Same-Origin` or a list is refused too, stricter than "treat as missing") are refused.
+//!    - *Full origin* (`origin.rs`, Django's `_origin_verified`): an `Origin` must equal the
+//!      site's [`PublicOrigin`] in scheme, host and port, whatever `Sec-Fetch-Site` said, so
+//!      `http://site` cannot post to `https://site` and `https://site.attacker.example` is
+//!      nobody's. `Origin: null` is refused unless `Sec-Fetch-Site` vouched for the request
+//!      (browsers send `null` from pages with `Referrer-Policy: no-referrer`).
+//!    - *`Referer` rule* (Django's `_check_referer`): over HTTPS, with tokens on, in the native
+//!      format, a request with neither `Sec-Fetch-Site` nor `Origin` must carry a `Referer`
+//!      that is an `https` URL on the site's origin (or a trusted one). Over plain HTTP, with
+//!      neither header, the request passes to the token check: it is not from a browser (curl,
+//!      a server-side client), and CSRF is an attack through a victim's browser.
 //!
-//!    An `Origin` listed in `CSRF_TRUSTED_ORIGINS` ([`CsrfLayer::with_trusted_origin`],
-//!    matched byte for byte, e.g. `https://app.example.com`) passes this check whatever
-//!    `Sec-Fetch-Site` says; that is all it allows, the token is still required. The check
-//!    trusts the `Host` and `Origin` it receives: proxies must forward both unchanged.
+//!    The site's origin is the [`PublicOrigin`] an application put in the request (the
+//!    reference site's `PUBLIC_ORIGIN`, or a trusted proxy's `X-Forwarded-Proto` and
+//!    `X-Forwarded-Host`); without one, the request's own: `https` when it came over HTTPS
+//!    ([`Https`]), else `http`, with its `Host`. Behind a TLS-terminating proxy say which, or
+//!    every `Origin: https://…` is refused. An `Origin` listed in `CSRF_TRUSTED_ORIGINS`
+//!    ([`CsrfLayer::with_trusted_origin`], matched byte for byte, e.g.
+//!    `https://app.example.com`) passes all three steps whatever `Sec-Fetch-Site` says; that is
+//!    all it allows, the token is still required. Every answer to a request these steps
+//!    decided carries `Vary: Sec-Fetch-Site` (added once), so no cache serves one browser's
+//!    answer to another.
 //! 2. **Token check** (Flask-WTF's synchronizer token). The session holds a 256-bit secret from
 //!    the OS generator under [`SESSION_KEY`] (`csrf_token`), created the first time a page asks
 //!    for a token. Each rendering masks it with a fresh one-time pad (so the same secret never
@@ -82,7 +94,12 @@
 //! | `The CSRF tokens do not match.` | made for another session's secret |
 //! | `The referrer header is missing.` | Flask format, over HTTPS, no `Referer` |
 //! | `The referrer does not match the host.` | Flask format, over HTTPS, a `Referer` elsewhere |
-//! | `Cross-origin request refused.` | the origin check refused it |
+//! | `Cross-origin request refused.` | the Fetch Metadata gate refused it (or a foreign `Origin` without `Sec-Fetch-Site`) |
+//! | `Origin checking failed - <origin> does not match any trusted origins.` | an `Origin` the gate let through that is not the site's origin: another scheme or port, or beside `Sec-Fetch-Site` (Django's words) |
+//! | `Referer checking failed - no Referer.` | over HTTPS, neither `Sec-Fetch-Site`, `Origin` nor `Referer` |
+//! | `Referer checking failed - Referer is malformed.` | the same, a `Referer` that is no URL |
+//! | `Referer checking failed - Referer is insecure while host is secure.` | the same, an `http://` `Referer` |
+//! | `Referer checking failed - <referer> does not match any trusted origins.` | the same, a `Referer` on another origin |
 //!
 //! Without a [`Session`](crate::Session) in the request (no `SessionLayer`, or added inside
 //! `CsrfLayer` rather than outside) an unsafe request gets a 500 naming the mistake.
@@ -109,6 +126,7 @@ mod body;
 pub(crate) mod flask;
 mod future;
 mod layer;
+mod origin;
 mod rejection;
 mod service;
 mod token;
@@ -116,6 +134,7 @@ mod token;
 pub use crate::session::secret::CsrfSecret;
 pub use future::ResponseFuture;
 pub use layer::{CsrfLayer, InvalidTrustedOrigin};
+pub use origin::PublicOrigin;
 pub use rejection::CsrfError;
 pub use service::CsrfService;
 pub use token::{CsrfToken, verify_token};
@@ -162,6 +181,8 @@ pub(crate) struct Settings {
     pub(crate) max_body: usize,
     /// Exact (method, raw path) pairs; few, so a list beats a map.
     pub(crate) exempt: Vec<(Method, String)>,
+    /// `CSRF_TRUSTED_ORIGINS`, as configured (tower-http keeps its own copy for its gate).
+    pub(crate) trusted: Vec<String>,
 }
 
 impl Settings {
@@ -177,6 +198,11 @@ impl Settings {
     /// and the route is not exempt. RFC 9110 section 9.2.1 calls GET, HEAD, OPTIONS and TRACE
     /// safe: they must not change state, so they need no proof of origin.
     pub(crate) fn requires_token(&self, method: &Method, path: &str) -> bool {
-        self.enabled && !method.is_safe() && !self.is_exempt(method, path)
+        self.enabled && self.checks_origin(method, path)
+    }
+
+    /// Whether a request goes through the origin checks: unsafe and not exempt.
+    pub(crate) fn checks_origin(&self, method: &Method, path: &str) -> bool {
+        !method.is_safe() && !self.is_exempt(method, path)
     }
 }

@@ -46,6 +46,18 @@ pub enum CsrfError {
     /// request.
     #[error("Cross-origin request refused.")]
     CrossOrigin,
+    /// An `Origin` that is neither the site's own (scheme, host and port all equal) nor
+    /// trusted: `http://site` posting to `https://site` included. Django's reason.
+    #[error("Origin checking failed - {origin} does not match any trusted origins.")]
+    OriginMismatch {
+        /// The `Origin` header as sent.
+        origin: String,
+    },
+    /// Over HTTPS, a request with neither `Sec-Fetch-Site` nor `Origin` whose `Referer` is
+    /// missing, malformed, not `https`, or on another origin; the reason is Django's
+    /// (`Referer checking failed - …`).
+    #[error("{0}")]
+    Referer(String),
     /// The form body that should carry the token is over `MAX_CONTENT_LENGTH`.
     #[error("The request body is larger than the limit of {limit} bytes.")]
     BodyTooLarge {
@@ -78,7 +90,9 @@ impl CsrfError {
             | Self::Mismatch
             | Self::ReferrerMissing
             | Self::ReferrerMismatch
-            | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            | Self::CrossOrigin
+            | Self::OriginMismatch { .. }
+            | Self::Referer(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
             Self::NoSession => MissingSessionLayer.status(),

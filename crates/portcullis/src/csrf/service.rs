@@ -13,11 +13,11 @@ use tower_http::csrf::{Csrf, ProtectionError};
 use tower_service::Service;
 
 use super::body::{form_token, header_token};
+#[cfg(feature = "flask")]
+use super::flask;
 use super::future::{ResponseFuture, TokenFuture};
 use super::rejection::{RequestInfo, log_refusal};
-use super::{CsrfError, Settings};
-#[cfg(feature = "flask")]
-use super::{Https, flask};
+use super::{CsrfError, Https, PublicOrigin, Settings, origin};
 use crate::response::Answer;
 use crate::{Session, SessionLayer};
 
@@ -29,11 +29,12 @@ type RefuseFn = fn(ProtectionError) -> Response;
 #[derive(Clone, Debug)]
 pub struct CsrfService<S> {
     origin: Csrf<TokenService<S>, RefuseFn>,
+    settings: Arc<Settings>,
 }
 
 impl<S> CsrfService<S> {
-    pub(super) fn new(origin: Csrf<TokenService<S>, RefuseFn>) -> Self {
-        Self { origin }
+    pub(super) fn new(origin: Csrf<TokenService<S>, RefuseFn>, settings: Arc<Settings>) -> Self {
+        Self { origin, settings }
     }
 }
 
@@ -57,7 +58,11 @@ where
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
         });
-        ResponseFuture::new(self.origin.call(request), info)
+        // The answer to a checked request depends on its `Sec-Fetch-Site`: caches must know.
+        let vary = self
+            .settings
+            .checks_origin(request.method(), request.uri().path());
+        ResponseFuture::new(self.origin.call(request), info, vary)
     }
 }
 
@@ -88,10 +93,14 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if !self
-            .settings
-            .requires_token(request.method(), request.uri().path())
+        let (method, path) = (request.method(), request.uri().path());
+        if self.settings.checks_origin(method, path)
+            && let Err(error) = check_origin(&request, &self.settings)
         {
+            log_refusal(&error, method, path, None);
+            return TokenFuture::refused(error.to_response(answer_for(&request)));
+        }
+        if !self.settings.requires_token(method, path) {
             return TokenFuture::passed(self.inner.call(request));
         }
         let Some(session) = request.extensions().get::<Session>().cloned() else {
@@ -118,6 +127,25 @@ where
             }
         }))
     }
+}
+
+/// The full-origin check (`origin.rs`) on a request that tower-http's gate let through. The
+/// `Referer` rule is the native format's, over HTTPS, with tokens on; the Flask format keeps
+/// Flask-WTF's own (after the token, on every HTTPS request).
+fn check_origin<B>(request: &Request<B>, settings: &Settings) -> Result<(), CsrfError> {
+    let site = origin::site_origin(request, is_https(request));
+    let flask = request
+        .extensions()
+        .get::<Session>()
+        .is_some_and(|session| session.format().is_flask());
+    let rules = origin::Rules {
+        site: site.as_ref(),
+        trusted: &settings.trusted,
+        referer_rule: settings.enabled
+            && !flask
+            && site.as_ref().is_some_and(PublicOrigin::is_https),
+    };
+    origin::verify(request.headers(), &rules)
 }
 
 /// Finds the presented token and verifies it against the session's secret; hands back the
@@ -151,10 +179,13 @@ async fn check(
 
 /// Whether the request came over HTTPS: an `https` URI, or the [`Https`] marker that a
 /// proxy-aware layer outside this one puts in.
-#[cfg(feature = "flask")]
 fn is_https<B>(request: &Request<B>) -> bool {
     request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
         || request.extensions().get::<Https>().is_some()
+        || request
+            .extensions()
+            .get::<PublicOrigin>()
+            .is_some_and(PublicOrigin::is_https)
 }
 
 /// The host the request was sent to, as Flask's `request.host`: the `Host` header, else the

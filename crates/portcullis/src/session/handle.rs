@@ -9,7 +9,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-#[cfg(feature = "flask")]
 use super::Format;
 use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::PresentedCookie;
@@ -62,7 +61,6 @@ impl Session {
     }
 
     /// The layer's session format (which decides the CSRF token's form).
-    #[cfg(feature = "flask")]
     pub(crate) fn format(&self) -> &Format {
         &self.shared.settings.format
     }

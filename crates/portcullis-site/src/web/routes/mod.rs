@@ -1,5 +1,6 @@
-//! The route handlers, one file per area of the site; the table that mounts them is `app()` in
-//! `web/mod.rs`.
+//! The route handlers, one file per area of the site, and [`table`]: every route of the site,
+//! declared once as data (`table.rs`), from which `app()` mounts the router and the README's
+//! route table is rendered.
 
 pub(crate) mod account;
 pub(crate) mod api;
@@ -9,3 +10,97 @@ pub(crate) mod home;
 pub(crate) mod login;
 pub(crate) mod register;
 pub(crate) mod sessions;
+mod table;
+
+pub(crate) use table::{Route, markdown};
+
+/// The site's routes, in the README's order.
+pub(crate) fn table() -> Vec<Route> {
+    vec![
+        Route::new(
+            "/",
+            "the landing page, or the dashboard when logged in (user, session start, seconds left)",
+        )
+        .get(home::home),
+        Route::new(
+            "/register",
+            "create an account: user name 3–32 of letters, digits, `_ . -` (unique in any case), \
+             password 8–128 characters",
+        )
+        .get(register::form)
+        .post(register::submit),
+        Route::new(
+            "/login",
+            "log in; `?next=` takes a local path only (no open redirect)",
+        )
+        .get(login::form)
+        .post(login::submit),
+        Route::new(
+            "/logout",
+            "end the session (POST only, CSRF-protected); sends `Clear-Site-Data: \"cookies\"`",
+        )
+        .post(login::logout),
+        Route::new(
+            "/account",
+            "change the display name, the appearance, the password (asks for the current one)",
+        )
+        .get(account::page),
+        Route::new(
+            "/account/display-name",
+            "the account page's display-name form",
+        )
+        .post(account::display_name),
+        Route::new("/account/password", "the account page's password form").post(account::password),
+        Route::new("/account/preferences", "the account page's appearance form")
+            .post(account::preferences),
+        Route::new(
+            "/account/sessions",
+            "every device you are logged in on: browser, address, when it started, when it was \
+             last used, \"this device\" marked",
+        )
+        .get(sessions::page),
+        Route::new(
+            "/account/sessions/end",
+            "ends one of them now (`session=<id>` from the list, CSRF-protected); a malformed id \
+             is a 422 with the reason, another user's ends nothing",
+        )
+        .post(sessions::end),
+        Route::new(
+            "/account/sessions/end-others",
+            "\"log out all other devices\": ends every session of yours but this one",
+        )
+        .post(sessions::end_others),
+        Route::new(
+            "/api/me",
+            "`{\"user\", \"display_name\", \"seconds_left\"}`, or 401 `{\"error\": ...}`",
+        )
+        .get(api::me),
+        Route::new(
+            "/api/prefs",
+            "display preferences kept in the session; `PATCH` (with the `X-CSRFToken` header) \
+             sets only the keys it names, e.g. `{\"theme\": \"dark\"}`, so two tabs changing \
+             different preferences at once both keep theirs; known keys and values only, 4xx \
+             with a reason otherwise (`PUT` does the same, for older scripts)",
+        )
+        .get(api::prefs)
+        .patch(api::patch_prefs)
+        .put(api::patch_prefs)
+        .body_limit(api::MAX_PREFS_BODY),
+        Route::new(
+            "/api/csrf-token",
+            "`{\"csrf_token\": ...}` for the `X-CSRFToken` header",
+        )
+        .get(api::csrf_token),
+        Route::new(
+            "/healthz",
+            "200 when the session store and the database answer, 503 otherwise",
+        )
+        .get(health::healthz),
+        Route::new(
+            "/static/style.css",
+            "the stylesheet, embedded in the binary (the one response caches may keep, for an \
+             hour)",
+        )
+        .get(assets::stylesheet),
+    ]
+}
