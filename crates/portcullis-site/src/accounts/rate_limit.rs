@@ -3,7 +3,8 @@
 //! [`MemoryRateLimiter`] (the `dev` profile), and [`RedisRateLimiter`] (the `redis` profile),
 //! which keeps the counts in Redis so that every process of the site shares them.
 //!
-//! Each key (`name:<user name>`, `addr:<client address>`) keeps the times of its recent
+//! Each key (`name:<user name>`, `addr:<client address>`, an IPv6 client by its /64:
+//! [`address_key`]) keeps the times of its recent
 //! attempts: a sliding window log. An attempt is counted **before** the password is checked,
 //! in the same atomic step as the limit check ([`RateLimiter::attempt`]), so a burst of
 //! concurrent guesses cannot all pass the check before any of them is counted; a successful
@@ -27,12 +28,33 @@ use portcullis::store::RedisStore;
 
 use crate::config::RateLimit;
 
-/// Keys tracked before expired ones are swept out; past twice this, new keys are refused
-/// (limited) rather than live counters dropped, so nobody can wipe a victim's count by
-/// flooding the limiter with new names.
-const SWEEP_ABOVE: usize = 10_000;
+/// Keys the in-memory limiter tracks at most. When a new key finds it full, expired keys are
+/// swept out and, if that is not enough, the [`EVICT_BATCH`] keys whose last attempt is oldest
+/// are dropped: new clients are always counted (refusing them would lock everybody out once a
+/// flood of names filled it), and what a flood pushes out first is the oldest counts.
+const MAX_KEYS: usize = 20_000;
+/// Keys evicted at once from a full limiter: a tenth, so the scan for the oldest runs once per
+/// 2,000 new keys, not on every one.
+const EVICT_BATCH: usize = MAX_KEYS / 10;
 /// Longest user name kept as a rate-limit key (valid names are shorter).
 const MAX_KEY_NAME_CHARS: usize = 64;
+
+/// Bits of an IPv6 address that name one client: a /64 is the smallest network a provider
+/// hands out (RFC 6177), so one user holds 2^64 addresses of it and the limit keys on the /64.
+const IPV6_CLIENT_PREFIX: u32 = 64;
+
+/// The rate-limit key of a client address: `addr:192.0.2.7` for IPv4 (IPv4-mapped IPv6
+/// included), `addr:2001:db8:1:2::/64` for IPv6, in every per-address limit.
+pub(crate) fn address_key(client: IpAddr) -> String {
+    match client.to_canonical() {
+        IpAddr::V4(v4) => format!("addr:{v4}"),
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX << (128 - IPV6_CLIENT_PREFIX);
+            let network = std::net::Ipv6Addr::from(v6.to_bits() & mask);
+            format!("addr:{network}/{IPV6_CLIENT_PREFIX}")
+        }
+    }
+}
 
 /// One counted attempt, to take back with [`RateLimiter::forgive`] when it succeeds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +123,7 @@ impl<'l> LoginGuard<'l> {
             tickets: Vec::with_capacity(2),
         };
         let mut wait = None;
-        for key in [name_key, format!("addr:{client}")] {
+        for key in [name_key, address_key(client)] {
             match limiter.attempt(&key).await {
                 Decision::Allowed(ticket) => guard.tickets.push((key, ticket)),
                 Decision::Limited { retry_after } => wait = wait.max(Some(retry_after)),
@@ -180,6 +202,33 @@ fn prune(times: &mut VecDeque<(SystemTime, u64)>, cutoff: SystemTime) {
     }
 }
 
+/// Sweeps out expired keys and, if the map is still full, the [`EVICT_BATCH`] keys whose last
+/// attempt is oldest (a key with none left goes first).
+fn make_room(attempts: &mut HashMap<String, VecDeque<(SystemTime, u64)>>, cutoff: SystemTime) {
+    attempts.retain(|_, times| {
+        prune(times, cutoff);
+        !times.is_empty()
+    });
+    if attempts.len() < MAX_KEYS {
+        return;
+    }
+    let last = |times: &VecDeque<(SystemTime, u64)>| {
+        times.back().map_or(SystemTime::UNIX_EPOCH, |&(t, _)| t)
+    };
+    let mut ages: Vec<SystemTime> = attempts.values().map(last).collect();
+    let (older, &mut newest_evicted, _) = ages.select_nth_unstable(EVICT_BATCH - 1);
+    // Every key older than the cut goes; of those at the cut, as many as make up the batch.
+    let mut at_the_cut = EVICT_BATCH - older.iter().filter(|&&t| t < newest_evicted).count();
+    attempts.retain(|_, times| {
+        let age = last(times);
+        let evict = age < newest_evicted || (age == newest_evicted && at_the_cut > 0);
+        if age == newest_evicted && evict {
+            at_the_cut -= 1;
+        }
+        !evict
+    });
+}
+
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
     async fn attempt(&self, key: &str) -> Decision {
@@ -187,16 +236,8 @@ impl RateLimiter for MemoryRateLimiter {
         let window = self.limit.window;
         let cutoff = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        if attempts.len() > SWEEP_ABOVE && !attempts.contains_key(key) {
-            attempts.retain(|_, times| {
-                prune(times, cutoff);
-                !times.is_empty()
-            });
-            if attempts.len() > 2 * SWEEP_ABOVE {
-                return Decision::Limited {
-                    retry_after: window,
-                };
-            }
+        if attempts.len() >= MAX_KEYS && !attempts.contains_key(key) {
+            make_room(&mut attempts, cutoff);
         }
         let times = attempts.entry(key.to_owned()).or_default();
         prune(times, cutoff);
@@ -407,19 +448,58 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_flood_of_new_keys_never_wipes_a_live_count() {
+    async fn a_full_limiter_evicts_its_oldest_keys_instead_of_refusing_new_ones() {
         let clock = ManualClock::new();
         let limiter = limiter(&clock);
         for _ in 0..3 {
-            limiter.attempt("name:victim").await;
+            limiter.attempt("name:oldest").await;
         }
-        for i in 0..(2 * SWEEP_ABOVE + 10) {
-            limiter.attempt(&format!("name:random{i}")).await;
+        clock.advance(Duration::from_secs(1));
+        for i in 0..MAX_KEYS {
+            limiter.attempt(&format!("name:flood{i}")).await;
+        }
+        clock.advance(Duration::from_secs(1));
+        for _ in 0..3 {
+            limiter.attempt("name:recent").await;
         }
         assert!(
-            !allowed(&limiter.attempt("name:victim").await),
-            "the victim's count survived the flood"
+            allowed(&limiter.attempt("name:new").await),
+            "a new key is counted, not refused, when the limiter is full"
         );
+        assert!(
+            !allowed(&limiter.attempt("name:recent").await),
+            "the newest counts are kept"
+        );
+        assert!(
+            allowed(&limiter.attempt("name:oldest").await),
+            "the oldest key made room"
+        );
+        let tracked = limiter.attempts.lock().unwrap().len();
+        assert!(tracked <= MAX_KEYS, "{tracked} keys tracked");
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_share_one_count_per_64_and_ipv4_per_address() {
+        let clock = ManualClock::new();
+        let limiter = limiter(&clock);
+        for host in 1..=3 {
+            let client = IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, host]);
+            let guard = LoginGuard::begin(&limiter, &format!("user{host}"), client).await;
+            assert!(guard.is_ok(), "within the limit");
+        }
+        let same_64 = IpAddr::from([0x2001, 0xdb8, 1, 2, 0xffff, 1, 2, 3]);
+        assert!(
+            LoginGuard::begin(&limiter, "user9", same_64).await.is_err(),
+            "another address of the same /64 shares its count"
+        );
+        let next_64 = IpAddr::from([0x2001, 0xdb8, 1, 3, 0, 0, 0, 1]);
+        assert!(LoginGuard::begin(&limiter, "user8", next_64).await.is_ok());
+        assert_eq!(address_key(same_64), "addr:2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("::ffff:192.0.2.7".parse().unwrap()),
+            "addr:192.0.2.7"
+        );
+        assert_eq!(address_key(IpAddr::from([192, 0, 2, 7])), "addr:192.0.2.7");
     }
 
     #[tokio::test]
