@@ -154,6 +154,11 @@ impl<'l> LoginGuard<'l> {
 }
 
 impl TooManyAttempts {
+    /// A refusal that lifts after `retry_after`.
+    pub(crate) fn after(retry_after: Duration) -> Self {
+        Self { retry_after }
+    }
+
     /// The wait in whole seconds, at least one, as the page and `Retry-After` say it.
     pub(crate) fn seconds(self) -> u64 {
         self.retry_after.as_secs().max(1)
@@ -268,8 +273,10 @@ impl RateLimiter for MemoryRateLimiter {
     }
 }
 
-/// Redis keys of the limiter: apart from the sessions' prefix, so the two never collide.
-const REDIS_KEY_PREFIX: &str = "portcullis:login-attempts:";
+/// Redis keys of the log-in limiter: apart from the sessions' prefix, so the two never collide.
+pub(crate) const LOGIN_REDIS_PREFIX: &str = "portcullis:login-attempts:";
+/// Redis keys of the registration limits.
+pub(crate) const REGISTER_REDIS_PREFIX: &str = "portcullis:register-attempts:";
 
 /// Checks and counts one attempt on `KEYS[1]`, on Redis's own clock so every machine agrees: a
 /// sorted set of attempt times pruned to the window of `ARGV[1]` ms; with `ARGV[2]` or more left,
@@ -295,18 +302,21 @@ return 0
 pub(crate) struct RedisRateLimiter {
     limit: RateLimit,
     redis: Arc<RedisStore>,
+    prefix: &'static str,
     attempt: redis::Script,
     forgive: redis::Script,
     reset: redis::Script,
 }
 
 impl RedisRateLimiter {
-    /// A limiter allowing `limit.max` attempts per `limit.window`, counted in `redis`.
+    /// A limiter allowing `limit.max` attempts per `limit.window`, counted in `redis` under
+    /// keys that start with `prefix`.
     #[must_use]
-    pub(crate) fn new(limit: RateLimit, redis: Arc<RedisStore>) -> Self {
+    pub(crate) fn new(limit: RateLimit, redis: Arc<RedisStore>, prefix: &'static str) -> Self {
         Self {
             limit,
             redis,
+            prefix,
             attempt: redis::Script::new(ATTEMPT_SCRIPT),
             forgive: redis::Script::new("return redis.call('ZREM', KEYS[1], ARGV[1])"),
             reset: redis::Script::new("return redis.call('DEL', KEYS[1])"),
@@ -317,7 +327,7 @@ impl RedisRateLimiter {
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn attempt(&self, key: &str) -> Decision {
-        let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let redis_key = format!("{}{key}", self.prefix);
         let window = self.limit.window.as_millis().to_string();
         let max = self.limit.max.to_string();
         let mut random = [0u8; 12];
@@ -348,7 +358,7 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn forgive(&self, key: &str, ticket: &Ticket) {
-        let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let redis_key = format!("{}{key}", self.prefix);
         let args: [&[u8]; 1] = [ticket.0.as_bytes()];
         if let Err(error) = self
             .redis
@@ -360,7 +370,7 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn reset(&self, key: &str) {
-        let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let redis_key = format!("{}{key}", self.prefix);
         if let Err(error) = self
             .redis
             .run_script::<i64>(&self.reset, &[&redis_key], &[])

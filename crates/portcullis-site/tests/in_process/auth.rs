@@ -693,3 +693,81 @@ async fn anonymous_clients_cannot_write_session_values() {
         .await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
 }
+
+/// Registers `name` from `peer`, answering the page.
+async fn register_from(app: &TestApp, peer: &str, name: &str) -> harness::Page {
+    let mut browser = app.browser();
+    browser.peer = peer.parse().unwrap();
+    browser
+        .post_form(
+            "/register",
+            &[
+                ("name", name),
+                ("display_name", ""),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn registration_is_limited_per_client_and_an_ipv6_client_by_its_64() {
+    let app = TestApp::with_env(&[("REGISTER_RATE_LIMIT", "2/1h")]).await;
+    for (peer, name) in [
+        ("[2001:db8:5:6::1]:5000", "reg-a"),
+        ("[2001:db8:5:6::2]:5000", "reg-b"),
+    ] {
+        assert_eq!(
+            register_from(&app, peer, name).await.status,
+            StatusCode::SEE_OTHER
+        );
+    }
+    let page = register_from(&app, "[2001:db8:5:6:ffff::9]:5000", "reg-c").await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert_eq!(page.header("retry-after"), "3600");
+    assert!(
+        page.body.contains("Too many registrations"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("action=\"/register\""),
+        "the form comes back: {}",
+        page.body
+    );
+    assert_eq!(
+        register_from(&app, "[2001:db8:5:7::1]:5000", "reg-c")
+            .await
+            .status,
+        StatusCode::SEE_OTHER,
+        "another /64 is another client"
+    );
+    assert_eq!(
+        app.browser().log_in("reg-c", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn registration_is_limited_overall_with_503_and_retry_after() {
+    let app = TestApp::with_env(&[("REGISTER_TOTAL_RATE_LIMIT", "2/1m")]).await;
+    for i in 0..2 {
+        let page = register_from(&app, &format!("192.0.2.{i}:5000"), &format!("all-{i}")).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    }
+    let page = register_from(&app, "192.0.2.9:5000", "all-9").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.header("retry-after"), "60");
+    assert!(page.body.contains("Too many accounts"), "{}", page.body);
+    app.clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(
+        register_from(&app, "192.0.2.9:5000", "all-9").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
