@@ -37,6 +37,10 @@ const DEFAULT_REGISTER_TOTAL_RATE_LIMIT: RateLimit = RateLimit {
     window: Duration::from_secs(60),
 };
 
+/// Password checks that may wait for a hashing thread: at about 20 ms a hash, 32 waiting on
+/// 2 cores is a wait of about a third of a second at worst.
+const DEFAULT_PASSWORD_HASH_QUEUE: usize = 32;
+
 portcullis::settings! {
     /// The site's own settings; the library's are in [`Config`]. Load both with [`load`].
     #[derive(Clone)]
@@ -87,6 +91,15 @@ portcullis::settings! {
             parse: rate_limit;
             show: show::display;
             accepts: "a count and a window, e.g. `100/1m`";
+        }
+        /// password checks (log-in, registration, password change) that may wait for a
+        /// hashing thread (one per core) when all are busy; beyond, 503 with `Retry-After` at
+        /// once. Bounds how long a flood can make a log-in wait
+        "PASSWORD_HASH_QUEUE" => password_hash_queue: usize {
+            default: DEFAULT_PASSWORD_HASH_QUEUE;
+            parse: count;
+            show: show::display;
+            accepts: "a number from 0";
         }
         /// reverse proxies (IP addresses, comma-separated) whose `X-Forwarded-For` is believed:
         /// the client is the right-most entry that is not one of them. Without it the socket
@@ -187,6 +200,13 @@ fn rate_limit(raw: &str) -> parse::Parsed<RateLimit> {
         (Some(max), Some(window)) => Ok(RateLimit { max, window }),
         _ => Err(allowed()),
     }
+}
+
+/// A whole number from 0.
+fn count(raw: &str) -> parse::Parsed<usize> {
+    raw.trim()
+        .parse()
+        .map_err(|_| "a whole number from 0, e.g. 32".to_owned())
 }
 
 /// The accounts database: a `sqlite:` URL (`sqlite://portcullis.db`, `sqlite::memory:`).

@@ -1,6 +1,6 @@
 //! [`AppState`]: what every handler shares: the configuration, the session store, the clock,
-//! the accounts, the log-in limiter, the templates, the auth-hash keys, the CSRF layer, and the
-//! one session layer of the process, from which every user's sessions are reached (the log-in
+//! the accounts, the log-in and registration limiters, the password-hashing pool, the
+//! templates, the auth-hash keys, the CSRF layer, and the one session layer of the process, from which every user's sessions are reached (the log-in
 //! limit check, the command line).
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use portcullis::session::UserSessions;
 use portcullis::store::{RedisStore, SessionStore};
 
 use crate::accounts::AuthKeys;
+use crate::accounts::password::HashPool;
 use crate::accounts::rate_limit::{
     LOGIN_REDIS_PREFIX, MemoryRateLimiter, REGISTER_REDIS_PREFIX, RateLimiter, RedisRateLimiter,
 };
@@ -35,6 +36,7 @@ struct Inner {
     users: Users,
     limiter: Arc<dyn RateLimiter>,
     register_limits: RegisterLimits,
+    hashing: HashPool,
     templates: Templates,
     auth_keys: AuthKeys,
     csrf: CsrfLayer,
@@ -116,6 +118,7 @@ impl AppState {
             per_client: limiter(site_config.register_rate_limit, REGISTER_REDIS_PREFIX),
             total: limiter(site_config.register_total_rate_limit, REGISTER_REDIS_PREFIX),
         };
+        let hashing = HashPool::new(site_config.password_hash_queue);
         let auth_keys = AuthKeys::from_config(&config);
         let sessions =
             SessionLayer::from_config(&config, Arc::clone(&store)).with_clock(Arc::clone(&clock));
@@ -128,6 +131,7 @@ impl AppState {
                 users,
                 limiter: login,
                 register_limits,
+                hashing,
                 templates: Templates::new(),
                 auth_keys,
                 csrf,
@@ -168,6 +172,12 @@ impl AppState {
 
     pub(crate) fn register_limits(&self) -> &RegisterLimits {
         &self.inner.register_limits
+    }
+
+    /// Where password hashes run (`PASSWORD_HASH_QUEUE`).
+    #[must_use]
+    pub fn password_hashing(&self) -> &HashPool {
+        &self.inner.hashing
     }
 
     pub(crate) fn templates(&self) -> &Templates {

@@ -771,3 +771,107 @@ async fn registration_is_limited_overall_with_503_and_retry_after() {
         StatusCode::SEE_OTHER
     );
 }
+
+/// Holds every thread of the site's password-hashing pool until dropped.
+struct HashingHeld {
+    release: Vec<std::sync::mpsc::Sender<()>>,
+}
+
+/// Occupies every hashing thread of `app` with a job that waits to be released (at most 30 s),
+/// and returns once all of them run.
+async fn hold_every_hashing_thread(app: &TestApp) -> HashingHeld {
+    let pool = app.state.clone();
+    let threads = pool.password_hashing().threads();
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let mut release = Vec::new();
+    for _ in 0..threads {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        release.push(tx);
+        let state = pool.clone();
+        let started_tx = started_tx.clone();
+        tokio::spawn(async move {
+            let job = move || {
+                let _ = started_tx.send(());
+                let _ = rx.recv_timeout(std::time::Duration::from_secs(30));
+            };
+            state.password_hashing().run(job).await
+        });
+    }
+    for _ in 0..threads {
+        tokio::time::timeout(std::time::Duration::from_secs(10), started.recv())
+            .await
+            .expect("every hashing thread took its job within 10 s");
+    }
+    HashingHeld { release }
+}
+
+impl HashingHeld {
+    fn release(self) {
+        for tx in self.release {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A request that must be answered without waiting for a hashing thread: 5 s is far beyond
+/// any answer that does not wait, and far short of one that waits for a release that comes
+/// only after it.
+async fn without_waiting<F: std::future::Future>(request: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(5), request)
+        .await
+        .expect("answered at once, not queued behind busy hashing threads")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_hashing_queue_answers_503_with_retry_after_and_the_sites_page() {
+    let app =
+        TestApp::with_env(&[("PASSWORD_HASH_QUEUE", "0"), ("LOGIN_RATE_LIMIT", "1/1m")]).await;
+    app.register("busy").await;
+    let held = hold_every_hashing_thread(&app).await;
+    let mut browser = app.browser();
+    let page = without_waiting(browser.log_in("busy", PASSWORD)).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.header("retry-after"), "1");
+    assert!(
+        page.body.contains("Please try again in a few seconds"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("href=\"/\""), "a way on: {}", page.body);
+    let page = without_waiting(register_from(&app, "192.0.2.80:5000", "busy-two")).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.header("retry-after"), "1");
+    held.release();
+    assert_eq!(
+        browser.log_in("busy", PASSWORD).await.status,
+        StatusCode::SEE_OTHER,
+        "the refused attempt was not counted against the limit of 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_or_invalid_name_is_refused_before_any_password_is_hashed() {
+    let app = TestApp::with_env(&[("PASSWORD_HASH_QUEUE", "0")]).await;
+    app.register("taken").await;
+    let held = hold_every_hashing_thread(&app).await;
+    let page = without_waiting(register_from(&app, "192.0.2.81:5000", "TAKEN")).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    let page = without_waiting(register_from(&app, "192.0.2.81:5000", "no spaces")).await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    held.release();
+}

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::accounts;
-use crate::accounts::password;
+use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
 use crate::accounts::users::{User, UsersError, validate_password};
 use crate::session_data::flash;
@@ -159,7 +159,20 @@ pub(crate) async fn password(
             return Ok(too_many.with_retry_after(page));
         }
     };
-    let current_ok = password::verify(form.current.clone(), Some(user.password_hash.clone())).await;
+    let stored = Some(user.password_hash.clone());
+    let current_ok = match state
+        .password_hashing()
+        .verify(form.current.clone(), stored)
+        .await
+    {
+        Ok(current_ok) => current_ok,
+        Err(HashError::Busy) => {
+            // The password was never checked: this was no guess.
+            guard.forgive().await;
+            return page.busy(&state, Some(&user)).await;
+        }
+        Err(error) => return Err(error.into()),
+    };
     if !current_ok {
         // The attempt was counted before the check; a failure simply keeps it.
         let message = "Password not changed: the current password is wrong.".to_owned();
@@ -179,7 +192,15 @@ pub(crate) async fn password(
         )
         .await;
     }
-    let hash = password::hash(form.new_password.clone()).await?;
+    let hash = match state
+        .password_hashing()
+        .hash(form.new_password.clone())
+        .await
+    {
+        Ok(hash) => hash,
+        Err(HashError::Busy) => return page.busy(&state, Some(&user)).await,
+        Err(error) => return Err(error.into()),
+    };
     state.users().set_password_hash(user.id, &hash).await?;
     let ended = accounts::renew_after_password_change(&session, state.auth_keys(), &hash).await?;
     flash::push(

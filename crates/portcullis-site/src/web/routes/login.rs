@@ -11,7 +11,7 @@ use portcullis::Session;
 use serde::Deserialize;
 
 use crate::accounts;
-use crate::accounts::password;
+use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
 use crate::session_data::device::Device;
 use crate::session_data::flash;
@@ -98,7 +98,19 @@ pub(crate) async fn submit(
 
     let user = state.users().by_name(&form.name).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = password::verify(form.password.clone(), stored).await;
+    let verified = match state
+        .password_hashing()
+        .verify(form.password.clone(), stored)
+        .await
+    {
+        Ok(verified) => verified,
+        Err(HashError::Busy) => {
+            // The password was never checked: this was no guess.
+            guard.forgive().await;
+            return page.busy(&state, None).await;
+        }
+        Err(error) => return Err(error.into()),
+    };
     let Some(user) = user.filter(|_| verified) else {
         // The attempt was counted before the check; a failure simply keeps it.
         tracing::info!(target: "portcullis::security", name = ?form.name, %client, "log-in failed");

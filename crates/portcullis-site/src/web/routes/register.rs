@@ -1,7 +1,8 @@
 //! `/register`: create an account, then log in. Bad input gets the form back with the rule
-//! that was broken (422), a taken name gets 409. Attempts are limited per client
-//! (`REGISTER_RATE_LIMIT`, 429) and, before a password is hashed, from everyone together
-//! (`REGISTER_TOTAL_RATE_LIMIT`, 503), both with `Retry-After`.
+//! that was broken (422), a taken name gets 409, both before any password is hashed. Attempts
+//! are limited per client (`REGISTER_RATE_LIMIT`, 429) and, before a password is hashed, from
+//! everyone together (`REGISTER_TOTAL_RATE_LIMIT`, 503), both with `Retry-After`; a full
+//! hashing queue is a 503 too (`PASSWORD_HASH_QUEUE`).
 
 use axum::Form;
 use axum::extract::State;
@@ -11,7 +12,7 @@ use minijinja::context;
 use portcullis::Session;
 use serde::Deserialize;
 
-use crate::accounts::password;
+use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::{Decision, TooManyAttempts, address_key};
 use crate::accounts::users::{
     User, UsersError, validate_display_name, validate_name, validate_password,
@@ -87,8 +88,13 @@ pub(crate) async fn submit(
         form.display_name.as_str()
     };
     let created = match check(&form, name, display_name) {
-        Ok(()) => create(&state, name, display_name, &form.password).await?,
-        Err(error) => Created::Refused(error),
+        Ok(()) => create(&state, name, display_name, &form.password).await,
+        Err(error) => Ok(Created::Refused(error)),
+    };
+    let created = match created {
+        Ok(created) => created,
+        Err(AppError::Hash(HashError::Busy)) => return page.busy(&state, viewer.user()).await,
+        Err(error) => return Err(error),
     };
     let (status, message) = match created {
         Created::User(user) => {
@@ -140,19 +146,24 @@ fn check(form: &RegisterForm, name: &str, display_name: &str) -> Result<(), User
     }
 }
 
-/// Hashes the password (after the overall limit) and creates the account.
+/// Checks that the name is free, then (within the overall limit) hashes the password and
+/// creates the account: nothing costs a hash that could not become an account. The database
+/// still refuses a name taken meanwhile.
 async fn create(
     state: &AppState,
     name: &str,
     display_name: &str,
     password: &str,
 ) -> Result<Created, AppError> {
+    if state.users().by_name(name).await?.is_some() {
+        return Ok(Created::Refused(UsersError::Taken));
+    }
     if let Decision::Limited { retry_after } =
         state.register_limits().total.attempt(TOTAL_KEY).await
     {
         return Ok(Created::TooMany(TooManyAttempts::after(retry_after)));
     }
-    let hash = password::hash(password.to_owned()).await?;
+    let hash = state.password_hashing().hash(password.to_owned()).await?;
     Ok(
         match state.users().create(name, display_name, &hash).await {
             Ok(user) => Created::User(user),
