@@ -12,7 +12,8 @@
 //! window is limited until the oldest of them leaves it.
 //!
 //! [`LoginGuard`] is how a route uses them: a log-in and a password change (guessing the
-//! current password is guessing a log-in) count the same two keys the same way.
+//! current password is guessing a log-in) count the same two keys the same way, or, from a
+//! browser with the user's device cookie (`device_cookie.rs`), the device's key alone.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -26,6 +27,7 @@ use axum::response::Response;
 use portcullis::clock::Clock;
 use portcullis::store::RedisStore;
 
+use crate::accounts::device_cookie::KnownDevice;
 use crate::config::RateLimit;
 
 /// Keys the in-memory limiter tracks at most. When a new key finds it full, expired keys are
@@ -138,6 +140,37 @@ impl<'l> LoginGuard<'l> {
         }
     }
 
+    /// Counts one attempt on a browser known to `name` by its device cookie, on the device's
+    /// own key only: the name's and the address's counts (a stranger's failures) neither block
+    /// it nor grow from it.
+    pub(crate) async fn on_device(
+        limiter: &'l dyn RateLimiter,
+        device: &KnownDevice,
+    ) -> Result<Self, TooManyAttempts> {
+        let key = device.limit_key();
+        match limiter.attempt(&key).await {
+            Decision::Allowed(ticket) => Ok(Self {
+                limiter,
+                name_key: key.clone(),
+                tickets: vec![(key, ticket)],
+            }),
+            Decision::Limited { retry_after } => Err(TooManyAttempts { retry_after }),
+        }
+    }
+
+    /// [`LoginGuard::on_device`] for a known device, else [`LoginGuard::begin`].
+    pub(crate) async fn for_client(
+        limiter: &'l dyn RateLimiter,
+        device: Option<&KnownDevice>,
+        name: &str,
+        client: IpAddr,
+    ) -> Result<Self, TooManyAttempts> {
+        match device {
+            Some(device) => Self::on_device(limiter, device).await,
+            None => Self::begin(limiter, name, client).await,
+        }
+    }
+
     /// The password was right, so this was no guess: takes the attempts back.
     pub(crate) async fn forgive(self) {
         for (key, ticket) in &self.tickets {
@@ -145,8 +178,8 @@ impl<'l> LoginGuard<'l> {
         }
     }
 
-    /// A log-in succeeded: forgets every failure counted on the name, then takes this attempt
-    /// back.
+    /// A log-in succeeded: forgets every failure counted on the name (on the device, for a
+    /// known device), then takes this attempt back.
     pub(crate) async fn logged_in(self) {
         self.limiter.reset(&self.name_key).await;
         self.forgive().await;

@@ -1,6 +1,7 @@
 //! Security headers on every response (OWASP Secure Headers): no script at all, no framing,
 //! no MIME sniffing, no referrer beyond this site, and no caching unless a route allows it.
-//! And [`mark_https`], which tells the CSRF layer which requests came over HTTPS.
+//! And [`mark_https`], which tells the CSRF layer which requests came over HTTPS, and
+//! [`warn_untrusted_forwarded`], which says once that a proxy is probably not trusted.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -58,6 +59,28 @@ pub(crate) async fn mark_https(
         &state.site_config().trusted_proxies,
     ) {
         request.extensions_mut().insert(Https);
+    }
+    next.run(request).await
+}
+
+/// Middleware: logs once, the first time a request carries `X-Forwarded-For` while
+/// `TRUSTED_PROXIES` is empty. Behind a proxy that is not listed, every client has the proxy's
+/// address, so ten failed log-ins from anyone lock out everyone else's unknown browsers.
+pub(crate) async fn warn_untrusted_forwarded(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.site_config().trusted_proxies.is_empty()
+        && request.headers().contains_key("x-forwarded-for")
+        && state.first_untrusted_forwarded()
+    {
+        tracing::warn!(
+            peer = %peer(request.extensions()),
+            "requests carry X-Forwarded-For but TRUSTED_PROXIES is empty: every client behind \
+             the proxy counts as the proxy's address in the rate limits. List the proxy in \
+             TRUSTED_PROXIES (this is logged once)"
+        );
     }
     next.run(request).await
 }

@@ -4,6 +4,7 @@
 //! limit check, the command line).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use portcullis::SessionLayer;
 use portcullis::clock::{Clock, SystemClock};
@@ -13,6 +14,7 @@ use portcullis::session::UserSessions;
 use portcullis::store::{RedisStore, SessionStore};
 
 use crate::accounts::AuthKeys;
+use crate::accounts::device_cookie::DeviceCookies;
 use crate::accounts::password::HashPool;
 use crate::accounts::rate_limit::{
     LOGIN_REDIS_PREFIX, MemoryRateLimiter, REGISTER_REDIS_PREFIX, RateLimiter, RedisRateLimiter,
@@ -37,6 +39,9 @@ struct Inner {
     limiter: Arc<dyn RateLimiter>,
     register_limits: RegisterLimits,
     hashing: HashPool,
+    device_cookies: DeviceCookies,
+    /// Whether the warning about `X-Forwarded-For` without `TRUSTED_PROXIES` was logged.
+    warned_untrusted_forwarded: AtomicBool,
     templates: Templates,
     auth_keys: AuthKeys,
     csrf: CsrfLayer,
@@ -119,6 +124,7 @@ impl AppState {
             total: limiter(site_config.register_total_rate_limit, REGISTER_REDIS_PREFIX),
         };
         let hashing = HashPool::new(site_config.password_hash_queue);
+        let device_cookies = DeviceCookies::new(&config, Arc::clone(&clock));
         let auth_keys = AuthKeys::from_config(&config);
         let sessions =
             SessionLayer::from_config(&config, Arc::clone(&store)).with_clock(Arc::clone(&clock));
@@ -132,6 +138,8 @@ impl AppState {
                 limiter: login,
                 register_limits,
                 hashing,
+                device_cookies,
+                warned_untrusted_forwarded: AtomicBool::new(false),
                 templates: Templates::new(),
                 auth_keys,
                 csrf,
@@ -178,6 +186,19 @@ impl AppState {
     #[must_use]
     pub fn password_hashing(&self) -> &HashPool {
         &self.inner.hashing
+    }
+
+    pub(crate) fn device_cookies(&self) -> &DeviceCookies {
+        &self.inner.device_cookies
+    }
+
+    /// True the first time only: whether to log that requests carry `X-Forwarded-For` while
+    /// no proxy is trusted.
+    pub(crate) fn first_untrusted_forwarded(&self) -> bool {
+        !self
+            .inner
+            .warned_untrusted_forwarded
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn templates(&self) -> &Templates {

@@ -464,7 +464,11 @@ async fn logout_destroys_the_session_and_replaying_the_cookie_gets_the_login_pag
     let page = browser.log_out().await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), "/login?logged_out=1");
-    assert_eq!(page.header("clear-site-data"), "\"cookies\"");
+    assert_eq!(
+        page.header("clear-site-data"),
+        "\"cache\"",
+        "the device cookie stays: no \"cookies\""
+    );
     assert!(
         page.header("set-cookie").contains("Max-Age=0"),
         "{:?}",
@@ -874,4 +878,219 @@ async fn a_taken_or_invalid_name_is_refused_before_any_password_is_hashed() {
         page.body
     );
     held.release();
+}
+
+/// `n` wrong passwords for `name`, each from a fresh browser at `peer`.
+async fn wrong_passwords(app: &TestApp, peer: &str, name: &str, n: usize) {
+    for _ in 0..n {
+        let mut stranger = app.browser();
+        stranger.peer = peer.parse().unwrap();
+        let status = stranger.log_in(name, "a wrong guess").await.status;
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&status),
+            "{status}"
+        );
+    }
+}
+
+/// A browser at `peer` that logged in as `name` (registered first) and logged out again,
+/// holding its device cookie.
+async fn known_browser<'a>(app: &'a TestApp, name: &str, peer: &str) -> harness::Browser<'a> {
+    app.register(name).await;
+    let mut browser = app.browser();
+    browser.peer = peer.parse().unwrap();
+    assert_eq!(
+        browser.log_in(name, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(browser.log_out().await.status, StatusCode::SEE_OTHER);
+    assert!(
+        browser.device_cookie.is_some(),
+        "the log-in gave a device cookie"
+    );
+    browser
+}
+
+#[tokio::test]
+async fn a_strangers_failures_never_lock_the_user_out_of_her_own_browser() {
+    let app = TestApp::new().await;
+    let mut alice = known_browser(&app, "alice", "198.51.100.10:5000").await;
+    // Ten wrong passwords for alice from elsewhere: the limit of unknown clients.
+    wrong_passwords(&app, "203.0.113.66:4000", "alice", 10).await;
+    let mut unknown = app.browser();
+    unknown.peer = "192.0.2.44:5000".parse().unwrap();
+    let page = unknown.log_in("alice", PASSWORD).await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an unknown client is still blocked"
+    );
+    let page = alice.log_in("alice", PASSWORD).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "her device cookie lets her in: {}",
+        page.body
+    );
+    assert_eq!(alice.get("/api/me").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_known_browser_at_the_attackers_address_logs_in() {
+    let app = TestApp::new().await;
+    let shared = "198.51.100.20:5000";
+    let mut bob = known_browser(&app, "bob", shared).await;
+    for i in 0..10 {
+        wrong_passwords(&app, shared, &format!("victim{i}"), 1).await;
+    }
+    let mut unknown = app.browser();
+    unknown.peer = shared.parse().unwrap();
+    assert_eq!(
+        unknown.log_in("bob", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is locked for unknown clients"
+    );
+    let mut stolen = app.browser();
+    stolen.peer = shared.parse().unwrap();
+    stolen.device_cookie.clone_from(&bob.device_cookie);
+    app.register("carol").await;
+    assert_eq!(
+        stolen.log_in("carol", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "bob's device cookie makes nobody else known"
+    );
+    assert_eq!(
+        bob.log_in("bob", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_known_device_has_its_own_limit() {
+    let app = TestApp::with_env(&[("LOGIN_RATE_LIMIT", "3/1m")]).await;
+    let mut dave = known_browser(&app, "dave", "198.51.100.30:5000").await;
+    for _ in 0..3 {
+        assert_eq!(
+            dave.log_in("dave", "wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let page = dave.log_in("dave", PASSWORD).await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the device is limited"
+    );
+    assert_eq!(page.header("retry-after"), "60");
+    let mut elsewhere = app.browser();
+    elsewhere.peer = "192.0.2.55:5000".parse().unwrap();
+    assert_eq!(
+        elsewhere.log_in("dave", PASSWORD).await.status,
+        StatusCode::SEE_OTHER,
+        "the device's failures did not count on the name"
+    );
+}
+
+#[tokio::test]
+async fn the_device_cookie_is_signed_http_only_lax_long_lived_and_names_nobody() {
+    let app = TestApp::with_env(&[("SESSION_COOKIE_SECURE", "true")]).await;
+    app.register("erin").await;
+    let mut browser = app.browser();
+    let page = browser.log_in("erin", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let device = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-portcullis_device="))
+        .expect("a device cookie");
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Path=/",
+        "Max-Age=31536000",
+    ] {
+        assert!(device.contains(attribute), "{attribute}: {device}");
+    }
+    assert!(!device.contains("Domain"), "{device}");
+    assert!(!device.to_lowercase().contains("erin"), "{device}");
+    let first = page.headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        !first.contains("portcullis_device"),
+        "the session's cookie comes first: {first}"
+    );
+    let logout = browser.log_out().await;
+    assert!(
+        logout
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .all(|v| !v.to_str().unwrap().contains("portcullis_device")),
+        "logging out keeps the device cookie"
+    );
+}
+
+#[tokio::test]
+async fn the_password_form_lets_the_users_own_browser_through_a_strangers_lockout() {
+    let app = TestApp::new().await;
+    let mut frank = app.logged_in("frank").await;
+    wrong_passwords(&app, "203.0.113.77:4000", "frank", 10).await;
+    let page = frank
+        .post_form(
+            "/account/password",
+            &[
+                ("current", PASSWORD),
+                ("new_password", "a new long passphrase"),
+                ("confirm", "a new long passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_without_a_trusted_proxy_is_warned_about_once() {
+    use std::sync::{Arc, Mutex};
+    let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = Arc::clone(&log);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || Writer(Arc::clone(&sink)))
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::new().await;
+    for _ in 0..3 {
+        let mut browser = app.browser();
+        let page = browser
+            .request(
+                Method::GET,
+                "/login",
+                &[("x-forwarded-for", "198.51.100.99")],
+                axum::body::Body::empty(),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+    }
+    let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        text.matches("TRUSTED_PROXIES is empty").count(),
+        1,
+        "logged once: {text}"
+    );
+    assert!(text.contains("WARN"), "{text}");
+}
+
+/// A log sink for the test subscriber.
+struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

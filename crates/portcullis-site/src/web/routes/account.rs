@@ -3,7 +3,7 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::value::Serde;
 use minijinja::{Value as Template, context};
@@ -142,23 +142,27 @@ pub(crate) async fn password(
     session: Session,
     ClientAddr(client): ClientAddr,
     SignedIn(user): SignedIn,
+    headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
-    // Guessing the current password here is guessing a log-in: the same limits apply.
+    // Guessing the current password here is guessing a log-in: the same limits apply, and the
+    // user's own browser (its device cookie) is limited on its own.
     let refuse = async |status, error: String| {
         render(&state, &page, &session, &user, status, Some(error)).await
     };
-    let guard = match LoginGuard::begin(state.limiter(), &user.name, client).await {
-        Ok(guard) => guard,
-        Err(too_many) => {
-            let message = format!(
-                "Too many failed attempts. Please wait {} seconds and try again.",
-                too_many.seconds()
-            );
-            let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
-            return Ok(too_many.with_retry_after(page));
-        }
-    };
+    let device = state.device_cookies().known(&headers, user.id);
+    let guard =
+        match LoginGuard::for_client(state.limiter(), device.as_ref(), &user.name, client).await {
+            Ok(guard) => guard,
+            Err(too_many) => {
+                let message = format!(
+                    "Too many failed attempts. Please wait {} seconds and try again.",
+                    too_many.seconds()
+                );
+                let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+                return Ok(too_many.with_retry_after(page));
+            }
+        };
     let stored = Some(user.password_hash.clone());
     let current_ok = match state
         .password_hashing()
