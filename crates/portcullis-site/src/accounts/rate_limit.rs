@@ -457,19 +457,164 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    /// Tasks in a burst, and the longest a burst may take (it takes milliseconds).
+    const BURST: usize = 50;
+    const BURST_PATIENCE: Duration = Duration::from_secs(20);
+
+    /// [`BURST`] attempts on one key from as many tasks, released at once by a barrier on a
+    /// multi-thread runtime; how many were allowed.
+    async fn burst(limiter: Arc<dyn RateLimiter>) -> usize {
+        let start = Arc::new(tokio::sync::Barrier::new(BURST));
+        let tries: Vec<_> = (0..BURST)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    limiter.attempt("burst").await
+                })
+            })
+            .collect();
+        let all = futures_util::future::join_all(tries);
+        let decisions = tokio::time::timeout(BURST_PATIENCE, all)
+            .await
+            .expect("the burst is answered in time");
+        decisions
+            .into_iter()
+            .map(|d| usize::from(allowed(&d.expect("no attempt panicked"))))
+            .sum()
+    }
+
+    /// The bug the burst must catch: a limiter that checks, lets the others check too (the
+    /// barrier stands for any await point, a Redis round trip for one), and only then counts.
+    #[derive(Debug)]
+    struct CheckThenCount {
+        max: usize,
+        counted: Mutex<usize>,
+        all_checked: tokio::sync::Barrier,
+    }
+
+    #[async_trait]
+    impl RateLimiter for CheckThenCount {
+        async fn attempt(&self, _key: &str) -> Decision {
+            let under = *self.counted.lock().unwrap() < self.max;
+            self.all_checked.wait().await;
+            if !under {
+                return Decision::Limited {
+                    retry_after: Duration::from_secs(1),
+                };
+            }
+            *self.counted.lock().unwrap() += 1;
+            Decision::Allowed(Ticket(String::new()))
+        }
+        async fn forgive(&self, _key: &str, _ticket: &Ticket) {}
+        async fn reset(&self, _key: &str) {}
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_attempts_cannot_all_pass_before_any_is_counted() {
         let clock = ManualClock::new();
-        let limiter = Arc::new(limiter(&clock));
-        let tries = (0..50).map(|_| {
-            let limiter = Arc::clone(&limiter);
-            tokio::spawn(async move { limiter.attempt("burst").await })
-        });
-        let mut passed = 0;
-        for attempt in tries {
-            passed += usize::from(allowed(&attempt.await.unwrap()));
+        assert_eq!(
+            burst(Arc::new(limiter(&clock))).await,
+            3,
+            "exactly the limit goes through"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_burst_catches_a_limiter_that_checks_before_it_counts() {
+        let split = CheckThenCount {
+            max: 3,
+            counted: Mutex::new(0),
+            all_checked: tokio::sync::Barrier::new(BURST),
+        };
+        assert_eq!(
+            burst(Arc::new(split)).await,
+            BURST,
+            "every attempt passed the check before any was counted"
+        );
+    }
+
+    /// A Redis limiter of 3 per minute on a fresh key space of `server`.
+    async fn redis_limiter(
+        server: &portcullis_testing::RedisServer,
+        prefix: &'static str,
+    ) -> RedisRateLimiter {
+        let store = RedisStore::connect(&server.url(), portcullis::store::RedisTimeouts::default())
+            .await
+            .expect("the test Redis answers");
+        let limit = RateLimit {
+            max: 3,
+            window: Duration::from_secs(60),
+        };
+        RedisRateLimiter::new(limit, Arc::new(store), prefix)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_attempts_on_redis_cannot_all_pass_before_any_is_counted() {
+        let server = portcullis_testing::RedisServer::start();
+        let limiter = redis_limiter(&server, "test:burst:").await;
+        assert_eq!(
+            burst(Arc::new(limiter)).await,
+            3,
+            "exactly the limit goes through"
+        );
+        let counted = server.command(&["ZCARD", "test:burst:burst"]);
+        assert!(
+            matches!(counted, portcullis_testing::Reply::Integer(3)),
+            "Redis holds the three counted attempts: {counted:?}"
+        );
+    }
+
+    /// The same bug on Redis: one script checks, another counts, with every task's check
+    /// between them.
+    #[derive(Debug)]
+    struct RedisCheckThenCount {
+        redis: Arc<RedisStore>,
+        all_checked: tokio::sync::Barrier,
+    }
+
+    #[async_trait]
+    impl RateLimiter for RedisCheckThenCount {
+        async fn attempt(&self, key: &str) -> Decision {
+            let check = redis::Script::new("return redis.call('ZCARD', KEYS[1])");
+            let count = redis::Script::new(
+                "redis.call('ZADD', KEYS[1], 0, ARGV[1]) return redis.call('ZCARD', KEYS[1])",
+            );
+            let key = format!("test:split:{key}");
+            let seen: i64 = self.redis.run_script(&check, &[&key], &[]).await.unwrap();
+            self.all_checked.wait().await;
+            if seen >= 3 {
+                return Decision::Limited {
+                    retry_after: Duration::from_secs(1),
+                };
+            }
+            let mut ticket = [0u8; 8];
+            getrandom::fill(&mut ticket).unwrap();
+            let ticket = format!("{ticket:?}");
+            let args: [&[u8]; 1] = [ticket.as_bytes()];
+            let _: i64 = self.redis.run_script(&count, &[&key], &args).await.unwrap();
+            Decision::Allowed(Ticket(ticket))
         }
-        assert_eq!(passed, 3, "exactly the limit goes through");
+        async fn forgive(&self, _key: &str, _ticket: &Ticket) {}
+        async fn reset(&self, _key: &str) {}
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_burst_catches_a_redis_limiter_that_checks_before_it_counts() {
+        let server = portcullis_testing::RedisServer::start();
+        let store = RedisStore::connect(&server.url(), portcullis::store::RedisTimeouts::default())
+            .await
+            .expect("the test Redis answers");
+        let split = RedisCheckThenCount {
+            redis: Arc::new(store),
+            all_checked: tokio::sync::Barrier::new(BURST),
+        };
+        assert_eq!(
+            burst(Arc::new(split)).await,
+            BURST,
+            "every attempt passed the check before any was counted"
+        );
     }
 
     #[tokio::test]
