@@ -1,6 +1,7 @@
-//! [`SiteConfig`]: the site's own settings (where it listens, its accounts database, log-in
-//! limits, trusted proxies), declared with the library's `settings!` and read through the
-//! same [`ConfigLoader`] layers, and the rule that keeps the `dev` profile on loopback.
+//! [`SiteConfig`]: the site's own settings (where it listens, its accounts database, log-in and
+//! registration limits, trusted proxies), declared with the library's `settings!` and read
+//! through the same [`ConfigLoader`] layers, and the rule that keeps the `dev` profile on
+//! loopback.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,6 +22,25 @@ const DEFAULT_LOGIN_RATE_LIMIT: RateLimit = RateLimit {
     max: 10,
     window: Duration::from_secs(180),
 };
+
+/// Registrations per client address (an IPv6 client by its /64) per window: a person makes one
+/// account, a family or an office behind one address a few.
+const DEFAULT_REGISTER_RATE_LIMIT: RateLimit = RateLimit {
+    max: 10,
+    window: Duration::from_secs(3600),
+};
+
+/// Registrations from all clients together per window: each costs an Argon2id hash (19 MiB,
+/// about 20 ms of a core), so this bounds the CPU that strangers can spend (100 a minute is
+/// about 2 s of one core a minute) and the accounts a botnet can create.
+const DEFAULT_REGISTER_TOTAL_RATE_LIMIT: RateLimit = RateLimit {
+    max: 100,
+    window: Duration::from_secs(60),
+};
+
+/// Password checks that may wait for a hashing thread: at about 20 ms a hash, 32 waiting on
+/// 2 cores is a wait of about a third of a second at worst.
+const DEFAULT_PASSWORD_HASH_QUEUE: usize = 32;
 
 portcullis::settings! {
     /// The site's own settings; the library's are in [`Config`]. Load both with [`load`].
@@ -55,6 +75,32 @@ portcullis::settings! {
             parse: rate_limit;
             show: show::display;
             accepts: "a count and a window, e.g. `10/3m`";
+        }
+        /// registration attempts allowed per client address (an IPv6 client by its /64) in a
+        /// sliding window; beyond, 429 with `Retry-After`. Slows account farming and
+        /// user-name probing
+        "REGISTER_RATE_LIMIT" => register_rate_limit: RateLimit {
+            default: DEFAULT_REGISTER_RATE_LIMIT;
+            parse: rate_limit;
+            show: show::display;
+            accepts: "a count and a window, e.g. `10/1h`";
+        }
+        /// registrations allowed from all clients together in a sliding window; beyond, 503 with
+        /// `Retry-After`. Bounds the password-hashing CPU strangers can spend
+        "REGISTER_TOTAL_RATE_LIMIT" => register_total_rate_limit: RateLimit {
+            default: DEFAULT_REGISTER_TOTAL_RATE_LIMIT;
+            parse: rate_limit;
+            show: show::display;
+            accepts: "a count and a window, e.g. `100/1m`";
+        }
+        /// password checks (log-in, registration, password change) that may wait for a
+        /// hashing thread (one per core) when all are busy; beyond, 503 with `Retry-After` at
+        /// once. Bounds how long a flood can make a log-in wait
+        "PASSWORD_HASH_QUEUE" => password_hash_queue: usize {
+            default: DEFAULT_PASSWORD_HASH_QUEUE;
+            parse: count;
+            show: show::display;
+            accepts: "a number from 0";
         }
         /// reverse proxies (IP addresses, comma-separated) whose `X-Forwarded-For` is believed:
         /// the client is the right-most entry that is not one of them. Without it the socket
@@ -293,6 +339,13 @@ fn rate_limit(raw: &str) -> parse::Parsed<RateLimit> {
         (Some(max), Some(window)) => Ok(RateLimit { max, window }),
         _ => Err(allowed()),
     }
+}
+
+/// A whole number from 0.
+fn count(raw: &str) -> parse::Parsed<usize> {
+    raw.trim()
+        .parse()
+        .map_err(|_| "a whole number from 0, e.g. 32".to_owned())
 }
 
 /// The accounts database: a `sqlite:` URL (`sqlite://portcullis.db`, `sqlite::memory:`).

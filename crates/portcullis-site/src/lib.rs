@@ -30,9 +30,11 @@
 //! - `accounts/`: who may log in
 //!   - `mod.rs`: logging in (regenerate, `_user_id`, `_auth_hash`, `_device`) and the auth hash;
 //!   - `users.rs`: the accounts in SQLite, and the rules for names and passwords;
-//!   - `password.rs`: Argon2id hashing;
-//!   - `rate_limit.rs`: failed log-in limits, and the `LoginGuard` that log-in and password
-//!     change share;
+//!   - `password.rs`: Argon2id hashing in a bounded pool (`PASSWORD_HASH_QUEUE`);
+//!   - `rate_limit.rs`: failed log-in and registration limits (an IPv6 client by its /64), and
+//!     the `LoginGuard` that log-in and password change share;
+//!   - `device_cookie.rs`: OWASP's device cookies, so a stranger's failures never lock a user
+//!     out of their own browsers;
 //! - `session_data/`: what the site keeps in the session, one file per key: `flash.rs`
 //!   (`_flashes`), `prefs.rs` (`_prefs`), `device.rs` (`_device`, and the `DeviceRow` that the
 //!   sessions page and `portcullis sessions list` show);

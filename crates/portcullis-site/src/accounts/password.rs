@@ -1,12 +1,15 @@
-//! Password hashing with Argon2id at OWASP's parameters (m = 19 MiB, t = 2, p = 1), on the
-//! blocking pool so a hash never stalls other requests, and at most one hash per core at a
-//! time, so a flood of log-ins queues instead of taking 19 MiB per request. Passwords are never
-//! logged.
+//! Password hashing with Argon2id at OWASP's parameters (m = 19 MiB, t = 2, p = 1), in a
+//! [`HashPool`]: on the blocking pool so a hash never stalls other requests, at most one hash
+//! per core at a time so a flood of log-ins does not take 19 MiB per request, and a bounded
+//! queue (`PASSWORD_HASH_QUEUE`) beyond which a check is refused at once ([`HashError::Busy`],
+//! 503 with `Retry-After`) instead of waiting without end. Passwords are never logged.
 
 use std::num::NonZero;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use argon2::password_hash::PasswordHasher;
 use argon2::{Algorithm, Argon2, Params, PasswordVerifier, Version};
@@ -16,58 +19,150 @@ const MEMORY_KIB: u32 = 19_456;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
 
-/// Permits to hash: one per core, since each hash keeps a core busy anyway.
-fn permits() -> &'static Semaphore {
-    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| {
-        Semaphore::new(std::thread::available_parallelism().map_or(2, NonZero::get))
-    })
-}
-
 fn argon2() -> Argon2<'static> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
         .unwrap_or_else(|e| panic!("OWASP's Argon2 parameters are valid: {e}"));
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashing failed: the blocking pool is gone or the OS random generator failed.
-#[derive(Debug, thiserror::Error)]
-#[error("password hashing failed")]
-pub struct HashError;
+/// How long a client refused by a full queue is asked to wait (`Retry-After`): a queue drains
+/// in well under a second, so one second is enough and not a punishment.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Hashes `password` into a PHC string with a fresh random salt.
-///
-/// # Errors
-/// [`HashError`] when the salt cannot be generated or the task cannot run.
-pub async fn hash(password: String) -> Result<String, HashError> {
-    let _permit = permits().acquire().await.map_err(|_| HashError)?;
-    tokio::task::spawn_blocking(move || {
-        argon2()
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-            .map_err(|_| HashError)
-    })
-    .await
-    .map_err(|_| HashError)?
+/// Hashing could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing thread is busy and `PASSWORD_HASH_QUEUE` checks already wait: answer 503
+    /// with `Retry-After` ([`BUSY_RETRY_AFTER`]) rather than queue without end.
+    #[error("every password-hashing thread is busy and the queue is full")]
+    Busy,
+    /// The blocking pool is gone, or the OS random generator failed.
+    #[error("password hashing failed")]
+    Failed,
 }
 
-/// Whether `password` matches `stored` (constant time, inside argon2). With `stored` = `None`
-/// (no such user) it still does the same work against a dummy hash and answers `false`, so
-/// timing does not tell whether a user name exists.
-pub async fn verify(password: String, stored: Option<String>) -> bool {
-    let Ok(_permit) = permits().acquire().await else {
-        return false;
-    };
-    tokio::task::spawn_blocking(move || {
-        let known = stored.is_some();
-        let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
-        let matches = argon2()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok();
-        known && matches
-    })
-    .await
-    .unwrap_or(false)
+/// Where password hashes run: at most one per core at a time, on the blocking pool, with at
+/// most `queue` more waiting for a turn. A flood of log-ins or registrations then gets 503 at
+/// once instead of an ever longer wait that stalls every log-in behind it.
+#[derive(Debug)]
+pub struct HashPool {
+    permits: Arc<Semaphore>,
+    threads: usize,
+    queue: usize,
+    waiting: AtomicUsize,
+}
+
+/// Leaves the queue when dropped (the turn came, or the request was dropped while waiting).
+struct InQueue<'p>(&'p AtomicUsize);
+
+impl Drop for InQueue<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl HashPool {
+    /// A pool with one thread per core and room for `queue` waiting jobs.
+    #[must_use]
+    pub fn new(queue: usize) -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, NonZero::get);
+        Self {
+            permits: Arc::new(Semaphore::new(threads)),
+            threads,
+            queue,
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many jobs run at once.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `job` on the blocking pool when a thread of this pool is free: at once, after a
+    /// wait in the queue, or not at all when the queue is full. The turn is held until `job`
+    /// returns, even if the caller stops waiting.
+    ///
+    /// # Errors
+    /// [`HashError::Busy`] when the queue is full; [`HashError::Failed`] when the job panicked or
+    /// the runtime is shutting down.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(HashError::Failed),
+            Err(TryAcquireError::NoPermits) => {
+                let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
+                let _in_queue = InQueue(&self.waiting);
+                if ahead >= self.queue {
+                    return Err(HashError::Busy);
+                }
+                Arc::clone(&self.permits)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| HashError::Failed)?
+            }
+        };
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await
+        .map_err(|_| HashError::Failed)
+    }
+
+    /// Hashes `password` into a PHC string with a fresh random salt.
+    ///
+    /// # Errors
+    /// As [`HashPool::run`]; [`HashError::Failed`] also when the salt cannot be generated.
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        self.run(move || {
+            argon2()
+                .hash_password(password.as_bytes())
+                .map(|hash| hash.to_string())
+                .map_err(|_| HashError::Failed)
+        })
+        .await?
+    }
+
+    /// Whether `password` matches `stored` (constant time, inside argon2). With `stored` =
+    /// `None` (no such user) it still does the same work against a dummy hash and answers
+    /// `false`, so timing does not tell whether a user name exists.
+    ///
+    /// # Errors
+    /// As [`HashPool::run`]: the password was not checked.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
+        self.run(move || {
+            let known = stored.is_some();
+            let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
+            let matches = argon2()
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok();
+            known && matches
+        })
+        .await
+    }
+}
+
+/// Hashes `password` outside any request (tests, tools): on a pool of this process with no
+/// queue bound, since nobody but the caller waits. Requests use their site's
+/// [`HashPool`] (`AppState::password_hashing`).
+///
+/// # Errors
+/// As [`HashPool::hash`], never [`HashError::Busy`].
+pub async fn hash(password: String) -> Result<String, HashError> {
+    static UNBOUNDED: OnceLock<HashPool> = OnceLock::new();
+    UNBOUNDED
+        .get_or_init(|| HashPool::new(usize::MAX))
+        .hash(password)
+        .await
 }
 
 /// A hash of a random password with the same parameters, made once.
@@ -87,15 +182,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {
-        let stored = hash("correct horse".to_owned()).await.ok();
+        let pool = HashPool::new(8);
+        let stored = pool.hash("correct horse".to_owned()).await.ok();
         assert!(
             stored
                 .as_deref()
                 .is_some_and(|h| h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"))
         );
-        assert!(verify("correct horse".to_owned(), stored.clone()).await);
-        assert!(!verify("wrong horse".to_owned(), stored).await);
-        assert!(!verify("correct horse".to_owned(), None).await);
-        assert!(!verify("x".to_owned(), Some("not a phc string".to_owned())).await);
+        let verify = async |password: &str, stored: Option<String>| {
+            pool.verify(password.to_owned(), stored).await.ok()
+        };
+        assert_eq!(verify("correct horse", stored.clone()).await, Some(true));
+        assert_eq!(verify("wrong horse", stored).await, Some(false));
+        assert_eq!(verify("correct horse", None).await, Some(false));
+        assert_eq!(
+            verify("x", Some("not a phc string".to_owned())).await,
+            Some(false)
+        );
     }
 }

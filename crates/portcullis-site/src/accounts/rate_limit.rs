@@ -3,7 +3,8 @@
 //! [`MemoryRateLimiter`] (the `dev` profile), and [`RedisRateLimiter`] (the `redis` profile),
 //! which keeps the counts in Redis so that every process of the site shares them.
 //!
-//! Each key (`name:<user name>`, `addr:<client address>`) keeps the times of its recent
+//! Each key (`name:<user name>`, `addr:<client address>`, an IPv6 client by its /64:
+//! [`address_key`]) keeps the times of its recent
 //! attempts: a sliding window log. An attempt is counted **before** the password is checked,
 //! in the same atomic step as the limit check ([`RateLimiter::attempt`]), so a burst of
 //! concurrent guesses cannot all pass the check before any of them is counted; a successful
@@ -11,7 +12,8 @@
 //! window is limited until the oldest of them leaves it.
 //!
 //! [`LoginGuard`] is how a route uses them: a log-in and a password change (guessing the
-//! current password is guessing a log-in) count the same two keys the same way.
+//! current password is guessing a log-in) count the same two keys the same way, or, from a
+//! browser with the user's device cookie (`device_cookie.rs`), the device's key alone.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -25,14 +27,36 @@ use axum::response::Response;
 use portcullis::clock::Clock;
 use portcullis::store::RedisStore;
 
+use crate::accounts::device_cookie::KnownDevice;
 use crate::config::RateLimit;
 
-/// Keys tracked before expired ones are swept out; past twice this, new keys are refused
-/// (limited) rather than live counters dropped, so nobody can wipe a victim's count by
-/// flooding the limiter with new names.
-const SWEEP_ABOVE: usize = 10_000;
+/// Keys the in-memory limiter tracks at most. When a new key finds it full, expired keys are
+/// swept out and, if that is not enough, the [`EVICT_BATCH`] keys whose last attempt is oldest
+/// are dropped: new clients are always counted (refusing them would lock everybody out once a
+/// flood of names filled it), and what a flood pushes out first is the oldest counts.
+const MAX_KEYS: usize = 20_000;
+/// Keys evicted at once from a full limiter: a tenth, so the scan for the oldest runs once per
+/// 2,000 new keys, not on every one.
+const EVICT_BATCH: usize = MAX_KEYS / 10;
 /// Longest user name kept as a rate-limit key (valid names are shorter).
 const MAX_KEY_NAME_CHARS: usize = 64;
+
+/// Bits of an IPv6 address that name one client: a /64 is the smallest network a provider
+/// hands out (RFC 6177), so one user holds 2^64 addresses of it and the limit keys on the /64.
+const IPV6_CLIENT_PREFIX: u32 = 64;
+
+/// The rate-limit key of a client address: `addr:192.0.2.7` for IPv4 (IPv4-mapped IPv6
+/// included), `addr:2001:db8:1:2::/64` for IPv6, in every per-address limit.
+pub(crate) fn address_key(client: IpAddr) -> String {
+    match client.to_canonical() {
+        IpAddr::V4(v4) => format!("addr:{v4}"),
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX << (128 - IPV6_CLIENT_PREFIX);
+            let network = std::net::Ipv6Addr::from(v6.to_bits() & mask);
+            format!("addr:{network}/{IPV6_CLIENT_PREFIX}")
+        }
+    }
+}
 
 /// One counted attempt, to take back with [`RateLimiter::forgive`] when it succeeds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +125,7 @@ impl<'l> LoginGuard<'l> {
             tickets: Vec::with_capacity(2),
         };
         let mut wait = None;
-        for key in [name_key, format!("addr:{client}")] {
+        for key in [name_key, address_key(client)] {
             match limiter.attempt(&key).await {
                 Decision::Allowed(ticket) => guard.tickets.push((key, ticket)),
                 Decision::Limited { retry_after } => wait = wait.max(Some(retry_after)),
@@ -116,6 +140,37 @@ impl<'l> LoginGuard<'l> {
         }
     }
 
+    /// Counts one attempt on a browser known to `name` by its device cookie, on the device's
+    /// own key only: the name's and the address's counts (a stranger's failures) neither block
+    /// it nor grow from it.
+    pub(crate) async fn on_device(
+        limiter: &'l dyn RateLimiter,
+        device: &KnownDevice,
+    ) -> Result<Self, TooManyAttempts> {
+        let key = device.limit_key();
+        match limiter.attempt(&key).await {
+            Decision::Allowed(ticket) => Ok(Self {
+                limiter,
+                name_key: key.clone(),
+                tickets: vec![(key, ticket)],
+            }),
+            Decision::Limited { retry_after } => Err(TooManyAttempts { retry_after }),
+        }
+    }
+
+    /// [`LoginGuard::on_device`] for a known device, else [`LoginGuard::begin`].
+    pub(crate) async fn for_client(
+        limiter: &'l dyn RateLimiter,
+        device: Option<&KnownDevice>,
+        name: &str,
+        client: IpAddr,
+    ) -> Result<Self, TooManyAttempts> {
+        match device {
+            Some(device) => Self::on_device(limiter, device).await,
+            None => Self::begin(limiter, name, client).await,
+        }
+    }
+
     /// The password was right, so this was no guess: takes the attempts back.
     pub(crate) async fn forgive(self) {
         for (key, ticket) in &self.tickets {
@@ -123,8 +178,8 @@ impl<'l> LoginGuard<'l> {
         }
     }
 
-    /// A log-in succeeded: forgets every failure counted on the name, then takes this attempt
-    /// back.
+    /// A log-in succeeded: forgets every failure counted on the name (on the device, for a
+    /// known device), then takes this attempt back.
     pub(crate) async fn logged_in(self) {
         self.limiter.reset(&self.name_key).await;
         self.forgive().await;
@@ -132,6 +187,11 @@ impl<'l> LoginGuard<'l> {
 }
 
 impl TooManyAttempts {
+    /// A refusal that lifts after `retry_after`.
+    pub(crate) fn after(retry_after: Duration) -> Self {
+        Self { retry_after }
+    }
+
     /// The wait in whole seconds, at least one, as the page and `Retry-After` say it.
     pub(crate) fn seconds(self) -> u64 {
         self.retry_after.as_secs().max(1)
@@ -180,6 +240,33 @@ fn prune(times: &mut VecDeque<(SystemTime, u64)>, cutoff: SystemTime) {
     }
 }
 
+/// Sweeps out expired keys and, if the map is still full, the [`EVICT_BATCH`] keys whose last
+/// attempt is oldest (a key with none left goes first).
+fn make_room(attempts: &mut HashMap<String, VecDeque<(SystemTime, u64)>>, cutoff: SystemTime) {
+    attempts.retain(|_, times| {
+        prune(times, cutoff);
+        !times.is_empty()
+    });
+    if attempts.len() < MAX_KEYS {
+        return;
+    }
+    let last = |times: &VecDeque<(SystemTime, u64)>| {
+        times.back().map_or(SystemTime::UNIX_EPOCH, |&(t, _)| t)
+    };
+    let mut ages: Vec<SystemTime> = attempts.values().map(last).collect();
+    let (older, &mut newest_evicted, _) = ages.select_nth_unstable(EVICT_BATCH - 1);
+    // Every key older than the cut goes; of those at the cut, as many as make up the batch.
+    let mut at_the_cut = EVICT_BATCH - older.iter().filter(|&&t| t < newest_evicted).count();
+    attempts.retain(|_, times| {
+        let age = last(times);
+        let evict = age < newest_evicted || (age == newest_evicted && at_the_cut > 0);
+        if age == newest_evicted && evict {
+            at_the_cut -= 1;
+        }
+        !evict
+    });
+}
+
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
     async fn attempt(&self, key: &str) -> Decision {
@@ -187,16 +274,8 @@ impl RateLimiter for MemoryRateLimiter {
         let window = self.limit.window;
         let cutoff = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        if attempts.len() > SWEEP_ABOVE && !attempts.contains_key(key) {
-            attempts.retain(|_, times| {
-                prune(times, cutoff);
-                !times.is_empty()
-            });
-            if attempts.len() > 2 * SWEEP_ABOVE {
-                return Decision::Limited {
-                    retry_after: window,
-                };
-            }
+        if attempts.len() >= MAX_KEYS && !attempts.contains_key(key) {
+            make_room(&mut attempts, cutoff);
         }
         let times = attempts.entry(key.to_owned()).or_default();
         prune(times, cutoff);
@@ -227,8 +306,10 @@ impl RateLimiter for MemoryRateLimiter {
     }
 }
 
-/// Redis keys of the limiter: apart from the sessions' prefix, so the two never collide.
-const REDIS_KEY_PREFIX: &str = "portcullis:login-attempts:";
+/// Redis keys of the log-in limiter: apart from the sessions' prefix, so the two never collide.
+pub(crate) const LOGIN_REDIS_PREFIX: &str = "portcullis:login-attempts:";
+/// Redis keys of the registration limits.
+pub(crate) const REGISTER_REDIS_PREFIX: &str = "portcullis:register-attempts:";
 
 /// Checks and counts one attempt on `KEYS[1]`, on Redis's own clock so every machine agrees: a
 /// sorted set of attempt times pruned to the window of `ARGV[1]` ms; with `ARGV[2]` or more left,
@@ -254,18 +335,21 @@ return 0
 pub(crate) struct RedisRateLimiter {
     limit: RateLimit,
     redis: Arc<RedisStore>,
+    prefix: &'static str,
     attempt: redis::Script,
     forgive: redis::Script,
     reset: redis::Script,
 }
 
 impl RedisRateLimiter {
-    /// A limiter allowing `limit.max` attempts per `limit.window`, counted in `redis`.
+    /// A limiter allowing `limit.max` attempts per `limit.window`, counted in `redis` under
+    /// keys that start with `prefix`.
     #[must_use]
-    pub(crate) fn new(limit: RateLimit, redis: Arc<RedisStore>) -> Self {
+    pub(crate) fn new(limit: RateLimit, redis: Arc<RedisStore>, prefix: &'static str) -> Self {
         Self {
             limit,
             redis,
+            prefix,
             attempt: redis::Script::new(ATTEMPT_SCRIPT),
             forgive: redis::Script::new("return redis.call('ZREM', KEYS[1], ARGV[1])"),
             reset: redis::Script::new("return redis.call('DEL', KEYS[1])"),
@@ -276,7 +360,7 @@ impl RedisRateLimiter {
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn attempt(&self, key: &str) -> Decision {
-        let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let redis_key = format!("{}{key}", self.prefix);
         let window = self.limit.window.as_millis().to_string();
         let max = self.limit.max.to_string();
         let mut random = [0u8; 12];
@@ -307,7 +391,7 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn forgive(&self, key: &str, ticket: &Ticket) {
-        let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let redis_key = format!("{}{key}", self.prefix);
         let args: [&[u8]; 1] = [ticket.0.as_bytes()];
         if let Err(error) = self
             .redis
@@ -319,7 +403,7 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn reset(&self, key: &str) {
-        let redis_key = format!("{REDIS_KEY_PREFIX}{key}");
+        let redis_key = format!("{}{key}", self.prefix);
         if let Err(error) = self
             .redis
             .run_script::<i64>(&self.reset, &[&redis_key], &[])
@@ -373,19 +457,164 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    /// Tasks in a burst, and the longest a burst may take (it takes milliseconds).
+    const BURST: usize = 50;
+    const BURST_PATIENCE: Duration = Duration::from_secs(20);
+
+    /// [`BURST`] attempts on one key from as many tasks, released at once by a barrier on a
+    /// multi-thread runtime; how many were allowed.
+    async fn burst(limiter: Arc<dyn RateLimiter>) -> usize {
+        let start = Arc::new(tokio::sync::Barrier::new(BURST));
+        let tries: Vec<_> = (0..BURST)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    limiter.attempt("burst").await
+                })
+            })
+            .collect();
+        let all = futures_util::future::join_all(tries);
+        let decisions = tokio::time::timeout(BURST_PATIENCE, all)
+            .await
+            .expect("the burst is answered in time");
+        decisions
+            .into_iter()
+            .map(|d| usize::from(allowed(&d.expect("no attempt panicked"))))
+            .sum()
+    }
+
+    /// The bug the burst must catch: a limiter that checks, lets the others check too (the
+    /// barrier stands for any await point, a Redis round trip for one), and only then counts.
+    #[derive(Debug)]
+    struct CheckThenCount {
+        max: usize,
+        counted: Mutex<usize>,
+        all_checked: tokio::sync::Barrier,
+    }
+
+    #[async_trait]
+    impl RateLimiter for CheckThenCount {
+        async fn attempt(&self, _key: &str) -> Decision {
+            let under = *self.counted.lock().unwrap() < self.max;
+            self.all_checked.wait().await;
+            if !under {
+                return Decision::Limited {
+                    retry_after: Duration::from_secs(1),
+                };
+            }
+            *self.counted.lock().unwrap() += 1;
+            Decision::Allowed(Ticket(String::new()))
+        }
+        async fn forgive(&self, _key: &str, _ticket: &Ticket) {}
+        async fn reset(&self, _key: &str) {}
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_attempts_cannot_all_pass_before_any_is_counted() {
         let clock = ManualClock::new();
-        let limiter = Arc::new(limiter(&clock));
-        let tries = (0..50).map(|_| {
-            let limiter = Arc::clone(&limiter);
-            tokio::spawn(async move { limiter.attempt("burst").await })
-        });
-        let mut passed = 0;
-        for attempt in tries {
-            passed += usize::from(allowed(&attempt.await.unwrap()));
+        assert_eq!(
+            burst(Arc::new(limiter(&clock))).await,
+            3,
+            "exactly the limit goes through"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_burst_catches_a_limiter_that_checks_before_it_counts() {
+        let split = CheckThenCount {
+            max: 3,
+            counted: Mutex::new(0),
+            all_checked: tokio::sync::Barrier::new(BURST),
+        };
+        assert_eq!(
+            burst(Arc::new(split)).await,
+            BURST,
+            "every attempt passed the check before any was counted"
+        );
+    }
+
+    /// A Redis limiter of 3 per minute on a fresh key space of `server`.
+    async fn redis_limiter(
+        server: &portcullis_testing::RedisServer,
+        prefix: &'static str,
+    ) -> RedisRateLimiter {
+        let store = RedisStore::connect(&server.url(), portcullis::store::RedisTimeouts::default())
+            .await
+            .expect("the test Redis answers");
+        let limit = RateLimit {
+            max: 3,
+            window: Duration::from_secs(60),
+        };
+        RedisRateLimiter::new(limit, Arc::new(store), prefix)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_attempts_on_redis_cannot_all_pass_before_any_is_counted() {
+        let server = portcullis_testing::RedisServer::start();
+        let limiter = redis_limiter(&server, "test:burst:").await;
+        assert_eq!(
+            burst(Arc::new(limiter)).await,
+            3,
+            "exactly the limit goes through"
+        );
+        let counted = server.command(&["ZCARD", "test:burst:burst"]);
+        assert!(
+            matches!(counted, portcullis_testing::Reply::Integer(3)),
+            "Redis holds the three counted attempts: {counted:?}"
+        );
+    }
+
+    /// The same bug on Redis: one script checks, another counts, with every task's check
+    /// between them.
+    #[derive(Debug)]
+    struct RedisCheckThenCount {
+        redis: Arc<RedisStore>,
+        all_checked: tokio::sync::Barrier,
+    }
+
+    #[async_trait]
+    impl RateLimiter for RedisCheckThenCount {
+        async fn attempt(&self, key: &str) -> Decision {
+            let check = redis::Script::new("return redis.call('ZCARD', KEYS[1])");
+            let count = redis::Script::new(
+                "redis.call('ZADD', KEYS[1], 0, ARGV[1]) return redis.call('ZCARD', KEYS[1])",
+            );
+            let key = format!("test:split:{key}");
+            let seen: i64 = self.redis.run_script(&check, &[&key], &[]).await.unwrap();
+            self.all_checked.wait().await;
+            if seen >= 3 {
+                return Decision::Limited {
+                    retry_after: Duration::from_secs(1),
+                };
+            }
+            let mut ticket = [0u8; 8];
+            getrandom::fill(&mut ticket).unwrap();
+            let ticket = format!("{ticket:?}");
+            let args: [&[u8]; 1] = [ticket.as_bytes()];
+            let _: i64 = self.redis.run_script(&count, &[&key], &args).await.unwrap();
+            Decision::Allowed(Ticket(ticket))
         }
-        assert_eq!(passed, 3, "exactly the limit goes through");
+        async fn forgive(&self, _key: &str, _ticket: &Ticket) {}
+        async fn reset(&self, _key: &str) {}
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_burst_catches_a_redis_limiter_that_checks_before_it_counts() {
+        let server = portcullis_testing::RedisServer::start();
+        let store = RedisStore::connect(&server.url(), portcullis::store::RedisTimeouts::default())
+            .await
+            .expect("the test Redis answers");
+        let split = RedisCheckThenCount {
+            redis: Arc::new(store),
+            all_checked: tokio::sync::Barrier::new(BURST),
+        };
+        assert_eq!(
+            burst(Arc::new(split)).await,
+            BURST,
+            "every attempt passed the check before any was counted"
+        );
     }
 
     #[tokio::test]
@@ -407,19 +636,58 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_flood_of_new_keys_never_wipes_a_live_count() {
+    async fn a_full_limiter_evicts_its_oldest_keys_instead_of_refusing_new_ones() {
         let clock = ManualClock::new();
         let limiter = limiter(&clock);
         for _ in 0..3 {
-            limiter.attempt("name:victim").await;
+            limiter.attempt("name:oldest").await;
         }
-        for i in 0..(2 * SWEEP_ABOVE + 10) {
-            limiter.attempt(&format!("name:random{i}")).await;
+        clock.advance(Duration::from_secs(1));
+        for i in 0..MAX_KEYS {
+            limiter.attempt(&format!("name:flood{i}")).await;
+        }
+        clock.advance(Duration::from_secs(1));
+        for _ in 0..3 {
+            limiter.attempt("name:recent").await;
         }
         assert!(
-            !allowed(&limiter.attempt("name:victim").await),
-            "the victim's count survived the flood"
+            allowed(&limiter.attempt("name:new").await),
+            "a new key is counted, not refused, when the limiter is full"
         );
+        assert!(
+            !allowed(&limiter.attempt("name:recent").await),
+            "the newest counts are kept"
+        );
+        assert!(
+            allowed(&limiter.attempt("name:oldest").await),
+            "the oldest key made room"
+        );
+        let tracked = limiter.attempts.lock().unwrap().len();
+        assert!(tracked <= MAX_KEYS, "{tracked} keys tracked");
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_share_one_count_per_64_and_ipv4_per_address() {
+        let clock = ManualClock::new();
+        let limiter = limiter(&clock);
+        for host in 1..=3 {
+            let client = IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, host]);
+            let guard = LoginGuard::begin(&limiter, &format!("user{host}"), client).await;
+            assert!(guard.is_ok(), "within the limit");
+        }
+        let same_64 = IpAddr::from([0x2001, 0xdb8, 1, 2, 0xffff, 1, 2, 3]);
+        assert!(
+            LoginGuard::begin(&limiter, "user9", same_64).await.is_err(),
+            "another address of the same /64 shares its count"
+        );
+        let next_64 = IpAddr::from([0x2001, 0xdb8, 1, 3, 0, 0, 0, 1]);
+        assert!(LoginGuard::begin(&limiter, "user8", next_64).await.is_ok());
+        assert_eq!(address_key(same_64), "addr:2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("::ffff:192.0.2.7".parse().unwrap()),
+            "addr:192.0.2.7"
+        );
+        assert_eq!(address_key(IpAddr::from([192, 0, 2, 7])), "addr:192.0.2.7");
     }
 
     #[tokio::test]

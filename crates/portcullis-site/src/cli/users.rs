@@ -4,7 +4,6 @@
 use std::error::Error;
 
 use super::{AdminError, user};
-use crate::accounts::password;
 use crate::accounts::users::{UsersError, validate_password};
 use crate::web::AppState;
 
@@ -25,7 +24,10 @@ async fn reset(state: &AppState, name: &str, new_password: &str) -> Result<usize
     if let Err(UsersError::Invalid(rule)) = validate_password(new_password) {
         return Err(AdminError::Invalid(rule));
     }
-    let hash = password::hash(new_password.to_owned()).await?;
+    let hash = state
+        .password_hashing()
+        .hash(new_password.to_owned())
+        .await?;
     // The password first: a log-in racing this reset then fails its check, or, had it
     // passed with the old one, holds a stale `_auth_hash` that no request accepts.
     state.users().set_password_hash(user.id, &hash).await?;

@@ -1,7 +1,7 @@
 //! What a trusted proxy may tell: the client's address, for rate limits (the socket peer, or,
 //! when the peer is a proxy listed in `TRUSTED_PROXIES`, the right-most `X-Forwarded-For` entry
-//! that is not a trusted proxy; entries further left are whatever the client chose to send),
-//! and whether the client came over HTTPS. The rules, on plain values; the `ClientAddr`
+//! that is not a trusted proxy, with or without a port; entries further left are whatever the
+//! client chose to send), and whether the client came over HTTPS. The rules, on plain values; the `ClientAddr`
 //! extractor (`extract.rs`) and the `mark_https` middleware (`middleware.rs`) apply them.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -56,14 +56,28 @@ fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
         .collect();
     let mut nearest = peer;
     for entry in entries.iter().rev() {
-        match entry.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
-            Ok(ip) if is_trusted(&ip) => nearest = ip,
-            Ok(ip) => return ip,
+        match forwarded_ip(entry).map(|ip| ip.to_canonical()) {
+            Some(ip) if is_trusted(&ip) => nearest = ip,
+            Some(ip) => return ip,
             // The entry a trusted proxy appended is never garbage: this came from the client.
-            Err(_) => return nearest,
+            None => return nearest,
         }
     }
     nearest
+}
+
+/// The address of one `X-Forwarded-For` entry: `1.2.3.4`, `2001:db8::1`, or with the port some
+/// proxies append, `1.2.3.4:5678` and `[2001:db8::1]:443` (also `[2001:db8::1]`, as RFC 7239's
+/// `Forwarded` writes it). Anything else is not an address.
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|socket| socket.ip()))
+        .ok()
+        .or_else(|| {
+            let bracketed = entry.strip_prefix('[')?.strip_suffix(']')?;
+            bracketed.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+        })
 }
 
 #[cfg(test)]
@@ -115,6 +129,25 @@ mod tests {
             resolve(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
             ip("10.0.0.1")
         );
+    }
+
+    #[test]
+    fn forwarded_entries_with_a_port_name_their_client_not_the_proxy() {
+        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let cases = [
+            ("198.51.100.7:5678", "198.51.100.7"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("[2001:db8::8]", "2001:db8::8"),
+            ("6.6.6.6, 198.51.100.9:1, 10.0.0.2:80", "198.51.100.9"),
+        ];
+        for (forwarded_for, client) in cases {
+            let headers = forwarded(&[forwarded_for]);
+            assert_eq!(
+                resolve(ip("10.0.0.1"), &headers, &trusted),
+                ip(client),
+                "X-Forwarded-For: {forwarded_for}"
+            );
+        }
     }
 
     #[test]

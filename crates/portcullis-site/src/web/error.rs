@@ -2,12 +2,12 @@
 //! generic 500 page with the cause logged) and [`ApiError`] for JSON routes.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use portcullis::SessionError;
 use serde_json::json;
 
-use crate::accounts::password::HashError;
+use crate::accounts::password::{BUSY_RETRY_AFTER, HashError};
 use crate::accounts::users::UsersError;
 
 /// Something the site could not do. Never caused by input alone: input problems are 4xx
@@ -33,6 +33,16 @@ impl IntoResponse for AppError {
         if let Self::Session(error) = self {
             return error.into_response();
         }
+        if let Self::Hash(HashError::Busy) = self {
+            // Handlers answer with the site's page (`Page::busy`); this is the fallback.
+            let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+                 <title>The site is busy</title></head><body><h1>The site is busy</h1>\
+                 <p>Too many people are logging in at this moment. Please try again in a few \
+                 seconds.</p><p><a href=\"/\">Home</a></p></body></html>\n";
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response();
+            with_busy_retry_after(&mut response);
+            return response;
+        }
         tracing::error!(error = %self, source = ?std::error::Error::source(&self), "request failed");
         let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -43,11 +53,21 @@ impl IntoResponse for AppError {
     }
 }
 
+/// Adds `Retry-After` for a full password-hashing queue.
+pub(crate) fn with_busy_retry_after(response: &mut Response) {
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(BUSY_RETRY_AFTER.as_secs()),
+    );
+}
+
 /// A JSON error: `{"error": reason}` with a status.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     reason: String,
+    /// `Retry-After` for a full hashing queue.
+    busy: bool,
 }
 
 impl ApiError {
@@ -56,13 +76,18 @@ impl ApiError {
         Self {
             status,
             reason: reason.into(),
+            busy: false,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.reason }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.reason }))).into_response();
+        if self.busy {
+            with_busy_retry_after(&mut response);
+        }
+        response
     }
 }
 
@@ -75,6 +100,13 @@ impl From<AppError> for ApiError {
             AppError::Session(error) if error.status() != StatusCode::INTERNAL_SERVER_ERROR => {
                 Self::new(error.status(), error.to_string())
             }
+            AppError::Hash(HashError::Busy) => Self {
+                busy: true,
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the site is busy checking passwords; try again shortly",
+                )
+            },
             other => {
                 tracing::error!(error = %other, "API request failed");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

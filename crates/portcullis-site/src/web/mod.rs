@@ -43,6 +43,14 @@ pub fn app(state: AppState) -> Router {
         // Inside the session layer: the CSRF check reads the session.
         .layer(state.csrf().clone())
         .layer(state.session_layer().clone())
+        // Outside the session layer: a device cookie goes after the session's `Set-Cookie`.
+        .layer(axum::middleware::map_response(
+            crate::accounts::device_cookie::append_device_cookie,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::warn_untrusted_forwarded,
+        ))
         // Outside the session layer: a refused host gets no session. Outside the CSRF layer:
         // it tells it the public origin and which requests came over HTTPS.
         .layer(axum::middleware::from_fn_with_state(

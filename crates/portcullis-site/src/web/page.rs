@@ -82,6 +82,22 @@ impl Page {
         Ok((status, Html(html)).into_response())
     }
 
+    /// The answer to a full password-hashing queue: 503, `Retry-After`, and the site's page
+    /// saying to try again.
+    pub(crate) async fn busy(
+        &self,
+        state: &AppState,
+        user: Option<&User>,
+    ) -> Result<Response, AppError> {
+        let message = "Too many people are logging in at this moment. Please try again in a \
+                       few seconds.";
+        let mut response = self
+            .error(state, user, StatusCode::SERVICE_UNAVAILABLE, message)
+            .await?;
+        crate::web::error::with_busy_retry_after(&mut response);
+        Ok(response)
+    }
+
     /// An error page (404, 429, ...) with a title and a message.
     pub(crate) async fn error(
         &self,

@@ -1,9 +1,10 @@
 //! [`AppState`]: what every handler shares: the configuration, the session store, the clock,
-//! the accounts, the log-in limiter, the templates, the auth-hash keys, the CSRF layer, and the
-//! one session layer of the process, from which every user's sessions are reached (the log-in
+//! the accounts, the log-in and registration limiters, the password-hashing pool, the
+//! templates, the auth-hash keys, the CSRF layer, and the one session layer of the process, from which every user's sessions are reached (the log-in
 //! limit check, the command line).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use portcullis::SessionLayer;
 use portcullis::clock::{Clock, SystemClock};
@@ -13,7 +14,11 @@ use portcullis::session::UserSessions;
 use portcullis::store::{RedisStore, SessionStore};
 
 use crate::accounts::AuthKeys;
-use crate::accounts::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
+use crate::accounts::device_cookie::DeviceCookies;
+use crate::accounts::password::HashPool;
+use crate::accounts::rate_limit::{
+    LOGIN_REDIS_PREFIX, MemoryRateLimiter, REGISTER_REDIS_PREFIX, RateLimiter, RedisRateLimiter,
+};
 use crate::accounts::users::{Users, UsersError};
 use crate::config::SiteConfig;
 use crate::web::templates::Templates;
@@ -32,12 +37,26 @@ struct Inner {
     clock: Arc<dyn Clock>,
     users: Users,
     limiter: Arc<dyn RateLimiter>,
+    register_limits: RegisterLimits,
+    hashing: HashPool,
+    device_cookies: DeviceCookies,
+    /// Whether the warning about `X-Forwarded-For` without `TRUSTED_PROXIES` was logged.
+    warned_untrusted_forwarded: AtomicBool,
     templates: Templates,
     auth_keys: AuthKeys,
     csrf: CsrfLayer,
     /// The process's one session layer: the router mounts it and [`AppState::user_sessions`]
     /// comes from it, so both share one outage tracker and one set of write locks.
     sessions: SessionLayer,
+}
+
+/// The two registration limits: per client address and from everyone together.
+#[derive(Debug)]
+pub(crate) struct RegisterLimits {
+    /// `REGISTER_RATE_LIMIT`, keyed by [`address_key`](crate::accounts::rate_limit::address_key).
+    pub(crate) per_client: Arc<dyn RateLimiter>,
+    /// `REGISTER_TOTAL_RATE_LIMIT`, on one key.
+    pub(crate) total: Arc<dyn RateLimiter>,
 }
 
 /// Why the site could not start.
@@ -66,11 +85,7 @@ impl AppState {
         store: Arc<dyn SessionStore>,
         redis: Option<Arc<RedisStore>>,
     ) -> Result<Self, StartError> {
-        let limiter = redis.map(|redis| {
-            Arc::new(RedisRateLimiter::new(site_config.login_rate_limit, redis))
-                as Arc<dyn RateLimiter>
-        });
-        Self::build(config, site_config, store, Arc::new(SystemClock), limiter).await
+        Self::build(config, site_config, store, Arc::new(SystemClock), redis).await
     }
 
     /// As [`AppState::open`], reading time from `clock` (the session layer, the pages and the
@@ -92,16 +107,24 @@ impl AppState {
         site_config: SiteConfig,
         store: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
-        limiter: Option<Arc<dyn RateLimiter>>,
+        redis: Option<Arc<RedisStore>>,
     ) -> Result<Self, StartError> {
         let csrf = CsrfLayer::from_config(&config)?;
         let users = Users::open(&site_config.database_url).await?;
-        let limiter = limiter.unwrap_or_else(|| {
-            Arc::new(MemoryRateLimiter::new(
-                site_config.login_rate_limit,
-                Arc::clone(&clock),
-            ))
-        });
+        // With Redis, the counts are shared by every process of the site; without, per process.
+        let limiter = |limit, prefix| -> Arc<dyn RateLimiter> {
+            match &redis {
+                Some(redis) => Arc::new(RedisRateLimiter::new(limit, Arc::clone(redis), prefix)),
+                None => Arc::new(MemoryRateLimiter::new(limit, Arc::clone(&clock))),
+            }
+        };
+        let login = limiter(site_config.login_rate_limit, LOGIN_REDIS_PREFIX);
+        let register_limits = RegisterLimits {
+            per_client: limiter(site_config.register_rate_limit, REGISTER_REDIS_PREFIX),
+            total: limiter(site_config.register_total_rate_limit, REGISTER_REDIS_PREFIX),
+        };
+        let hashing = HashPool::new(site_config.password_hash_queue);
+        let device_cookies = DeviceCookies::new(&config, Arc::clone(&clock));
         let auth_keys = AuthKeys::from_config(&config);
         let sessions =
             SessionLayer::from_config(&config, Arc::clone(&store)).with_clock(Arc::clone(&clock));
@@ -112,7 +135,11 @@ impl AppState {
                 store,
                 clock,
                 users,
-                limiter,
+                limiter: login,
+                register_limits,
+                hashing,
+                device_cookies,
+                warned_untrusted_forwarded: AtomicBool::new(false),
                 templates: Templates::new(),
                 auth_keys,
                 csrf,
@@ -149,6 +176,29 @@ impl AppState {
 
     pub(crate) fn limiter(&self) -> &dyn RateLimiter {
         self.inner.limiter.as_ref()
+    }
+
+    pub(crate) fn register_limits(&self) -> &RegisterLimits {
+        &self.inner.register_limits
+    }
+
+    /// Where password hashes run (`PASSWORD_HASH_QUEUE`).
+    #[must_use]
+    pub fn password_hashing(&self) -> &HashPool {
+        &self.inner.hashing
+    }
+
+    pub(crate) fn device_cookies(&self) -> &DeviceCookies {
+        &self.inner.device_cookies
+    }
+
+    /// True the first time only: whether to log that requests carry `X-Forwarded-For` while
+    /// no proxy is trusted.
+    pub(crate) fn first_untrusted_forwarded(&self) -> bool {
+        !self
+            .inner
+            .warned_untrusted_forwarded
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn templates(&self) -> &Templates {

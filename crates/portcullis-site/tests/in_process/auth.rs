@@ -463,7 +463,11 @@ async fn logout_destroys_the_session_and_replaying_the_cookie_gets_the_login_pag
     let page = browser.log_out().await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), "/login?logged_out=1");
-    assert_eq!(page.header("clear-site-data"), "\"cookies\"");
+    assert_eq!(
+        page.header("clear-site-data"),
+        "\"cache\"",
+        "the device cookie stays: no \"cookies\""
+    );
     assert!(
         page.header("set-cookie").contains("Max-Age=0"),
         "{:?}",
@@ -814,4 +818,401 @@ async fn failed_log_ins_log_the_typed_name_only_when_the_account_exists() {
     assert!(hash.len() >= 16, "{hash}");
     assert_eq!(hashed(&failed[2]), hash, "the same name, the same hash");
     assert_eq!(hashed(&refused[0]), hash);
+}
+
+/// Registers `name` from `peer`, answering the page.
+async fn register_from(app: &TestApp, peer: &str, name: &str) -> harness::Page {
+    let mut browser = app.browser();
+    browser.peer = peer.parse().unwrap();
+    browser
+        .post_form(
+            "/register",
+            &[
+                ("name", name),
+                ("display_name", ""),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn registration_is_limited_per_client_and_an_ipv6_client_by_its_64() {
+    let app = TestApp::with_env(&[("REGISTER_RATE_LIMIT", "2/1h")]).await;
+    for (peer, name) in [
+        ("[2001:db8:5:6::1]:5000", "reg-a"),
+        ("[2001:db8:5:6::2]:5000", "reg-b"),
+    ] {
+        assert_eq!(
+            register_from(&app, peer, name).await.status,
+            StatusCode::SEE_OTHER
+        );
+    }
+    let page = register_from(&app, "[2001:db8:5:6:ffff::9]:5000", "reg-c").await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert_eq!(page.header("retry-after"), "3600");
+    assert!(
+        page.body.contains("Too many registrations"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("action=\"/register\""),
+        "the form comes back: {}",
+        page.body
+    );
+    assert_eq!(
+        register_from(&app, "[2001:db8:5:7::1]:5000", "reg-c")
+            .await
+            .status,
+        StatusCode::SEE_OTHER,
+        "another /64 is another client"
+    );
+    assert_eq!(
+        app.browser().log_in("reg-c", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn registration_is_limited_overall_with_503_and_retry_after() {
+    let app = TestApp::with_env(&[("REGISTER_TOTAL_RATE_LIMIT", "2/1m")]).await;
+    for i in 0..2 {
+        let page = register_from(&app, &format!("192.0.2.{i}:5000"), &format!("all-{i}")).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    }
+    let page = register_from(&app, "192.0.2.9:5000", "all-9").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.header("retry-after"), "60");
+    assert!(page.body.contains("Too many accounts"), "{}", page.body);
+    app.clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(
+        register_from(&app, "192.0.2.9:5000", "all-9").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+/// Holds every thread of the site's password-hashing pool until dropped.
+struct HashingHeld {
+    release: Vec<std::sync::mpsc::Sender<()>>,
+}
+
+/// Occupies every hashing thread of `app` with a job that waits to be released (at most 30 s),
+/// and returns once all of them run.
+async fn hold_every_hashing_thread(app: &TestApp) -> HashingHeld {
+    let pool = app.state.clone();
+    let threads = pool.password_hashing().threads();
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let mut release = Vec::new();
+    for _ in 0..threads {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        release.push(tx);
+        let state = pool.clone();
+        let started_tx = started_tx.clone();
+        tokio::spawn(async move {
+            let job = move || {
+                let _ = started_tx.send(());
+                let _ = rx.recv_timeout(std::time::Duration::from_secs(30));
+            };
+            state.password_hashing().run(job).await
+        });
+    }
+    for _ in 0..threads {
+        tokio::time::timeout(std::time::Duration::from_secs(10), started.recv())
+            .await
+            .expect("every hashing thread took its job within 10 s");
+    }
+    HashingHeld { release }
+}
+
+impl HashingHeld {
+    fn release(self) {
+        for tx in self.release {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A request that must be answered without waiting for a hashing thread: 5 s is far beyond
+/// any answer that does not wait, and far short of one that waits for a release that comes
+/// only after it.
+async fn without_waiting<F: std::future::Future>(request: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(5), request)
+        .await
+        .expect("answered at once, not queued behind busy hashing threads")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_hashing_queue_answers_503_with_retry_after_and_the_sites_page() {
+    let app =
+        TestApp::with_env(&[("PASSWORD_HASH_QUEUE", "0"), ("LOGIN_RATE_LIMIT", "1/1m")]).await;
+    app.register("busy").await;
+    let held = hold_every_hashing_thread(&app).await;
+    let mut browser = app.browser();
+    let page = without_waiting(browser.log_in("busy", PASSWORD)).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.header("retry-after"), "1");
+    assert!(
+        page.body.contains("Please try again in a few seconds"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("href=\"/\""), "a way on: {}", page.body);
+    let page = without_waiting(register_from(&app, "192.0.2.80:5000", "busy-two")).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.header("retry-after"), "1");
+    held.release();
+    assert_eq!(
+        browser.log_in("busy", PASSWORD).await.status,
+        StatusCode::SEE_OTHER,
+        "the refused attempt was not counted against the limit of 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_or_invalid_name_is_refused_before_any_password_is_hashed() {
+    let app = TestApp::with_env(&[("PASSWORD_HASH_QUEUE", "0")]).await;
+    app.register("taken").await;
+    let held = hold_every_hashing_thread(&app).await;
+    let page = without_waiting(register_from(&app, "192.0.2.81:5000", "TAKEN")).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    let page = without_waiting(register_from(&app, "192.0.2.81:5000", "no spaces")).await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    held.release();
+}
+
+/// `n` wrong passwords for `name`, each from a fresh browser at `peer`.
+async fn wrong_passwords(app: &TestApp, peer: &str, name: &str, n: usize) {
+    for _ in 0..n {
+        let mut stranger = app.browser();
+        stranger.peer = peer.parse().unwrap();
+        let status = stranger.log_in(name, "a wrong guess").await.status;
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&status),
+            "{status}"
+        );
+    }
+}
+
+/// A browser at `peer` that logged in as `name` (registered first) and logged out again,
+/// holding its device cookie.
+async fn known_browser<'a>(app: &'a TestApp, name: &str, peer: &str) -> harness::Browser<'a> {
+    app.register(name).await;
+    let mut browser = app.browser();
+    browser.peer = peer.parse().unwrap();
+    assert_eq!(
+        browser.log_in(name, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(browser.log_out().await.status, StatusCode::SEE_OTHER);
+    assert!(
+        browser.device_cookie.is_some(),
+        "the log-in gave a device cookie"
+    );
+    browser
+}
+
+#[tokio::test]
+async fn a_strangers_failures_never_lock_the_user_out_of_her_own_browser() {
+    let app = TestApp::new().await;
+    let mut alice = known_browser(&app, "alice", "198.51.100.10:5000").await;
+    // Ten wrong passwords for alice from elsewhere: the limit of unknown clients.
+    wrong_passwords(&app, "203.0.113.66:4000", "alice", 10).await;
+    let mut unknown = app.browser();
+    unknown.peer = "192.0.2.44:5000".parse().unwrap();
+    let page = unknown.log_in("alice", PASSWORD).await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an unknown client is still blocked"
+    );
+    let page = alice.log_in("alice", PASSWORD).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "her device cookie lets her in: {}",
+        page.body
+    );
+    assert_eq!(alice.get("/api/me").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_known_browser_at_the_attackers_address_logs_in() {
+    let app = TestApp::new().await;
+    let shared = "198.51.100.20:5000";
+    let mut bob = known_browser(&app, "bob", shared).await;
+    for i in 0..10 {
+        wrong_passwords(&app, shared, &format!("victim{i}"), 1).await;
+    }
+    let mut unknown = app.browser();
+    unknown.peer = shared.parse().unwrap();
+    assert_eq!(
+        unknown.log_in("bob", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is locked for unknown clients"
+    );
+    let mut stolen = app.browser();
+    stolen.peer = shared.parse().unwrap();
+    stolen.device_cookie.clone_from(&bob.device_cookie);
+    app.register("carol").await;
+    assert_eq!(
+        stolen.log_in("carol", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "bob's device cookie makes nobody else known"
+    );
+    assert_eq!(
+        bob.log_in("bob", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_known_device_has_its_own_limit() {
+    let app = TestApp::with_env(&[("LOGIN_RATE_LIMIT", "3/1m")]).await;
+    let mut dave = known_browser(&app, "dave", "198.51.100.30:5000").await;
+    for _ in 0..3 {
+        assert_eq!(
+            dave.log_in("dave", "wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let page = dave.log_in("dave", PASSWORD).await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the device is limited"
+    );
+    assert_eq!(page.header("retry-after"), "60");
+    let mut elsewhere = app.browser();
+    elsewhere.peer = "192.0.2.55:5000".parse().unwrap();
+    assert_eq!(
+        elsewhere.log_in("dave", PASSWORD).await.status,
+        StatusCode::SEE_OTHER,
+        "the device's failures did not count on the name"
+    );
+}
+
+#[tokio::test]
+async fn the_device_cookie_is_signed_http_only_lax_long_lived_and_names_nobody() {
+    let app = TestApp::with_env(&[("SESSION_COOKIE_SECURE", "true")]).await;
+    app.register("erin").await;
+    let mut browser = app.browser();
+    let page = browser.log_in("erin", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let device = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-portcullis_device="))
+        .expect("a device cookie");
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Path=/",
+        "Max-Age=31536000",
+    ] {
+        assert!(device.contains(attribute), "{attribute}: {device}");
+    }
+    assert!(!device.contains("Domain"), "{device}");
+    assert!(!device.to_lowercase().contains("erin"), "{device}");
+    let first = page.headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        !first.contains("portcullis_device"),
+        "the session's cookie comes first: {first}"
+    );
+    let logout = browser.log_out().await;
+    assert!(
+        logout
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .all(|v| !v.to_str().unwrap().contains("portcullis_device")),
+        "logging out keeps the device cookie"
+    );
+}
+
+#[tokio::test]
+async fn the_password_form_lets_the_users_own_browser_through_a_strangers_lockout() {
+    let app = TestApp::new().await;
+    let mut frank = app.logged_in("frank").await;
+    wrong_passwords(&app, "203.0.113.77:4000", "frank", 10).await;
+    let page = frank
+        .post_form(
+            "/account/password",
+            &[
+                ("current", PASSWORD),
+                ("new_password", "a new long passphrase"),
+                ("confirm", "a new long passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_without_a_trusted_proxy_is_warned_about_once() {
+    use std::sync::{Arc, Mutex};
+    let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = Arc::clone(&log);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || Writer(Arc::clone(&sink)))
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::new().await;
+    for _ in 0..3 {
+        let mut browser = app.browser();
+        let page = browser
+            .request(
+                Method::GET,
+                "/login",
+                &[("x-forwarded-for", "198.51.100.99")],
+                axum::body::Body::empty(),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+    }
+    let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        text.matches("TRUSTED_PROXIES is empty").count(),
+        1,
+        "logged once: {text}"
+    );
+    assert!(text.contains("WARN"), "{text}");
+}
+
+/// A log sink for the test subscriber.
+struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

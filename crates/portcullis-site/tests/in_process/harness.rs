@@ -111,6 +111,7 @@ impl TestApp {
         Browser {
             app: self,
             cookie: None,
+            device_cookie: None,
             peer: "127.0.0.1:40000".parse().unwrap(),
         }
     }
@@ -245,11 +246,18 @@ impl Page {
     }
 }
 
-/// Keeps one cookie (the session) like a browser, from one client address.
+/// The device cookie's name, over HTTP and with `Secure`.
+pub const DEVICE_COOKIE: &str = "portcullis_device";
+pub const SECURE_DEVICE_COOKIE: &str = "__Host-portcullis_device";
+
+/// Keeps the session cookie and the device cookie like a browser, from one client address.
 #[derive(Clone)]
 pub struct Browser<'a> {
     pub app: &'a TestApp,
+    /// The session cookie's `name=value`.
     pub cookie: Option<String>,
+    /// The device cookie's `name=value`, given at log-in and kept across log-outs.
+    pub device_cookie: Option<String>,
     pub peer: SocketAddr,
 }
 
@@ -262,8 +270,13 @@ impl Browser<'_> {
         body: Body,
     ) -> Page {
         let mut request = Request::builder().method(method).uri(path);
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", cookie);
+        let cookies: Vec<&str> = [&self.cookie, &self.device_cookie]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if !cookies.is_empty() {
+            request = request.header("cookie", cookies.join("; "));
         }
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -276,13 +289,18 @@ impl Browser<'_> {
     }
 
     fn remember(&mut self, page: &Page) {
-        let Some(header) = page.headers.get("set-cookie") else {
-            return;
-        };
-        let header = header.to_str().unwrap();
-        let pair = header.split(';').next().unwrap().trim();
-        let expired = header.contains("Max-Age=0") || pair.ends_with('=');
-        self.cookie = (!expired).then(|| pair.to_owned());
+        for header in page.headers.get_all("set-cookie") {
+            let header = header.to_str().unwrap();
+            let pair = header.split(';').next().unwrap().trim();
+            let expired = header.contains("Max-Age=0") || pair.ends_with('=');
+            let kept = (!expired).then(|| pair.to_owned());
+            let name = pair.split('=').next().unwrap_or_default();
+            if name == DEVICE_COOKIE || name == SECURE_DEVICE_COOKIE {
+                self.device_cookie = kept;
+            } else {
+                self.cookie = kept;
+            }
+        }
     }
 
     pub async fn get(&mut self, path: &str) -> Page {

@@ -3,7 +3,7 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::value::Serde;
 use minijinja::{Value as Template, context};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::accounts;
-use crate::accounts::password;
+use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
 use crate::accounts::users::{User, UsersError, validate_password};
 use crate::session_data::flash;
@@ -142,24 +142,41 @@ pub(crate) async fn password(
     session: Session,
     ClientAddr(client): ClientAddr,
     SignedIn(user): SignedIn,
+    headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
-    // Guessing the current password here is guessing a log-in: the same limits apply.
+    // Guessing the current password here is guessing a log-in: the same limits apply, and the
+    // user's own browser (its device cookie) is limited on its own.
     let refuse = async |status, error: String| {
         render(&state, &page, &session, &user, status, Some(error)).await
     };
-    let guard = match LoginGuard::begin(state.limiter(), &user.name, client).await {
-        Ok(guard) => guard,
-        Err(too_many) => {
-            let message = format!(
-                "Too many failed attempts. Please wait {} seconds and try again.",
-                too_many.seconds()
-            );
-            let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
-            return Ok(too_many.with_retry_after(page));
+    let device = state.device_cookies().known(&headers, user.id);
+    let guard =
+        match LoginGuard::for_client(state.limiter(), device.as_ref(), &user.name, client).await {
+            Ok(guard) => guard,
+            Err(too_many) => {
+                let message = format!(
+                    "Too many failed attempts. Please wait {} seconds and try again.",
+                    too_many.seconds()
+                );
+                let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+                return Ok(too_many.with_retry_after(page));
+            }
+        };
+    let stored = Some(user.password_hash.clone());
+    let current_ok = match state
+        .password_hashing()
+        .verify(form.current.clone(), stored)
+        .await
+    {
+        Ok(current_ok) => current_ok,
+        Err(HashError::Busy) => {
+            // The password was never checked: this was no guess.
+            guard.forgive().await;
+            return page.busy(&state, Some(&user)).await;
         }
+        Err(error) => return Err(error.into()),
     };
-    let current_ok = password::verify(form.current.clone(), Some(user.password_hash.clone())).await;
     if !current_ok {
         // The attempt was counted before the check; a failure simply keeps it.
         let message = "Password not changed: the current password is wrong.".to_owned();
@@ -179,7 +196,15 @@ pub(crate) async fn password(
         )
         .await;
     }
-    let hash = password::hash(form.new_password.clone()).await?;
+    let hash = match state
+        .password_hashing()
+        .hash(form.new_password.clone())
+        .await
+    {
+        Ok(hash) => hash,
+        Err(HashError::Busy) => return page.busy(&state, Some(&user)).await,
+        Err(error) => return Err(error.into()),
+    };
     state.users().set_password_hash(user.id, &hash).await?;
     let ended = accounts::renew_after_password_change(&session, state.auth_keys(), &hash).await?;
     flash::push(

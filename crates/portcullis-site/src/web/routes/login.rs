@@ -1,6 +1,8 @@
 //! `/login` and `/logout`. Logging in checks the failed-attempt limits, verifies the password
 //! (doing the same Argon2 work for unknown names), answers every failure with the same words,
-//! and regenerates the session id. Logging out destroys the session.
+//! and regenerates the session id. A browser with the user's device cookie is limited on its own
+//! (`device_cookie.rs`), and every log-in issues it a new one. Logging out destroys the
+//! session and keeps the device cookie.
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -11,7 +13,8 @@ use portcullis::Session;
 use serde::Deserialize;
 
 use crate::accounts;
-use crate::accounts::password;
+use crate::accounts::device_cookie::SetDeviceCookie;
+use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
 use crate::session_data::device::Device;
 use crate::session_data::flash;
@@ -80,28 +83,43 @@ pub(crate) async fn submit(
         page.render(&state, None, "login.html", status, context)
     };
 
-    let guard = match LoginGuard::begin(state.limiter(), &form.name, client).await {
-        Ok(guard) => guard,
-        Err(too_many) => {
-            let user = state.users().by_name(&form.name).await?;
-            let name = logged_name(&state, &form.name, user.is_some());
-            tracing::warn!(
-                target: "portcullis::security",
-                %name, %client, "log-in refused: too many failures"
-            );
-            let message = format!(
-                "Too many failed log-ins. Please wait {} seconds and try again.",
-                too_many.seconds()
-            );
-            let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
-            return Ok(too_many.with_retry_after(page));
-        }
-    };
-
     let user = state.users().by_name(&form.name).await?;
+    let device = user
+        .as_ref()
+        .and_then(|u| state.device_cookies().known(&headers, u.id));
+    let guard =
+        match LoginGuard::for_client(state.limiter(), device.as_ref(), &form.name, client).await {
+            Ok(guard) => guard,
+            Err(too_many) => {
+                let name = logged_name(&state, &form.name, user.is_some());
+                tracing::warn!(
+                    target: "portcullis::security",
+                    %name, %client, "log-in refused: too many failures"
+                );
+                let message = format!(
+                    "Too many failed log-ins. Please wait {} seconds and try again.",
+                    too_many.seconds()
+                );
+                let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+                return Ok(too_many.with_retry_after(page));
+            }
+        };
+
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = password::verify(form.password.clone(), stored).await;
     let exists = user.is_some();
+    let verified = match state
+        .password_hashing()
+        .verify(form.password.clone(), stored)
+        .await
+    {
+        Ok(verified) => verified,
+        Err(HashError::Busy) => {
+            // The password was never checked: this was no guess.
+            guard.forgive().await;
+            return page.busy(&state, None).await;
+        }
+        Err(error) => return Err(error.into()),
+    };
     let Some(user) = user.filter(|_| verified) else {
         // The attempt was counted before the check; a failure simply keeps it.
         let name = logged_name(&state, &form.name, exists);
@@ -132,7 +150,12 @@ pub(crate) async fn submit(
     )
     .await?;
     tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
-    Ok(redirect_after_login(&next).into_response())
+    let mut response = redirect_after_login(&next).into_response();
+    let device_cookie = state.device_cookies().issue(user.id);
+    response
+        .extensions_mut()
+        .insert(SetDeviceCookie(device_cookie));
+    Ok(response)
 }
 
 /// A typed user name as log lines show it: quoted when it names an account, else `hash:` and a
@@ -172,13 +195,14 @@ async fn at_session_limit(
 }
 
 /// Ends the session (the layer deletes the record and expires the cookie) and asks the browser
-/// to drop this site's cookies too.
+/// to drop what it cached of this site. Not its cookies: the device cookie stays, so that this
+/// browser is still known when it logs in again (`device_cookie.rs`).
 pub(crate) async fn logout(session: Session) -> Result<Response, AppError> {
     session.destroy().await?;
     let mut response = Redirect::to("/login?logged_out=1").into_response();
     response.headers_mut().insert(
         header::HeaderName::from_static("clear-site-data"),
-        HeaderValue::from_static("\"cookies\""),
+        HeaderValue::from_static("\"cache\""),
     );
     Ok(response)
 }

@@ -37,7 +37,7 @@ pub(crate) fn table() -> Vec<Route> {
         .post(login::submit),
         Route::new(
             "/logout",
-            "end the session (POST only, CSRF-protected); sends `Clear-Site-Data: \"cookies\"`",
+            "end the session (POST only, CSRF-protected); sends `Clear-Site-Data: \"cache\"` and keeps the device cookie",
         )
         .post(login::logout),
         Route::new(

@@ -1,5 +1,8 @@
 //! `/register`: create an account, then log in. Bad input gets the form back with the rule
-//! that was broken (422), a taken name gets 409.
+//! that was broken (422), a taken name gets 409, both before any password is hashed. Attempts
+//! are limited per client (`REGISTER_RATE_LIMIT`, 429) and, before a password is hashed, from
+//! everyone together (`REGISTER_TOTAL_RATE_LIMIT`, 503), both with `Retry-After`; a full
+//! hashing queue is a 503 too (`PASSWORD_HASH_QUEUE`).
 
 use axum::Form;
 use axum::extract::State;
@@ -9,13 +12,19 @@ use minijinja::context;
 use portcullis::Session;
 use serde::Deserialize;
 
-use crate::accounts::password;
-use crate::accounts::users::{UsersError, validate_display_name, validate_name, validate_password};
+use crate::accounts::password::HashError;
+use crate::accounts::rate_limit::{Decision, TooManyAttempts, address_key};
+use crate::accounts::users::{
+    User, UsersError, validate_display_name, validate_name, validate_password,
+};
 use crate::session_data::flash;
 use crate::web::error::AppError;
-use crate::web::extract::Viewer;
+use crate::web::extract::{ClientAddr, Viewer};
 use crate::web::page::Page;
 use crate::web::state::AppState;
+
+/// The one key of the overall registration limit.
+const TOTAL_KEY: &str = "all";
 
 pub(crate) async fn form(
     State(state): State<AppState>,
@@ -47,52 +56,120 @@ pub(crate) async fn submit(
     page: Page,
     session: Session,
     viewer: Viewer,
+    ClientAddr(client): ClientAddr,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, AppError> {
+    let refuse = async |status, message: String| {
+        let context = context! {
+            error => message,
+            name => form.name.clone(),
+            display_name => form.display_name.clone(),
+        };
+        page.render(&state, viewer.user(), "register.html", status, context)
+            .await
+    };
+    // Every attempt counts on the client, valid or not: it also bounds how fast anyone can ask
+    // which names are taken.
+    let per_client = state.register_limits().per_client.as_ref();
+    if let Decision::Limited { retry_after } = per_client.attempt(&address_key(client)).await {
+        tracing::warn!(target: "portcullis::security", %client, "registration refused: too many from this client");
+        let wait = TooManyAttempts::after(retry_after);
+        let message = format!(
+            "Too many registrations from your network. Please wait {} seconds and try again.",
+            wait.seconds()
+        );
+        let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+        return Ok(wait.with_retry_after(page));
+    }
     let name = form.name.trim();
     let display_name = if form.display_name.trim().is_empty() {
         name
     } else {
         form.display_name.as_str()
     };
-    let checked = validate_name(name)
-        .and_then(|()| validate_display_name(display_name).map(|_| ()))
-        .and_then(|()| validate_password(&form.password))
-        .and_then(|()| {
-            if form.password == form.confirm {
-                Ok(())
-            } else {
-                Err(UsersError::Invalid("the two passwords differ"))
-            }
-        });
-    let created = match checked {
-        Ok(()) => {
-            let hash = password::hash(form.password.clone()).await?;
-            state.users().create(name, display_name, &hash).await
-        }
-        Err(error) => Err(error),
+    let created = match check(&form, name, display_name) {
+        Ok(()) => create(&state, name, display_name, &form.password).await,
+        Err(error) => Ok(Created::Refused(error)),
+    };
+    let created = match created {
+        Ok(created) => created,
+        Err(AppError::Hash(HashError::Busy)) => return page.busy(&state, viewer.user()).await,
+        Err(error) => return Err(error),
     };
     let (status, message) = match created {
-        Ok(user) => {
+        Created::User(user) => {
             tracing::info!(target: "portcullis::security", user = user.id, "account created");
             let text = format!("Account {} created. Please log in.", user.name);
             flash::push(&session, "message", &text).await?;
             return Ok(Redirect::to("/login").into_response());
         }
-        Err(UsersError::Invalid(rule)) => (StatusCode::UNPROCESSABLE_ENTITY, upper_first(rule)),
-        Err(UsersError::Taken) => (
+        Created::TooMany(wait) => {
+            tracing::warn!(target: "portcullis::security", %client, "registration refused: too many from all clients");
+            let message = format!(
+                "Too many accounts are being created right now. Please try again in {} seconds.",
+                wait.seconds()
+            );
+            let page = refuse(StatusCode::SERVICE_UNAVAILABLE, message).await?;
+            return Ok(wait.with_retry_after(page));
+        }
+        Created::Refused(UsersError::Invalid(rule)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, upper_first(rule))
+        }
+        Created::Refused(UsersError::Taken) => (
             StatusCode::CONFLICT,
             upper_first(&UsersError::Taken.to_string()),
         ),
-        Err(other) => return Err(other.into()),
+        Created::Refused(other) => return Err(other.into()),
     };
-    let context = context! {
-        error => format!("{message}."),
-        name => form.name,
-        display_name => form.display_name,
-    };
-    page.render(&state, viewer.user(), "register.html", status, context)
-        .await
+    refuse(status, format!("{message}.")).await
+}
+
+/// What became of a registration that passed the per-client limit.
+enum Created {
+    /// The account exists.
+    User(User),
+    /// The form broke a rule, or the name is taken.
+    Refused(UsersError),
+    /// `REGISTER_TOTAL_RATE_LIMIT`: too many registrations from everyone just now.
+    TooMany(TooManyAttempts),
+}
+
+/// The form's own rules, checked before anything costs.
+fn check(form: &RegisterForm, name: &str, display_name: &str) -> Result<(), UsersError> {
+    validate_name(name)?;
+    validate_display_name(display_name)?;
+    validate_password(&form.password)?;
+    if form.password == form.confirm {
+        Ok(())
+    } else {
+        Err(UsersError::Invalid("the two passwords differ"))
+    }
+}
+
+/// Checks that the name is free, then (within the overall limit) hashes the password and
+/// creates the account: nothing costs a hash that could not become an account. The database
+/// still refuses a name taken meanwhile.
+async fn create(
+    state: &AppState,
+    name: &str,
+    display_name: &str,
+    password: &str,
+) -> Result<Created, AppError> {
+    if state.users().by_name(name).await?.is_some() {
+        return Ok(Created::Refused(UsersError::Taken));
+    }
+    if let Decision::Limited { retry_after } =
+        state.register_limits().total.attempt(TOTAL_KEY).await
+    {
+        return Ok(Created::TooMany(TooManyAttempts::after(retry_after)));
+    }
+    let hash = state.password_hashing().hash(password.to_owned()).await?;
+    Ok(
+        match state.users().create(name, display_name, &hash).await {
+            Ok(user) => Created::User(user),
+            Err(error) => Created::Refused(error),
+        },
+    )
 }
 
 /// `a user name …` → `A user name …`.
