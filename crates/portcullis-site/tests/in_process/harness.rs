@@ -89,6 +89,7 @@ impl TestApp {
         Browser {
             app: self,
             cookie: None,
+            csrf_cookie: None,
             peer: "127.0.0.1:40000".parse().unwrap(),
         }
     }
@@ -168,11 +169,15 @@ impl Page {
     }
 }
 
-/// Keeps one cookie (the session) like a browser, from one client address.
+/// Keeps the session cookie (and the anonymous forms' CSRF cookie) like a browser, from one
+/// client address.
 #[derive(Clone)]
 pub struct Browser<'a> {
     pub app: &'a TestApp,
+    /// `name=value` of the session cookie.
     pub cookie: Option<String>,
+    /// `name=value` of the pre-session CSRF cookie (`<session cookie name>-csrf`).
+    pub csrf_cookie: Option<String>,
     pub peer: SocketAddr,
 }
 
@@ -185,8 +190,13 @@ impl Browser<'_> {
         body: Body,
     ) -> Page {
         let mut request = Request::builder().method(method).uri(path);
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", cookie);
+        let cookies: Vec<&str> = [&self.cookie, &self.csrf_cookie]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if !cookies.is_empty() {
+            request = request.header("cookie", cookies.join("; "));
         }
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -199,13 +209,18 @@ impl Browser<'_> {
     }
 
     fn remember(&mut self, page: &Page) {
-        let Some(header) = page.headers.get("set-cookie") else {
-            return;
-        };
-        let header = header.to_str().unwrap();
-        let pair = header.split(';').next().unwrap().trim();
-        let expired = header.contains("Max-Age=0") || pair.ends_with('=');
-        self.cookie = (!expired).then(|| pair.to_owned());
+        for header in page.headers.get_all("set-cookie") {
+            let header = header.to_str().unwrap();
+            let pair = header.split(';').next().unwrap().trim();
+            let expired = header.contains("Max-Age=0") || pair.ends_with('=');
+            let name = pair.split('=').next().unwrap();
+            let slot = if name.ends_with("-csrf") {
+                &mut self.csrf_cookie
+            } else {
+                &mut self.cookie
+            };
+            *slot = (!expired).then(|| pair.to_owned());
+        }
     }
 
     pub async fn get(&mut self, path: &str) -> Page {

@@ -4,4 +4,5 @@
 mod auth;
 mod harness;
 mod pages;
+mod pre_session;
 mod sessions;
