@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{PASSWORD, SECRET, Site, client, post_form, register_and_log_in};
+use crate::support::{PASSWORD, SECRET, Site, client, portcullis, post_form, register_and_log_in};
 use portcullis_testing::redis::RedisServer;
 
 fn redis_site(dir: &std::path::Path, redis: &RedisServer, extra: &[(&str, &str)]) -> Site {
@@ -196,4 +196,38 @@ async fn a_killed_and_restarted_redis_keeps_its_sessions_and_the_site_recovers()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn disabling_an_account_and_ending_everyone_reach_the_sessions_in_redis() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let site = redis_site(dir.path(), &redis, &[]);
+    let alice = register_and_log_in(&site, "alice").await;
+    let bob = register_and_log_in(&site, "bob").await;
+    let url = redis.url();
+    let env = [
+        ("PORTCULLIS_PROFILE", "redis"),
+        ("SECRET_KEY", SECRET),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let run = |args: &[&str]| {
+        let output = portcullis(dir.path())
+            .args(args)
+            .envs(env)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+
+    assert_eq!(
+        run(&["users", "disable", "--user", "alice"]),
+        "disabled alice; ended 1 session(s)"
+    );
+    assert_eq!(me(&site, &alice).await.status(), 401);
+    assert_eq!(me(&site, &bob).await.status(), 200, "only alice's");
+    assert!(run(&["sessions", "end", "--everyone"]).starts_with("ended every session"));
+    assert_eq!(me(&site, &bob).await.status(), 401);
 }

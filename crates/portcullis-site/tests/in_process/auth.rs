@@ -699,3 +699,29 @@ async fn anonymous_clients_cannot_write_session_values() {
         .await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
 }
+
+#[tokio::test]
+async fn a_session_of_a_disabled_account_is_never_served_and_its_log_in_fails_as_a_wrong_password()
+{
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("dora").await;
+    let user = app.state.users().by_name("dora").await.unwrap().unwrap();
+    // Disabled behind the site's back: a session that a log-in racing `users disable` wrote
+    // after its sessions were ended looks exactly like this one.
+    app.state.users().set_disabled(user.id, true).await.unwrap();
+    let page = browser.get("/account").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(page.location().starts_with("/login"));
+
+    let wrong = app.browser().log_in("dora", "not the password").await;
+    let right = app.browser().log_in("dora", PASSWORD).await;
+    let without_token = |body: &str| body.split("csrf_token").next().unwrap().to_owned();
+    assert_eq!(right.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        without_token(&right.body),
+        without_token(&wrong.body),
+        "the same page as a wrong password"
+    );
+    assert!(right.body.contains("Invalid user name or password."));
+}
