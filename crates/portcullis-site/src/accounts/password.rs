@@ -54,20 +54,38 @@ pub async fn hash(password: String) -> Result<String, HashError> {
 /// Whether `password` matches `stored` (constant time, inside argon2). With `stored` = `None`
 /// (no such user) it still does the same work against a dummy hash and answers `false`, so
 /// timing does not tell whether a user name exists.
+///
+/// Each verification logs `argon2id verification` at `trace` on the `portcullis::argon2`
+/// target with the parameters of the hash it ran against (never the password), so a test can
+/// count the work instead of timing it.
 pub async fn verify(password: String, stored: Option<String>) -> bool {
     let Ok(_permit) = permits().acquire().await else {
         return false;
     };
+    // The blocking pool's thread logs to the caller's subscriber.
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
     tokio::task::spawn_blocking(move || {
-        let known = stored.is_some();
-        let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
-        let matches = argon2()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok();
-        known && matches
+        tracing::dispatcher::with_default(&dispatch, || {
+            let known = stored.is_some();
+            let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
+            let matches = argon2()
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok();
+            tracing::trace!(
+                target: "portcullis::argon2",
+                params = params_of(&hash),
+                "argon2id verification"
+            );
+            known && matches
+        })
     })
     .await
     .unwrap_or(false)
+}
+
+/// The parameter field of a PHC string (`m=19456,t=2,p=1`), or `""`.
+fn params_of(hash: &str) -> &str {
+    hash.split('$').nth(3).unwrap_or("")
 }
 
 /// A hash of a random password with the same parameters, made once.
