@@ -244,6 +244,12 @@ impl Users {
         }))
     }
 
+    /// Closes the connections: every later query fails (at shutdown; tests use it for "the
+    /// database is down").
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Whether the database answers (for `/healthz`).
     ///
     /// # Errors

@@ -373,3 +373,22 @@ async fn the_session_keeps_flask_login_and_flash_conventions() {
         json!([["message", "Welcome back, ivy!"]])
     );
 }
+
+#[tokio::test]
+async fn healthz_answers_503_when_the_accounts_database_is_down() {
+    let app = TestApp::new().await;
+    let up = app.browser().get("/healthz").await;
+    assert_eq!(up.status, StatusCode::OK, "{}", up.body);
+    assert_eq!(up.json()["status"], "ok");
+
+    app.state.users().close().await;
+    let down = app.browser().get("/healthz").await;
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        down.body
+    );
+    assert_eq!(down.json()["status"], "unavailable");
+    assert_eq!(down.json()["error"], "the accounts database failed");
+}
