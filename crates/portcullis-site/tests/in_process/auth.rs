@@ -530,6 +530,8 @@ async fn forms_without_a_csrf_token_are_refused() {
             "{path}: {}",
             page.body
         );
+        // The CSRF layer refuses before routing: prove the route is there.
+        harness::assert_routed(&app, path).await;
     }
     browser.get("/account").await;
     let page = browser
@@ -562,7 +564,13 @@ async fn a_cross_site_form_post_is_refused() {
         .request(Method::POST, "/logout", &headers, body.into())
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(
+        page.body.contains("Cross-origin request refused."),
+        "{}",
+        page.body
+    );
     assert_eq!(browser.get("/api/me").await.status, StatusCode::OK);
+    harness::assert_routed(&app, "/logout").await;
 }
 
 #[tokio::test]

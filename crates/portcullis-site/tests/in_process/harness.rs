@@ -270,6 +270,25 @@ impl Browser<'_> {
     }
 }
 
+/// Asserts that `POST path` reaches a handler: with a valid token, from a new anonymous
+/// browser, it is answered by the route (a redirect or a 4xx of its own), not 404 or 405.
+/// "Refused without a token" tests call it, because the CSRF layer refuses before routing and
+/// would refuse a path with no route just the same.
+pub async fn assert_routed(app: &TestApp, path: &str) {
+    let page = app.browser().post_form(path, &[]).await;
+    assert!(
+        ![
+            StatusCode::NOT_FOUND,
+            StatusCode::METHOD_NOT_ALLOWED,
+            StatusCode::FORBIDDEN
+        ]
+        .contains(&page.status),
+        "POST {path} with a token: {} {}",
+        page.status,
+        page.body
+    );
+}
+
 /// `a=b&c=d`, percent-encoded.
 pub fn form_body(fields: &[(&str, &str)]) -> String {
     fields
