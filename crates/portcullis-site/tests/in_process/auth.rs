@@ -734,58 +734,23 @@ async fn a_session_of_a_disabled_account_is_never_served_and_its_log_in_fails_as
     assert!(right.body.contains("Invalid user name or password."));
 }
 
-/// Log lines written to a buffer, for one test's thread (and the threads it hands its
-/// subscriber to).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// The `params` of each Argon2 verification logged since the last call.
-    fn argon2_runs(&self) -> Vec<String> {
-        let text = String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap();
-        text.lines()
-            .filter(|line| line.contains("argon2id verification"))
-            .map(|line| {
-                line.split("params=")
-                    .nth(1)
-                    .unwrap_or("")
-                    .trim()
-                    .trim_matches('"')
-                    .to_owned()
-            })
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn an_unknown_user_name_costs_the_same_argon2_work_as_a_wrong_password() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let app = TestApp::new().await;
-    app.register("olga").await;
-    captured.argon2_runs();
+    use portcullis_site::accounts::password::COUNTED;
+    use std::sync::{Arc, Mutex};
 
     const OWASP: &str = "m=19456,t=2,p=1";
-    app.browser().log_in("olga", "not the password").await;
-    assert_eq!(captured.argon2_runs(), [OWASP], "a wrong password");
-    app.browser().log_in("nobody", PASSWORD).await;
-    assert_eq!(captured.argon2_runs(), [OWASP], "an unknown name");
-    app.browser().log_in("olga", PASSWORD).await;
-    assert_eq!(captured.argon2_runs(), [OWASP], "the right password");
+    let app = TestApp::new().await;
+    app.register("olga").await;
+    for (name, password, what) in [
+        ("olga", "not the password", "a wrong password"),
+        ("nobody", PASSWORD, "an unknown name"),
+        ("olga", PASSWORD, "the right password"),
+    ] {
+        let counted = Arc::new(Mutex::new(Vec::new()));
+        COUNTED
+            .scope(Arc::clone(&counted), app.browser().log_in(name, password))
+            .await;
+        assert_eq!(*counted.lock().unwrap(), [OWASP], "{what}");
+    }
 }
