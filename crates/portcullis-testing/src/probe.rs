@@ -12,6 +12,9 @@ use portcullis::store::{
 };
 use tokio::sync::Barrier;
 
+/// How long a raced load waits for the others before the test fails.
+const RACE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Counts every call and can be switched to fail, around any real store; clones share
 /// their [`Stats`] and their barrier.
 #[derive(Debug, Clone)]
@@ -144,7 +147,12 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         let barrier = self.take_barrier();
         let loaded = self.inner.load(key, slide).await;
         if let Some(barrier) = barrier {
-            barrier.wait().await;
+            // Bounded: a racer that never arrives fails the test instead of hanging it.
+            tokio::time::timeout(RACE_PATIENCE, barrier.wait())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("raced loads: the others never came ({RACE_PATIENCE:?})")
+                });
         }
         loaded
     }

@@ -37,6 +37,14 @@ const PATIENT: RedisTimeouts = RedisTimeouts {
 /// The most a polling test waits.
 const PATIENCE: Duration = Duration::from_secs(15);
 
+/// Waits for `wait` at most [`PATIENCE`]: a racer that failed before its barrier makes the
+/// test fail, not hang CI.
+async fn bounded<F: std::future::Future>(what: &str, wait: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: gave up after {PATIENCE:?}"))
+}
+
 /// What the racing handlers share: a barrier for `n` of them, and a gate the logout test
 /// opens.
 #[derive(Clone)]
@@ -93,7 +101,7 @@ async fn set_after_barrier(
     Path(key): Path<String>,
 ) -> Result<&'static str, SessionError> {
     session.get::<bool>("started").await?;
-    race.barrier.wait().await;
+    bounded("the barrier", race.barrier.wait()).await;
     session.insert(&key, true).await?;
     Ok("set")
 }
@@ -103,7 +111,7 @@ async fn incr_after_barrier(
     Extension(race): Extension<Race>,
 ) -> Result<&'static str, SessionError> {
     session.get::<bool>("started").await?;
-    race.barrier.wait().await;
+    bounded("the barrier", race.barrier.wait()).await;
     session
         .update("n", |n: Option<u64>| Some(n.unwrap_or(0) + 1))
         .await?;
@@ -117,7 +125,7 @@ async fn flash_after_barrier(
     Path(message): Path<String>,
 ) -> Result<&'static str, SessionError> {
     session.get::<Flashes>("_flashes").await?;
-    race.barrier.wait().await;
+    bounded("the barrier", race.barrier.wait()).await;
     session
         .update("_flashes", move |list: Option<Flashes>| {
             let mut list = list.unwrap_or_default();
@@ -137,7 +145,7 @@ async fn consume_after_barrier(
         .get::<Flashes>("_flashes")
         .await?
         .unwrap_or_default();
-    race.barrier.wait().await;
+    bounded("the barrier", race.barrier.wait()).await;
     let taken = shown.clone();
     session
         .update("_flashes", move |list: Option<Flashes>| {
@@ -159,7 +167,7 @@ async fn set_after_gate(
 ) -> Result<&'static str, SessionError> {
     session.get::<bool>("started").await?;
     race.loaded.notify_one();
-    race.gate.notified().await;
+    bounded("the gate", race.gate.notified()).await;
     session.insert("late", true).await?;
     Ok("set")
 }
@@ -404,7 +412,7 @@ macro_rules! no_lost_updates {
                         send(&app, post_with("/set-after-gate", Some(&cookie), "")).await
                     })
                 };
-                loaded.await;
+                bounded("the racing load", loaded).await;
                 let (out, _) = send(&app, post_with("/logout", Some(&cookie), "")).await;
                 assert_eq!(out.status(), StatusCode::OK);
                 race.gate.notify_one();

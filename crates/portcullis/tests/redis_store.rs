@@ -217,7 +217,9 @@ async fn index_entries_and_the_index_itself_disappear_by_themselves() {
     let raw = |args: &[&str]| server.command(args);
     let mut new = new_indexed(&slot, "brief", SessionLimit::default());
     new.expires_at = in_(Duration::from_millis(300));
-    new.deadline = in_(Duration::from_secs(1));
+    // The index outlives the idle session by far, so that its member can only leave by the
+    // prune below, never by the whole key expiring while the test polls.
+    new.deadline = in_(Duration::from_secs(10));
     assert_eq!(
         index.create_indexed(new).await.unwrap(),
         CreateIndexedOutcome::Created { evicted: vec![] }
@@ -226,14 +228,24 @@ async fn index_entries_and_the_index_itself_disappear_by_themselves() {
         panic!("no PTTL");
     };
     assert!(
-        ttl > 0 && ttl <= 1000,
+        ttl > 9_000 && ttl <= 10_000,
         "the index expires with its last deadline: {ttl}"
     );
     // Idled out: the session key goes first; the next list drops its member.
     let member_key = slot.member_key("brief");
+    let started = std::time::Instant::now();
     while raw(&["EXISTS", member_key.as_str()]) != Reply::Integer(0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the idle session never expired"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_ne!(
+        raw(&["ZSCORE", slot.index().as_str(), "brief"]),
+        Reply::Nil,
+        "before the next list, the dead member is still indexed"
+    );
     assert!(index.list(&slot).await.unwrap().is_empty());
     assert_eq!(
         raw(&["ZSCORE", slot.index().as_str(), "brief"]),

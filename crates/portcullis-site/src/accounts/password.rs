@@ -6,7 +6,7 @@
 
 use std::num::NonZero;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, TryAcquireError};
@@ -132,6 +132,9 @@ impl HashPool {
     /// `None` (no such user) it still does the same work against a dummy hash and answers
     /// `false`, so timing does not tell whether a user name exists.
     ///
+    /// Inside [`COUNTED`]'s scope, each verification records the parameters of the hash it ran
+    /// against (never the password), so a test can count the work instead of timing it.
+    ///
     /// # Errors
     /// As [`HashPool::run`]: the password was not checked.
     pub async fn verify(
@@ -139,12 +142,19 @@ impl HashPool {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
+        let counted = COUNTED.try_with(Arc::clone).ok();
         self.run(move || {
             let known = stored.is_some();
             let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
             let matches = argon2()
                 .verify_password(password.as_bytes(), hash.as_str())
                 .is_ok();
+            if let Some(counted) = counted {
+                counted
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(params_of(&hash).to_owned());
+            }
             known && matches
         })
         .await
@@ -163,6 +173,17 @@ pub async fn hash(password: String) -> Result<String, HashError> {
         .get_or_init(|| HashPool::new(usize::MAX))
         .hash(password)
         .await
+}
+
+tokio::task_local! {
+    /// The Argon2 verifications made by the task running in its scope: the parameters
+    /// (`m=19456,t=2,p=1`) of each. Tests scope a request with it to count hashes.
+    pub static COUNTED: Arc<Mutex<Vec<String>>>;
+}
+
+/// The parameter field of a PHC string (`m=19456,t=2,p=1`), or `""`.
+fn params_of(hash: &str) -> &str {
+    hash.split('$').nth(3).unwrap_or("")
 }
 
 /// A hash of a random password with the same parameters, made once.

@@ -24,11 +24,18 @@ const MAX_CONNECTIONS: u32 = 4;
 
 /// The schema, embedded in the binary: one entry per file of `migrations/sqlite/` (see
 /// [`Embedded`] for why not `sqlx::migrate!`).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "users",
-    include_str!("../../migrations/sqlite/0001_users.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "users",
+        include_str!("../../migrations/sqlite/0001_users.sql"),
+    ),
+    (
+        2,
+        "disabled accounts and sessions epoch",
+        include_str!("../../migrations/sqlite/0002_disabled_accounts_and_sessions_epoch.sql"),
+    ),
+];
 
 /// An account as the site uses it.
 #[derive(Clone, Debug)]
@@ -41,6 +48,15 @@ pub struct User {
     pub display_name: String,
     /// The Argon2id PHC string.
     pub(crate) password_hash: String,
+    /// When an administrator disabled the account (Unix seconds); `None` while enabled.
+    pub(crate) disabled_at: Option<i64>,
+}
+
+impl User {
+    /// Whether the account may log in and be served.
+    pub(crate) fn enabled(&self) -> bool {
+        self.disabled_at.is_none()
+    }
 }
 
 /// Why the repository refused or failed.
@@ -117,6 +133,7 @@ impl Users {
                 name: name.to_owned(),
                 display_name: display_name.to_owned(),
                 password_hash: password_hash.to_owned(),
+                disabled_at: None,
             }),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(UsersError::Taken),
             Err(e) => Err(e.into()),
@@ -129,7 +146,8 @@ impl Users {
     /// [`UsersError::Database`].
     pub async fn by_name(&self, name: &str) -> Result<Option<User>, UsersError> {
         let row = sqlx::query(
-            "SELECT id, name, display_name, password_hash FROM users WHERE name_key = $1",
+            "SELECT id, name, display_name, password_hash, disabled_at FROM users \
+             WHERE name_key = $1",
         )
         .bind(name_key(name))
         .fetch_optional(&self.pool)
@@ -142,11 +160,12 @@ impl Users {
     /// # Errors
     /// [`UsersError::Database`].
     pub async fn by_id(&self, id: i64) -> Result<Option<User>, UsersError> {
-        let row =
-            sqlx::query("SELECT id, name, display_name, password_hash FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, name, display_name, password_hash, disabled_at FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| user(&r)).transpose()?)
     }
 
@@ -181,6 +200,56 @@ impl Users {
         Ok(())
     }
 
+    /// Disables the account (`disabled`) or enables it again.
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn set_disabled(&self, id: i64, disabled: bool) -> Result<(), UsersError> {
+        let at = disabled.then(|| unix_seconds(SystemTime::now()));
+        sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Logs out every session created before `not_before` (`portcullis sessions end
+    /// --everyone`): the site compares each logged-in session's start with it.
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn end_sessions_before(&self, not_before: SystemTime) -> Result<(), UsersError> {
+        sqlx::query(
+            "INSERT INTO sessions_epoch (id, not_before) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET not_before = excluded.not_before",
+        )
+        .bind(unix_millis(not_before))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sessions created before this time are ended; `None` until `sessions end --everyone`.
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn sessions_not_before(&self) -> Result<Option<SystemTime>, UsersError> {
+        let millis: Option<i64> =
+            sqlx::query_scalar("SELECT not_before FROM sessions_epoch WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(millis.map(|ms| {
+            UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+        }))
+    }
+
+    /// Closes the connections: every later query fails (at shutdown; tests use it for "the
+    /// database is down").
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Whether the database answers (for `/healthz`).
     ///
     /// # Errors
@@ -197,7 +266,18 @@ fn user(row: &SqliteRow) -> Result<User, sqlx::Error> {
         name: row.try_get("name")?,
         display_name: row.try_get("display_name")?,
         password_hash: row.try_get("password_hash")?,
+        disabled_at: row.try_get("disabled_at")?,
     })
+}
+
+fn unix_seconds(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn unix_millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The case-insensitive form of a name (names are ASCII, so this is exact).

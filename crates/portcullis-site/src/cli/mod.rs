@@ -6,10 +6,11 @@
 //!   (`show_config.rs`);
 //! - `portcullis sessions purge-expired` removes expired session files;
 //! - `portcullis sessions list --user NAME` lists a user's sessions, and
-//!   `portcullis sessions end --user NAME (--all | --except-current ID)` ends them
-//!   (`sessions.rs`);
+//!   `portcullis sessions end --user NAME (--all | --except-current ID)` ends them;
+//!   `portcullis sessions end --everyone` ends every session of every user (`sessions.rs`);
 //! - `portcullis users reset-password --user NAME` sets a new password (from standard input)
-//!   and ends all the user's sessions (`users.rs`).
+//!   and ends all the user's sessions; `portcullis users disable --user NAME` refuses its
+//!   log-ins and ends its sessions, `enable` lets it in again (`users.rs`).
 //!
 //! The commands that work on stored sessions build the site's [`AppState`] on the site's own
 //! store, so they reach sessions through the same session layer as the site. Users are named by
@@ -92,16 +93,26 @@ pub(crate) enum SessionsCommand {
         #[arg(long = "user", value_name = "NAME")]
         user: String,
     },
-    /// End a user's sessions now: all of them, or all but one.
+    /// End a user's sessions now: all of them, or all but one; or every session of every
+    /// user (`--everyone`, after a key leak).
     End(EndArgs),
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["all", "except_current"])))]
+#[command(group(
+    clap::ArgGroup::new("which").required(true).args(["all", "except_current", "everyone"])
+))]
 pub(crate) struct EndArgs {
     /// The user name.
-    #[arg(long = "user", value_name = "NAME")]
-    pub(crate) user: String,
+    #[arg(
+        long = "user",
+        value_name = "NAME",
+        required_unless_present = "everyone"
+    )]
+    pub(crate) user: Option<String>,
+    /// End every session of every user, at once (after a key leak).
+    #[arg(long, conflicts_with = "user")]
+    pub(crate) everyone: bool,
     /// End every session of the user.
     #[arg(long)]
     pub(crate) all: bool,
@@ -115,6 +126,19 @@ pub(crate) enum UsersCommand {
     /// Set a new password, read from the first line of standard input, and end every session
     /// of the user (a password reset).
     ResetPassword {
+        /// The user name.
+        #[arg(long = "user", value_name = "NAME")]
+        user: String,
+    },
+    /// Refuse the account's log-ins (as a wrong password is refused) and end all its
+    /// sessions.
+    Disable {
+        /// The user name.
+        #[arg(long = "user", value_name = "NAME")]
+        user: String,
+    },
+    /// Let a disabled account log in again.
+    Enable {
         /// The user name.
         #[arg(long = "user", value_name = "NAME")]
         user: String,
@@ -163,6 +187,12 @@ impl Cli {
             Command::Users {
                 command: UsersCommand::ResetPassword { user },
             } => users::reset_password(&administered(config, site_config).await?, &user).await,
+            Command::Users {
+                command: UsersCommand::Disable { user },
+            } => users::disable(&administered(config, site_config).await?, &user).await,
+            Command::Users {
+                command: UsersCommand::Enable { user },
+            } => users::enable(&administered(config, site_config).await?, &user).await,
         }
     }
 }

@@ -34,13 +34,36 @@ pub(super) async fn list(state: &AppState, name: &str) -> Result<(), Box<dyn Err
 
 /// `portcullis sessions end --user NAME (--all | --except-current ID)`.
 pub(super) async fn end(state: &AppState, args: &EndArgs) -> Result<(), Box<dyn Error>> {
+    let Some(user) = args.user.as_deref() else {
+        return end_everyone(state).await;
+    };
     let keep = if args.all {
         None
     } else {
         args.except_current.as_deref()
     };
-    let ended = end_all(state, &args.user, keep).await?;
-    println!("ended {ended} session(s) of {}", args.user);
+    let ended = end_all(state, user, keep).await?;
+    println!("ended {ended} session(s) of {user}");
+    Ok(())
+}
+
+/// `portcullis sessions end --everyone`: every session that started before now is logged out
+/// on its next request, in every store, including a serving process's memory store.
+///
+/// An epoch in the accounts database, which the site compares with each logged-in session's
+/// start, rather than a scan of the store: it is one row whatever the number of sessions, it
+/// never walks a shared Redis (a `SCAN` of millions of keys, on every cluster node), and it
+/// takes effect at once. The records left behind are dead (no request is served from them)
+/// and expire within one idle lifetime; anonymous sessions, which hold no log-in, are left.
+async fn end_everyone(state: &AppState) -> Result<(), Box<dyn Error>> {
+    let now = std::time::SystemTime::now();
+    state
+        .users()
+        .end_sessions_before(now)
+        .await
+        .map_err(AdminError::from)?;
+    tracing::info!(target: "portcullis::security", "every session ended from the command line");
+    println!("ended every session started before {}", spaced_rfc3339(now));
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! `portcullis users reset-password`: a new password, read from the first line of standard
-//! input, and every session of the user ended.
+//! input, and every session of the user ended; `portcullis users disable` / `enable`.
 
 use std::error::Error;
 
@@ -37,4 +37,38 @@ async fn reset(state: &AppState, name: &str, new_password: &str) -> Result<usize
         .await?;
     tracing::info!(target: "portcullis::security", user = user.id, ended, "password reset from the command line");
     Ok(ended)
+}
+
+/// `portcullis users disable --user NAME`: refuses the account's log-ins, then ends all its
+/// sessions. In that order, so that a log-in racing this command is refused when it is served
+/// (the site checks the account on every request) even if its session was written after the
+/// end.
+pub(super) async fn disable(state: &AppState, name: &str) -> Result<(), Box<dyn Error>> {
+    let user = user(state, name).await?;
+    state
+        .users()
+        .set_disabled(user.id, true)
+        .await
+        .map_err(AdminError::from)?;
+    let ended = state
+        .user_sessions()
+        .end_all(&user.id.to_string(), None)
+        .await
+        .map_err(AdminError::from)?;
+    tracing::info!(target: "portcullis::security", user = user.id, ended, "account disabled from the command line");
+    println!("disabled {name}; ended {ended} session(s)");
+    Ok(())
+}
+
+/// `portcullis users enable --user NAME`.
+pub(super) async fn enable(state: &AppState, name: &str) -> Result<(), Box<dyn Error>> {
+    let user = user(state, name).await?;
+    state
+        .users()
+        .set_disabled(user.id, false)
+        .await
+        .map_err(AdminError::from)?;
+    tracing::info!(target: "portcullis::security", user = user.id, "account enabled from the command line");
+    println!("enabled {name}");
+    Ok(())
 }

@@ -58,7 +58,13 @@ pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewe
         return Ok(Viewer::Anonymous { ended });
     };
     let flask_format = state.config().session_format == SessionFormat::Flask;
-    if let Some(user) = state.users().by_id(id).await?
+    // `portcullis sessions end --everyone` ends every session that started before it.
+    let not_before = state.users().sessions_not_before().await?;
+    let started = session.created_at().await?;
+    let current = not_before.is_none_or(|at| at <= started);
+    if current
+        && let Some(user) = state.users().by_id(id).await?
+        && user.enabled()
         && accounts::hash_matches(session, state.auth_keys(), &user, flask_format).await?
     {
         return Ok(Viewer::User(user));
@@ -66,7 +72,8 @@ pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewe
     tracing::info!(
         target: "portcullis::security",
         user = id,
-        "session no longer valid for its user (password changed or account gone); logging it out"
+        "session no longer valid for its user (password changed, account disabled or gone, \
+         or every session ended); logging it out"
     );
     session.destroy().await?;
     Ok(Viewer::Anonymous { ended: true })

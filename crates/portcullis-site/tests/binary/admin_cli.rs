@@ -222,3 +222,62 @@ async fn a_password_reset_ends_every_session_of_the_user() {
     assert_eq!(log_in(&site, "erin", PASSWORD).await.0, 401);
     assert_eq!(log_in(&site, "erin", "a brand new passphrase").await.0, 303);
 }
+
+#[tokio::test]
+async fn a_disabled_account_loses_its_sessions_and_cannot_log_in_until_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    register(&site, "dave").await;
+    let (_, cookie) = log_in(&site, "dave", PASSWORD).await;
+    assert_eq!(me(&site, &cookie).await, 200);
+
+    let output = run(dir.path(), &["users", "disable", "--user", "dave"], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout).trim(),
+        "disabled dave; ended 1 session(s)"
+    );
+    assert_eq!(me(&site, &cookie).await, 401, "its session ended at once");
+    let (status, _) = log_in(&site, "dave", PASSWORD).await;
+    assert_eq!(status, 401, "the right password no longer logs in");
+
+    let output = run(dir.path(), &["users", "enable", "--user", "dave"], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).trim(), "enabled dave");
+    let (status, cookie) = log_in(&site, "dave", PASSWORD).await;
+    assert_eq!(status, 303);
+    assert_eq!(me(&site, &cookie).await, 200);
+
+    let output = run(dir.path(), &["users", "disable", "--user", "nobody"], "");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("there is no user named \"nobody\""));
+}
+
+#[tokio::test]
+async fn ending_everyones_sessions_logs_every_user_out_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    register(&site, "erin").await;
+    register(&site, "frank").await;
+    let mut cookies = Vec::new();
+    for name in ["erin", "erin", "frank"] {
+        let (status, cookie) = log_in(&site, name, PASSWORD).await;
+        assert_eq!(status, 303);
+        assert_eq!(me(&site, &cookie).await, 200);
+        cookies.push(cookie);
+    }
+
+    let output = run(dir.path(), &["sessions", "end", "--everyone"], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).starts_with("ended every session"),
+        "{}",
+        text(&output.stdout)
+    );
+    for cookie in &cookies {
+        assert_eq!(me(&site, cookie).await, 401, "every session ended");
+    }
+    let (status, cookie) = log_in(&site, "frank", PASSWORD).await;
+    assert_eq!(status, 303, "logging in again works");
+    assert_eq!(me(&site, &cookie).await, 200);
+}

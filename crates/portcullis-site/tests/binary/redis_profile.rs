@@ -202,18 +202,46 @@ async fn the_production_session_cookie_is_exactly_host_prefixed_secure_httponly_
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let site = redis_site(dir.path(), &redis, &[]);
-    let response = client().get(site.url("/login")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let header = response.headers()["set-cookie"].to_str().unwrap();
+    // The log-in form stores nothing: it carries its CSRF secret in the pre-session cookie,
+    // `__Host-` as well, for the browser session only (finding 8).
+    let form = client().get(site.url("/login")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let pre_session = form.headers()["set-cookie"].to_str().unwrap();
+    let (pair, attributes) = pre_session.split_once("; ").unwrap();
+    assert!(pair.starts_with("__Host-session-csrf="), "{pre_session}");
+    assert_eq!(
+        attributes, "HttpOnly; SameSite=Lax; Secure; Path=/",
+        "{pre_session}"
+    );
+    // The log-in sets the session cookie itself.
+    let fields = [
+        ("name", "erin"),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+    ];
+    let (registered, _) = post_form(&site, None, "/register", &fields).await;
+    assert_eq!(registered.status(), 303);
+    let log_in = [("name", "erin"), ("password", PASSWORD)];
+    let (response, _) = post_form(&site, None, "/login", &log_in).await;
+    assert_eq!(response.status(), 303);
+    let header = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap())
+        .find(|value| value.starts_with("__Host-session="))
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", response.headers()));
     let (name, rest) = header.split_once('=').unwrap();
     let (value, attributes) = rest.split_once("; ").unwrap();
     assert_eq!(name, "__Host-session", "{header}");
-    let (id, mac) = value.split_once('.').unwrap();
-    assert_eq!((id.len(), mac.len()), (43, 43), "{header}");
+    // A logged-in id carries its routing tag; the MAC is HMAC-SHA256, 43 characters.
+    let (id, mac) = value.rsplit_once('.').unwrap();
+    assert_eq!(mac.len(), 43, "{header}");
+    assert!(id.len() >= 43 && value.len() < 200, "{header}");
     assert!(
         value
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)),
         "{header}"
     );
     let (fixed, expires) = attributes.split_once("; Expires=").unwrap();
@@ -286,4 +314,38 @@ async fn serve_logs_every_configuration_warning_at_start_up() {
             "serve did not log {warning:?}; log:\n{log}"
         );
     }
+}
+
+#[tokio::test]
+async fn disabling_an_account_and_ending_everyone_reach_the_sessions_in_redis() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let site = redis_site(dir.path(), &redis, &[]);
+    let alice = register_and_log_in(&site, "alice").await;
+    let bob = register_and_log_in(&site, "bob").await;
+    let url = redis.url();
+    let env = [
+        ("PORTCULLIS_PROFILE", "redis"),
+        ("SECRET_KEY", SECRET),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let run = |args: &[&str]| {
+        let output = portcullis(dir.path())
+            .args(args)
+            .envs(env)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+
+    assert_eq!(
+        run(&["users", "disable", "--user", "alice"]),
+        "disabled alice; ended 1 session(s)"
+    );
+    assert_eq!(me(&site, &alice).await.status(), 401);
+    assert_eq!(me(&site, &bob).await.status(), 200, "only alice's");
+    assert!(run(&["sessions", "end", "--everyone"]).starts_with("ended every session"));
+    assert_eq!(me(&site, &bob).await.status(), 401);
 }

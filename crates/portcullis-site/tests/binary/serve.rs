@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::support::{Site, client, csrf, portcullis, register_and_log_in};
+use crate::support::{PASSWORD, Site, client, csrf, portcullis, post_form, register_and_log_in};
 
 fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir.join(".flask_session"))
@@ -24,9 +24,43 @@ fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_in_files() {
     let dir = tempfile::tempdir().unwrap();
     let site = Site::start(dir.path(), &[]);
-    // The log-in form holds a CSRF token, which lives in the session.
+    // The log-in form holds a CSRF token whose secret is in a signed cookie: nothing is stored
+    // for a visitor who only looks at a form (review finding 8).
     let response = client().get(site.url("/login")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    let header = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (pair, attributes) = header.split_once("; ").unwrap();
+    let (secret, mac) = pair
+        .strip_prefix("session-csrf=")
+        .unwrap()
+        .split_once('.')
+        .unwrap();
+    assert_eq!((secret.len(), mac.len()), (43, 43), "{header}");
+    assert_eq!(attributes, "HttpOnly; SameSite=Lax; Path=/", "{header}");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let page = response.text().await.unwrap();
+    let start = page.find("name=\"csrf_token\" value=\"").unwrap() + 25;
+    let token = &page[start..start + page[start..].find('"').unwrap()];
+    assert!(
+        session_files(dir.path()).is_empty(),
+        "a form page stores nothing"
+    );
+
+    // Registering stores something (the flash): now the session cookie and its file.
+    let response = client()
+        .post(site.url("/register"))
+        .header("cookie", pair)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "name=dora&password=correct+horse+battery&confirm=correct+horse+battery&csrf_token={token}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
     let header = response.headers()["set-cookie"]
         .to_str()
         .unwrap()
@@ -42,15 +76,14 @@ async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_i
         attributes, "HttpOnly; SameSite=Lax; Path=/",
         "dev: no Secure, browser-session cookie"
     );
-    assert_eq!(response.headers()["vary"], "Cookie");
+    let vary: Vec<&str> = response
+        .headers()
+        .get_all("vary")
+        .iter()
+        .map(|value| value.to_str().unwrap())
+        .collect();
+    assert!(vary.contains(&"Cookie"), "{vary:?}");
     assert_eq!(response.headers()["cache-control"], "no-store");
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("name=\"csrf_token\"")
-    );
 
     let folder = dir.path().join(".flask_session");
     assert_eq!(
@@ -164,16 +197,36 @@ async fn purge_expired_removes_expired_session_files_only() {
         ("PERMANENT_SESSION_LIFETIME", "1"),
         ("SESSION_ABSOLUTE_LIFETIME", "1"),
     ];
-    let mut site = Site::start(dir.path(), &short);
-    client().get(site.url("/login")).send().await.unwrap();
-    site.terminate();
-    assert!(site.wait().success());
-    let files = session_files(dir.path());
-    assert_eq!(files.len(), 1);
+    let registration = |name: &'static str| {
+        [
+            ("name", name),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ]
+    };
+    let run = async |env: &[(&str, &str)], name: &'static str| {
+        let mut site = Site::start(dir.path(), env);
+        let (response, _) = post_form(&site, None, "/register", &registration(name)).await;
+        assert_eq!(response.status(), 303);
+        site.terminate();
+        assert!(site.wait().success());
+    };
+    // One session that lives for the default five minutes (registering stores its flash) ...
+    run(&[], "fay").await;
+    let live = session_files(dir.path());
+    assert_eq!(live.len(), 1, "one live session file: {live:?}");
+    // ... and one that expires in a second (after the first site's start-up sweep).
+    run(&short, "eve").await;
+    let expired: Vec<_> = session_files(dir.path())
+        .into_iter()
+        .filter(|f| !live.contains(f))
+        .collect();
+    assert_eq!(expired.len(), 1, "one short session file: {expired:?}");
+    let expired = expired[0].clone();
     std::fs::write(dir.path().join(".flask_session/notes.txt"), "not a session").unwrap();
 
     // The file's mtime is its deadline: poll until it has passed.
-    let deadline = std::fs::metadata(&files[0]).unwrap().modified().unwrap();
+    let deadline = std::fs::metadata(&expired).unwrap().modified().unwrap();
     let start = Instant::now();
     while SystemTime::now() <= deadline {
         assert!(start.elapsed() < Duration::from_secs(10));
@@ -181,7 +234,6 @@ async fn purge_expired_removes_expired_session_files_only() {
     }
     let output = portcullis(dir.path())
         .args(["sessions", "purge-expired"])
-        .envs(short)
         .output()
         .unwrap();
     assert!(
@@ -193,7 +245,8 @@ async fn purge_expired_removes_expired_session_files_only() {
         String::from_utf8_lossy(&output.stdout).trim(),
         "removed 1 expired session(s)"
     );
-    assert!(!files[0].exists());
+    assert!(!expired.exists());
+    assert!(live[0].exists(), "the live session is kept");
     assert!(
         dir.path().join(".flask_session/notes.txt").exists(),
         "foreign files are left alone"

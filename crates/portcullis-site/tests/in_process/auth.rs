@@ -172,9 +172,15 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
 #[tokio::test]
 async fn login_regenerates_the_session_id_and_the_old_cookie_is_dead() {
     let app = TestApp::new().await;
-    app.register("ken").await;
     let mut browser = app.browser();
-    browser.get("/login").await;
+    // Registering stores an anonymous session (its flash): the id a fixation would plant.
+    let fields = [
+        ("name", "ken"),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+    ];
+    let page = browser.post_form("/register", &fields).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let before = browser.cookie.clone().unwrap();
     browser.log_in("ken", PASSWORD).await;
     let after = browser.cookie.clone().unwrap();
@@ -527,6 +533,8 @@ async fn forms_without_a_csrf_token_are_refused() {
             "{path}: {}",
             page.body
         );
+        // The CSRF layer refuses before routing: prove the route is there.
+        harness::assert_routed(&app, path).await;
     }
     browser.get("/account").await;
     let page = browser
@@ -559,7 +567,13 @@ async fn a_cross_site_form_post_is_refused() {
         .request(Method::POST, "/logout", &headers, body.into())
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(
+        page.body.contains("Cross-origin request refused."),
+        "{}",
+        page.body
+    );
     assert_eq!(browser.get("/api/me").await.status, StatusCode::OK);
+    harness::assert_routed(&app, "/logout").await;
 }
 
 #[tokio::test]
@@ -1214,5 +1228,52 @@ impl std::io::Write for Writer {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_session_of_a_disabled_account_is_never_served_and_its_log_in_fails_as_a_wrong_password()
+{
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("dora").await;
+    let user = app.state.users().by_name("dora").await.unwrap().unwrap();
+    // Disabled behind the site's back: a session that a log-in racing `users disable` wrote
+    // after its sessions were ended looks exactly like this one.
+    app.state.users().set_disabled(user.id, true).await.unwrap();
+    let page = browser.get("/account").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(page.location().starts_with("/login"));
+
+    let wrong = app.browser().log_in("dora", "not the password").await;
+    let right = app.browser().log_in("dora", PASSWORD).await;
+    let without_token = |body: &str| body.split("csrf_token").next().unwrap().to_owned();
+    assert_eq!(right.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        without_token(&right.body),
+        without_token(&wrong.body),
+        "the same page as a wrong password"
+    );
+    assert!(right.body.contains("Invalid user name or password."));
+}
+
+#[tokio::test]
+async fn an_unknown_user_name_costs_the_same_argon2_work_as_a_wrong_password() {
+    use portcullis_site::accounts::password::COUNTED;
+    use std::sync::{Arc, Mutex};
+
+    const OWASP: &str = "m=19456,t=2,p=1";
+    let app = TestApp::new().await;
+    app.register("olga").await;
+    for (name, password, what) in [
+        ("olga", "not the password", "a wrong password"),
+        ("nobody", PASSWORD, "an unknown name"),
+        ("olga", PASSWORD, "the right password"),
+    ] {
+        let counted = Arc::new(Mutex::new(Vec::new()));
+        COUNTED
+            .scope(Arc::clone(&counted), app.browser().log_in(name, password))
+            .await;
+        assert_eq!(*counted.lock().unwrap(), [OWASP], "{what}");
     }
 }

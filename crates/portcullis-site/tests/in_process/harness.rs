@@ -112,6 +112,7 @@ impl TestApp {
             app: self,
             cookie: None,
             device_cookie: None,
+            csrf_cookie: None,
             peer: "127.0.0.1:40000".parse().unwrap(),
         }
     }
@@ -250,12 +251,15 @@ impl Page {
 pub const DEVICE_COOKIE: &str = "portcullis_device";
 pub const SECURE_DEVICE_COOKIE: &str = "__Host-portcullis_device";
 
-/// Keeps the session cookie and the device cookie like a browser, from one client address.
+/// Keeps the session cookie, the anonymous forms' CSRF cookie and the device cookie like a
+/// browser, from one client address.
 #[derive(Clone)]
 pub struct Browser<'a> {
     pub app: &'a TestApp,
-    /// The session cookie's `name=value`.
+    /// `name=value` of the session cookie.
     pub cookie: Option<String>,
+    /// `name=value` of the pre-session CSRF cookie (`<session cookie name>-csrf`).
+    pub csrf_cookie: Option<String>,
     /// The device cookie's `name=value`, given at log-in and kept across log-outs.
     pub device_cookie: Option<String>,
     pub peer: SocketAddr,
@@ -270,7 +274,7 @@ impl Browser<'_> {
         body: Body,
     ) -> Page {
         let mut request = Request::builder().method(method).uri(path);
-        let cookies: Vec<&str> = [&self.cookie, &self.device_cookie]
+        let cookies: Vec<&str> = [&self.cookie, &self.csrf_cookie, &self.device_cookie]
             .into_iter()
             .flatten()
             .map(String::as_str)
@@ -293,13 +297,15 @@ impl Browser<'_> {
             let header = header.to_str().unwrap();
             let pair = header.split(';').next().unwrap().trim();
             let expired = header.contains("Max-Age=0") || pair.ends_with('=');
-            let kept = (!expired).then(|| pair.to_owned());
             let name = pair.split('=').next().unwrap_or_default();
-            if name == DEVICE_COOKIE || name == SECURE_DEVICE_COOKIE {
-                self.device_cookie = kept;
+            let slot = if name == DEVICE_COOKIE || name == SECURE_DEVICE_COOKIE {
+                &mut self.device_cookie
+            } else if name.ends_with("-csrf") {
+                &mut self.csrf_cookie
             } else {
-                self.cookie = kept;
-            }
+                &mut self.cookie
+            };
+            *slot = (!expired).then(|| pair.to_owned());
         }
     }
 
@@ -348,6 +354,25 @@ impl Browser<'_> {
     pub async fn log_out(&mut self) -> Page {
         self.post_form("/logout", &[]).await
     }
+}
+
+/// Asserts that `POST path` reaches a handler: with a valid token, from a new anonymous
+/// browser, it is answered by the route (a redirect or a 4xx of its own), not 404 or 405.
+/// "Refused without a token" tests call it, because the CSRF layer refuses before routing and
+/// would refuse a path with no route just the same.
+pub async fn assert_routed(app: &TestApp, path: &str) {
+    let page = app.browser().post_form(path, &[]).await;
+    assert!(
+        ![
+            StatusCode::NOT_FOUND,
+            StatusCode::METHOD_NOT_ALLOWED,
+            StatusCode::FORBIDDEN
+        ]
+        .contains(&page.status),
+        "POST {path} with a token: {} {}",
+        page.status,
+        page.body
+    );
 }
 
 /// `a=b&c=d`, percent-encoded.

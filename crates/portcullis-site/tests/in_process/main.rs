@@ -6,5 +6,6 @@ mod harness;
 mod limits;
 mod origin;
 mod pages;
+mod pre_session;
 mod routes;
 mod sessions;

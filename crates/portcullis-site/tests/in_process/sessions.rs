@@ -298,7 +298,17 @@ async fn hostile_session_ends_get_a_4xx_with_a_reason_and_end_nothing() {
         assert!(!page.body.contains("<script>alert"), "escaped");
     }
     let missing = mine.post_form("/account/sessions/end", &[]).await;
-    assert!(missing.status.is_client_error(), "{}", missing.status);
+    assert_eq!(
+        missing.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        missing.body
+    );
+    assert!(
+        missing.body.contains("missing field `session`"),
+        "{}",
+        missing.body
+    );
     // Another user's session is not in this user's slot: nothing ends.
     let page = mine
         .post_form("/account/sessions/end", &[("session", &theirs)])
@@ -310,6 +320,13 @@ async fn hostile_session_ends_get_a_4xx_with_a_reason_and_end_nothing() {
         .post_form_raw("/account/sessions/end-others", &[])
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(
+        page.body.contains("The CSRF token is missing."),
+        "{}",
+        page.body
+    );
+    assert_eq!(other.get("/api/me").await.status, StatusCode::OK);
+    harness::assert_routed(&app, "/account/sessions/end-others").await;
     // Anonymous: to the log-in page.
     let page = app.browser().get("/account/sessions").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);

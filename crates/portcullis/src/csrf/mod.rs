@@ -35,9 +35,11 @@
 //!    answer to another.
 //! 2. **Token check** (Flask-WTF's synchronizer token). The session holds a 256-bit secret from
 //!    the OS generator under [`SESSION_KEY`] (`csrf_token`), created the first time a page asks
-//!    for a token. Each rendering masks it with a fresh one-time pad (so the same secret never
-//!    renders the same string twice, which defeats BREACH), stamps the issue time, and
-//!    authenticates both with HMAC-SHA256 under the key ring's CSRF key (current key to issue,
+//!    for a token (for an anonymous visitor with nothing stored yet, in a signed, `HttpOnly`
+//!    pre-session cookie, `<cookie name>-csrf`, instead: form pages write no record, and the
+//!    session takes the secret over once it is stored). Each rendering masks it with a fresh
+//!    one-time pad (so the same secret never renders the same string twice, which defeats
+//!    BREACH), stamps the issue time, and authenticates both with HMAC-SHA256 under the key ring's CSRF key (current key to issue,
 //!    fallbacks too to verify). A token is valid for `WTF_CSRF_TIME_LIMIT` (default one hour;
 //!    `None`: as long as the session) and only for the session whose secret it carries;
 //!    the secrets are compared in constant time. [`Session::regenerate`](crate::Session::regenerate)

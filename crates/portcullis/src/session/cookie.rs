@@ -35,7 +35,7 @@ pub(crate) enum PresentedCookie {
 /// How many cookies of the session's name are checked per request: a browser sends one per
 /// matching path or domain, a few at most; a header stuffed with thousands must not cost
 /// thousands of HMACs and log lines.
-const MAX_CANDIDATES: usize = 4;
+pub(crate) const MAX_CANDIDATES: usize = 4;
 
 /// Finds the session cookie (exact name) and verifies it. When the browser sends several cookies
 /// of that name (different paths or domains), the first authentic one wins. Failures are logged
@@ -103,9 +103,29 @@ pub(crate) fn set_cookie(
     now: SystemTime,
     settings: &Settings,
 ) -> HeaderValue {
-    let mut cookie = Cookie::build((settings.cookie_name.clone(), value))
+    build_set_cookie(
+        &settings.cookie_name,
+        value,
+        settings.http_only,
+        lifetime,
+        now,
+        settings,
+    )
+}
+
+/// A `Set-Cookie` header value for the cookie `name` with the session cookie's `Path`,
+/// `Domain`, `Secure` and `SameSite` (the pre-session CSRF cookie shares them).
+pub(crate) fn build_set_cookie(
+    name: &str,
+    value: String,
+    http_only: bool,
+    lifetime: &Lifetime,
+    now: SystemTime,
+    settings: &Settings,
+) -> HeaderValue {
+    let mut cookie = Cookie::build((name.to_owned(), value))
         .path(settings.cookie_path.clone())
-        .http_only(settings.http_only)
+        .http_only(http_only)
         .secure(settings.secure)
         .same_site(settings.same_site);
     if let Some(domain) = &settings.cookie_domain {

@@ -13,6 +13,7 @@ use super::Format;
 use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::PresentedCookie;
 use super::id::Id;
+use super::pre_session::PreSession;
 use super::record::Envelope;
 use super::secret::CSRF_SECRET_KEY;
 use super::{LayerShared, MissingSessionLayer, SessionError};
@@ -81,6 +82,8 @@ impl std::fmt::Debug for Session {
 #[derive(Debug)]
 pub(crate) struct RequestSession {
     pub(crate) presented: PresentedCookie,
+    /// The anonymous forms' CSRF secret, from its own cookie (`pre_session.rs`).
+    pub(crate) pre_session: PreSession,
     /// The session as this request sees it; `None` until first access.
     pub(crate) current: Option<WorkingCopy>,
     /// The handler touched the session (responses get `Vary: Cookie`).
@@ -135,9 +138,14 @@ impl WorkingCopy {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<LayerShared>, presented: PresentedCookie) -> Self {
+    pub(crate) fn new(
+        shared: Arc<LayerShared>,
+        presented: PresentedCookie,
+        pre_session: PreSession,
+    ) -> Self {
         let state = RequestSession {
             presented,
+            pre_session,
             current: None,
             accessed: false,
             failed: false,
@@ -420,6 +428,8 @@ impl Session {
     pub async fn regenerate(&self) -> Result<(), SessionError> {
         let now = self.shared.clock.now();
         let mut state = self.loaded().await?;
+        // The anonymous forms' secret ends with the anonymous session: a log-in rotates it.
+        state.pre_session.retire();
         let current = state
             .current
             .as_mut()
@@ -449,6 +459,7 @@ impl Session {
         let mut state = self.state.lock().await;
         state.accessed = true;
         state.destroyed = true;
+        state.pre_session.retire();
         let stored = match (&state.current, &state.presented) {
             (Some(c), _) if c.stored => Some(c.id.clone()),
             (Some(c), _) => c.regenerated.as_ref().map(|r| r.old.clone()),

@@ -15,6 +15,8 @@
 //!   request's changes onto a newer record, delete;
 //! - `secret.rs`: the session's CSRF secret (minted at creation, dropped at regeneration),
 //!   which the CSRF layer reads through [`Session`]'s crate-internal methods;
+//!   `pre_session.rs`: an anonymous visitor's secret in a signed cookie until something real
+//!   is stored, so cookieless form pages write no record;
 //! - `devices.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
 //! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler;
 //! - `shared.rs`: what every request of one layer shares (settings, store, keys, clock).
@@ -27,6 +29,7 @@ mod handle;
 mod id;
 mod layer;
 mod load;
+mod pre_session;
 mod record;
 pub(crate) mod secret;
 mod service;

@@ -120,11 +120,21 @@ pub(crate) fn is_flask_raw(text: &str) -> bool {
 
 /// Gives a session being created its secret, unless it has one: a session is created with it,
 /// so that two concurrent first pages never mint two.
-pub(super) fn mint_into(envelope: &mut Envelope, format: &Format) {
+///
+/// `carried` is the pre-session cookie's secret (`pre_session.rs`) when an anonymous visitor's
+/// forms used one: the session takes it over, so the tokens of pages already rendered still
+/// post.
+pub(super) fn mint_into(envelope: &mut Envelope, format: &Format, carried: Option<&CsrfSecret>) {
     envelope
         .data
         .entry(CSRF_SECRET_KEY.to_owned())
-        .or_insert_with(|| rmpv::Value::from(format.new_csrf_secret().session_text()));
+        .or_insert_with(|| {
+            let secret = match carried {
+                Some(secret) if !format.is_flask() => SessionSecret::Native(secret.clone()),
+                _ => format.new_csrf_secret(),
+            };
+            rmpv::Value::from(secret.session_text())
+        });
 }
 
 /// A regenerated session starts without a secret: the next page mints a new one.
@@ -153,7 +163,32 @@ impl Session {
     pub(crate) async fn csrf_secret(&self) -> Result<Option<SessionSecret>, SessionError> {
         let format = &self.shared.settings.format;
         let text = self.get_lenient::<String>(CSRF_SECRET_KEY).await?;
-        Ok(text.as_deref().and_then(|text| format.csrf_secret(text)))
+        match text.as_deref().and_then(|text| format.csrf_secret(text)) {
+            Some(secret) => Ok(Some(secret)),
+            None => self.pre_session_secret(false).await,
+        }
+    }
+
+    /// The pre-session cookie's secret (`pre_session.rs`), minted when `mint`, for a session
+    /// that is anonymous and not stored, in the native format; else `None`.
+    async fn pre_session_secret(&self, mint: bool) -> Result<Option<SessionSecret>, SessionError> {
+        if self.shared.settings.format.is_flask() {
+            return Ok(None);
+        }
+        let mut state = self.loaded().await?;
+        let unstored_anonymous = state
+            .current
+            .as_ref()
+            .is_some_and(|c| !c.stored && c.envelope.user_id.is_none());
+        if !unstored_anonymous {
+            return Ok(None);
+        }
+        let secret = if mint {
+            state.pre_session.secret_or_mint()
+        } else {
+            state.pre_session.secret().cloned()
+        };
+        Ok(secret.map(SessionSecret::Native))
     }
 
     /// The secret stored in this session, created and stored on first use.
@@ -165,6 +200,10 @@ impl Session {
     /// never replace each other's secret one after the other.
     pub(crate) async fn csrf_secret_or_mint(&self) -> Result<SessionSecret, SessionError> {
         if let Some(secret) = self.csrf_secret().await? {
+            return Ok(secret);
+        }
+        // An anonymous visitor's first form page stores nothing: its secret goes in a cookie.
+        if let Some(secret) = self.pre_session_secret(true).await? {
             return Ok(secret);
         }
         let format = self.shared.settings.format.clone();
@@ -210,9 +249,9 @@ mod tests {
     #[test]
     fn the_secret_is_minted_once_kept_across_a_replay_and_dropped_at_regeneration() {
         let mut envelope = Envelope::new(std::time::SystemTime::now(), false);
-        mint_into(&mut envelope, &Format::native());
+        mint_into(&mut envelope, &Format::native(), None);
         let minted = envelope.data[CSRF_SECRET_KEY].clone();
-        mint_into(&mut envelope, &Format::native());
+        mint_into(&mut envelope, &Format::native(), None);
         assert_eq!(envelope.data[CSRF_SECRET_KEY], minted, "minted only once");
         let mut theirs = Envelope::new(std::time::SystemTime::now(), false);
         theirs

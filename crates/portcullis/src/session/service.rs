@@ -16,6 +16,7 @@ use tower_service::Service;
 use super::cookie::{self, Lifetime, PresentedCookie};
 use super::handle::{RequestSession, Session};
 use super::id::Id;
+use super::pre_session::PreSession;
 use super::write::{self, WriteError};
 use super::{LayerShared, SessionError, Settings};
 use crate::response::{Answer, error_page};
@@ -60,12 +61,13 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         let presented = cookie::read(request.headers(), &shared.settings, &shared.keys);
+        let pre_session = PreSession::read(request.headers(), &shared.settings, &shared.keys);
         let answer = Answer::for_request(
             request.uri().path(),
             request.headers(),
             &shared.settings.json_prefix,
         );
-        let session = Session::new(Arc::clone(&shared), presented);
+        let session = Session::new(Arc::clone(&shared), presented, pre_session);
         request.extensions_mut().insert(session.clone());
         let future = self.inner.call(request);
         Box::pin(async move {
@@ -119,15 +121,26 @@ pub(crate) async fn finish(
         shared.health.report_success();
     }
     let header = match cookie_action(state, written, settings, now) {
-        CookieAction::Keep => return response,
+        CookieAction::Keep => None,
         CookieAction::Send { id, lifetime } => {
             let value = cookie::value(&id, settings, &shared.keys);
-            cookie::set_cookie(value, &lifetime, now, settings)
+            Some(cookie::set_cookie(value, &lifetime, now, settings))
         }
-        CookieAction::Clear => cookie::set_cookie(String::new(), &Lifetime::Remove, now, settings),
+        CookieAction::Clear => Some(cookie::set_cookie(
+            String::new(),
+            &Lifetime::Remove,
+            now,
+            settings,
+        )),
     };
+    let pre_session = state.pre_session.set_cookie(settings, &shared.keys, now);
+    if header.is_none() && pre_session.is_none() {
+        return response;
+    }
     let headers = response.headers_mut();
-    headers.append(SET_COOKIE, header);
+    for header in header.into_iter().chain(pre_session) {
+        headers.append(SET_COOKIE, header);
+    }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -311,6 +324,7 @@ mod tests {
         };
         RequestSession {
             presented,
+            pre_session: PreSession::default(),
             current: Some(current),
             accessed: true,
             failed: false,

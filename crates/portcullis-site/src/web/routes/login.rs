@@ -126,6 +126,13 @@ pub(crate) async fn submit(
         tracing::info!(target: "portcullis::security", %name, %client, "log-in failed");
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     };
+    if !user.enabled() {
+        // The same answer as a wrong password, after the same Argon2 work: a disabled account
+        // is not told apart, so a guessed password learns nothing (OWASP's authentication
+        // cheat sheet: one generic message). The attempt stays counted.
+        tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: account disabled");
+        return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
+    }
 
     guard.logged_in().await;
     if let Some(max) = at_session_limit(&state, &session, &user).await? {

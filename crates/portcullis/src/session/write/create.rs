@@ -11,6 +11,7 @@ use super::{
 };
 use crate::session::handle::WorkingCopy;
 use crate::session::id::{Id, Tag, slot};
+use crate::session::secret::CsrfSecret;
 use crate::session::{LayerShared, Settings, secret};
 use crate::store::{
     CasOutcome, CasToken, CreateIndexedOutcome, NewIndexed, Retire, UserIndex, WriteOutcome,
@@ -27,11 +28,13 @@ use crate::store::{
 pub(super) async fn create(
     shared: &LayerShared,
     current: &mut WorkingCopy,
+    carried: Option<&CsrfSecret>,
     now: SystemTime,
 ) -> Result<bool, WriteError> {
     let settings = &shared.settings;
-    // A session is created with its CSRF secret, so that concurrent first pages never mint two.
-    secret::mint_into(&mut current.envelope, &settings.format);
+    // A session is created with its CSRF secret, so that concurrent first pages never mint two;
+    // an anonymous visitor's pre-session secret is carried over.
+    secret::mint_into(&mut current.envelope, &settings.format, carried);
     let old = current.regenerated.clone();
     let user = current.envelope.user_id.clone();
     let index = shared

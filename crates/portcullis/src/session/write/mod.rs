@@ -69,7 +69,10 @@ pub(crate) async fn write(
     now: SystemTime,
 ) -> Result<bool, WriteError> {
     let RequestSession {
-        current, to_delete, ..
+        current,
+        to_delete,
+        pre_session,
+        ..
     } = state;
     let mut written = false;
     if let Some(current) = current.as_mut() {
@@ -78,7 +81,12 @@ pub(crate) async fn write(
             if current.stored {
                 save::save(shared, current, now).await?;
             } else {
-                retired = create::create(shared, current, now).await?;
+                // Only an anonymous session takes over the pre-session secret: a session with a
+                // user gets its own (a log-in rotates the secret).
+                let carried = pre_session
+                    .secret()
+                    .filter(|_| current.envelope.user_id.is_none());
+                retired = create::create(shared, current, carried, now).await?;
                 current.stored = true;
             }
             written = true;

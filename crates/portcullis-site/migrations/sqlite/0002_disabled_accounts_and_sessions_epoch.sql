@@ -1,0 +1,13 @@
+-- Disabled accounts and "end everyone's sessions" (`portcullis users disable`, `portcullis
+-- sessions end --everyone`). Portable SQL: the same statements work on PostgreSQL.
+
+-- When an administrator disabled the account (Unix seconds); NULL while it is enabled. A
+-- disabled account cannot log in and none of its sessions is served.
+ALTER TABLE users ADD COLUMN disabled_at BIGINT;
+
+-- One row: sessions created before `not_before` (Unix milliseconds) are logged out on their
+-- next request, whatever store holds them.
+CREATE TABLE sessions_epoch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    not_before BIGINT NOT NULL
+);
