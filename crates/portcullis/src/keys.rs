@@ -35,6 +35,8 @@ const HKDF_SALT: &[u8] = b"portcullis key ring v1";
 /// Length of an XChaCha20-Poly1305 nonce: 192 bits, large enough to draw at random for every
 /// seal without a counter (RFC draft-irtf-cfrg-xchacha).
 pub(crate) const NONCE_LEN: usize = 24;
+/// Bytes of the Poly1305 authentication tag that ends every sealed value.
+pub(crate) const SEAL_TAG_LEN: usize = 16;
 
 /// Which key of the ring verified or opened something.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

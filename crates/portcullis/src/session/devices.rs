@@ -5,8 +5,8 @@
 //! A session gets into its user's index when it is created with a user id (log in:
 //! [`Session::regenerate`] then [`Session::set_user_id`], in either order). Its id then
 //! carries the user's routing tag `T` (128 bits of HMAC-SHA256 of the user id under a key of
-//! the ring): the cookie holds `T~<random>`, the store key is `<prefix>{T}<member>` and the
-//! index `<prefix>idx:{T}`, where `member` is the base64url SHA-256 of the id. Members, never
+//! the ring): the cookie holds `T` only sealed (`<sealed T>~<random>`, see `id.rs`), the store
+//! key is `<prefix>{T}<member>` and the index `<prefix>idx:{T}`, where `member` is the base64url SHA-256 of the id. Members, never
 //! ids, are what lists show and what "end" takes ([`DeviceId`]): knowing one gives no
 //! cookie. Since `T` depends on the key, lists and "end all" look under the tag of the
 //! current key and of each fallback.

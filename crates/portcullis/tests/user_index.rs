@@ -1,0 +1,100 @@
+//! Logged-in sessions and their user's index: unlinkable cookies (security checklist item 2,
+//! review finding 7), and every session reachable by its user's index after any key rotation
+//! (finding 9).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use portcullis::clock::ManualClock;
+use portcullis::keys::KeyRing;
+use portcullis::store::MemoryStore;
+use portcullis::{Session, SessionError, SessionLayer};
+use support::app::{cookie_pair, get_with, post_with, routes, send};
+
+const KEY_A: &[u8] = b"key A: a secret key of thirty-two bytes or more";
+
+/// Logs in the user named in the body, as a site does: regenerate, then set the user.
+async fn log_in(session: Session, user: String) -> Result<&'static str, SessionError> {
+    session.regenerate().await?;
+    session.set_user_id(Some(user)).await?;
+    Ok("logged in")
+}
+
+struct Site {
+    layer: SessionLayer,
+    app: Router,
+}
+
+fn site(store: &MemoryStore, clock: &ManualClock, keys: KeyRing) -> Site {
+    let layer = SessionLayer::new(store.clone(), keys).with_clock(Arc::new(clock.clone()));
+    let app = routes().route("/log-in", post(log_in)).layer(layer.clone());
+    Site { layer, app }
+}
+
+fn fixture() -> (MemoryStore, ManualClock) {
+    let clock = ManualClock::at(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    (MemoryStore::with_clock(Arc::new(clock.clone())), clock)
+}
+
+/// The cookie's value, without its name.
+fn value(pair: &str) -> String {
+    pair.split_once('=').unwrap().1.to_owned()
+}
+
+/// The longest run of characters that `a` and `b` share, ignoring the format's fixed
+/// separators (`~` and `.`).
+fn longest_common_run(a: &str, b: &str) -> String {
+    let mut best = String::new();
+    for start in 0..a.len() {
+        for end in (start + best.len() + 1)..=a.len() {
+            let run = &a[start..end];
+            if run.contains(['~', '.']) {
+                break;
+            }
+            if b.contains(run) {
+                best = run.to_owned();
+            } else {
+                break;
+            }
+        }
+    }
+    best
+}
+
+#[tokio::test]
+async fn two_log_ins_of_one_user_give_cookies_with_nothing_in_common() {
+    let (store, clock) = fixture();
+    let site = site(&store, &clock, KeyRing::new(KEY_A, &[]));
+    let mut cookies = Vec::new();
+    for _ in 0..2 {
+        let (response, body) = send(&site.app, post_with("/log-in", None, "alice")).await;
+        assert_eq!(body, "logged in");
+        cookies.push(value(&cookie_pair(&response)));
+    }
+    let run = longest_common_run(&cookies[0], &cookies[1]);
+    assert!(
+        run.len() < 8,
+        "two log-ins of alice share {run:?}: {} and {}",
+        cookies[0],
+        cookies[1]
+    );
+    for cookie in &cookies {
+        assert!(cookie.len() < 200, "{cookie} is {} bytes", cookie.len());
+    }
+    // Both are alice's, in one index, and each still opens its session.
+    let listed = site.layer.user_sessions().list("alice").await.unwrap();
+    assert_eq!(listed.len(), 2);
+    for cookie in &cookies {
+        let (_, body) = send(
+            &site.app,
+            get_with("/count", Some(&format!("session={cookie}"))),
+        )
+        .await;
+        assert_eq!(body, "1", "the session behind {cookie} is found");
+    }
+}
