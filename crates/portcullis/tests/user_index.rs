@@ -17,6 +17,7 @@ use portcullis::{Session, SessionError, SessionLayer};
 use support::app::{cookie_pair, get_with, post_with, routes, send};
 
 const KEY_A: &[u8] = b"key A: a secret key of thirty-two bytes or more";
+const KEY_B: &[u8] = b"key B: a secret key of thirty-two bytes or more";
 
 /// Logs in the user named in the body, as a site does: regenerate, then set the user.
 async fn log_in(session: Session, user: String) -> Result<&'static str, SessionError> {
@@ -97,4 +98,27 @@ async fn two_log_ins_of_one_user_give_cookies_with_nothing_in_common() {
         .await;
         assert_eq!(body, "1", "the session behind {cookie} is found");
     }
+}
+
+#[tokio::test]
+async fn a_session_logged_in_before_a_rotation_is_ended_by_end_all_once_the_old_key_is_dropped() {
+    let (store, clock) = fixture();
+    let under_a = site(&store, &clock, KeyRing::new(KEY_A, &[]));
+    let (response, _) = send(&under_a.app, post_with("/log-in", None, "alice")).await;
+    let cookie = cookie_pair(&response);
+    // Rotated: B signs, A still verifies; the session is used and its cookie re-issued.
+    let rotated = site(&store, &clock, KeyRing::new(KEY_B, &[KEY_A]));
+    let (response, body) = send(&rotated.app, get_with("/count", Some(&cookie))).await;
+    assert_eq!(body, "1");
+    let cookie = cookie_pair(&response);
+    // A dropped: the re-issued cookie still works...
+    let under_b = site(&store, &clock, KeyRing::new(KEY_B, &[]));
+    let (_, body) = send(&under_b.app, get_with("/count", Some(&cookie))).await;
+    assert_eq!(body, "2", "the re-issued cookie needs only key B");
+    // ... and so "end all" (a password change, "log out everywhere") must reach it.
+    let sessions = under_b.layer.user_sessions();
+    assert_eq!(sessions.list("alice").await.unwrap().len(), 1);
+    assert_eq!(sessions.end_all("alice", None).await.unwrap(), 1);
+    let (_, body) = send(&under_b.app, get_with("/read", Some(&cookie))).await;
+    assert_eq!(body, "0", "the session was ended");
 }

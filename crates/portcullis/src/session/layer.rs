@@ -96,6 +96,7 @@ impl SessionLayer {
                 settings,
                 health: Health::default(),
                 writers: Arc::new(WriteLocks::new()),
+                routing: Arc::default(),
             }),
         }
     }

@@ -28,6 +28,7 @@ mod id;
 mod layer;
 mod load;
 mod record;
+mod routing;
 pub(crate) mod secret;
 mod service;
 mod shared;
