@@ -1,6 +1,6 @@
 //! Logged-in sessions and their user's index: unlinkable cookies (security checklist item 2,
 //! review finding 7), and every session reachable by its user's index after any key rotation
-//! (finding 9).
+//! (finding 9), also when a session gets its user without `regenerate` (finding 14).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -26,6 +26,12 @@ async fn log_in(session: Session, user: String) -> Result<&'static str, SessionE
     Ok("logged in")
 }
 
+/// Sets the user and nothing else: no regenerate.
+async fn set_user(session: Session, user: String) -> Result<&'static str, SessionError> {
+    session.set_user_id(Some(user)).await?;
+    Ok("user set")
+}
+
 struct Site {
     layer: SessionLayer,
     app: Router,
@@ -33,7 +39,10 @@ struct Site {
 
 fn site(store: &MemoryStore, clock: &ManualClock, keys: KeyRing) -> Site {
     let layer = SessionLayer::new(store.clone(), keys).with_clock(Arc::new(clock.clone()));
-    let app = routes().route("/log-in", post(log_in)).layer(layer.clone());
+    let app = routes()
+        .route("/log-in", post(log_in))
+        .route("/set-user", post(set_user))
+        .layer(layer.clone());
     Site { layer, app }
 }
 
@@ -121,4 +130,28 @@ async fn a_session_logged_in_before_a_rotation_is_ended_by_end_all_once_the_old_
     assert_eq!(sessions.end_all("alice", None).await.unwrap(), 1);
     let (_, body) = send(&under_b.app, get_with("/read", Some(&cookie))).await;
     assert_eq!(body, "0", "the session was ended");
+}
+
+#[tokio::test]
+async fn a_user_set_without_regenerate_still_puts_the_session_in_the_users_index() {
+    let (store, clock) = fixture();
+    let site = site(&store, &clock, KeyRing::new(KEY_A, &[]));
+    let (response, _) = send(&site.app, get_with("/count", None)).await;
+    let anonymous = cookie_pair(&response);
+    let (response, body) = send(&site.app, post_with("/set-user", Some(&anonymous), "alice")).await;
+    assert_eq!(body, "user set", "{response:?}");
+    let cookie = cookie_pair(&response);
+    assert_ne!(
+        cookie, anonymous,
+        "a change of user gives the session a new id"
+    );
+    let (_, body) = send(&site.app, get_with("/count", Some(&cookie))).await;
+    assert_eq!(body, "2", "the data came along");
+    let (_, body) = send(&site.app, get_with("/read", Some(&anonymous))).await;
+    assert_eq!(body, "0", "the id from before the change is dead");
+    let sessions = site.layer.user_sessions();
+    assert_eq!(sessions.list("alice").await.unwrap().len(), 1);
+    assert_eq!(sessions.end_all("alice", None).await.unwrap(), 1);
+    let (_, body) = send(&site.app, get_with("/read", Some(&cookie))).await;
+    assert_eq!(body, "0", "ended with the user's other sessions");
 }

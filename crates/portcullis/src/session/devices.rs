@@ -3,7 +3,8 @@
 //! [`SessionLayer::user_sessions`](super::SessionLayer::user_sessions)).
 //!
 //! A session gets into its user's index when it is created with a user id (log in:
-//! [`Session::regenerate`] then [`Session::set_user_id`], in either order). Its id then
+//! [`Session::regenerate`] then [`Session::set_user_id`], in either order; `set_user_id`
+//! alone regenerates a stored session, so that none is left out). Its id then
 //! carries the user's routing tag `T` (128 bits of HMAC-SHA256 of the user id under a key of
 //! the ring): the cookie holds `T` only sealed (`<sealed T>~<random>`, see `id.rs`), the store
 //! key is `<prefix>{T}<member>` and the index `<prefix>idx:{T}`, where `member` is the base64url SHA-256 of the id. Members, never
