@@ -256,12 +256,15 @@ async fn after_the_idle_time_chromium_is_asked_to_log_in_again() {
 
     // Wait without requests (each would slide the deadline): the file store's deadline is the
     // session file's mtime. (The user's index file, `sess:idx:{…}`, lives until the absolute
-    // deadline.)
+    // deadline, and the kept routing key, `sess:routing-key`, one absolute lifetime.)
     let sessions = dir.path().join(".flask_session");
     let deadline = std::fs::read_dir(&sessions)
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|entry| !entry.file_name().to_string_lossy().contains(":idx:"))
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            !name.contains(":idx:") && !name.ends_with(":routing-key")
+        })
         .filter_map(|entry| entry.metadata().ok()?.modified().ok())
         .max()
         .unwrap();

@@ -1,6 +1,7 @@
 //! [`Probe`]: a store wrapper around any real store, for tests that must see or steer what the
 //! session layer asks of its store: it counts every call, can be switched to fail, and can
-//! hold loads at a barrier so that concurrent requests all read the same version of a session.
+//! hold loads at a barrier so that concurrent requests all read the same version of a session,
+//! and can lose a save's reply ([`Probe::lose_next_save_reply`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use async_trait::async_trait;
 use portcullis::store::{
     CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome,
 };
-use tokio::sync::Barrier;
+use tokio::sync::{Barrier, oneshot};
 
 /// How long a raced load waits for the others before the test fails.
 const RACE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
@@ -24,7 +25,20 @@ pub struct Probe<S> {
     /// What has been called so far, and the fault switch.
     pub stats: Arc<Stats>,
     armed: Arc<Mutex<Option<Armed>>>,
+    lose: Arc<Mutex<Option<Losing>>>,
 }
+
+/// The two ends of a lost save reply ([`Probe::lose_next_save_reply`]).
+#[derive(Debug)]
+pub struct LostReply {
+    /// Fires once the save whose reply is lost has been written.
+    pub written: oneshot::Receiver<()>,
+    /// Send (or drop) to let the save be sent again.
+    pub resend: oneshot::Sender<()>,
+}
+
+/// A save whose reply is to be lost: where to say it was written, and when to send it again.
+type Losing = (oneshot::Sender<()>, oneshot::Receiver<()>);
 
 /// The barrier the next loads wait on, and how many loads are still to take it.
 type Armed = (Arc<Barrier>, usize);
@@ -82,7 +96,19 @@ impl<S> Probe<S> {
             inner,
             stats: Arc::default(),
             armed: Arc::default(),
+            lose: Arc::default(),
         }
+    }
+
+    /// Loses the reply of the next `save`, as a dropped connection does: the save is written,
+    /// [`LostReply::written`] fires, and once [`LostReply::resend`] is sent (so that the test
+    /// can let another writer in meanwhile) the very same save is sent again and its answer is
+    /// the one returned, as `RedisStore` sends a save again after a lost connection.
+    pub fn lose_next_save_reply(&self) -> LostReply {
+        let (written_tx, written) = oneshot::channel();
+        let (resend, resend_rx) = oneshot::channel();
+        *self.lose.lock().unwrap() = Some((written_tx, resend_rx));
+        LostReply { written, resend }
     }
 
     /// Makes the next `n` loads wait for each other: each loads, then waits until all `n` have
@@ -166,6 +192,13 @@ impl<S: SessionStore> SessionStore for Probe<S> {
     ) -> Result<SaveOutcome, StoreError> {
         self.record("save", &self.stats.updates)?;
         self.remember_written(key, record);
+        let lost = self.lose.lock().unwrap().take();
+        if let Some((written, resend)) = lost {
+            // The first answer never arrives.
+            let _lost = self.inner.save(key, expected, record, at).await?;
+            let _ = written.send(());
+            let _ = resend.await;
+        }
         self.inner.save(key, expected, record, at).await
     }
 

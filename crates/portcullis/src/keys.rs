@@ -35,6 +35,8 @@ const HKDF_SALT: &[u8] = b"portcullis key ring v1";
 /// Length of an XChaCha20-Poly1305 nonce: 192 bits, large enough to draw at random for every
 /// seal without a counter (RFC draft-irtf-cfrg-xchacha).
 pub(crate) const NONCE_LEN: usize = 24;
+/// Bytes of the Poly1305 authentication tag that ends every sealed value.
+pub(crate) const SEAL_TAG_LEN: usize = 16;
 
 /// Which key of the ring verified or opened something.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +46,9 @@ pub enum KeyUse {
     /// A key from `SECRET_KEY_FALLBACKS`: the value should be re-issued under the current key.
     Fallback,
 }
+
+/// A key that users' routing tags are HMACs under.
+pub(crate) type RoutingKey = [u8; 32];
 
 /// Bytes of a user's routing tag: 128 bits, so two users never share an index.
 pub(crate) const ROUTING_TAG_LEN: usize = 16;
@@ -57,7 +62,7 @@ struct DerivedKeys {
     signing: [u8; 32],
     sealing: XChaCha20Poly1305,
     csrf: [u8; 32],
-    routing: [u8; 32],
+    routing: RoutingKey,
 }
 
 impl DerivedKeys {
@@ -212,14 +217,26 @@ impl KeyRing {
         self.all().map(|(used, keys)| (used, &keys.csrf))
     }
 
-    /// The routing tags of `user` (the first 128 bits of HMAC-SHA256 over the user id), under
-    /// the current key first, then each fallback, without repeats. A logged-in session's id
-    /// and store key carry its user's tag, so that the user's sessions and index share one
-    /// Redis Cluster slot; keyed, so that neither the store nor a cookie shows the user id.
-    pub(crate) fn routing_tags(&self, user: &str) -> Vec<[u8; ROUTING_TAG_LEN]> {
+    /// The routing key of the current secret: what the kept routing key starts as (see
+    /// `session/routing.rs`).
+    pub(crate) fn routing_key(&self) -> RoutingKey {
+        self.current.routing
+    }
+
+    /// The routing tags of `user` (the first 128 bits of HMAC-SHA256 over the user id): under
+    /// the `kept` routing key first, then under the current key and each fallback, without
+    /// repeats. A logged-in session's store key carries its user's tag, so that the user's
+    /// sessions and index share one Redis Cluster slot; keyed, so that the store does not show
+    /// the user id.
+    pub(crate) fn routing_tags(
+        &self,
+        user: &str,
+        kept: Option<&RoutingKey>,
+    ) -> Vec<[u8; ROUTING_TAG_LEN]> {
         let mut tags: Vec<[u8; ROUTING_TAG_LEN]> = Vec::new();
-        for (_, keys) in self.all() {
-            let mut mac = hmac_sha256(&keys.routing);
+        let ring = self.all().map(|(_, keys)| &keys.routing);
+        for key in kept.into_iter().chain(ring) {
+            let mut mac = hmac_sha256(key);
             mac.update(user.as_bytes());
             let mut tag = [0u8; ROUTING_TAG_LEN];
             tag.copy_from_slice(&mac.finalize().into_bytes()[..ROUTING_TAG_LEN]);

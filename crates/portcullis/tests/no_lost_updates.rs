@@ -21,6 +21,7 @@ use portcullis::store::{LimitPolicy, SessionLimit, SessionStore, StoreKey};
 #[cfg(feature = "redis")]
 use portcullis::store::{RedisStore, RedisTimeouts};
 use portcullis::{Session, SessionError, SessionLayer};
+use portcullis_testing::Probe;
 #[cfg(feature = "redis")]
 use portcullis_testing::redis::{RedisCluster, RedisServer};
 use serde_json::{Value, json};
@@ -75,6 +76,7 @@ fn app(store: impl SessionStore, race: &Race, limit: SessionLimit, idle: Duratio
         .route("/start", post(start))
         .route("/set/{key}", post(set_after_barrier))
         .route("/incr", post(incr_after_barrier))
+        .route("/bump", post(bump))
         .route("/flash/{message}", post(flash_after_barrier))
         .route("/consume", post(consume_after_barrier))
         .route("/set-after-gate", post(set_after_gate))
@@ -112,6 +114,13 @@ async fn incr_after_barrier(
 ) -> Result<&'static str, SessionError> {
     session.get::<bool>("started").await?;
     bounded("the barrier", race.barrier.wait()).await;
+    session
+        .update("n", |n: Option<u64>| Some(n.unwrap_or(0) + 1))
+        .await?;
+    Ok("incremented")
+}
+
+async fn bump(session: Session) -> Result<&'static str, SessionError> {
     session
         .update("n", |n: Option<u64>| Some(n.unwrap_or(0) + 1))
         .await?;
@@ -361,6 +370,44 @@ macro_rules! no_lost_updates {
                 assert_eq!(statuses, [StatusCode::OK, StatusCode::OK]);
                 let (_, body) = send(&app, get_with("/values", Some(&cookie))).await;
                 assert_eq!(json_of(&body)["n"], 2, "{body}");
+            }
+
+            /// A save whose reply is lost is sent again; another process's write lands in
+            /// between, so the second try finds a record that is neither the one it expected
+            /// nor its own. Its update had landed: it must not be applied again.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn a_lost_save_reply_retried_after_another_write_applies_the_update_once() {
+                let (store, _keep) = store().await;
+                let probe = Probe::new(store);
+                let idle = Duration::from_secs(300);
+                let race = Race::new(1);
+                let processes = [
+                    app(probe.clone(), &race, SessionLimit::default(), idle),
+                    app(probe.clone(), &race, SessionLimit::default(), idle),
+                ];
+                let (response, _) = send(&processes[0], post_with("/start", None, "")).await;
+                let cookie = cookie_pair(&response);
+                let lost = probe.lose_next_save_reply();
+                let first = {
+                    let (app, cookie) = (processes[0].clone(), cookie.clone());
+                    tokio::spawn(
+                        async move { send(&app, post_with("/bump", Some(&cookie), "")).await },
+                    )
+                };
+                tokio::time::timeout(PATIENCE, lost.written)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let (other, _) = send(&processes[1], post_with("/bump", Some(&cookie), "")).await;
+                assert_eq!(other.status(), StatusCode::OK);
+                lost.resend.send(()).unwrap();
+                let (first, _) = tokio::time::timeout(PATIENCE, first)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(first.status(), StatusCode::OK);
+                let (_, body) = send(&processes[1], get_with("/values", Some(&cookie))).await;
+                assert_eq!(json_of(&body)["n"], 2, "each increment lands once: {body}");
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

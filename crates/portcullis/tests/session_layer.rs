@@ -736,8 +736,21 @@ async fn a_regenerate_racing_a_logout_does_not_bring_the_session_back() {
     let (response, _) = racing.await.unwrap();
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(set_cookie(&response).unwrap().contains("Max-Age=0"));
+    // What is left is the routing key the log-in kept (see the crate docs, "Sessions across
+    // devices"), no session.
+    use portcullis::store::{SessionStore, StoreKey};
+    let routing_key = StoreKey::from_string("sess:routing-key".into());
     assert!(
-        f.probe.inner.is_empty(),
+        f.probe
+            .inner
+            .load(&routing_key, None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        f.probe.inner.len(),
+        1,
         "the logged-out session did not move to a new id"
     );
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use portcullis::store::{
-    CasOutcome, CasToken, CreateIndexedOutcome, LimitPolicy, NewIndexed, Retire, SaveOutcome,
-    SessionLimit, SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
+    CasOutcome, CasToken, CreateIndexedOutcome, LimitPolicy, MAX_MEMBERS_VISITED, NewIndexed,
+    Retire, SaveOutcome, SessionLimit, SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
 };
 #[cfg(feature = "redis")]
 use portcullis::store::{RedisStore, RedisTimeouts};
@@ -618,6 +618,30 @@ macro_rules! store_contract {
                 let listed = index.list(&slot).await.unwrap();
                 assert_eq!(listed.len(), 1);
                 assert_eq!(listed[0].member, b);
+            }
+
+            /// Finding 2: a list is bounded whatever the index holds (no limit here), so a
+            /// sessions page stays bounded; "end all" still ends every session.
+            #[tokio::test]
+            async fn a_list_shows_at_most_the_bound_and_end_all_ends_them_all() {
+                let (store, _keep) = store().await;
+                let index = index_of(&store);
+                let slot = slot("bounded-list");
+                let n = MAX_MEMBERS_VISITED + 5;
+                for i in 0..n {
+                    let name = member(&format!("{i:03}"));
+                    let new = indexed(
+                        &slot,
+                        &name,
+                        b"r",
+                        PATIENCE * 4,
+                        limit(0, LimitPolicy::EvictOldest),
+                    );
+                    index.create_indexed(new).await.unwrap();
+                }
+                assert_eq!(index.list(&slot).await.unwrap().len(), MAX_MEMBERS_VISITED);
+                assert_eq!(index.end_all(&slot, None).await.unwrap(), n);
+                assert!(index.list(&slot).await.unwrap().is_empty());
             }
 
             #[tokio::test]

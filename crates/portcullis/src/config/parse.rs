@@ -640,9 +640,12 @@ mod tests {
 
     #[cfg(all(feature = "redis", feature = "flask"))]
     #[test]
-    fn the_session_limit_is_none_by_default_and_needs_the_native_format() {
+    fn the_session_limit_is_fifty_by_default_and_needs_the_native_format() {
         let c = load(&keyed(&[])).unwrap();
-        assert_eq!(c.session_max_per_user, None);
+        assert_eq!(
+            c.session_max_per_user.map(std::num::NonZeroUsize::get),
+            Some(50)
+        );
         assert_eq!(
             c.session_limit_policy,
             crate::store::LimitPolicy::EvictOldest
@@ -676,6 +679,8 @@ mod tests {
         );
         let mut pairs = FLASK.to_vec();
         pairs.push(("SECRET_KEY", "a Flask app's key"));
+        // The default cap is the native format's: the Flask format loads with it, uncapped.
+        assert!(load(&pairs).is_ok());
         pairs.push(("SESSION_MAX_PER_USER", "3"));
         let err = load(&pairs).unwrap_err();
         assert!(

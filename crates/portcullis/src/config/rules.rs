@@ -60,8 +60,10 @@ pub(super) fn check(c: &Config) -> Result<(), ConfigError> {
              files are not Flask-Session's",
         ));
     }
+    // The default cap is the native format's; the Flask format keeps no index and no cap.
     if c.session_format == SessionFormat::Flask
         && let Some(max) = c.session_max_per_user
+        && max != crate::store::SessionLimit::DEFAULT_MAX
     {
         return Err(ConfigError::conflict(format!(
             "SESSION_MAX_PER_USER={max} requires SESSION_FORMAT=native: the per-user index that \

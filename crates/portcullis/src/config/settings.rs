@@ -186,9 +186,11 @@ crate::settings! {
             accepts: "bytes, more than 0";
         }
         /// the most live sessions one user may have (a number from 1), or `none`: bounds how
-        /// many devices a stolen password can keep logged in. Needs `SESSION_FORMAT=native`
+        /// many devices a stolen password can keep logged in, and what one account can make the
+        /// store hold. Native format only (the Flask format keeps no index and no cap)
         "SESSION_MAX_PER_USER" => session_max_per_user: Option<NonZeroUsize> {
-            // No limit by default, as Flask-Session, Django and Spring Security.
+            // 50: no person has more devices, and one account cannot fill the store or make
+            // its index scripts long (review finding 2).
             default: SessionLimit::default().max;
             parse: session_limit;
             show: |max| max.map_or_else(|| "none".to_owned(), |max| max.to_string());

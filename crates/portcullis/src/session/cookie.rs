@@ -13,12 +13,12 @@ use http::HeaderValue;
 use http::header::{COOKIE, HeaderMap};
 
 use super::Settings;
-use super::id::{ENCODED_32_BYTES_LEN, Id, MAX_ENCODED_ID_LEN};
+use super::id::{ENCODED_32_BYTES_LEN, Id, MAX_COOKIE_ID_LEN};
 use crate::keys::{KeyRing, KeyUse};
 
-/// Longest cookie value worth looking at: an id (a tagged one is the longest), a dot and a
+/// Longest cookie value worth looking at: an id (a tagged one, its tag sealed, is the longest), a dot and a
 /// 256-bit MAC in base64url (the Flask format's 160-bit signature is shorter).
-const MAX_VALUE_LEN: usize = MAX_ENCODED_ID_LEN + 1 + ENCODED_32_BYTES_LEN;
+const MAX_VALUE_LEN: usize = MAX_COOKIE_ID_LEN + 1 + ENCODED_32_BYTES_LEN;
 
 /// What the request's cookie said.
 #[derive(Clone, Debug)]

@@ -3,13 +3,14 @@
 //! [`SessionLayer::user_sessions`](super::SessionLayer::user_sessions)).
 //!
 //! A session gets into its user's index when it is created with a user id (log in:
-//! [`Session::regenerate`] then [`Session::set_user_id`], in either order). Its id then
+//! [`Session::regenerate`] then [`Session::set_user_id`], in either order; `set_user_id`
+//! alone regenerates a stored session, so that none is left out). Its id then
 //! carries the user's routing tag `T` (128 bits of HMAC-SHA256 of the user id under a key of
-//! the ring): the cookie holds `T~<random>`, the store key is `<prefix>{T}<member>` and the
-//! index `<prefix>idx:{T}`, where `member` is the base64url SHA-256 of the id. Members, never
+//! the ring): the cookie holds `T` only sealed (`<sealed T>~<random>`, see `id.rs`), the store
+//! key is `<prefix>{T}<member>` and the index `<prefix>idx:{T}`, where `member` is the base64url SHA-256 of the id. Members, never
 //! ids, are what lists show and what "end" takes ([`DeviceId`]): knowing one gives no
-//! cookie. Since `T` depends on the key, lists and "end all" look under the tag of the
-//! current key and of each fallback.
+//! cookie. `T` is keyed with the routing key kept in the store (`routing.rs`), which outlives
+//! key rotations; lists and "end all" also look under the tags of the ring's own keys.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,8 +19,9 @@ use std::time::SystemTime;
 use serde::de::DeserializeOwned;
 
 use super::format::max_record_len;
-use super::id::{ENCODED_DIGEST_LEN, slot};
+use super::id::{ENCODED_DIGEST_LEN, Tag, slot};
 use super::record::Data;
+use super::routing;
 use super::{LayerShared, Session, SessionError};
 use crate::store::{StoreError, UserIndex};
 
@@ -163,7 +165,7 @@ impl UserSessions {
         let settings = &self.shared.settings;
         let now = self.shared.clock.now();
         let mut found = Vec::new();
-        for tag in self.shared.keys.routing_tags(user) {
+        for tag in self.tags(user).await? {
             let slot = slot(&settings.key_prefix, &tag);
             let listed = index.list(&slot).await.map_err(|e| self.failed(e))?;
             for record in listed {
@@ -212,7 +214,7 @@ impl UserSessions {
     /// As [`UserSessions::list`].
     pub async fn end(&self, user: &str, device_id: &DeviceId) -> Result<bool, SessionError> {
         let index = self.index()?;
-        for tag in self.shared.keys.routing_tags(user) {
+        for tag in self.tags(user).await? {
             let slot = slot(&self.shared.settings.key_prefix, &tag);
             if index
                 .end(&slot, device_id.as_str())
@@ -238,7 +240,7 @@ impl UserSessions {
         let index = self.index()?;
         let keep = except.map(DeviceId::as_str);
         let mut ended = 0;
-        for tag in self.shared.keys.routing_tags(user) {
+        for tag in self.tags(user).await? {
             let slot = slot(&self.shared.settings.key_prefix, &tag);
             ended += index
                 .end_all(&slot, keep)
@@ -247,6 +249,13 @@ impl UserSessions {
         }
         self.log_ended(user, ended);
         Ok(ended)
+    }
+
+    /// Where the user's sessions are: under the kept routing key's tag, then the ring's.
+    async fn tags(&self, user: &str) -> Result<Vec<Tag>, SessionError> {
+        routing::user_tags(&self.shared, user)
+            .await
+            .map_err(|e| self.failed(e))
     }
 
     fn index(&self) -> Result<&dyn UserIndex, SessionError> {

@@ -349,8 +349,19 @@ impl Session {
     ///
     /// A session gets into its user's index (listed by [`Session::devices`], ended by a
     /// password change...) when it is created or [regenerated](Session::regenerate) with a
-    /// user: call `regenerate` at log-in, as fixation requires anyway.
+    /// user. So where the layer keeps per-user indexes (the native format), a change of user
+    /// on a stored session that this request has not regenerated [regenerates](Session::regenerate)
+    /// it first: it gets a new id in its user's index, and an id planted before the log-in is
+    /// worthless after it. Calling `regenerate` at log-in yourself is still the clearer code.
     pub async fn set_user_id(&self, user: Option<String>) -> Result<(), SessionError> {
+        let indexes =
+            self.shared.settings.format.indexes_users() && self.shared.store.user_index().is_some();
+        let regenerate = self
+            .with_current(|c| Ok(indexes && c.stored && c.envelope.user_id != user))
+            .await?;
+        if regenerate {
+            self.regenerate().await?;
+        }
         self.with_current(|c| {
             if c.envelope.user_id != user {
                 c.apply(Change::User(user));

@@ -1,9 +1,14 @@
 //! Session ids: 32 bytes from the OS generator, base64url in the cookie, and hashed with
 //! SHA-256 before they reach the store.
 //!
-//! A logged-in session's id also carries its user's routing tag (`T~r`, see
+//! A logged-in session's id also carries its user's routing tag `T` (see
 //! `session/devices.rs`), and its store key puts the tag in braces (`<prefix>{T}<hash>`), so
-//! that on a Redis Cluster all of a user's sessions share a slot with the user's index.
+//! that on a Redis Cluster all of a user's sessions share a slot with the user's index. The
+//! cookie never shows `T`: it carries the tag sealed under the key ring with a fresh nonce
+//! (`<sealed T>~<random>`), so that two cookies of one user have nothing in common that an
+//! observer could link, and a read still needs only the cookie to find the record (one round
+//! trip). The canonical form `T~<random>` (what [`Id::encode`] gives, and what the store key
+//! hashes) stays inside the process.
 
 use std::fmt;
 
@@ -11,7 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::keys::{ROUTING_TAG_LEN, fill_random};
+use crate::keys::{KeyRing, KeyUse, NONCE_LEN, ROUTING_TAG_LEN, SEAL_TAG_LEN, fill_random};
 use crate::store::{StoreKey, UserSlot};
 
 /// Bytes of randomness in an id: 256 bits, well past OWASP's 64-bit minimum of entropy.
@@ -28,8 +33,17 @@ pub(crate) const ENCODED_DIGEST_LEN: usize = ENCODED_32_BYTES_LEN;
 const ENCODED_TAG_LEN: usize = 22;
 /// Between the routing tag and the random part: outside base64url, allowed in a cookie value.
 const TAG_SEPARATOR: char = '~';
-/// Length of the longest id: a tagged one.
-pub(crate) const MAX_ENCODED_ID_LEN: usize = ENCODED_TAG_LEN + 1 + ENCODED_ID_LEN;
+/// Length of the longest id in canonical form: a tagged one.
+#[cfg(test)]
+const MAX_ENCODED_ID_LEN: usize = ENCODED_TAG_LEN + 1 + ENCODED_ID_LEN;
+/// Bytes of a sealed routing tag: nonce, encrypted tag, authentication tag.
+const SEALED_TAG_BYTES: usize = NONCE_LEN + ROUTING_TAG_LEN + SEAL_TAG_LEN;
+/// Length of a sealed routing tag in base64url without padding.
+const ENCODED_SEALED_TAG_LEN: usize = (SEALED_TAG_BYTES * 4).div_ceil(3);
+/// Length of the longest id in a cookie: a tagged one, its tag sealed.
+pub(crate) const MAX_COOKIE_ID_LEN: usize = ENCODED_SEALED_TAG_LEN + 1 + ENCODED_ID_LEN;
+/// What a sealed routing tag is bound to, besides the id's random part.
+const SEALED_TAG_CONTEXT: &[u8] = b"portcullis session routing tag\0";
 
 /// A routing tag: which user's slot a logged-in session lives in.
 pub(crate) type Tag = [u8; ROUTING_TAG_LEN];
@@ -72,7 +86,42 @@ impl Id {
         })
     }
 
-    /// The base64url form used in the cookie.
+    /// The id as a cookie carries it: the canonical form of an untagged id; for a tagged one
+    /// `<sealed tag>~<random>`, the tag sealed under the ring's current key with a fresh
+    /// nonce (so every call gives another text, and none shows the tag).
+    pub(crate) fn cookie_text(&self, keys: &KeyRing) -> String {
+        let random = URL_SAFE_NO_PAD.encode(self.random);
+        match &self.tag {
+            Some(tag) => {
+                let sealed = keys.seal(&tag_context(&self.random), tag);
+                format!("{}{TAG_SEPARATOR}{random}", URL_SAFE_NO_PAD.encode(sealed))
+            }
+            None => random,
+        }
+    }
+
+    /// Parses what [`Id::cookie_text`] gave, opening a sealed tag with any key of the ring;
+    /// also the canonical form `<tag>~<random>` that cookies carried before tags were sealed
+    /// (answered as [`KeyUse::Fallback`], so that the cookie is issued again, sealed).
+    /// Anything else (wrong lengths, non-canonical base64url, a tag that does not open) is
+    /// `None`.
+    pub(crate) fn from_cookie_text(text: &str, keys: &KeyRing) -> Option<(Self, KeyUse)> {
+        let Some((tag, random)) = text.split_once(TAG_SEPARATOR) else {
+            return Some((Self::decode(text)?, KeyUse::Current));
+        };
+        if tag.len() == ENCODED_TAG_LEN {
+            return Some((Self::decode(text)?, KeyUse::Fallback));
+        }
+        let random: [u8; ID_BYTES] = decode_exact(random, ENCODED_ID_LEN)?;
+        let sealed: [u8; SEALED_TAG_BYTES] = decode_exact(tag, ENCODED_SEALED_TAG_LEN)?;
+        let (opened, used) = keys.open(&tag_context(&random), &sealed)?;
+        let tag = Some(opened.try_into().ok()?);
+        Some((Self { tag, random }, used))
+    }
+
+    /// The canonical base64url form, `<random>` or `<tag>~<random>`: what the store key
+    /// hashes, and an untagged id's cookie form. A tagged id's cookie shows its tag only
+    /// sealed (see the crate docs, "Security model").
     #[must_use]
     pub fn encode(&self) -> String {
         match &self.tag {
@@ -109,7 +158,13 @@ impl Id {
     }
 }
 
-/// A routing tag in base64url, as it appears in ids and store keys.
+/// What a sealed tag is bound to: a context string and the id's random part, so that a sealed
+/// tag cannot be moved onto another id.
+fn tag_context(random: &[u8; ID_BYTES]) -> Vec<u8> {
+    [SEALED_TAG_CONTEXT, random].concat()
+}
+
+/// A routing tag in base64url, as it appears in canonical ids and store keys.
 pub(crate) fn encode_tag(tag: &Tag) -> String {
     URL_SAFE_NO_PAD.encode(tag)
 }
@@ -189,6 +244,30 @@ mod tests {
         ] {
             assert!(Id::decode(&bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_cookie_seals_the_tag_afresh_and_a_sealed_tag_opens_only_on_its_own_id() {
+        let keys = KeyRing::new(b"a secret key of thirty-two bytes or more", &[]);
+        let id = Id::tagged([7; ROUTING_TAG_LEN]);
+        let (one, two) = (id.cookie_text(&keys), id.cookie_text(&keys));
+        assert_ne!(one, two, "a fresh nonce every time");
+        assert_eq!(one.len(), MAX_COOKIE_ID_LEN);
+        assert!(!one.contains(&encode_tag(&[7; ROUTING_TAG_LEN])));
+        assert_eq!(
+            Id::from_cookie_text(&one, &keys),
+            Some((id.clone(), KeyUse::Current))
+        );
+        // The form cookies had before tags were sealed still reads, and asks for a re-issue.
+        assert_eq!(
+            Id::from_cookie_text(&id.encode(), &keys),
+            Some((id, KeyUse::Fallback))
+        );
+        let (sealed, _) = one.split_once('~').unwrap();
+        let other = format!("{sealed}~{}", Id::random().encode());
+        assert_eq!(Id::from_cookie_text(&other, &keys), None);
+        let foreign = KeyRing::new(b"another key of thirty-two bytes or more", &[]);
+        assert_eq!(Id::from_cookie_text(&one, &foreign), None);
     }
 
     #[test]

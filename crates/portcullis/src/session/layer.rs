@@ -96,6 +96,7 @@ impl SessionLayer {
                 settings,
                 health: Health::default(),
                 writers: Arc::new(WriteLocks::new()),
+                routing: Arc::default(),
             }),
         }
     }
@@ -209,7 +210,8 @@ impl SessionLayer {
     }
 
     /// The most live sessions one user may have, and what a log-in beyond it does
-    /// (`SESSION_MAX_PER_USER`, `SESSION_LIMIT_POLICY`; default: no limit). With
+    /// (`SESSION_MAX_PER_USER`, `SESSION_LIMIT_POLICY`; default: 50 sessions,
+    /// [`SessionLimit::DEFAULT_MAX`], evict-oldest). With
     /// [`LimitPolicy::EvictOldest`](crate::store::LimitPolicy::EvictOldest) the log-in ends
     /// the user's oldest session; with [`LimitPolicy::Refuse`](crate::store::LimitPolicy::Refuse)
     /// it is answered 409 and nothing is written.

@@ -11,6 +11,7 @@ use super::format::max_record_len;
 use super::handle::{RequestSession, Session, WorkingCopy};
 use super::id::Id;
 use super::record::Envelope;
+use super::routing;
 use super::{LayerShared, SessionError};
 use crate::keys::KeyUse;
 use crate::store::{CasToken, StoreKey};
@@ -113,7 +114,16 @@ impl Session {
             key,
             slide_to,
         };
-        state.current = Some(self.start(state, opened, loaded, now));
+        let current = self.start(state, opened, loaded, now);
+        if current.reissue_cookie && current.id.tag().is_some() {
+            // A logged-in cookie signed with a fallback key: the rotation is under way, so
+            // the kept routing key must be sealed under the current key before the fallback
+            // is dropped. Best effort: the session itself was read.
+            if let Err(error) = routing::refresh(&self.shared).await {
+                tracing::warn!(%error, "could not re-seal the kept session routing key");
+            }
+        }
+        state.current = Some(current);
         Ok(())
     }
 

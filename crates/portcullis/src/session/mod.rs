@@ -31,6 +31,7 @@ mod layer;
 mod load;
 mod pre_session;
 mod record;
+mod routing;
 pub(crate) mod secret;
 mod service;
 mod shared;

@@ -4,8 +4,9 @@
 //! the store key and the format byte as associated data, so the store can neither read a record
 //! nor move it to another key. The envelope is MessagePack, its fields in order: created-at,
 //! permanence, a write counter, the user id (which puts a logged-in session in its user's
-//! index), the data map and the idle deadline of the last write. Compare-and-set goes by the
-//! nonce ([`cas_token`]), not by the counter.
+//! index), the data map, the idle deadline of the last write, and the ids of the last writes
+//! (see [`Envelope::writes`]). Compare-and-set goes by the nonce ([`cas_token`]), not by the
+//! counter.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -43,7 +44,18 @@ pub(crate) struct Envelope {
     /// (`SESSION_REFRESH_EACH_REQUEST=false`) it is still the idle deadline. 0 when unknown.
     #[serde(default)]
     pub(crate) deadline_ms: u64,
+    /// Random ids of the last [`WRITES_KEPT`] saves this record descends from, its own last.
+    /// A save whose reply was lost is sent again by the store, and may then find a newer
+    /// record that another request wrote on top of it: that its id is in there tells that it
+    /// had landed, so that its changes are not applied a second time.
+    #[serde(default)]
+    pub(crate) writes: Vec<u64>,
 }
+
+/// How many save ids a record keeps: a save whose reply was lost can tell that it landed while
+/// fewer than this many other saves came after it (beyond that it cannot tell, and answers 503
+/// rather than risk applying a change twice).
+pub(crate) const WRITES_KEPT: usize = 16;
 
 impl Envelope {
     pub(crate) fn new(now: SystemTime, permanent: bool) -> Self {
@@ -54,7 +66,20 @@ impl Envelope {
             user_id: None,
             data: Data::new(),
             deadline_ms: 0,
+            writes: Vec::new(),
         }
+    }
+
+    /// Notes a new save of this envelope: a fresh random id, kept among the last
+    /// [`WRITES_KEPT`]; returns it.
+    pub(crate) fn note_write(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        crate::keys::fill_random(&mut bytes);
+        let id = u64::from_le_bytes(bytes);
+        self.writes.push(id);
+        let extra = self.writes.len().saturating_sub(WRITES_KEPT);
+        self.writes.drain(..extra);
+        id
     }
 
     pub(crate) fn created_at(&self) -> SystemTime {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::Format;
+use super::routing::KeptRoutingKey;
 use super::write::WriteLocks;
 use crate::clock::Clock;
 use crate::keys::KeyRing;
@@ -43,6 +44,8 @@ pub(crate) struct LayerShared {
     pub(crate) health: Health,
     /// Turns for concurrent writers of one session in this process.
     pub(crate) writers: Arc<WriteLocks>,
+    /// The routing key kept in the store, as this process last read it.
+    pub(crate) routing: Arc<KeptRoutingKey>,
 }
 
 /// Whether the store answered last time, so that an outage is logged once when it starts and

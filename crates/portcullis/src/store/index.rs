@@ -77,13 +77,36 @@ pub enum LimitPolicy {
     Refuse,
 }
 
+/// The most members of one user's index that one index operation visits (prunes, evicts,
+/// lists or ends), whatever the limit: so that one account with a huge index (no limit, or one
+/// from before the limit) cannot make one call, a Lua script blocking a shared Redis, cost
+/// more than this. Lists show the newest this many; "end all" goes on in calls of this many.
+pub const MAX_MEMBERS_VISITED: usize = 128;
+
 /// `SESSION_MAX_PER_USER` and its policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionLimit {
-    /// The most live sessions one user may have; `None` for no limit (the default).
+    /// The most live sessions one user may have; `None` for no limit. Default
+    /// [`SessionLimit::DEFAULT_MAX`].
     pub max: Option<NonZeroUsize>,
     /// What a log-in beyond the limit does.
     pub policy: LimitPolicy,
+}
+
+impl SessionLimit {
+    /// The default `SESSION_MAX_PER_USER`: 50 live sessions per user, the oldest ended by a
+    /// log-in beyond them. Enough devices for anyone, and a bound on what one account can
+    /// make the store hold.
+    pub const DEFAULT_MAX: NonZeroUsize = NonZeroUsize::MIN.saturating_add(49);
+}
+
+impl Default for SessionLimit {
+    fn default() -> Self {
+        Self {
+            max: Some(Self::DEFAULT_MAX),
+            policy: LimitPolicy::default(),
+        }
+    }
 }
 
 /// A logged-in session to create and index in one step ([`UserIndex::create_indexed`]).

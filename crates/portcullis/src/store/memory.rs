@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::index::{
-    CreateIndexedOutcome, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit,
+    CreateIndexedOutcome, IndexedRecord, MAX_MEMBERS_VISITED, NewIndexed, UserIndex, UserSlot,
+    over_limit,
 };
 use super::{
     CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, WriteOutcome,
@@ -293,8 +294,10 @@ impl UserIndex for MemoryStore {
         let now = self.clock.now();
         let mut records = self.records();
         let mut members = records.live_members(slot, now);
-        // Oldest log-in first, as the Redis index orders by score.
+        // Oldest log-in first, as the Redis index orders by score; the newest
+        // `MAX_MEMBERS_VISITED` only, as there.
         members.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        members.drain(..members.len().saturating_sub(MAX_MEMBERS_VISITED));
         Ok(members
             .into_iter()
             .filter_map(|(member, _)| {

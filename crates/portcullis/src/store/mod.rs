@@ -42,8 +42,8 @@ pub use self::redis::{RedisStore, RedisUrlError};
 #[cfg(unix)]
 pub use file::FileStore;
 pub use index::{
-    CreateIndexedOutcome, IndexedRecord, LimitPolicy, NewIndexed, Retire, SessionLimit, UserIndex,
-    UserSlot,
+    CreateIndexedOutcome, IndexedRecord, LimitPolicy, MAX_MEMBERS_VISITED, NewIndexed, Retire,
+    SessionLimit, UserIndex, UserSlot,
 };
 pub use memory::MemoryStore;
 pub use redis_timeouts::RedisTimeouts;

@@ -445,8 +445,9 @@ impl SessionStore for RedisStore {
     }
 
     /// The `cas` script. Sent a second time after a lost connection: if the first one had
-    /// landed, the second finds the record it wrote and answers a conflict holding it, which
-    /// the session layer recognises by its token as its own write.
+    /// landed, the second finds the record it wrote (or one another request wrote on top of
+    /// it) and answers a conflict holding it, which the session layer recognises as its own
+    /// write (by its token, or by the save ids the record keeps).
     async fn save(
         &self,
         key: &StoreKey,

@@ -14,10 +14,11 @@
 //!   - `_user_id`: Flask-Login's user, which is the envelope's user id (a user id set with
 //!     [`Session::set_user_id`](crate::Session::set_user_id) is written there; to log out,
 //!     remove the key or clear the session, as Flask-Login does);
-//!   - `_portcullis`: `{created_ms, revision, user, deadline_ms}`, what Flask has no place for:
-//!     the start of the absolute lifetime, the user it was counted for, and the expiry the last
-//!     Portcullis write set (a Flask write since may have moved the real one later). Flask keeps keys it does not
-//!     know, so it survives Flask's writes. A record without it (written by Flask), or whose
+//!   - `_portcullis`: `{created_ms, revision, user, deadline_ms, writes}`, what Flask has no
+//!     place for: the start of the absolute lifetime, the user it was counted for, the expiry
+//!     the last Portcullis write set (a Flask write since may have moved the real one later),
+//!     and the ids of the last Portcullis saves (so that a save sent again after a lost reply
+//!     is not applied twice). Flask keeps keys it does not know, so it survives Flask's writes. A record without it (written by Flask), or whose
 //!     `_user_id` is no longer that user (a log-in on the Flask side, which keeps the data),
 //!     starts its absolute lifetime when Portcullis reads it, and is written back once to
 //!     record that.
@@ -50,6 +51,7 @@ const META_CREATED: &str = "created_ms";
 const META_REVISION: &str = "revision";
 const META_USER: &str = "user";
 const META_DEADLINE: &str = "deadline_ms";
+const META_WRITES: &str = "writes";
 
 /// The keys derived from the Flask app's `SECRET_KEY`: the cookie signer's (itsdangerous
 /// `key_derivation="hmac"`) and Flask-WTF's (`"django-concat"`).
@@ -135,7 +137,7 @@ pub(super) fn encode_record(envelope: &Envelope) -> Result<Vec<u8>, rmpv::encode
     if !empty {
         // The user the absolute lifetime counts for: whoever `_user_id` names once written.
         let user = new_user.or(stored_user.as_ref());
-        let meta = vec![
+        let mut meta = vec![
             (Value::from(META_CREATED), Value::from(envelope.created_ms)),
             (Value::from(META_REVISION), Value::from(envelope.revision)),
             (
@@ -147,6 +149,10 @@ pub(super) fn encode_record(envelope: &Envelope) -> Result<Vec<u8>, rmpv::encode
                 Value::from(envelope.deadline_ms),
             ),
         ];
+        if !envelope.writes.is_empty() {
+            let writes = envelope.writes.iter().map(|&w| Value::from(w)).collect();
+            meta.push((Value::from(META_WRITES), Value::Array(writes)));
+        }
         map.push((Value::from(META), Value::Map(meta)));
     }
     let mut out = Vec::new();
@@ -179,6 +185,7 @@ pub(super) fn decode_record(bytes: &[u8], now: SystemTime) -> Option<(Envelope, 
         Some(meta) => {
             envelope.revision = meta.revision;
             envelope.deadline_ms = meta.deadline_ms;
+            envelope.writes = meta.writes;
             // A log-in (or out) on the Flask side since Portcullis last wrote: the absolute
             // lifetime restarts now, as a log-in here restarts it.
             let same_user = meta.user == envelope.user_id;
@@ -198,6 +205,7 @@ struct Meta {
     revision: u64,
     user: Option<String>,
     deadline_ms: u64,
+    writes: Vec<u64>,
 }
 
 /// The entries of a MessagePack map that is the whole of `bytes`, else of a JSON object.
@@ -260,6 +268,14 @@ fn read_meta(value: &Value) -> Option<Meta> {
         revision: field(META_REVISION).and_then(Value::as_u64).unwrap_or(0),
         user: field(META_USER).and_then(user_text),
         deadline_ms: field(META_DEADLINE).and_then(Value::as_u64).unwrap_or(0),
+        writes: match field(META_WRITES) {
+            Some(Value::Array(ids)) => ids
+                .iter()
+                .filter_map(Value::as_u64)
+                .take(crate::session::record::WRITES_KEPT)
+                .collect(),
+            _ => Vec::new(),
+        },
     })
 }
 

@@ -12,7 +12,7 @@ use super::{
 use crate::session::handle::WorkingCopy;
 use crate::session::id::{Id, Tag, slot};
 use crate::session::secret::CsrfSecret;
-use crate::session::{LayerShared, Settings, secret};
+use crate::session::{LayerShared, Settings, routing, secret};
 use crate::store::{
     CasOutcome, CasToken, CreateIndexedOutcome, NewIndexed, Retire, UserIndex, WriteOutcome,
 };
@@ -101,7 +101,8 @@ async fn create_indexed(
     now: SystemTime,
 ) -> Result<bool, WriteError> {
     let settings = &shared.settings;
-    let Some(&tag) = shared.keys.routing_tags(user).first() else {
+    let tags = routing::user_tags(shared, user).await?;
+    let Some(&tag) = tags.first() else {
         return Err(WriteError::Encode);
     };
     // The id was never sent (the session is new), so it can still take its user's tag.

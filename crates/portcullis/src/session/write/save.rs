@@ -9,6 +9,7 @@ use super::turns::Turn;
 use super::{MAX_SAVE_ATTEMPTS, Onto, WriteError, replay_onto, seal};
 use crate::session::LayerShared;
 use crate::session::handle::WorkingCopy;
+use crate::session::record::{Envelope, WRITES_KEPT};
 use crate::store::{CasToken, SaveOutcome, StoreKey};
 
 /// The compare-and-set loop, in this session's turn within the process: seal, save, and on a
@@ -31,6 +32,10 @@ pub(super) async fn save(
             check_merged_size(current, settings.max_bytes)?;
         }
         current.envelope.revision += 1;
+        let write = Write {
+            id: current.envelope.note_write(),
+            revision: current.envelope.revision,
+        };
         let (sealed, expires_at) = seal(shared, current, &key, now)?;
         let token = settings.format.cas_token(&sealed);
         match shared
@@ -52,6 +57,18 @@ pub(super) async fn save(
                 return Ok(());
             }
             SaveOutcome::Conflict(live) => {
+                match landed(shared, &key, &live, write, now) {
+                    Landed::Yes(envelope) => {
+                        // Another request wrote on top of it: that record is the session now,
+                        // this request's changes included.
+                        let token = settings.format.cas_token(&live);
+                        current.envelope = envelope;
+                        saved(current, &mut turn, key, live, token);
+                        return Ok(());
+                    }
+                    Landed::CannotTell => return Err(cannot_tell()),
+                    Landed::No => {}
+                }
                 replay_onto(shared, current, &key, &live, now, Onto::ThisSession)?;
                 expected = settings.format.cas_token(&live);
                 merged = true;
@@ -62,6 +79,58 @@ pub(super) async fn save(
         }
     }
     Err(busy())
+}
+
+/// One try at saving: its id among the record's writes, and the revision it wrote.
+#[derive(Clone, Copy)]
+struct Write {
+    id: u64,
+    revision: u64,
+}
+
+/// Whether a save had landed, from the newer record a conflict handed back.
+enum Landed {
+    /// The record descends from it (its id is among the record's writes): the record, opened.
+    Yes(Envelope),
+    /// It does not.
+    No,
+    /// So many saves came after its revision that its id would have left the record's list.
+    CannotTell,
+}
+
+/// Whether `write` had landed before `live` was written: only a save sent again after a lost
+/// reply finds its own write under another one; any other conflict is `Landed::No`.
+fn landed(
+    shared: &LayerShared,
+    key: &StoreKey,
+    live: &[u8],
+    write: Write,
+    now: SystemTime,
+) -> Landed {
+    let Some((envelope, _)) = shared
+        .settings
+        .format
+        .decode_record(&shared.keys, key, live, now)
+    else {
+        // Unreadable: the replay says so.
+        return Landed::No;
+    };
+    if envelope.writes.contains(&write.id) {
+        Landed::Yes(envelope)
+    } else if envelope.revision >= write.revision + WRITES_KEPT as u64 {
+        Landed::CannotTell
+    } else {
+        Landed::No
+    }
+}
+
+/// A save sent again after a lost reply met more saves than a record remembers.
+fn cannot_tell() -> WriteError {
+    tracing::warn!(
+        "a session save whose reply was lost cannot tell whether it landed; answering 503 \
+         rather than applying its changes twice"
+    );
+    WriteError::Unavailable(None)
 }
 
 /// Still conflicting after every attempt: a pile-up of writers on one session.

@@ -20,7 +20,7 @@ use crate::clock::{from_unix_millis, unix_millis};
 use crate::store::index::{
     CreateIndexedOutcome, IndexedRecord, NewIndexed, UserIndex, UserSlot, over_limit,
 };
-use crate::store::{CasToken, SessionLimit, StoreError, matches_token};
+use crate::store::{CasToken, MAX_MEMBERS_VISITED, SessionLimit, StoreError, matches_token};
 
 /// An index as read: member to absolute deadline in Unix milliseconds.
 type Members = BTreeMap<String, u64>;
@@ -163,6 +163,8 @@ impl FileStore {
         let members = self.live_members(slot)?;
         let mut by_deadline: Vec<(&String, &u64)> = members.iter().collect();
         by_deadline.sort_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)));
+        // The newest `MAX_MEMBERS_VISITED` only, as the Redis index lists them.
+        by_deadline.drain(..by_deadline.len().saturating_sub(MAX_MEMBERS_VISITED));
         let now = self.clock.now();
         let mut found = Vec::with_capacity(by_deadline.len());
         for (member, _) in by_deadline {

@@ -9,10 +9,10 @@ use redis::Value;
 
 use super::{RedisStore, Repeat, scripts, unexpected};
 use crate::clock::unix_millis;
-use crate::store::StoreError;
 use crate::store::index::{
     CreateIndexedOutcome, IndexedRecord, LimitPolicy, NewIndexed, UserIndex, UserSlot,
 };
+use crate::store::{MAX_MEMBERS_VISITED, StoreError};
 
 #[async_trait]
 impl UserIndex for RedisStore {
@@ -39,7 +39,8 @@ impl UserIndex for RedisStore {
         let retire = new
             .retire
             .map_or(("", &b""[..]), |r| (r.member, r.token.as_bytes()));
-        let args: [&[u8]; 10] = [
+        let bound = MAX_MEMBERS_VISITED.to_string();
+        let args: [&[u8]; 11] = [
             new.record,
             pxat.as_bytes(),
             new.member.as_bytes(),
@@ -50,6 +51,7 @@ impl UserIndex for RedisStore {
             policy.as_bytes(),
             retire.0.as_bytes(),
             retire.1,
+            bound.as_bytes(),
         ];
         let reply: Value = self
             .invoke(
@@ -79,7 +81,11 @@ impl UserIndex for RedisStore {
             .invoke(
                 &scripts::LIST,
                 &[slot.index().as_str()],
-                &[now_ms.as_bytes(), slot.member_prefix().as_bytes()],
+                &[
+                    now_ms.as_bytes(),
+                    slot.member_prefix().as_bytes(),
+                    MAX_MEMBERS_VISITED.to_string().as_bytes(),
+                ],
                 Repeat::Idempotent,
                 "listing a user's sessions",
             )
@@ -125,20 +131,30 @@ impl UserIndex for RedisStore {
         Ok(deleted > 0)
     }
 
+    /// One script per [`MAX_MEMBERS_VISITED`] members, so that no call blocks Redis for long,
+    /// until none is left but the one kept.
     async fn end_all(&self, slot: &UserSlot, keep: Option<&str>) -> Result<usize, StoreError> {
-        let ended: u64 = self
-            .invoke(
-                &scripts::END_ALL,
-                &[slot.index().as_str()],
-                &[
-                    slot.member_prefix().as_bytes(),
-                    keep.unwrap_or("").as_bytes(),
-                ],
-                Repeat::Idempotent,
-                "ending a user's sessions",
-            )
-            .await?;
-        Ok(usize::try_from(ended).unwrap_or(usize::MAX))
+        let bound = MAX_MEMBERS_VISITED.to_string();
+        let mut ended = 0_usize;
+        loop {
+            let (now_ended, left): (u64, u64) = self
+                .invoke(
+                    &scripts::END_ALL,
+                    &[slot.index().as_str()],
+                    &[
+                        slot.member_prefix().as_bytes(),
+                        keep.unwrap_or("").as_bytes(),
+                        bound.as_bytes(),
+                    ],
+                    Repeat::Idempotent,
+                    "ending a user's sessions",
+                )
+                .await?;
+            ended = ended.saturating_add(usize::try_from(now_ended).unwrap_or(usize::MAX));
+            if left == 0 {
+                return Ok(ended);
+            }
+        }
     }
 }
 

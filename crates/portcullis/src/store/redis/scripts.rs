@@ -60,13 +60,17 @@ return 1
 /// `ARGV`: 1 the record, 2 its `PXAT`, 3 its member, 4 its absolute deadline (the score,
 /// ms), 5 now (ms), 6 the most sessions allowed (`0`: no limit), 7 the member prefix `P`,
 /// 8 `evict` or `refuse`, 9 a member to retire in the same step (`''`: none), 10 the token
-/// the retired member's record must still begin with.
+/// the retired member's record must still begin with, 11 the most members to visit (`B`,
+/// [`MAX_MEMBERS_VISITED`](crate::store::MAX_MEMBERS_VISITED)).
 ///
 /// Prunes members past their deadline and members whose key is gone, then counts (the retired
 /// member aside), refuses or evicts the oldest deadlines, checks that the member to retire is
-/// still there and unchanged (else says so, or hands its record back), writes with `SET NX` (the only write that can
-/// fail goes first), retires, and sets the index's expiry to its latest score (plain
-/// `PEXPIREAT`: with `GT` a key without expiry would never get one).
+/// still there and unchanged (else says so, or hands its record back), writes with `SET NX`
+/// (the only write that can fail goes first), retires, and sets the index's expiry to its latest score (plain
+/// `PEXPIREAT`: with `GT` a key without expiry would never get one). Each step visits at most
+/// `B` members, whatever the index's size or the limit: it prunes up to `B` past their
+/// deadline, checks the oldest of the rest for a key that is gone (`B` in all), and evicts at
+/// most `B`; what is left goes at the next call.
 ///
 /// Reply: the evicted members (an array, maybe empty); `-1` refused by the limit; `-2` the
 /// key exists; `-3` the member to retire is gone (ended meanwhile); a string: the live record
@@ -74,11 +78,14 @@ return 1
 pub(super) static LOGIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"#!lua
-if #KEYS ~= 2 or #ARGV ~= 10 then return redis.error_reply('ERR login: 2 keys, 10 arguments') end
-local index, prefix, retire = KEYS[2], ARGV[7], ARGV[9]
-redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[5])
-for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-  if redis.call('EXISTS', prefix .. m) == 0 then redis.call('ZREM', index, m) end
+if #KEYS ~= 2 or #ARGV ~= 11 then return redis.error_reply('ERR login: 2 keys, 11 arguments') end
+local index, prefix, retire, bound = KEYS[2], ARGV[7], ARGV[9], tonumber(ARGV[11])
+local dead = redis.call('ZRANGE', index, '-inf', ARGV[5], 'BYSCORE', 'LIMIT', 0, bound)
+if #dead > 0 then redis.call('ZREM', index, unpack(dead)) end
+if #dead < bound then
+  for _, m in ipairs(redis.call('ZRANGE', index, 0, bound - #dead - 1)) do
+    if redis.call('EXISTS', prefix .. m) == 0 then redis.call('ZREM', index, m) end
+  end
 end
 local max = tonumber(ARGV[6])
 local n = redis.call('ZCARD', index)
@@ -95,7 +102,7 @@ if retire ~= '' then
   redis.call('ZREM', index, retire)
 end
 local evicted = {}
-while max > 0 and n >= max do
+while max > 0 and n >= max and #evicted < bound do
   local oldest = redis.call('ZPOPMIN', index)
   if #oldest == 0 then break end
   redis.call('DEL', prefix .. oldest[1])
@@ -113,16 +120,19 @@ return evicted
 /// Lists a user's live sessions without sliding any expiry (`GET` and `PTTL`, never
 /// `GETEX`), dropping dead members on the way.
 ///
-/// `KEYS[1]` the index; `ARGV[1]` now (ms), `ARGV[2]` the member prefix.
+/// `KEYS[1]` the index; `ARGV[1]` now (ms), `ARGV[2]` the member prefix, `ARGV[3]` the most
+/// members to visit (`B`): it prunes at most `B` past their deadline and lists the newest `B`.
 ///
 /// Reply: a flat array of `member, PTTL (ms), record` triples, oldest deadline first.
 pub(super) static LIST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"#!lua
-if #KEYS ~= 1 or #ARGV ~= 2 then return redis.error_reply('ERR list: 1 key, 2 arguments') end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if #KEYS ~= 1 or #ARGV ~= 3 then return redis.error_reply('ERR list: 1 key, 3 arguments') end
+local bound = tonumber(ARGV[3])
+local dead = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, bound)
+if #dead > 0 then redis.call('ZREM', KEYS[1], unpack(dead)) end
 local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], -bound, -1)) do
   local key = ARGV[2] .. m
   local record = redis.call('GET', key)
   if record then
@@ -141,21 +151,25 @@ return out
 /// Ends every session of a user but one.
 ///
 /// `KEYS[1]` the index; `ARGV[1]` the member prefix, `ARGV[2]` the member to keep (`''`:
-/// none). An index left empty disappears with its last member.
+/// none), `ARGV[3]` the most members to visit (`B`): the `B` oldest. An index left empty
+/// disappears with its last member.
 ///
-/// Reply: how many live sessions ended.
+/// Reply: how many live sessions ended, and how many members are left besides the one kept
+/// (the caller calls again while some are).
 pub(super) static END_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"#!lua
-if #KEYS ~= 1 or #ARGV ~= 2 then return redis.error_reply('ERR end_all: 1 key, 2 arguments') end
+if #KEYS ~= 1 or #ARGV ~= 3 then return redis.error_reply('ERR end_all: 1 key, 3 arguments') end
 local ended, keep = 0, ARGV[2]
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)) do
   if m ~= keep then
     ended = ended + redis.call('DEL', ARGV[1] .. m)
     redis.call('ZREM', KEYS[1], m)
   end
 end
-return ended
+local left = redis.call('ZCARD', KEYS[1])
+if keep ~= '' and redis.call('ZSCORE', KEYS[1], keep) then left = left - 1 end
+return {ended, left}
 ",
     )
 });
