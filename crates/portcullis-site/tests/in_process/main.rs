@@ -2,6 +2,7 @@
 //! `ManualClock`, driven with `oneshot` (the harness), for accounts, pages and sessions.
 
 mod auth;
+mod docs;
 mod harness;
 mod limits;
 mod origin;
