@@ -477,38 +477,82 @@ macro_rules! store_contract {
                 assert_eq!(store.load(&k, None).await.unwrap(), Some(vec![winners[0]]));
             }
 
-            /// `save` never creates, so whatever the interleaving, nothing may be left once
-            /// a delete and concurrent saves have all finished; a record left means a save
-            /// checked before the delete and wrote after it.
+            /// The race of requests against a log-out, forced: several requests load the
+            /// record, the delete lands after every load and before any save (two barriers
+            /// order it), then they all save at once with the tokens they read. Each must be
+            /// `Gone` and nothing may be left: had the delete not happened, every token would
+            /// still match, so a save that overlooked the delete would write the session back.
+            /// A save before the delete, with a token it loaded, shows the tokens are good.
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_saves_and_a_delete_leave_no_record() {
+                const SAVERS: usize = 4;
+                const BOUND: Duration = Duration::from_secs(15);
                 let (store, _keep) = store().await;
                 let k = key("save-delete-race");
-                for round in 0..50 {
-                    store.create(&k, b"live", in_(PATIENCE)).await.unwrap();
-                    let savers: Vec<_> = (0..4)
-                        .map(|_| {
-                            let (store, k) = (Arc::clone(&store), k.clone());
-                            tokio::spawn(async move {
-                                store
-                                    .save(&k, &CasToken::new(b""), b"updated", in_(PATIENCE))
-                                    .await
-                                    .unwrap()
-                            })
+                store.create(&k, b"live", in_(PATIENCE)).await.unwrap();
+                let seen = store.load(&k, None).await.unwrap().unwrap();
+                let before = store
+                    .save(&k, &CasToken::new(seen), b"updated", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                assert_eq!(before, SaveOutcome::Saved, "a save before the delete");
+
+                let loaded = Arc::new(tokio::sync::Barrier::new(SAVERS + 1));
+                let deleted = Arc::new(tokio::sync::Barrier::new(SAVERS + 1));
+                let savers: Vec<_> = (0..SAVERS)
+                    .map(|i| {
+                        let (store, k) = (Arc::clone(&store), k.clone());
+                        let (loaded, deleted) = (Arc::clone(&loaded), Arc::clone(&deleted));
+                        tokio::spawn(async move {
+                            let seen = store.load(&k, None).await.unwrap();
+                            assert_eq!(seen.as_deref(), Some(&b"updated"[..]), "saver {i}");
+                            loaded.wait().await;
+                            deleted.wait().await;
+                            let record = format!("saver {i}");
+                            store
+                                .save(
+                                    &k,
+                                    &CasToken::new(seen.unwrap()),
+                                    record.as_bytes(),
+                                    in_(PATIENCE),
+                                )
+                                .await
+                                .unwrap()
                         })
-                        .collect();
-                    store.delete(&k).await.unwrap();
-                    let late = store
-                        .save(&k, &CasToken::new(b""), b"late", in_(PATIENCE))
+                    })
+                    .collect();
+                tokio::time::timeout(BOUND, loaded.wait())
+                    .await
+                    .expect("the savers did not all load");
+                assert!(
+                    store.delete(&k).await.unwrap(),
+                    "the delete found no live record"
+                );
+                tokio::time::timeout(BOUND, deleted.wait())
+                    .await
+                    .expect("the savers did not all pass the delete");
+                for (i, saver) in savers.into_iter().enumerate() {
+                    let outcome = tokio::time::timeout(BOUND, saver)
                         .await
+                        .expect("a save did not finish")
                         .unwrap();
-                    assert_eq!(late, SaveOutcome::Gone, "round {round}");
-                    for saver in savers {
-                        saver.await.unwrap();
-                    }
-                    let left = store.load(&k, None).await.unwrap();
-                    assert_eq!(left, None, "round {round}: the session was resurrected");
+                    assert_eq!(
+                        outcome,
+                        SaveOutcome::Gone,
+                        "saver {i}: a save after the delete must find the record gone"
+                    );
                 }
+                let late = store
+                    .save(&k, &CasToken::new(b""), b"late", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    late,
+                    SaveOutcome::Gone,
+                    "a save with a token matching anything"
+                );
+                let left = store.load(&k, None).await.unwrap();
+                assert_eq!(left, None, "the session was resurrected");
             }
 
             /// Compare-and-set as the session layer uses it: every writer reads, adds one, and

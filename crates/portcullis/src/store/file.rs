@@ -301,6 +301,8 @@ impl FileStore {
         expires_at: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
         let tmp = self.prepare(record, expires_at)?;
+        #[cfg(test)]
+        hooks::run_before_save_lock(path);
         let _order = self.lock()?;
         let Some(current) = read_live(path, self.clock.now())? else {
             return Ok(SaveOutcome::Gone);
@@ -686,21 +688,21 @@ mod hooks {
     use std::sync::{Mutex, PoisonError};
 
     type Hook = Box<dyn FnOnce() + Send>;
+    type Hooks = Mutex<Option<HashMap<PathBuf, Hook>>>;
 
-    static AFTER_SAVE_CHECK: Mutex<Option<HashMap<PathBuf, Hook>>> = Mutex::new(None);
+    static BEFORE_SAVE_LOCK: Hooks = Mutex::new(None);
+    static AFTER_SAVE_CHECK: Hooks = Mutex::new(None);
 
-    /// Runs `hook` once, in the next save of `path`, after its check and before its rename.
-    pub(super) fn after_save_check(path: &Path, hook: impl FnOnce() + Send + 'static) {
-        let mut hooks = AFTER_SAVE_CHECK
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+    fn set(hooks: &Hooks, path: &Path, hook: impl FnOnce() + Send + 'static) {
         hooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .get_or_insert_with(HashMap::new)
             .insert(path.to_owned(), Box::new(hook));
     }
 
-    pub(super) fn run_after_save_check(path: &Path) {
-        let hook = AFTER_SAVE_CHECK
+    fn run(hooks: &Hooks, path: &Path) {
+        let hook = hooks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_mut()
@@ -708,6 +710,25 @@ mod hooks {
         if let Some(hook) = hook {
             hook();
         }
+    }
+
+    /// Runs `hook` once, in the next save of `path`, after its temporary file is written and
+    /// before it takes the folder's lock (so before it looks at the record).
+    pub(super) fn before_save_lock(path: &Path, hook: impl FnOnce() + Send + 'static) {
+        set(&BEFORE_SAVE_LOCK, path, hook);
+    }
+
+    pub(super) fn run_before_save_lock(path: &Path) {
+        run(&BEFORE_SAVE_LOCK, path);
+    }
+
+    /// Runs `hook` once, in the next save of `path`, after its check and before its rename.
+    pub(super) fn after_save_check(path: &Path, hook: impl FnOnce() + Send + 'static) {
+        set(&AFTER_SAVE_CHECK, path, hook);
+    }
+
+    pub(super) fn run_after_save_check(path: &Path) {
+        run(&AFTER_SAVE_CHECK, path);
     }
 }
 
@@ -717,11 +738,14 @@ mod tests {
 
     use super::*;
 
-    /// The race the lock exists for, made deterministic: a delete runs (under the lock) while
-    /// a save has its temporary file ready and waits for the lock. The save must then find
-    /// the record gone; checking before taking the lock would bring it back.
+    /// The race the lock exists for, made deterministic: a save has its temporary file ready
+    /// and is held (by a hook) just before it takes the lock; a delete then takes the lock,
+    /// lets the save go on to wait for it, removes the record and lets go. The save must then
+    /// find the record gone; one that checked the record before taking the lock would rename
+    /// it back.
     #[test]
     fn a_save_waiting_on_a_delete_does_not_resurrect() {
+        const BOUND: Duration = Duration::from_secs(15);
         let folder = tempfile::tempdir().unwrap();
         let store = FileStore::open(folder.path()).unwrap();
         let path = store.dir().join("sess:race");
@@ -729,22 +753,35 @@ mod tests {
         let tmp = TempFile::write(store.dir(), b"live", later).unwrap();
         tmp.rename_to(&path).unwrap();
 
-        let delete = store.lock().unwrap();
-        let updater = std::thread::spawn({
+        let (ready, ready_rx) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        hooks::before_save_lock(&path, move || {
+            ready.send(()).unwrap();
+            go_rx.recv_timeout(BOUND).unwrap();
+        });
+        let (outcome, outcome_rx) = std::sync::mpsc::channel();
+        std::thread::spawn({
             let (store, path) = (store.clone(), path.clone());
             move || {
-                store
-                    .save_blocking(&path, &CasToken::new(b"live"), b"resurrected", later)
-                    .unwrap()
+                let saved =
+                    store.save_blocking(&path, &CasToken::new(b"live"), b"resurrected", later);
+                outcome.send(saved).unwrap();
             }
         });
-        // Time for the updater to write its temporary file and reach the lock; were it
-        // slower, the test would still pass, never fail spuriously.
-        std::thread::sleep(Duration::from_millis(200));
+        ready_rx
+            .recv_timeout(BOUND)
+            .expect("the save never reached the lock");
+
+        let delete = store.lock().unwrap();
+        go.send(()).unwrap();
         fs::remove_file(&path).unwrap();
         drop(delete);
 
-        assert_eq!(updater.join().unwrap(), SaveOutcome::Gone);
+        let outcome = outcome_rx
+            .recv_timeout(BOUND)
+            .expect("the save never finished")
+            .unwrap();
+        assert_eq!(outcome, SaveOutcome::Gone);
         assert!(!path.exists(), "the deleted session was brought back");
     }
 
