@@ -9,7 +9,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use portcullis::store::{
-    CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome,
+    CasOutcome, CasToken, CreateIndexedOutcome, IndexedRecord, NewIndexed, SaveOutcome,
+    SessionStore, StoreError, StoreKey, UserIndex, UserSlot, WriteOutcome,
 };
 use tokio::sync::{Barrier, oneshot};
 
@@ -60,6 +61,9 @@ pub struct Stats {
     pub written: Mutex<Vec<(StoreKey, Vec<u8>)>>,
     /// Every call in order: `create`, `load`, `save`, `delete`, `delete_if`.
     pub calls: Mutex<Vec<&'static str>>,
+    /// The user slot of every `create_indexed` (a log-in), in order: so that a test can look
+    /// at that user's index itself ([`UserIndex::stored_members`]).
+    pub slots: Mutex<Vec<UserSlot>>,
 }
 
 impl Stats {
@@ -216,8 +220,46 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.inner.delete_if(key, expected).await
     }
 
-    /// The index is not probed: the tests count the session operations.
+    /// The index is not counted (the tests count the session operations); its log-ins'
+    /// slots are remembered in [`Stats::slots`].
     fn user_index(&self) -> Option<&dyn UserIndex> {
-        self.inner.user_index()
+        self.inner.user_index().map(|_| self as &dyn UserIndex)
+    }
+}
+
+/// Every call goes on to the real store's index; only the slots of log-ins are remembered.
+#[async_trait]
+impl<S: SessionStore> UserIndex for Probe<S> {
+    async fn create_indexed(
+        &self,
+        new: NewIndexed<'_>,
+    ) -> Result<CreateIndexedOutcome, StoreError> {
+        self.stats.slots.lock().unwrap().push(new.slot.clone());
+        self.real_index()?.create_indexed(new).await
+    }
+
+    async fn list(&self, slot: &UserSlot) -> Result<Vec<IndexedRecord>, StoreError> {
+        self.real_index()?.list(slot).await
+    }
+
+    async fn end(&self, slot: &UserSlot, member: &str) -> Result<bool, StoreError> {
+        self.real_index()?.end(slot, member).await
+    }
+
+    async fn end_all(&self, slot: &UserSlot, keep: Option<&str>) -> Result<usize, StoreError> {
+        self.real_index()?.end_all(slot, keep).await
+    }
+
+    async fn stored_members(&self, slot: &UserSlot) -> Result<usize, StoreError> {
+        self.real_index()?.stored_members(slot).await
+    }
+}
+
+impl<S: SessionStore> Probe<S> {
+    /// The real store's index; a probe offers one only when its store does.
+    fn real_index(&self) -> Result<&dyn UserIndex, StoreError> {
+        self.inner
+            .user_index()
+            .ok_or_else(|| StoreError::unavailable("the probed store", "it has no user index"))
     }
 }
