@@ -27,6 +27,7 @@ pub struct Probe<S> {
     pub stats: Arc<Stats>,
     armed: Arc<Mutex<Option<Armed>>>,
     lose: Arc<Mutex<Option<Losing>>>,
+    hold: Arc<Mutex<Option<Losing>>>,
 }
 
 /// The two ends of a lost save reply ([`Probe::lose_next_save_reply`]).
@@ -36,6 +37,15 @@ pub struct LostReply {
     pub written: oneshot::Receiver<()>,
     /// Send (or drop) to let the save be sent again.
     pub resend: oneshot::Sender<()>,
+}
+
+/// The two ends of a held log-in ([`Probe::hold_next_create_indexed`]).
+#[derive(Debug)]
+pub struct HeldCreate {
+    /// Fires once the held `create_indexed` has been called, before it reaches the store.
+    pub reached: oneshot::Receiver<()>,
+    /// Send (or drop) to let it go on to the store.
+    pub release: oneshot::Sender<()>,
 }
 
 /// A save whose reply is to be lost: where to say it was written, and when to send it again.
@@ -101,6 +111,7 @@ impl<S> Probe<S> {
             stats: Arc::default(),
             armed: Arc::default(),
             lose: Arc::default(),
+            hold: Arc::default(),
         }
     }
 
@@ -113,6 +124,17 @@ impl<S> Probe<S> {
         let (resend, resend_rx) = oneshot::channel();
         *self.lose.lock().unwrap() = Some((written_tx, resend_rx));
         LostReply { written, resend }
+    }
+
+    /// Holds the next `create_indexed` (a log-in's write, after its password check passed)
+    /// before it reaches the store: [`HeldCreate::reached`] fires, and it goes on once
+    /// [`HeldCreate::release`] is sent, so that a test can run another request meanwhile.
+    /// A hold not released within 15 s fails that call.
+    pub fn hold_next_create_indexed(&self) -> HeldCreate {
+        let (reached_tx, reached) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        *self.hold.lock().unwrap() = Some((reached_tx, release_rx));
+        HeldCreate { reached, release }
     }
 
     /// Makes the next `n` loads wait for each other: each loads, then waits until all `n` have
@@ -235,6 +257,16 @@ impl<S: SessionStore> UserIndex for Probe<S> {
         new: NewIndexed<'_>,
     ) -> Result<CreateIndexedOutcome, StoreError> {
         self.stats.slots.lock().unwrap().push(new.slot.clone());
+        let held = self.hold.lock().unwrap().take();
+        if let Some((reached, release)) = held {
+            let _ = reached.send(());
+            if tokio::time::timeout(RACE_PATIENCE, release).await.is_err() {
+                return Err(StoreError::unavailable(
+                    "a held create_indexed",
+                    "never released",
+                ));
+            }
+        }
         self.real_index()?.create_indexed(new).await
     }
 
