@@ -9,7 +9,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use portcullis::store::{
-    CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKey, UserIndex, WriteOutcome,
+    CasOutcome, CasToken, CreateIndexedOutcome, IndexedRecord, NewIndexed, SaveOutcome,
+    SessionStore, StoreError, StoreKey, UserIndex, UserSlot, WriteOutcome,
 };
 use tokio::sync::{Barrier, oneshot};
 
@@ -26,6 +27,7 @@ pub struct Probe<S> {
     pub stats: Arc<Stats>,
     armed: Arc<Mutex<Option<Armed>>>,
     lose: Arc<Mutex<Option<Losing>>>,
+    hold: Arc<Mutex<Option<Losing>>>,
 }
 
 /// The two ends of a lost save reply ([`Probe::lose_next_save_reply`]).
@@ -35,6 +37,15 @@ pub struct LostReply {
     pub written: oneshot::Receiver<()>,
     /// Send (or drop) to let the save be sent again.
     pub resend: oneshot::Sender<()>,
+}
+
+/// The two ends of a held log-in ([`Probe::hold_next_create_indexed`]).
+#[derive(Debug)]
+pub struct HeldCreate {
+    /// Fires once the held `create_indexed` has been called, before it reaches the store.
+    pub reached: oneshot::Receiver<()>,
+    /// Send (or drop) to let it go on to the store.
+    pub release: oneshot::Sender<()>,
 }
 
 /// A save whose reply is to be lost: where to say it was written, and when to send it again.
@@ -60,6 +71,9 @@ pub struct Stats {
     pub written: Mutex<Vec<(StoreKey, Vec<u8>)>>,
     /// Every call in order: `create`, `load`, `save`, `delete`, `delete_if`.
     pub calls: Mutex<Vec<&'static str>>,
+    /// The user slot of every `create_indexed` (a log-in), in order: so that a test can look
+    /// at that user's index itself ([`UserIndex::stored_members`]).
+    pub slots: Mutex<Vec<UserSlot>>,
 }
 
 impl Stats {
@@ -97,6 +111,7 @@ impl<S> Probe<S> {
             stats: Arc::default(),
             armed: Arc::default(),
             lose: Arc::default(),
+            hold: Arc::default(),
         }
     }
 
@@ -109,6 +124,17 @@ impl<S> Probe<S> {
         let (resend, resend_rx) = oneshot::channel();
         *self.lose.lock().unwrap() = Some((written_tx, resend_rx));
         LostReply { written, resend }
+    }
+
+    /// Holds the next `create_indexed` (a log-in's write, after its password check passed)
+    /// before it reaches the store: [`HeldCreate::reached`] fires, and it goes on once
+    /// [`HeldCreate::release`] is sent, so that a test can run another request meanwhile.
+    /// A hold not released within 15 s fails that call.
+    pub fn hold_next_create_indexed(&self) -> HeldCreate {
+        let (reached_tx, reached) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        *self.hold.lock().unwrap() = Some((reached_tx, release_rx));
+        HeldCreate { reached, release }
     }
 
     /// Makes the next `n` loads wait for each other: each loads, then waits until all `n` have
@@ -216,8 +242,56 @@ impl<S: SessionStore> SessionStore for Probe<S> {
         self.inner.delete_if(key, expected).await
     }
 
-    /// The index is not probed: the tests count the session operations.
+    /// The index is not counted (the tests count the session operations); its log-ins'
+    /// slots are remembered in [`Stats::slots`].
     fn user_index(&self) -> Option<&dyn UserIndex> {
-        self.inner.user_index()
+        self.inner.user_index().map(|_| self as &dyn UserIndex)
+    }
+}
+
+/// Every call goes on to the real store's index; only the slots of log-ins are remembered.
+#[async_trait]
+impl<S: SessionStore> UserIndex for Probe<S> {
+    async fn create_indexed(
+        &self,
+        new: NewIndexed<'_>,
+    ) -> Result<CreateIndexedOutcome, StoreError> {
+        self.stats.slots.lock().unwrap().push(new.slot.clone());
+        let held = self.hold.lock().unwrap().take();
+        if let Some((reached, release)) = held {
+            let _ = reached.send(());
+            if tokio::time::timeout(RACE_PATIENCE, release).await.is_err() {
+                return Err(StoreError::unavailable(
+                    "a held create_indexed",
+                    "never released",
+                ));
+            }
+        }
+        self.real_index()?.create_indexed(new).await
+    }
+
+    async fn list(&self, slot: &UserSlot) -> Result<Vec<IndexedRecord>, StoreError> {
+        self.real_index()?.list(slot).await
+    }
+
+    async fn end(&self, slot: &UserSlot, member: &str) -> Result<bool, StoreError> {
+        self.real_index()?.end(slot, member).await
+    }
+
+    async fn end_all(&self, slot: &UserSlot, keep: Option<&str>) -> Result<usize, StoreError> {
+        self.real_index()?.end_all(slot, keep).await
+    }
+
+    async fn stored_members(&self, slot: &UserSlot) -> Result<usize, StoreError> {
+        self.real_index()?.stored_members(slot).await
+    }
+}
+
+impl<S: SessionStore> Probe<S> {
+    /// The real store's index; a probe offers one only when its store does.
+    fn real_index(&self) -> Result<&dyn UserIndex, StoreError> {
+        self.inner
+            .user_index()
+            .ok_or_else(|| StoreError::unavailable("the probed store", "it has no user index"))
     }
 }

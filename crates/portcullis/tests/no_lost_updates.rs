@@ -570,12 +570,19 @@ macro_rules! no_lost_updates {
             #[tokio::test]
             async fn an_idled_out_session_leaves_the_list_and_its_index_entry() {
                 let (store, _keep) = store().await;
+                let probe = Probe::new(store);
                 let idle = Duration::from_secs(1);
-                let app = app(store, &Race::new(1), SessionLimit::default(), idle);
+                let app = app(probe.clone(), &Race::new(1), SessionLimit::default(), idle);
                 let who = user("idle");
                 let _idle = log_in(&app, &who).await;
                 let active = log_in(&app, &who).await;
                 assert_eq!(devices(&app, &active).await.len(), 2);
+                // The user's index itself, as the store holds it, not as a listing shows it.
+                let slots = probe.stats.slots.lock().unwrap().clone();
+                assert_eq!(slots.len(), 2, "two log-ins: {slots:?}");
+                assert_eq!(slots[0], slots[1], "one user, one slot");
+                let index = probe.inner.user_index().unwrap();
+                assert_eq!(index.stored_members(&slots[0]).await.unwrap(), 2);
                 let started = Instant::now();
                 // Every look from the active session keeps it alive; the other idles out.
                 while devices(&app, &active).await.len() != 1 {
@@ -586,6 +593,11 @@ macro_rules! no_lost_updates {
                 assert_eq!(left[0]["current"], true);
                 let handle = DeviceId::parse(left[0]["handle"].as_str().unwrap()).unwrap();
                 assert_eq!(handle.as_str().len(), 43);
+                assert_eq!(
+                    index.stored_members(&slots[0]).await.unwrap(),
+                    1,
+                    "the idled-out session's member is gone from the index itself"
+                );
             }
         }
     };

@@ -21,6 +21,7 @@ use portcullis::{Session, SessionLayer};
 use portcullis_site::config::SiteConfig;
 use portcullis_site::{AppState, app};
 use portcullis_testing::Probe;
+use portcullis_testing::probe::HeldCreate;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -87,6 +88,12 @@ impl TestApp {
     /// ([`Probe::race_next_loads`]).
     pub fn race_next_loads(&self, n: usize) {
         self.probe.race_next_loads(n);
+    }
+
+    /// Holds the next log-in's write to the user's index until released
+    /// ([`Probe::hold_next_create_indexed`]).
+    pub fn hold_next_create_indexed(&self) -> HeldCreate {
+        self.probe.hold_next_create_indexed()
     }
 
     /// How many session loads the store has seen.

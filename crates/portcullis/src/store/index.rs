@@ -206,6 +206,14 @@ pub trait UserIndex: Send + Sync {
     /// # Errors
     /// [`StoreError`] when the backend fails.
     async fn end_all(&self, slot: &UserSlot, keep: Option<&str>) -> Result<usize, StoreError>;
+
+    /// How many members the slot's index holds as stored, dead ones included: nothing is
+    /// pruned and no session is read. For tests and monitoring that must see the index itself
+    /// rather than the live sessions [`UserIndex::list`] finds through it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the backend fails.
+    async fn stored_members(&self, slot: &UserSlot) -> Result<usize, StoreError>;
 }
 
 /// Members a limit forces out of `members` (each `(member, deadline)`, live ones only), given

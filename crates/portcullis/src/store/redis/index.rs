@@ -156,6 +156,16 @@ impl UserIndex for RedisStore {
             }
         }
     }
+    async fn stored_members(&self, slot: &UserSlot) -> Result<usize, StoreError> {
+        let mut zcard = redis::cmd("ZCARD");
+        zcard.arg(slot.index().as_str());
+        self.query(
+            &zcard,
+            Repeat::Idempotent,
+            "counting a user's index members",
+        )
+        .await
+    }
 }
 
 /// A member as text; members are base64url, so anything else is not one of ours.
