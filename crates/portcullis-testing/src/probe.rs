@@ -282,7 +282,7 @@ impl<S: SessionStore> UserIndex for Probe<S> {
         self.real_index()?.end_all(slot, keep).await
     }
 
-    async fn stored_members(&self, slot: &UserSlot) -> Result<usize, StoreError> {
+    async fn stored_members(&self, slot: &UserSlot) -> Result<Option<usize>, StoreError> {
         self.real_index()?.stored_members(slot).await
     }
 }

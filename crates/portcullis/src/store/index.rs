@@ -209,11 +209,15 @@ pub trait UserIndex: Send + Sync {
 
     /// How many members the slot's index holds as stored, dead ones included: nothing is
     /// pruned and no session is read. For tests and monitoring that must see the index itself
-    /// rather than the live sessions [`UserIndex::list`] finds through it.
+    /// rather than the live sessions [`UserIndex::list`] finds through it. `None` from a store
+    /// that does not tell (the default, so a store written elsewhere need not).
     ///
     /// # Errors
     /// [`StoreError`] when the backend fails.
-    async fn stored_members(&self, slot: &UserSlot) -> Result<usize, StoreError>;
+    async fn stored_members(&self, slot: &UserSlot) -> Result<Option<usize>, StoreError> {
+        let _ = slot;
+        Ok(None)
+    }
 }
 
 /// Members a limit forces out of `members` (each `(member, deadline)`, live ones only), given

@@ -330,11 +330,12 @@ impl UserIndex for MemoryStore {
         }
         Ok(ended)
     }
-    async fn stored_members(&self, slot: &UserSlot) -> Result<usize, StoreError> {
-        Ok(self
-            .records()
-            .indexes
-            .get(slot.index())
-            .map_or(0, BTreeMap::len))
+    async fn stored_members(&self, slot: &UserSlot) -> Result<Option<usize>, StoreError> {
+        Ok(Some(
+            self.records()
+                .indexes
+                .get(slot.index())
+                .map_or(0, BTreeMap::len),
+        ))
     }
 }

@@ -261,11 +261,11 @@ impl UserIndex for FileStore {
         self.run(move |store| store.end_all_blocking(&slot, keep.as_deref()))
             .await
     }
-    async fn stored_members(&self, slot: &UserSlot) -> Result<usize, StoreError> {
+    async fn stored_members(&self, slot: &UserSlot) -> Result<Option<usize>, StoreError> {
         let slot = slot.clone();
         self.run(move |store| {
             let _order = store.lock()?;
-            store.read_index(&slot).map(|members| members.len())
+            store.read_index(&slot).map(|members| Some(members.len()))
         })
         .await
     }

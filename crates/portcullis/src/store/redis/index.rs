@@ -156,15 +156,17 @@ impl UserIndex for RedisStore {
             }
         }
     }
-    async fn stored_members(&self, slot: &UserSlot) -> Result<usize, StoreError> {
+    async fn stored_members(&self, slot: &UserSlot) -> Result<Option<usize>, StoreError> {
         let mut zcard = redis::cmd("ZCARD");
         zcard.arg(slot.index().as_str());
-        self.query(
-            &zcard,
-            Repeat::Idempotent,
-            "counting a user's index members",
-        )
-        .await
+        let count: usize = self
+            .query(
+                &zcard,
+                Repeat::Idempotent,
+                "counting a user's index members",
+            )
+            .await?;
+        Ok(Some(count))
     }
 }
 
