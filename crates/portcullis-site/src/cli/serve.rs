@@ -52,6 +52,10 @@ pub(crate) async fn run(
     Ok(())
 }
 
+/// How long the accept loop waits after a failed accept: what `axum::serve` waits (one
+/// second), so that running out of file descriptors costs neither a core nor the log.
+const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Accepts connections until the shutdown signal, then lets every open one finish its request
 /// in flight (each connection is told to close after it).
 async fn serve(listener: TcpListener, router: Router, header_read_timeout: Duration) {
@@ -63,16 +67,21 @@ async fn serve(listener: TcpListener, router: Router, header_read_timeout: Durat
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: the next accept may work.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: a later accept may work, but retrying
+                // at once would spin a core and flood the log while the condition lasts.
+                tracing::warn!(%error, "cannot accept a connection; trying again shortly");
+                tokio::select! {
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
         };
         // The peer address feeds the log-in limits (see TRUSTED_PROXIES for proxies).
         let service = router

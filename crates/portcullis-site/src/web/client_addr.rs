@@ -19,7 +19,10 @@ pub(crate) fn client_addr(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
 /// Whether `peer` is a trusted proxy whose last `X-Forwarded-Proto` value is `https`. Only the
 /// last: a proxy appends or sets it, and whatever stands before came from further out.
 pub(crate) fn forwarded_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> bool {
-    trusted.contains(&peer)
+    // Canonical forms, as `resolve` compares them: on a dual-stack listener an IPv4 proxy
+    // connects as `::ffff:a.b.c.d`.
+    let peer = peer.to_canonical();
+    trusted.iter().any(|proxy| proxy.to_canonical() == peer)
         && headers
             .get_all("x-forwarded-proto")
             .iter()
@@ -189,6 +192,17 @@ mod tests {
             ip("9.9.9.9"),
             &proto(&["https"]),
             &trusted
+        ));
+        // On a dual-stack listener an IPv4 proxy connects as an IPv4-mapped address.
+        assert!(forwarded_https(
+            ip("::ffff:10.0.0.1"),
+            &proto(&["https"]),
+            &trusted
+        ));
+        assert!(forwarded_https(
+            ip("10.0.0.1"),
+            &proto(&["https"]),
+            &[ip("::ffff:10.0.0.1")]
         ));
     }
 }
