@@ -155,3 +155,67 @@ async fn a_user_set_without_regenerate_still_puts_the_session_in_the_users_index
     let (_, body) = send(&site.app, get_with("/read", Some(&cookie))).await;
     assert_eq!(body, "0", "ended with the user's other sessions");
 }
+
+/// A routing-key record that no key of the ring opens (sealed under a key since dropped
+/// everywhere) must not be kept alive by the index operations that fail to open it: read
+/// without sliding, it expires one absolute lifetime after it was last opened, and a fresh one
+/// is made under the current key (review r2.2: each operation slid it, so it never expired).
+#[tokio::test]
+async fn an_unopenable_routing_key_record_expires_and_is_made_anew() {
+    use portcullis::store::{SessionStore, StoreKey};
+
+    let (store, clock) = fixture();
+    let record = StoreKey::from_string("sess:routing-key".into());
+    // Made under A by A's first index operation, with one absolute lifetime to live.
+    let under_a = site(&store, &clock, KeyRing::new(KEY_A, &[]));
+    under_a.layer.user_sessions().list("alice").await.unwrap();
+    let unopenable = store.load(&record, None).await.unwrap().unwrap();
+    // A dropped for good: B cannot open it. B's index operations, each past B's reread delay,
+    // run until well past the record's deadline.
+    let under_b = site(&store, &clock, KeyRing::new(KEY_B, &[]));
+    let step = Duration::from_secs(30 * 60);
+    let past_deadline = SessionLayer::DEFAULT_ABSOLUTE_LIFETIME + step;
+    let mut elapsed = Duration::ZERO;
+    while elapsed <= past_deadline {
+        under_b.layer.user_sessions().list("alice").await.unwrap();
+        clock.advance(step);
+        elapsed += step;
+    }
+    under_b.layer.user_sessions().list("alice").await.unwrap();
+    let now_kept = store.load(&record, None).await.unwrap();
+    assert!(
+        now_kept.is_some(),
+        "an index operation keeps a routing key record"
+    );
+    assert_ne!(
+        now_kept.as_deref(),
+        Some(unopenable.as_slice()),
+        "the unopenable routing key record was slid past its deadline instead of expiring"
+    );
+}
+
+/// The other side of the above: a record that opens is still slid by the operations that
+/// read it, so the routing key of a running deployment outlives its first deadline.
+#[tokio::test]
+async fn an_opened_routing_key_record_is_slid_past_its_first_deadline() {
+    use portcullis::store::{SessionStore, StoreKey};
+
+    let (store, clock) = fixture();
+    let record = StoreKey::from_string("sess:routing-key".into());
+    let site = site(&store, &clock, KeyRing::new(KEY_A, &[]));
+    site.layer.user_sessions().list("alice").await.unwrap();
+    let kept = store.load(&record, None).await.unwrap().unwrap();
+    let step = Duration::from_secs(30 * 60);
+    let past_deadline = SessionLayer::DEFAULT_ABSOLUTE_LIFETIME + step;
+    let mut elapsed = Duration::ZERO;
+    while elapsed <= past_deadline {
+        clock.advance(step);
+        elapsed += step;
+        site.layer.user_sessions().list("alice").await.unwrap();
+    }
+    assert_eq!(
+        store.load(&record, None).await.unwrap().as_deref(),
+        Some(kept.as_slice()),
+        "the routing key record that opens was not kept alive"
+    );
+}

@@ -15,10 +15,13 @@
 //! - whoever opens it under a fallback key seals it again under the current key: a process
 //!   does so at its first index operation, and when it re-issues a logged-in cookie signed
 //!   with a fallback, so that the record is under the new key before the old one is dropped;
-//! - every read slides its expiry to one absolute session lifetime ahead. A record that no
-//!   process can open (sealed under keys all dropped) is left alone, since a process of a
-//!   rolling upgrade may still read it; once nobody has read it for a whole absolute lifetime
-//!   it expires, and so has every session that could have used it, and a new one is made.
+//! - a read that opens it slides its expiry to one absolute session lifetime ahead (the
+//!   record is read without sliding, opened, and only then slid). A record that no process can
+//!   open (sealed under keys all dropped) is neither slid nor replaced: it is left to expire,
+//!   since a process of a rolling upgrade that still has the old key may read it, and
+//!   replacing it would change that process's tags under it. Once no process that opens it
+//!   has read it for a whole absolute lifetime it expires, and so has every session that
+//!   could have used it, and a new one is made.
 //!
 //! Lists and "end all" look under the tag of the kept key first, then under the tags of the
 //! ring's keys (what ids got before the key was kept), without repeats. Each process reads
@@ -109,7 +112,10 @@ async fn kept_key(shared: &LayerShared) -> Result<Option<RoutingKey>, StoreError
     let record = StoreKey::from_string(format!("{}{RECORD_NAME}", shared.settings.key_prefix));
     let keep_until = now + shared.settings.absolute;
     for _ in 0..ATTEMPTS {
-        let Some(sealed) = shared.store.load(&record, Some(keep_until)).await? else {
+        // Read without sliding: only a record this process can open is kept alive, so one no
+        // key opens any more expires one absolute lifetime after its last opener read it
+        // (review r2.2: a sliding read here kept such a record forever).
+        let Some(sealed) = shared.store.load(&record, None).await? else {
             // Made anew: with the key this process used, if it had one, so that processes
             // that cached it keep agreeing; else the current key's.
             let key = shared
@@ -136,14 +142,23 @@ async fn kept_key(shared: &LayerShared) -> Result<Option<RoutingKey>, StoreError
         };
         if used == KeyUse::Fallback {
             let resealed = shared.keys.seal(record.as_str().as_bytes(), &key);
-            // Another process that did the same first is as good.
+            // The save slides it too. Another process that did the same first is as good; a
+            // record removed meanwhile is read again.
             let token = CasToken::new(sealed);
             match shared
                 .store
                 .save(&record, &token, &resealed, keep_until)
                 .await?
             {
-                SaveOutcome::Saved | SaveOutcome::Conflict(_) | SaveOutcome::Gone => {}
+                SaveOutcome::Saved | SaveOutcome::Conflict(_) => {}
+                SaveOutcome::Gone => continue,
+            }
+        } else {
+            // Opened: now slide it. The sliding read must find what was opened; a record
+            // removed or replaced in between is read (and opened) again.
+            let slid = shared.store.load(&record, Some(keep_until)).await?;
+            if slid.as_deref() != Some(sealed.as_slice()) {
+                continue;
             }
         }
         shared.routing.remember(key, now);

@@ -47,8 +47,10 @@
 //! # Foreign files
 //!
 //! The store only touches what it could have written: regular files whose name is a valid key
-//! (or starts with `.tmp-`) and that neither group nor others may access (the store creates
-//! every file 0600). Anything else in the folder is never read as a session nor removed.
+//! (or starts with `.tmp-`), that neither group nor others may access (the store creates
+//! every file 0600) and that are no longer than 64 MiB (`MAX_RECORD_FILE_LEN`, checked on the
+//! metadata before any read, and the read itself is bounded). Anything else in the folder is
+//! never read as a session nor removed.
 
 use std::collections::HashMap;
 use std::fs::{self, DirBuilder, File, FileTimes, Metadata, OpenOptions, Permissions};
@@ -89,6 +91,13 @@ const LOCK_FILE: &str = ".lock";
 /// Shortest sweep period [`FileStore::spawn_sweeper`] accepts (tokio's interval refuses zero,
 /// and sweeping more often only costs disk work).
 const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);
+/// Longest record file the store reads or writes, in bytes. A longer file under a key's name
+/// is foreign: never read (so a hostile or sparse file cannot make a load allocate its length)
+/// nor removed. 64 MiB is a thousand times the layer's default record bound
+/// (2 × `SESSION_MAX_BYTES` + 4 KiB, with the 64 KiB default), and far above any per-user
+/// index file; a write longer than it is refused, so the store never writes what it would not
+/// read back.
+const MAX_RECORD_FILE_LEN: u64 = 64 << 20;
 
 /// Sessions kept as files in one folder, for the `dev` profile: one machine.
 ///
@@ -262,10 +271,7 @@ impl FileStore {
             file.set_times(FileTimes::new().set_modified(deadline))
                 .map_err(unavailable("sliding a session file's mtime"))?;
         }
-        let mut record = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        file.read_to_end(&mut record)
-            .map_err(unavailable("reading a session file"))?;
-        Ok(Some(record))
+        read_bounded(&mut file)
     }
 
     fn create_blocking(
@@ -330,6 +336,12 @@ impl FileStore {
         record: &[u8],
         expires_at: SystemTime,
     ) -> Result<Option<TempFile>, StoreError> {
+        if u64::try_from(record.len()).map_or(true, |len| len > MAX_RECORD_FILE_LEN) {
+            return Err(StoreError::unavailable(
+                "writing a session file",
+                "the record is longer than the file store's bound (64 MiB)",
+            ));
+        }
         if expires_at <= self.clock.now() {
             return Ok(None);
         }
@@ -476,7 +488,10 @@ enum State {
 }
 
 fn state_of(meta: &Metadata, now: SystemTime) -> io::Result<State> {
-    if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+    // A file longer than any record the store writes was put there by someone else (a sparse
+    // 1 TiB file costs its planter nothing), so it is judged on its length before any read.
+    if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 || meta.len() > MAX_RECORD_FILE_LEN
+    {
         return Ok(State::Foreign);
     }
     Ok(if meta.modified()? > now {
@@ -508,10 +523,20 @@ fn read_live(path: &Path, now: SystemTime) -> Result<Option<Vec<u8>>, StoreError
     if state_of(&meta, now).map_err(unavailable("reading an mtime"))? != State::Live {
         return Ok(None);
     }
-    let mut record = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut record)
+    read_bounded(&mut file)
+}
+
+/// Reads a record file whose metadata passed [`state_of`], never more than
+/// [`MAX_RECORD_FILE_LEN`] bytes: the length was checked on the metadata, but a file can grow
+/// between that check and the read, so the read itself is bounded too, and nothing is
+/// allocated ahead from the (hostile) length. `None` when it outgrew the bound: a foreign file.
+fn read_bounded(file: &mut File) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut record = Vec::new();
+    file.take(MAX_RECORD_FILE_LEN + 1)
+        .read_to_end(&mut record)
         .map_err(unavailable("reading a session file"))?;
-    Ok(Some(record))
+    let len = u64::try_from(record.len()).unwrap_or(u64::MAX);
+    Ok((len <= MAX_RECORD_FILE_LEN).then_some(record))
 }
 
 /// Opens `path` to read (and touch its mtime through the handle), never through a symbolic
@@ -783,6 +808,44 @@ mod tests {
             .unwrap();
         assert_eq!(outcome, SaveOutcome::Gone);
         assert!(!path.exists(), "the deleted session was brought back");
+    }
+
+    /// A sparse 1 TiB file, 0600 and live, planted under a key's name: judged on its length
+    /// before any read, so no load allocates its length (which aborted the process) and every
+    /// path answers as for a foreign file. Sparse, so it costs no disk.
+    #[test]
+    fn a_huge_record_file_is_foreign_and_never_read() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = FileStore::open(folder.path().join("sessions")).unwrap();
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let path = store.dir().join("sess:huge");
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&path)
+            .unwrap();
+        file.set_len(1 << 40).unwrap();
+        file.set_times(FileTimes::new().set_modified(later))
+            .unwrap();
+        drop(file);
+
+        assert_eq!(store.load_blocking(&path, None).unwrap(), None);
+        let slide = later + Duration::from_secs(3600);
+        assert_eq!(store.load_blocking(&path, Some(slide)).unwrap(), None);
+        assert_eq!(read_live(&path, SystemTime::now()).unwrap(), None);
+        assert_eq!(
+            fs::metadata(&path).unwrap().modified().unwrap(),
+            later,
+            "the foreign file was touched"
+        );
+        assert_eq!(
+            store
+                .create_blocking(&path, b"sealed", later + Duration::from_secs(60))
+                .unwrap(),
+            WriteOutcome::NotWritten,
+            "a foreign file was replaced"
+        );
     }
 
     /// A live-looking file outside the folder, linked in under a key's name.
