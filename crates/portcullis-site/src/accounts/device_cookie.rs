@@ -12,8 +12,9 @@
 //! and tells nobody which. Binding the credential means a password change (the account page or
 //! `users reset-password`) cancels every device cookie of the user: whoever once knew the old
 //! password and collected cookies with it is an unknown client again, limited per name, instead
-//! of holding one `LOGIN_RATE_LIMIT` of guesses at the new password per cookie. A disabled
-//! account's cookies do not check out either while it stays disabled. It lives [`LIFETIME`], is `HttpOnly`, `SameSite=Lax`,
+//! of holding one `LOGIN_RATE_LIMIT` of guesses at the new password per cookie. A disable or an
+//! enable (`users disable` / `enable`) bumps the user's device epoch, also signed, so an account
+//! enabled again holds none of the cookies issued before either. It lives [`LIFETIME`], is `HttpOnly`, `SameSite=Lax`,
 //! `Path=/`, `Secure` (and named `__Host-…`) when `SESSION_COOKIE_SECURE` is on, and survives
 //! logging out. Every successful log-in issues a new one.
 
@@ -152,15 +153,15 @@ impl DeviceCookies {
 }
 
 /// What a cookie is bound to: the user's id, and their credential as it is now (the stored
-/// password hash, which every password change replaces with a freshly salted one, and the
-/// disabled stamp). The hash never leaves the server: it is only signed over, under the ring.
+/// password hash, which every password change replaces with a freshly salted one, the disabled
+/// stamp, and the device epoch, which every disable and enable bumps). The hash never leaves the server: it is only signed over, under the ring.
 fn bound_to(user: &User) -> (String, String) {
     let disabled = user
         .disabled_at
         .map_or_else(|| "enabled".to_owned(), |at| format!("disabled:{at}"));
     (
         user.id.to_string(),
-        format!("{disabled}|{}", user.password_hash),
+        format!("{disabled}|{}|{}", user.device_epoch, user.password_hash),
     )
 }
 
@@ -225,6 +226,7 @@ mod tests {
             display_name: format!("User {id}"),
             password_hash: "$argon2id$old".to_owned(),
             disabled_at: None,
+            device_epoch: 0,
         }
     }
 
@@ -279,6 +281,14 @@ mod tests {
             ..user(7)
         };
         assert!(cookies.known(&headers, &disabled).is_none(), "disabled");
+        let enabled_again = User {
+            device_epoch: 2,
+            ..user(7)
+        };
+        assert!(
+            cookies.known(&headers, &enabled_again).is_none(),
+            "disabled, then enabled again"
+        );
         let fresh = request_with(&cookies.issue(&changed));
         assert!(cookies.known(&fresh, &changed).is_some(), "one issued now");
     }

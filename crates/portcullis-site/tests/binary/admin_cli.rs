@@ -299,6 +299,43 @@ async fn a_password_reset_cancels_the_old_device_cookies() {
     );
 }
 
+/// `users disable` then `enable` cancels the account's device cookies too: one issued before
+/// is an unknown client's after the enable, under the name's lockout.
+#[tokio::test]
+async fn a_disable_and_enable_cancels_the_old_device_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[("LOGIN_RATE_LIMIT", "3/1m")]);
+    register(&site, "jack").await;
+    let (status, old) = log_in_on_device(&site, "jack", PASSWORD, None).await;
+    assert_eq!(status, 303);
+    let old = old.expect("the log-in gave a device cookie");
+    for command in ["disable", "enable"] {
+        let output = run(dir.path(), &["users", command, "--user", "jack"], "");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    let (status, fresh) = log_in_on_device(&site, "jack", PASSWORD, None).await;
+    assert_eq!(status, 303, "enabled again");
+    let fresh = fresh.expect("the new log-in gave a device cookie");
+
+    for _ in 0..3 {
+        assert_eq!(log_in(&site, "jack", "a wrong guess").await.0, 401);
+    }
+    assert_eq!(
+        log_in_on_device(&site, "jack", PASSWORD, Some(&old))
+            .await
+            .0,
+        429,
+        "a device cookie from before the disable no longer exempts its browser"
+    );
+    assert_eq!(
+        log_in_on_device(&site, "jack", PASSWORD, Some(&fresh))
+            .await
+            .0,
+        303,
+        "the cookie of the log-in after the enable does"
+    );
+}
+
 #[tokio::test]
 async fn a_disabled_account_loses_its_sessions_and_cannot_log_in_until_enabled() {
     let dir = tempfile::tempdir().unwrap();
