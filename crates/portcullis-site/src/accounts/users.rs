@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "disabled accounts and sessions epoch",
         include_str!("../../migrations/sqlite/0002_disabled_accounts_and_sessions_epoch.sql"),
     ),
+    (
+        3,
+        "device epoch",
+        include_str!("../../migrations/sqlite/0003_device_epoch.sql"),
+    ),
 ];
 
 /// An account as the site uses it.
@@ -50,6 +55,9 @@ pub struct User {
     pub(crate) password_hash: String,
     /// When an administrator disabled the account (Unix seconds); `None` while enabled.
     pub(crate) disabled_at: Option<i64>,
+    /// Bumped by every disable and enable; signed into device cookies, so an account enabled
+    /// again holds none of the ones issued before.
+    pub(crate) device_epoch: i64,
 }
 
 impl User {
@@ -134,6 +142,7 @@ impl Users {
                 display_name: display_name.to_owned(),
                 password_hash: password_hash.to_owned(),
                 disabled_at: None,
+                device_epoch: 0,
             }),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(UsersError::Taken),
             Err(e) => Err(e.into()),
@@ -146,7 +155,7 @@ impl Users {
     /// [`UsersError::Database`].
     pub async fn by_name(&self, name: &str) -> Result<Option<User>, UsersError> {
         let row = sqlx::query(
-            "SELECT id, name, display_name, password_hash, disabled_at FROM users \
+            "SELECT id, name, display_name, password_hash, disabled_at, device_epoch FROM users \
              WHERE name_key = $1",
         )
         .bind(name_key(name))
@@ -161,7 +170,7 @@ impl Users {
     /// [`UsersError::Database`].
     pub async fn by_id(&self, id: i64) -> Result<Option<User>, UsersError> {
         let row = sqlx::query(
-            "SELECT id, name, display_name, password_hash, disabled_at FROM users WHERE id = $1",
+            "SELECT id, name, display_name, password_hash, disabled_at, device_epoch FROM users WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -206,11 +215,15 @@ impl Users {
     /// [`UsersError::Database`].
     pub async fn set_disabled(&self, id: i64, disabled: bool) -> Result<(), UsersError> {
         let at = disabled.then(|| unix_seconds(SystemTime::now()));
-        sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        // The epoch moves on both: the device cookies of before a disable stay cancelled after
+        // the enable (an administrator disables an account they think taken over).
+        sqlx::query(
+            "UPDATE users SET disabled_at = $1, device_epoch = device_epoch + 1 WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -267,6 +280,7 @@ fn user(row: &SqliteRow) -> Result<User, sqlx::Error> {
         display_name: row.try_get("display_name")?,
         password_hash: row.try_get("password_hash")?,
         disabled_at: row.try_get("disabled_at")?,
+        device_epoch: row.try_get("device_epoch")?,
     })
 }
 

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::{Output, Stdio};
 
-use crate::support::{Site, client, portcullis, post_form};
+use crate::support::{Site, client, csrf, portcullis, post_form};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -221,6 +221,119 @@ async fn a_password_reset_ends_every_session_of_the_user() {
     assert_eq!(me(&site, &phone).await, 401);
     assert_eq!(log_in(&site, "erin", PASSWORD).await.0, 401);
     assert_eq!(log_in(&site, "erin", "a brand new passphrase").await.0, 303);
+}
+
+/// A log-in from a browser holding `device` (a device cookie's `name=value`), if any: its
+/// status and the device cookie it was given, if one.
+async fn log_in_on_device(
+    site: &Site,
+    name: &str,
+    password: &str,
+    device: Option<&str>,
+) -> (u16, Option<String>) {
+    let (session, token) = csrf(site, None).await;
+    let cookie = match device {
+        Some(device) => format!("{session}; {device}"),
+        None => session,
+    };
+    let body = format!(
+        "name={name}&password={}&csrf_token={token}",
+        password.replace(' ', "+")
+    );
+    let response = client()
+        .post(site.url("/login"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let given = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with("portcullis_device="))
+        .map(str::to_owned);
+    (response.status().as_u16(), given)
+}
+
+/// After `users reset-password`, a device cookie from before it is an unknown client's: the
+/// name's lockout applies to it. The owner's next log-in gets a fresh cookie that still
+/// exempts her browser.
+#[tokio::test]
+async fn a_password_reset_cancels_the_old_device_cookies() {
+    const NEW: &str = "a brand new passphrase";
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[("LOGIN_RATE_LIMIT", "3/1m")]);
+    register(&site, "iris").await;
+    let (status, old) = log_in_on_device(&site, "iris", PASSWORD, None).await;
+    assert_eq!(status, 303);
+    let old = old.expect("the log-in gave a device cookie");
+
+    let output = run(
+        dir.path(),
+        &["users", "reset-password", "--user", "iris"],
+        &format!("{NEW}\n"),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (status, fresh) = log_in_on_device(&site, "iris", NEW, None).await;
+    assert_eq!(status, 303);
+    let fresh = fresh.expect("the new log-in gave a device cookie");
+    assert_ne!(fresh, old);
+
+    // The name (and this address) locked for unknown clients.
+    for _ in 0..3 {
+        assert_eq!(log_in(&site, "iris", "a wrong guess").await.0, 401);
+    }
+    assert_eq!(
+        log_in_on_device(&site, "iris", NEW, Some(&old)).await.0,
+        429,
+        "a device cookie from before the reset no longer exempts its browser"
+    );
+    assert_eq!(
+        log_in_on_device(&site, "iris", NEW, Some(&fresh)).await.0,
+        303,
+        "the cookie of the log-in after the reset does"
+    );
+}
+
+/// `users disable` then `enable` cancels the account's device cookies too: one issued before
+/// is an unknown client's after the enable, under the name's lockout.
+#[tokio::test]
+async fn a_disable_and_enable_cancels_the_old_device_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[("LOGIN_RATE_LIMIT", "3/1m")]);
+    register(&site, "jack").await;
+    let (status, old) = log_in_on_device(&site, "jack", PASSWORD, None).await;
+    assert_eq!(status, 303);
+    let old = old.expect("the log-in gave a device cookie");
+    for command in ["disable", "enable"] {
+        let output = run(dir.path(), &["users", command, "--user", "jack"], "");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    let (status, fresh) = log_in_on_device(&site, "jack", PASSWORD, None).await;
+    assert_eq!(status, 303, "enabled again");
+    let fresh = fresh.expect("the new log-in gave a device cookie");
+
+    for _ in 0..3 {
+        assert_eq!(log_in(&site, "jack", "a wrong guess").await.0, 401);
+    }
+    assert_eq!(
+        log_in_on_device(&site, "jack", PASSWORD, Some(&old))
+            .await
+            .0,
+        429,
+        "a device cookie from before the disable no longer exempts its browser"
+    );
+    assert_eq!(
+        log_in_on_device(&site, "jack", PASSWORD, Some(&fresh))
+            .await
+            .0,
+        303,
+        "the cookie of the log-in after the enable does"
+    );
 }
 
 #[tokio::test]

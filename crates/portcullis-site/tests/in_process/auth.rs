@@ -1186,6 +1186,57 @@ async fn the_password_form_lets_the_users_own_browser_through_a_strangers_lockou
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
 
+/// Whoever once knew the password and kept the device cookies it earned (one per log-in) is
+/// an unknown client after the password changes: the name's lockout applies to them, so they
+/// get no `LOGIN_RATE_LIMIT` of guesses at the new password per cookie. The owner's browser,
+/// which made the change, gets a fresh cookie and stays known.
+#[tokio::test]
+async fn a_password_change_cancels_the_old_device_cookies() {
+    const NEW: &str = "a new long passphrase";
+    let app = TestApp::new().await;
+    let mut gina = known_browser(&app, "gina", "198.51.100.40:5000").await;
+    let mut thief = app.browser();
+    thief.peer = "192.0.2.66:5000".parse().unwrap();
+    thief.device_cookie.clone_from(&gina.device_cookie);
+    let old_cookie = gina.device_cookie.clone();
+
+    assert_eq!(
+        gina.log_in("gina", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = gina
+        .post_form(
+            "/account/password",
+            &[
+                ("current", PASSWORD),
+                ("new_password", NEW),
+                ("confirm", NEW),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_ne!(
+        gina.device_cookie, old_cookie,
+        "the change gave a fresh device cookie"
+    );
+    assert_eq!(gina.log_out().await.status, StatusCode::SEE_OTHER);
+
+    // The name locked for unknown clients.
+    wrong_passwords(&app, "203.0.113.88:4000", "gina", 10).await;
+    assert_eq!(
+        thief.log_in("gina", NEW).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a device cookie from before the change no longer exempts its browser"
+    );
+    let page = gina.log_in("gina", NEW).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "the owner's fresh cookie still lets her in: {}",
+        page.body
+    );
+}
+
 #[tokio::test]
 async fn x_forwarded_for_without_a_trusted_proxy_is_warned_about_once() {
     use std::sync::{Arc, Mutex};

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::accounts;
+use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
 use crate::accounts::users::{User, UsersError, validate_password};
@@ -150,7 +151,7 @@ pub(crate) async fn password(
     let refuse = async |status, error: String| {
         render(&state, &page, &session, &user, status, Some(error)).await
     };
-    let device = state.device_cookies().known(&headers, user.id);
+    let device = state.device_cookies().known(&headers, &user);
     let guard =
         match LoginGuard::for_client(state.limiter(), device.as_ref(), &user.name, client).await {
             Ok(guard) => guard,
@@ -214,5 +215,15 @@ pub(crate) async fn password(
     )
     .await?;
     tracing::info!(target: "portcullis::security", user = user.id, ended, "password changed");
-    Ok(Redirect::to("/account").into_response())
+    // The new hash cancelled every device cookie of the user (they are bound to it), this
+    // browser's too: it proved the current password, so it is known again, under the new one.
+    let changed = User {
+        password_hash: hash,
+        ..user
+    };
+    let mut response = Redirect::to("/account").into_response();
+    response
+        .extensions_mut()
+        .insert(SetDeviceCookie(state.device_cookies().issue(&changed)));
+    Ok(response)
 }

@@ -86,7 +86,7 @@ pub(crate) async fn submit(
     let user = state.users().by_name(&form.name).await?;
     let device = user
         .as_ref()
-        .and_then(|u| state.device_cookies().known(&headers, u.id));
+        .and_then(|u| state.device_cookies().known(&headers, u));
     let guard =
         match LoginGuard::for_client(state.limiter(), device.as_ref(), &form.name, client).await {
             Ok(guard) => guard,
@@ -158,7 +158,7 @@ pub(crate) async fn submit(
     .await?;
     tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
     let mut response = redirect_after_login(&next).into_response();
-    let device_cookie = state.device_cookies().issue(user.id);
+    let device_cookie = state.device_cookies().issue(&user);
     response
         .extensions_mut()
         .insert(SetDeviceCookie(device_cookie));
