@@ -176,8 +176,12 @@ async fn register_and_log_in(browser: &Client, site: &Site, name: &str, display:
     fill(browser, "password", PASSWORD).await;
     fill(browser, "confirm", PASSWORD).await;
     submit(browser, "Register").await;
-    page_with(browser, &format!("Account {name} created. Please log in.")).await;
-    assert_eq!(path(browser).await, "/login");
+    // Registering logs in (see the registration section below); log out, to log in through
+    // the form.
+    page_with(browser, &format!("Your account {name} is ready")).await;
+    submit(browser, "Log out").await;
+    page_with(browser, "You have been logged out.").await;
+    assert_eq!(path(browser).await, "/login?logged_out=1");
     fill(browser, "name", name).await;
     fill(browser, "password", PASSWORD).await;
 }
@@ -282,6 +286,71 @@ async fn after_the_idle_time_chromium_is_asked_to_log_in_again() {
         .unwrap();
     page_with(&browser, "Your session has expired. Please log in again.").await;
     assert_eq!(path(&browser).await, "/login?next=/account&expired=1");
+
+    browser.close().await.unwrap();
+}
+
+// --- registration (uxc) ---
+
+/// A person registers with a name outside ASCII, is told why a common password is refused and
+/// what is recommended, and lands logged in on the dashboard, greeted as new.
+#[tokio::test]
+async fn registering_in_chromium_lands_logged_in_on_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+
+    browser.goto(&site.url("/register")).await.unwrap();
+    let password = browser.find(Locator::Id("password")).await.unwrap();
+    assert_eq!(
+        password.attr("aria-describedby").await.unwrap().as_deref(),
+        Some("password-hint")
+    );
+    let hint = browser.find(Locator::Id("password-hint")).await.unwrap();
+    assert!(
+        hint.text()
+            .await
+            .unwrap()
+            .contains("15 or more recommended"),
+        "the page recommends 15"
+    );
+
+    fill(&browser, "name", "jürgen").await;
+    fill(&browser, "display_name", "Jürgen").await;
+    fill(&browser, "password", "password123").await;
+    fill(&browser, "confirm", "password123").await;
+    submit(&browser, "Register").await;
+    page_with(&browser, "on a list of common and breached passwords").await;
+    let name = browser.find(Locator::Id("name")).await.unwrap();
+    assert_eq!(
+        name.prop("value").await.unwrap().as_deref(),
+        Some("jürgen"),
+        "the name typed is kept"
+    );
+    assert_eq!(
+        name.attr("aria-describedby").await.unwrap().as_deref(),
+        Some("name-hint error"),
+        "the error is tied to the field"
+    );
+
+    fill(&browser, "password", PASSWORD).await;
+    fill(&browser, "confirm", PASSWORD).await;
+    submit(&browser, "Register").await;
+    let dashboard = page_with(&browser, "id=\"seconds-left\"").await;
+    assert_eq!(path(&browser).await, "/");
+    assert!(
+        dashboard.contains("Welcome, Jürgen! Your account jürgen is ready, and you are logged in."),
+        "{dashboard}"
+    );
+    assert!(!dashboard.contains("Welcome back"), "{dashboard}");
+    assert!(dashboard.contains("<strong id=\"user-name\">jürgen</strong>"));
+    screenshot(&browser, "registered").await;
+
+    // Logged in for real: the account page opens without a log-in.
+    browser.goto(&site.url("/account")).await.unwrap();
+    page_with(&browser, "action=\"/account/password\"").await;
+    assert_eq!(path(&browser).await, "/account");
 
     browser.close().await.unwrap();
 }

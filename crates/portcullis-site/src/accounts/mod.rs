@@ -15,7 +15,9 @@
 //! request, and the sessions page does not list it.
 
 pub(crate) mod device_cookie;
+pub(crate) mod names;
 pub mod password;
+pub(crate) mod password_policy;
 pub(crate) mod rate_limit;
 pub mod users;
 

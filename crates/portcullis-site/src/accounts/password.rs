@@ -14,6 +14,8 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use argon2::password_hash::PasswordHasher;
 use argon2::{Algorithm, Argon2, Params, PasswordVerifier, Version};
 
+use super::password_policy::normalize;
+
 /// OWASP Password Storage Cheat Sheet, Argon2id: "m=19456 (19 MiB), t=2, p=1".
 const MEMORY_KIB: u32 = 19_456;
 const ITERATIONS: u32 = 2;
@@ -118,10 +120,11 @@ impl HashPool {
     ///
     /// # Errors
     /// As [`HashPool::run`]; [`HashError::Failed`] also when the salt cannot be generated.
+    /// The password is hashed in its NFKC form (`password_policy.rs`), as NIST SP 800-63B asks.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
         self.run(move || {
             argon2()
-                .hash_password(password.as_bytes())
+                .hash_password(normalize(&password).as_bytes())
                 .map(|hash| hash.to_string())
                 .map_err(|_| HashError::Failed)
         })
@@ -131,6 +134,10 @@ impl HashPool {
     /// Whether `password` matches `stored` (constant time, inside argon2). With `stored` =
     /// `None` (no such user) it still does the same work against a dummy hash and answers
     /// `false`, so timing does not tell whether a user name exists.
+    ///
+    /// The NFKC form of `password` is checked first, as new passwords are hashed; a password
+    /// that NFKC changes is then checked as typed too, since passwords set before were hashed
+    /// as typed. Both depend on the typed password alone, never on whether the user exists.
     ///
     /// Inside [`COUNTED`]'s scope, each verification records the parameters of the hash it ran
     /// against (never the password), so a test can count the work instead of timing it.
@@ -146,14 +153,26 @@ impl HashPool {
         self.run(move || {
             let known = stored.is_some();
             let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
-            let matches = argon2()
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok();
-            if let Some(counted) = counted {
-                counted
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(params_of(&hash).to_owned());
+            let normal = normalize(&password);
+            let mut tries = vec![normal.as_str()];
+            if normal != password {
+                tries.push(password.as_str());
+            }
+            let mut matches = false;
+            for typed in tries {
+                if let Some(counted) = &counted {
+                    counted
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(params_of(&hash).to_owned());
+                }
+                if argon2()
+                    .verify_password(typed.as_bytes(), hash.as_str())
+                    .is_ok()
+                {
+                    matches = true;
+                    break;
+                }
             }
             known && matches
         })
@@ -220,5 +239,28 @@ mod tests {
             verify("x", Some("not a phc string".to_owned())).await,
             Some(false)
         );
+    }
+
+    #[tokio::test]
+    async fn new_hashes_are_of_the_nfkc_form_and_old_ones_of_what_was_typed_still_verify() {
+        let pool = HashPool::new(8);
+        // U+FB01 LATIN SMALL LIGATURE FI: NFKC makes it "fi".
+        let typed = "\u{fb01}ne horse battery";
+        let stored = pool.hash(typed.to_owned()).await.ok();
+        let verify = async |password: &str, stored: Option<String>| {
+            pool.verify(password.to_owned(), stored).await.ok()
+        };
+        assert_eq!(
+            verify("fine horse battery", stored.clone()).await,
+            Some(true)
+        );
+        assert_eq!(verify(typed, stored).await, Some(true));
+        // A hash made before, of the password as typed (no NFKC).
+        let before = argon2()
+            .hash_password(typed.as_bytes())
+            .map(|hash| hash.to_string())
+            .ok();
+        assert_eq!(verify(typed, before.clone()).await, Some(true));
+        assert_eq!(verify("fine horse batteri", before).await, Some(false));
     }
 }

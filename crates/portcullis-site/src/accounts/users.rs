@@ -1,5 +1,6 @@
 //! Accounts: the [`Users`] repository over SQLite (runtime queries, portable SQL, embedded
-//! migrations run at start-up) and the rules for user names, display names and passwords.
+//! migrations run at start-up) and the rules for user names (`names.rs`), display names and
+//! passwords (`password_policy.rs`).
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -11,14 +12,10 @@ use sqlx::Row;
 use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 
-/// User names: 3 to 32 characters (OWASP's authentication cheat sheet asks for a clear,
-/// bounded rule), letters, digits, `_`, `.` and `-`.
-const NAME_CHARS: std::ops::RangeInclusive<usize> = 3..=32;
+use super::{names, password_policy};
+
 /// Display names: 1 to 64 characters, any printable text.
 const DISPLAY_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
-/// Passwords: at least 8 characters (NIST SP 800-63B with MFA absent asks for 8 or more,
-/// OWASP for at most 64+ allowed); at most 128 so hashing cost stays bounded.
-pub(crate) const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 /// Connections in the pool: SQLite writes one at a time anyway.
 const MAX_CONNECTIONS: u32 = 4;
 
@@ -40,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "device epoch",
         include_str!("../../migrations/sqlite/0003_device_epoch.sql"),
     ),
+    (
+        5,
+        "name skeleton",
+        include_str!("../../migrations/sqlite/0005_name_skeleton.sql"),
+    ),
 ];
 
 /// An account as the site uses it.
@@ -47,7 +49,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub struct User {
     /// The row id; in the session as a string under `_user_id` (Flask-Login's key).
     pub id: i64,
-    /// The user name, as typed at registration.
+    /// The user name, as typed at registration, trimmed and in NFKC (`names.rs`).
     pub name: String,
     /// The name shown on pages.
     pub display_name: String,
@@ -76,6 +78,10 @@ pub enum UsersError {
     /// Another account already has this name (in any case).
     #[error("this user name is taken; please choose another")]
     Taken,
+    /// Another account has a name that looks the same (UTS #39's confusables: `bob1` and
+    /// `bobl`, a Cyrillic `ѕсоре` and a Latin `scope`).
+    #[error("this user name looks too much like one that is taken; please choose another")]
+    LooksTaken,
     /// The database failed.
     #[error("the accounts database failed")]
     Database(#[from] sqlx::Error),
@@ -105,31 +111,70 @@ impl Users {
             .connect_with(options)
             .await?;
         Migrator::new(Embedded).await?.run(&pool).await?;
-        Ok(Self { pool })
+        let users = Self { pool };
+        users.fill_in_look_alike_keys().await?;
+        Ok(users)
     }
 
-    /// Creates an account; `password_hash` is already hashed.
+    /// Gives every account that has none (those created before migration 5) its look-alike
+    /// key. One that another account already holds stays empty: that account's key then keeps
+    /// refusing new look-alikes of both, so nothing is lost but a log line.
+    async fn fill_in_look_alike_keys(&self) -> Result<(), UsersError> {
+        let rows = sqlx::query("SELECT id, name FROM users WHERE name_skeleton IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let name: String = row.try_get("name")?;
+            let result = sqlx::query(
+                "UPDATE users SET name_skeleton = $1 WHERE id = $2 AND name_skeleton IS NULL",
+            )
+            .bind(names::look_alike_key(&name))
+            .bind(id)
+            .execute(&self.pool)
+            .await;
+            match result {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    tracing::info!(
+                        user = id,
+                        "user name looks like another account's; left without a look-alike key"
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates an account; `password_hash` is already hashed. The name is kept in NFKC
+    /// ([`normalize_name`]); the database's unique indexes on its key and its look-alike key
+    /// decide between two registrations of the same name or of look-alikes.
     ///
     /// # Errors
     /// [`UsersError::Invalid`] for a bad name or display name, [`UsersError::Taken`] for a
-    /// name in use, [`UsersError::Database`] otherwise.
+    /// name in use, [`UsersError::LooksTaken`] for a look-alike of one,
+    /// [`UsersError::Database`] otherwise.
     pub async fn create(
         &self,
         name: &str,
         display_name: &str,
         password_hash: &str,
     ) -> Result<User, UsersError> {
+        let name = normalize_name(name);
+        let name = name.as_str();
         validate_name(name)?;
         let display_name = validate_display_name(display_name)?;
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let result = sqlx::query(
-            "INSERT INTO users (name, name_key, display_name, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO users (name, name_key, name_skeleton, display_name, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(name)
         .bind(name_key(name))
+        .bind(names::look_alike_key(name))
         .bind(display_name)
         .bind(password_hash)
         .bind(created)
@@ -144,9 +189,31 @@ impl Users {
                 disabled_at: None,
                 device_epoch: 0,
             }),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(UsersError::Taken),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(match self.by_name(name).await? {
+                    Some(_) => UsersError::Taken,
+                    None => UsersError::LooksTaken,
+                })
+            }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Why `name` cannot be registered now, if another account holds it or a look-alike of
+    /// it: a check before any password is hashed (the unique indexes decide in the end).
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn name_conflict(&self, name: &str) -> Result<Option<UsersError>, UsersError> {
+        if self.by_name(name).await?.is_some() {
+            return Ok(Some(UsersError::Taken));
+        }
+        let look_alike: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE name_skeleton = $1")
+                .bind(names::look_alike_key(name))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(look_alike.map(|_| UsersError::LooksTaken))
     }
 
     /// The account named `name`, in any case.
@@ -294,28 +361,25 @@ fn unix_millis(at: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The case-insensitive form of a name (names are ASCII, so this is exact).
+/// The case-insensitive key of a name (`names.rs`): NFKC, case folding, NFKC. For the ASCII
+/// names of before it is their lower case, as stored.
 fn name_key(name: &str) -> String {
-    name.to_ascii_lowercase()
+    names::key(name)
 }
 
-/// Checks a user name: 3 to 32 of letters, digits, `_`, `.`, `-`.
+/// The form a typed user name is kept and checked in: trimmed, NFKC.
+#[must_use]
+pub fn normalize_name(typed: &str) -> String {
+    names::normalize(typed)
+}
+
+/// Checks a user name, in the form [`normalize_name`] gives: 3 to 32 letters of any one script,
+/// digits, `_`, `.`, `-` (`names.rs`).
 ///
 /// # Errors
 /// [`UsersError::Invalid`] with the rule broken.
 pub fn validate_name(name: &str) -> Result<(), UsersError> {
-    if !NAME_CHARS.contains(&name.chars().count()) {
-        return Err(UsersError::Invalid("a user name has 3 to 32 characters"));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        return Err(UsersError::Invalid(
-            "a user name may hold only letters, digits, '_', '.' and '-'",
-        ));
-    }
-    Ok(())
+    names::broken_rule(name).map_or(Ok(()), |rule| Err(UsersError::Invalid(rule)))
 }
 
 /// Checks a display name and returns it trimmed: 1 to 64 characters, no control characters.
@@ -335,16 +399,23 @@ pub fn validate_display_name(display_name: &str) -> Result<&str, UsersError> {
     Ok(trimmed)
 }
 
-/// Checks a new password's length: 8 to 128 characters.
+/// Checks a new password without an account's context: 8 to 128 characters, not common, not
+/// trivial (`password_policy.rs`).
 ///
 /// # Errors
 /// [`UsersError::Invalid`] with the rule broken.
 pub fn validate_password(password: &str) -> Result<(), UsersError> {
-    if PASSWORD_CHARS.contains(&password.chars().count()) {
-        Ok(())
-    } else {
-        Err(UsersError::Invalid("a password has 8 to 128 characters"))
-    }
+    validate_new_password(password, &[])
+}
+
+/// Checks a new password for the account named `names` (its user name and display name): the
+/// rules of [`validate_password`], and none of those names.
+///
+/// # Errors
+/// [`UsersError::Invalid`] with the rule broken.
+pub fn validate_new_password(password: &str, names: &[&str]) -> Result<(), UsersError> {
+    password_policy::broken_rule(password, names)
+        .map_or(Ok(()), |rule| Err(UsersError::Invalid(rule)))
 }
 
 /// The embedded migrations, handed to sqlx's [`Migrator`] without its compile-time macros.
@@ -387,18 +458,10 @@ mod tests {
 
     #[test]
     fn user_names_follow_the_rules() {
-        for good in ["ada", "Ada.Lovelace-1", "a_b", &"x".repeat(32)] {
+        for good in ["ada", "Ada.Lovelace-1", "a_b", &"x".repeat(32), "ädä"] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
-        for bad in [
-            "ab",
-            "",
-            &"x".repeat(33),
-            "ada lovelace",
-            "ada/..",
-            "ädä",
-            "<b>",
-        ] {
+        for bad in ["ab", "", &"x".repeat(33), "ada lovelace", "ada/..", "<b>"] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }
@@ -406,7 +469,9 @@ mod tests {
     #[test]
     fn passwords_and_display_names_are_bounded() {
         assert!(validate_password("1234567").is_err());
-        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password("12345678").is_err(), "common");
+        assert!(validate_password("correct horse").is_ok());
+        assert!(validate_new_password("correct horse", &["Correct Horse"]).is_err());
         assert!(validate_password(&"p".repeat(129)).is_err());
         assert_eq!(validate_display_name("  Ada  ").ok(), Some("Ada"));
         assert!(validate_display_name("   ").is_err());
@@ -428,5 +493,58 @@ mod tests {
         assert_eq!(found.map(|u| u.name), Some("Ada".to_owned()));
         // Reopening runs the migrations again without harm.
         assert!(Users::open(&url).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn look_alike_names_are_refused_and_accounts_of_before_get_their_key() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let url = format!("sqlite://{}", dir.path().join("u.db").display());
+        let users = Users::open(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(users.create("scope", "Scope", "hash").await.is_ok());
+        // All Cyrillic (so one script): only the skeleton tells it from the Latin one.
+        let cyrillic = "\u{455}\u{441}\u{43e}\u{440}\u{435}";
+        assert!(matches!(
+            users.name_conflict(cyrillic).await,
+            Ok(Some(UsersError::LooksTaken))
+        ));
+        assert!(matches!(
+            users.create(cyrillic, "Other", "hash").await,
+            Err(UsersError::LooksTaken)
+        ));
+        assert!(matches!(
+            users.name_conflict("SCOPE").await,
+            Ok(Some(UsersError::Taken))
+        ));
+        assert!(matches!(users.name_conflict("scopes").await, Ok(None)));
+
+        // Accounts of before migration 5: no skeleton, until the next open fills it in; two
+        // that look alike keep working, the second without a key of its own.
+        for (id, name) in [(100, "mike"), (101, "rnike")] {
+            let inserted = sqlx::query(
+                "INSERT INTO users (id, name, name_key, display_name, password_hash, created_at) \
+                 VALUES ($1, $2, $2, $2, 'hash', 0)",
+            )
+            .bind(id)
+            .bind(name)
+            .execute(&users.pool)
+            .await;
+            assert!(inserted.is_ok(), "{inserted:?}");
+        }
+        let users = Users::open(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        let keyed: Vec<(i64, Option<String>)> =
+            sqlx::query_as("SELECT id, name_skeleton FROM users WHERE id >= 100 ORDER BY id")
+                .fetch_all(&users.pool)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            keyed,
+            vec![(100, Some(names::look_alike_key("mike"))), (101, None)]
+        );
+        // A dotless ı: "mıke" looks like both.
+        assert!(matches!(
+            users.create("m\u{131}ke", "Mike", "hash").await,
+            Err(UsersError::LooksTaken)
+        ));
+        assert!(users.by_name("RNIKE").await.ok().flatten().is_some());
     }
 }

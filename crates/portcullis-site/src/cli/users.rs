@@ -4,7 +4,7 @@
 use std::error::Error;
 
 use super::{AdminError, user};
-use crate::accounts::users::{UsersError, validate_password};
+use crate::accounts::users::{UsersError, validate_new_password};
 use crate::web::AppState;
 
 /// `portcullis users reset-password --user NAME`.
@@ -21,7 +21,8 @@ pub(super) async fn reset_password(state: &AppState, name: &str) -> Result<(), B
 /// many ended.
 async fn reset(state: &AppState, name: &str, new_password: &str) -> Result<usize, AdminError> {
     let user = user(state, name).await?;
-    if let Err(UsersError::Invalid(rule)) = validate_password(new_password) {
+    let names = [user.name.as_str(), user.display_name.as_str()];
+    if let Err(UsersError::Invalid(rule)) = validate_new_password(new_password, &names) {
         return Err(AdminError::Invalid(rule));
     }
     let hash = state

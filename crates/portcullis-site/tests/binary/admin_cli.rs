@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::{Output, Stdio};
 
-use crate::support::{Site, client, csrf, portcullis, post_form};
+use crate::support::{Site, client, csrf, portcullis, post_form, register};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -28,16 +28,6 @@ fn run(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-async fn register(site: &Site, name: &str) {
-    let fields = [
-        ("name", name),
-        ("password", PASSWORD),
-        ("confirm", PASSWORD),
-    ];
-    let (response, _) = post_form(site, None, "/register", &fields).await;
-    assert_eq!(response.status(), 303);
 }
 
 async fn log_in(site: &Site, name: &str, password: &str) -> (u16, String) {
@@ -221,6 +211,39 @@ async fn a_password_reset_ends_every_session_of_the_user() {
     assert_eq!(me(&site, &phone).await, 401);
     assert_eq!(log_in(&site, "erin", PASSWORD).await.0, 401);
     assert_eq!(log_in(&site, "erin", "a brand new passphrase").await.0, 303);
+}
+
+/// `users reset-password` follows the rules of the registration form: the blocklist, the
+/// trivial and the context checks; what it refuses changes nothing.
+#[tokio::test]
+async fn a_password_reset_refuses_common_trivial_and_context_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    register(&site, "jürgen_müller").await;
+    for (password, rule) in [
+        ("password123", "on a list of common and breached passwords"),
+        ("12345678", "a run of characters"),
+        ("        ", "may not be only spaces"),
+        ("JÜRGEN_MÜLLER", "may not be your user name"),
+    ] {
+        let output = run(
+            dir.path(),
+            &[
+                "users",
+                "reset-password",
+                "--user",
+                "JU\u{308}RGEN_MU\u{308}LLER",
+            ],
+            &format!("{password}\n"),
+        );
+        assert_eq!(output.status.code(), Some(1), "{password:?}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("password not changed: ") && stderr.contains(rule),
+            "{password:?}: {stderr}"
+        );
+    }
+    assert_eq!(log_in(&site, "jürgen_müller", PASSWORD).await.0, 303);
 }
 
 /// A log-in from a browser holding `device` (a device cookie's `name=value`), if any: its

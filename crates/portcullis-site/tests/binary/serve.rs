@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::support::{PASSWORD, Site, client, csrf, portcullis, post_form, register_and_log_in};
+use crate::support::{Site, client, csrf, portcullis, register_and_log_in};
 
 fn session_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir.join(".flask_session"))
@@ -49,18 +49,10 @@ async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_i
         "a form page stores nothing"
     );
 
-    // Registering stores something (the flash): now the session cookie and its file.
-    let response = client()
-        .post(site.url("/register"))
-        .header("cookie", pair)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "name=dora&password=correct+horse+battery&confirm=correct+horse+battery&csrf_token={token}"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303);
+    // Saving a preference stores something: now the session cookie and its file. (Not a
+    // registration: that logs in, and a logged-in session has an index file too.)
+    let response = save_a_preference(&site, pair, token).await;
+    assert_eq!(response.status(), 200);
     let header = response.headers()["set-cookie"]
         .to_str()
         .unwrap()
@@ -100,6 +92,19 @@ async fn the_dev_site_sets_a_signed_httponly_lax_cookie_and_stores_the_session_i
         !files[0].to_string_lossy().contains(id),
         "file names never hold the id"
     );
+}
+
+/// `PATCH /api/prefs` from an anonymous browser: stores one session, in one file.
+async fn save_a_preference(site: &Site, cookie: &str, token: &str) -> reqwest::Response {
+    client()
+        .patch(site.url("/api/prefs"))
+        .header("cookie", cookie)
+        .header("content-type", "application/json")
+        .header("x-csrftoken", token)
+        .body(r#"{"theme":"dark"}"#)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Registers and logs in `name`; returns the session cookie and a CSRF token for it.
@@ -197,26 +202,20 @@ async fn purge_expired_removes_expired_session_files_only() {
         ("PERMANENT_SESSION_LIFETIME", "1"),
         ("SESSION_ABSOLUTE_LIFETIME", "1"),
     ];
-    let registration = |name: &'static str| {
-        [
-            ("name", name),
-            ("password", PASSWORD),
-            ("confirm", PASSWORD),
-        ]
-    };
-    let run = async |env: &[(&str, &str)], name: &'static str| {
+    let run = async |env: &[(&str, &str)]| {
         let mut site = Site::start(dir.path(), env);
-        let (response, _) = post_form(&site, None, "/register", &registration(name)).await;
-        assert_eq!(response.status(), 303);
+        let (cookie, token) = csrf(&site, None).await;
+        let response = save_a_preference(&site, &cookie, &token).await;
+        assert_eq!(response.status(), 200);
         site.terminate();
         assert!(site.wait().success());
     };
-    // One session that lives for the default five minutes (registering stores its flash) ...
-    run(&[], "fay").await;
+    // One session that lives for the default five minutes (a saved preference) ...
+    run(&[]).await;
     let live = session_files(dir.path());
     assert_eq!(live.len(), 1, "one live session file: {live:?}");
     // ... and one that expires in a second (after the first site's start-up sweep).
-    run(&short, "eve").await;
+    run(&short).await;
     let expired: Vec<_> = session_files(dir.path())
         .into_iter()
         .filter(|f| !live.contains(f))

@@ -187,8 +187,26 @@ pub async fn post_form(
 /// The password every end-to-end test account uses.
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Registers `name` and logs in through the real forms; returns the session cookie.
-pub async fn register_and_log_in(site: &Site, name: &str) -> String {
+/// The session cookie's `name=value` among a response's `Set-Cookie`s (not the device cookie,
+/// not the anonymous forms' `-csrf` one), if it sets one.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::trim)
+        .find(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            !name.ends_with("portcullis_device") && !name.ends_with("-csrf")
+        })
+        .map(str::to_owned)
+}
+
+/// Registers `name` through the real form, which logs in, and logs out again: the account
+/// starts with no session.
+pub async fn register(site: &Site, name: &str) {
     let fields = [
         ("name", name),
         ("password", PASSWORD),
@@ -196,6 +214,15 @@ pub async fn register_and_log_in(site: &Site, name: &str) -> String {
     ];
     let (response, _) = post_form(site, None, "/register", &fields).await;
     assert_eq!(response.status(), 303, "registration of {name}");
+    assert_eq!(response.headers()["location"], "/", "registering logs in");
+    let cookie = session_cookie(&response).unwrap();
+    let (response, _) = post_form(site, Some(&cookie), "/logout", &[]).await;
+    assert_eq!(response.status(), 303, "log-out of {name}");
+}
+
+/// Registers `name` and logs in through the real forms; returns the session cookie.
+pub async fn register_and_log_in(site: &Site, name: &str) -> String {
+    register(site, name).await;
     let log_in = [("name", name), ("password", PASSWORD)];
     let (response, cookie) = post_form(site, None, "/login", &log_in).await;
     assert_eq!(response.status(), 303, "log-in of {name}");

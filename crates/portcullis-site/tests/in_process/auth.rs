@@ -27,17 +27,18 @@ async fn register_then_log_in_shows_the_dashboard_with_name_and_time_left() {
             ],
         )
         .await;
-    assert_eq!(
-        (page.status, page.location()),
-        (StatusCode::SEE_OTHER, "/login")
-    );
-    let login = browser.get("/login").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/"));
+    let first = browser.get("/").await;
     assert!(
-        login.body.contains("Account Ada created. Please log in."),
-        "{}",
-        login.body
+        first
+            .body
+            .contains("Welcome, Ada Lovelace! Your account Ada is ready, and you are logged in."),
+        "registering logs in: {}",
+        first.body
     );
+    assert!(!first.body.contains("Welcome back"), "{}", first.body);
 
+    browser.log_out().await;
     let page = browser.log_in("ada", PASSWORD).await;
     assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/"));
     let dashboard = browser.get("/").await;
@@ -71,10 +72,10 @@ async fn registration_refuses_bad_user_names_with_the_rule_broken() {
     for (name, rule) in [
         ("ab", "3 to 32 characters"),
         (long.as_str(), "3 to 32 characters"),
-        ("ada lovelace", "only letters, digits"),
-        ("ada/../x", "only letters, digits"),
-        ("<script>", "only letters, digits"),
-        ("zoë", "only letters, digits"),
+        ("ada lovelace", "only letters (of any alphabet), digits"),
+        ("ada/../x", "only letters (of any alphabet), digits"),
+        ("<script>", "only letters (of any alphabet), digits"),
+        ("zo\u{2603}", "only letters (of any alphabet), digits"),
     ] {
         let page = app
             .browser()
@@ -173,14 +174,12 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
 async fn login_regenerates_the_session_id_and_the_old_cookie_is_dead() {
     let app = TestApp::new().await;
     let mut browser = app.browser();
-    // Registering stores an anonymous session (its flash): the id a fixation would plant.
-    let fields = [
-        ("name", "ken"),
-        ("password", PASSWORD),
-        ("confirm", PASSWORD),
-    ];
-    let page = browser.post_form("/register", &fields).await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    app.register("ken").await;
+    // An anonymous session stored by `PATCH /api/prefs`: the id a fixation would plant.
+    let page = browser
+        .send_json(Method::PATCH, "/api/prefs", r#"{"theme":"dark"}"#)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let before = browser.cookie.clone().unwrap();
     browser.log_in("ken", PASSWORD).await;
     let after = browser.cookie.clone().unwrap();
@@ -1003,8 +1002,13 @@ async fn a_full_hashing_queue_answers_503_with_retry_after_and_the_sites_page() 
 async fn a_taken_or_invalid_name_is_refused_before_any_password_is_hashed() {
     let app = TestApp::with_env(&[("PASSWORD_HASH_QUEUE", "0")]).await;
     app.register("taken").await;
+    app.register("scope").await;
     let held = hold_every_hashing_thread(&app).await;
     let page = without_waiting(register_from(&app, "192.0.2.81:5000", "TAKEN")).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    // A look-alike of a taken name: "scope" in Cyrillic letters.
+    let look_alike = "\u{455}\u{441}\u{43e}\u{440}\u{435}";
+    let page = without_waiting(register_from(&app, "192.0.2.81:5000", look_alike)).await;
     assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
     let page = without_waiting(register_from(&app, "192.0.2.81:5000", "no spaces")).await;
     assert_eq!(

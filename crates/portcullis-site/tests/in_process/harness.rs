@@ -196,10 +196,11 @@ impl TestApp {
         self.clock.advance(Duration::from_secs(301));
     }
 
-    /// Registers `name` with [`PASSWORD`] in a browser of its own.
+    /// Registers `name` with [`PASSWORD`] in a browser of its own. Registering logs that
+    /// browser in; it logs out again, so the account starts with no session.
     pub async fn register(&self, name: &str) {
-        let page = self
-            .browser()
+        let mut browser = self.browser();
+        let page = browser
             .post_form(
                 "/register",
                 &[
@@ -210,6 +211,13 @@ impl TestApp {
                 ],
             )
             .await;
+        assert_eq!(
+            (page.status, page.location()),
+            (StatusCode::SEE_OTHER, "/"),
+            "{}",
+            page.body
+        );
+        let page = browser.log_out().await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     }
 

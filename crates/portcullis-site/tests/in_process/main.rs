@@ -8,5 +8,6 @@ mod limits;
 mod origin;
 mod pages;
 mod pre_session;
+mod registration;
 mod routes;
 mod sessions;

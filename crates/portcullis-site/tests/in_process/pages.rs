@@ -355,12 +355,16 @@ async fn the_session_keeps_flask_login_and_flash_conventions() {
             ],
         )
         .await;
-    let anonymous = app.peek(browser.cookie.as_deref().unwrap()).await;
+    let registered = app.peek(browser.cookie.as_deref().unwrap()).await;
     assert_eq!(
-        anonymous["data"]["_flashes"],
-        json!([["message", "Account ivy created. Please log in."]])
+        registered["data"]["_flashes"],
+        json!([[
+            "message",
+            "Welcome, ivy! Your account ivy is ready, and you are logged in."
+        ]])
     );
-    browser.get("/login").await;
+    assert_eq!(registered["data"]["_user_id"], "1");
+    browser.log_out().await;
     browser.log_in("ivy", PASSWORD).await;
     let session = app.peek(browser.cookie.as_deref().unwrap()).await;
     assert_eq!(

@@ -15,7 +15,7 @@ use crate::accounts;
 use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
-use crate::accounts::users::{User, UsersError, validate_password};
+use crate::accounts::users::{User, UsersError, validate_new_password};
 use crate::session_data::flash;
 use crate::session_data::prefs::{DENSITIES, Prefs, THEMES};
 use crate::web::error::AppError;
@@ -185,7 +185,8 @@ pub(crate) async fn password(
     }
     // The current password was right: this was no guess.
     guard.forgive().await;
-    let problem = match validate_password(&form.new_password) {
+    let names = [user.name.as_str(), user.display_name.as_str()];
+    let problem = match validate_new_password(&form.new_password, &names) {
         Err(UsersError::Invalid(rule)) => Some(rule),
         _ if form.new_password != form.confirm => Some("the two new passwords differ"),
         _ => None,

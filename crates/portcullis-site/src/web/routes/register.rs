@@ -1,22 +1,28 @@
-//! `/register`: create an account, then log in. Bad input gets the form back with the rule
-//! that was broken (422), a taken name gets 409, both before any password is hashed. Attempts
-//! are limited per client (`REGISTER_RATE_LIMIT`, 429) and, before a password is hashed, from
-//! everyone together (`REGISTER_TOTAL_RATE_LIMIT`, 503), both with `Retry-After`; a full
-//! hashing queue is a 503 too (`PASSWORD_HASH_QUEUE`).
+//! `/register`: create an account and log it in, as `/login` does (a new session id, a new
+//! CSRF secret, a device cookie), landing on the dashboard. Bad input gets the form back with
+//! the rule that was broken (422: the name rules of `names.rs`, the password rules of
+//! `password_policy.rs`), a taken name or a look-alike of one gets 409, all before any password
+//! is hashed. Attempts are limited per client (`REGISTER_RATE_LIMIT`, 429) and, before a
+//! password is hashed, from everyone together (`REGISTER_TOTAL_RATE_LIMIT`, 503), both with
+//! `Retry-After`; a full hashing queue is a 503 too (`PASSWORD_HASH_QUEUE`).
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use portcullis::Session;
 use serde::Deserialize;
 
+use crate::accounts;
+use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
+use crate::accounts::password_policy::{PASSWORD_CHARS, RECOMMENDED_CHARS};
 use crate::accounts::rate_limit::{Decision, TooManyAttempts, address_key};
 use crate::accounts::users::{
-    User, UsersError, validate_display_name, validate_name, validate_password,
+    User, UsersError, normalize_name, validate_display_name, validate_name, validate_new_password,
 };
+use crate::session_data::device::Device;
 use crate::session_data::flash;
 use crate::web::error::AppError;
 use crate::web::extract::{ClientAddr, Viewer};
@@ -31,7 +37,7 @@ pub(crate) async fn form(
     page: Page,
     viewer: Viewer,
 ) -> Result<Response, AppError> {
-    let context = context! { error => None::<&str>, name => "", display_name => "" };
+    let context = with_rules(context! { error => None::<&str>, name => "", display_name => "" });
     page.render(
         &state,
         viewer.user(),
@@ -57,14 +63,15 @@ pub(crate) async fn submit(
     session: Session,
     viewer: Viewer,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, AppError> {
     let refuse = async |status, message: String| {
-        let context = context! {
+        let context = with_rules(context! {
             error => message,
             name => form.name.clone(),
             display_name => form.display_name.clone(),
-        };
+        });
         page.render(&state, viewer.user(), "register.html", status, context)
             .await
     };
@@ -81,7 +88,8 @@ pub(crate) async fn submit(
         let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
         return Ok(wait.with_retry_after(page));
     }
-    let name = form.name.trim();
+    let name = normalize_name(&form.name);
+    let name = name.as_str();
     let display_name = if form.display_name.trim().is_empty() {
         name
     } else {
@@ -98,10 +106,22 @@ pub(crate) async fn submit(
     };
     let (status, message) = match created {
         Created::User(user) => {
-            tracing::info!(target: "portcullis::security", user = user.id, "account created");
-            let text = format!("Account {} created. Please log in.", user.name);
+            tracing::info!(target: "portcullis::security", user = user.id, %client, "account created");
+            // Logged in as `/login` does: whatever id this browser had dies here.
+            let device = Device::of(&headers, client);
+            accounts::log_in(&session, state.auth_keys(), &user, device).await?;
+            let text = format!(
+                "Welcome, {}! Your account {} is ready, and you are logged in.",
+                user.display_name, user.name
+            );
             flash::push(&session, "message", &text).await?;
-            return Ok(Redirect::to("/login").into_response());
+            tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
+            let mut response = Redirect::to("/").into_response();
+            let device_cookie = state.device_cookies().issue(&user);
+            response
+                .extensions_mut()
+                .insert(SetDeviceCookie(device_cookie));
+            return Ok(response);
         }
         Created::TooMany(wait) => {
             tracing::warn!(target: "portcullis::security", %client, "registration refused: too many from all clients");
@@ -115,10 +135,9 @@ pub(crate) async fn submit(
         Created::Refused(UsersError::Invalid(rule)) => {
             (StatusCode::UNPROCESSABLE_ENTITY, upper_first(rule))
         }
-        Created::Refused(UsersError::Taken) => (
-            StatusCode::CONFLICT,
-            upper_first(&UsersError::Taken.to_string()),
-        ),
+        Created::Refused(taken @ (UsersError::Taken | UsersError::LooksTaken)) => {
+            (StatusCode::CONFLICT, upper_first(&taken.to_string()))
+        }
         Created::Refused(other) => return Err(other.into()),
     };
     refuse(status, format!("{message}.")).await
@@ -137,8 +156,8 @@ enum Created {
 /// The form's own rules, checked before anything costs.
 fn check(form: &RegisterForm, name: &str, display_name: &str) -> Result<(), UsersError> {
     validate_name(name)?;
-    validate_display_name(display_name)?;
-    validate_password(&form.password)?;
+    let display_name = validate_display_name(display_name)?;
+    validate_new_password(&form.password, &[name, display_name])?;
     if form.password == form.confirm {
         Ok(())
     } else {
@@ -155,8 +174,8 @@ async fn create(
     display_name: &str,
     password: &str,
 ) -> Result<Created, AppError> {
-    if state.users().by_name(name).await?.is_some() {
-        return Ok(Created::Refused(UsersError::Taken));
+    if let Some(conflict) = state.users().name_conflict(name).await? {
+        return Ok(Created::Refused(conflict));
     }
     if let Decision::Limited { retry_after } =
         state.register_limits().total.attempt(TOTAL_KEY).await
@@ -170,6 +189,16 @@ async fn create(
             Err(error) => Created::Refused(error),
         },
     )
+}
+
+/// The password rules the form states, from the constants that enforce them.
+fn with_rules(context: minijinja::Value) -> minijinja::Value {
+    context! {
+        password_min => PASSWORD_CHARS.start(),
+        password_max => PASSWORD_CHARS.end(),
+        password_recommended => RECOMMENDED_CHARS,
+        ..context
+    }
 }
 
 /// `a user name …` → `A user name …`.
