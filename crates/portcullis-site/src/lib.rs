@@ -29,7 +29,11 @@
 //!   - `templates/`: the minijinja templates and the stylesheet, embedded in the binary;
 //! - `accounts/`: who may log in
 //!   - `mod.rs`: logging in (regenerate, `_user_id`, `_auth_hash`, `_device`) and the auth hash;
-//!   - `users.rs`: the accounts in SQLite, and the rules for names and passwords;
+//!   - `users.rs`: the accounts in SQLite, and the rules for display names;
+//!   - `names.rs`: user names of any script (NFKC, case folding, UTS #39's single-script
+//!     test and confusable skeleton);
+//!   - `password_policy.rs`: the rules for new passwords (length in code points, the common
+//!     and breached passwords of `data/common-passwords.txt`, trivial and context checks);
 //!   - `password.rs`: Argon2id hashing in a bounded pool (`PASSWORD_HASH_QUEUE`);
 //!   - `rate_limit.rs`: failed log-in and registration limits (an IPv6 client by its /64), and
 //!     the `LoginGuard` that log-in and password change share;

@@ -28,6 +28,7 @@ use portcullis::clock::Clock;
 use portcullis::store::RedisStore;
 
 use crate::accounts::device_cookie::KnownDevice;
+use crate::accounts::names;
 use crate::config::RateLimit;
 
 /// Keys the in-memory limiter tracks at most. When a new key finds it full, expired keys are
@@ -113,11 +114,9 @@ impl<'l> LoginGuard<'l> {
         name: &str,
         client: IpAddr,
     ) -> Result<Self, TooManyAttempts> {
-        let name: String = name
-            .to_lowercase()
-            .chars()
-            .take(MAX_KEY_NAME_CHARS)
-            .collect();
+        // The name's account key (NFKC, case folding, `names.rs`): every way of typing one
+        // account's name (`JÜRGEN`, a decomposed `ü`, fullwidth letters) counts on one key.
+        let name: String = names::key(name).chars().take(MAX_KEY_NAME_CHARS).collect();
         let name_key = format!("name:{name}");
         let mut guard = Self {
             limiter,
@@ -709,6 +708,22 @@ mod tests {
             allowed(&limiter.attempt("addr:192.0.2.8").await),
             "the refused attempt was taken back from the other address"
         );
+    }
+
+    #[tokio::test]
+    async fn every_form_of_one_user_name_counts_on_one_key() {
+        let clock = ManualClock::new();
+        let limiter = limiter(&clock);
+        for (i, typed) in ["jürgen", "JÜRGEN", "ju\u{308}rgen"]
+            .into_iter()
+            .enumerate()
+        {
+            let client = IpAddr::from([192, 0, 2, u8::try_from(i).unwrap_or(0)]);
+            assert!(LoginGuard::begin(&limiter, typed, client).await.is_ok());
+        }
+        let fullwidth = "\u{ff4a}\u{fc}\u{ff52}\u{ff47}\u{ff45}\u{ff4e}";
+        let refused = LoginGuard::begin(&limiter, fullwidth, IpAddr::from([192, 0, 2, 9])).await;
+        assert!(refused.is_err(), "fullwidth letters are the same name");
     }
 
     #[tokio::test]

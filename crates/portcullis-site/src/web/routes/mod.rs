@@ -24,8 +24,9 @@ pub(crate) fn table() -> Vec<Route> {
         .get(home::home),
         Route::new(
             "/register",
-            "create an account: user name 3–32 of letters, digits, `_ . -` (unique in any case), \
-             password 8–128 characters",
+            "create an account and log in to it: user name 3–32 letters of any one alphabet, \
+             digits, `_ . -` (unique in any case and against look-alikes), password 8–128 \
+             characters (15 or more recommended), not a common or breached one",
         )
         .get(register::form)
         .post(register::submit),
