@@ -13,6 +13,7 @@ and optionally SESSION_KEY_PREFIX, SESSION_PERMANENT, PERMANENT_SESSION_LIFETIME
 import hashlib
 import os
 import sqlite3
+import unicodedata
 from datetime import date, datetime, timezone
 
 import redis
@@ -44,10 +45,15 @@ def csrf_refused(error):
     return jsonify(error=error.description), 400
 
 
+def name_key(name):
+    """The site's key of a user name (`accounts/names.rs`): NFKC, full case folding, NFKC."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name.strip()).casefold())
+
+
 def user_id(name):
     """The id of the Portcullis account `name`, or None."""
     with sqlite3.connect(f"file:{os.environ['USERS_DB']}?mode=ro", uri=True) as db:
-        row = db.execute("SELECT id FROM users WHERE name_key = ?", (name.lower(),)).fetchone()
+        row = db.execute("SELECT id FROM users WHERE name_key = ?", (name_key(name),)).fetchone()
     return row[0] if row else None
 
 
