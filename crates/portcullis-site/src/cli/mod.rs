@@ -8,7 +8,9 @@
 //! - `portcullis sessions list --user NAME` lists a user's sessions, and
 //!   `portcullis sessions end --user NAME (--all | --except-current ID)` ends them;
 //!   `portcullis sessions end --everyone` ends every session of every user (`sessions.rs`);
-//! - `portcullis users reset-password --user NAME` sets a new password (from standard input)
+//! - `portcullis users add --user NAME` creates an account (the password from standard input,
+//!   under the registration form's rules);
+//!   `portcullis users reset-password --user NAME` sets a new password (from standard input)
 //!   and ends all the user's sessions; `portcullis users disable --user NAME` refuses its
 //!   log-ins and ends its sessions, `enable` lets it in again (`users.rs`).
 //!
@@ -123,6 +125,17 @@ pub(crate) struct EndArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum UsersCommand {
+    /// Create an account, with the password read from the first line of standard input; the
+    /// rules of the registration form apply (names of any script, no look-alike of a taken
+    /// name, no common or breached password).
+    Add {
+        /// The user name.
+        #[arg(long = "user", value_name = "NAME")]
+        user: String,
+        /// The name shown on pages; the user name when omitted.
+        #[arg(long = "display-name", value_name = "TEXT")]
+        display_name: Option<String>,
+    },
     /// Set a new password, read from the first line of standard input, and end every session
     /// of the user (a password reset).
     ResetPassword {
@@ -185,6 +198,12 @@ impl Cli {
                 command: SessionsCommand::End(args),
             } => sessions::end(&administered(config, site_config).await?, &args).await,
             Command::Users {
+                command: UsersCommand::Add { user, display_name },
+            } => {
+                let state = administered(config, site_config).await?;
+                users::add(&state, &user, display_name.as_deref()).await
+            }
+            Command::Users {
                 command: UsersCommand::ResetPassword { user },
             } => users::reset_password(&administered(config, site_config).await?, &user).await,
             Command::Users {
@@ -209,6 +228,9 @@ pub(crate) enum AdminError {
     /// The new password breaks a rule.
     #[error("password not changed: {0}")]
     Invalid(&'static str),
+    /// The new account breaks a rule, or its name (or a look-alike) is taken.
+    #[error("account not created: {0}")]
+    NotCreated(String),
     /// The session store failed.
     #[error("the session store failed")]
     Session(#[from] SessionError),

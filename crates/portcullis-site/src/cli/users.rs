@@ -1,11 +1,64 @@
-//! `portcullis users reset-password`: a new password, read from the first line of standard
-//! input, and every session of the user ended; `portcullis users disable` / `enable`.
+//! `portcullis users add`: a new account, its password read from the first line of standard
+//! input, under the registration form's rules; `portcullis users reset-password`: a new
+//! password, read the same way, and every session of the user ended; `portcullis users
+//! disable` / `enable`.
 
 use std::error::Error;
 
 use super::{AdminError, user};
-use crate::accounts::users::{UsersError, validate_new_password};
+use crate::accounts::users::{
+    User, UsersError, normalize_name, validate_display_name, validate_name, validate_new_password,
+};
 use crate::web::AppState;
+
+/// `portcullis users add --user NAME [--display-name TEXT]`.
+pub(super) async fn add(
+    state: &AppState,
+    name: &str,
+    display_name: Option<&str>,
+) -> Result<(), Box<dyn Error>> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    let user = create(state, name, display_name, password).await?;
+    println!("created {}", user.name);
+    Ok(())
+}
+
+/// Creates the account as the registration form would (the same rules, in the same order:
+/// nothing is hashed for a name that cannot be had), without its rate limits: the command
+/// line is the administrator's.
+async fn create(
+    state: &AppState,
+    name: &str,
+    display_name: Option<&str>,
+    password: &str,
+) -> Result<User, AdminError> {
+    let refused = |error: UsersError| match error {
+        UsersError::Invalid(_) | UsersError::Taken | UsersError::LooksTaken => {
+            AdminError::NotCreated(error.to_string())
+        }
+        other => AdminError::Users(other),
+    };
+    let name = normalize_name(name);
+    let display_name = display_name
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or(&name);
+    validate_name(&name).map_err(refused)?;
+    let display_name = validate_display_name(display_name).map_err(refused)?;
+    validate_new_password(password, &[&name, display_name]).map_err(refused)?;
+    if let Some(conflict) = state.users().name_conflict(&name).await? {
+        return Err(refused(conflict));
+    }
+    let hash = state.password_hashing().hash(password.to_owned()).await?;
+    let user = state
+        .users()
+        .create(&name, display_name, &hash)
+        .await
+        .map_err(refused)?;
+    tracing::info!(target: "portcullis::security", user = user.id, "account created from the command line");
+    Ok(user)
+}
 
 /// `portcullis users reset-password --user NAME`.
 pub(super) async fn reset_password(state: &AppState, name: &str) -> Result<(), Box<dyn Error>> {

@@ -246,6 +246,48 @@ async fn a_password_reset_refuses_common_trivial_and_context_passwords() {
     assert_eq!(log_in(&site, "jürgen_müller", PASSWORD).await.0, 303);
 }
 
+/// `users add` makes an account under the registration form's rules, and it logs in.
+#[tokio::test]
+async fn users_add_creates_an_account_under_the_registration_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    register(&site, "scope").await;
+    let add = |name: &str, password: &str| {
+        run(
+            dir.path(),
+            &["users", "add", "--user", name, "--display-name", "Maria"],
+            &format!("{password}\n"),
+        )
+    };
+    for (name, password, refusal) in [
+        (
+            "Мария",
+            "password123",
+            "on a list of common and breached passwords",
+        ),
+        ("Мария", "MARIA", "a password has 8 to 128 characters"),
+        ("\u{430}lice", PASSWORD, "may not mix alphabets"),
+        (
+            "\u{455}\u{441}\u{43e}\u{440}\u{435}",
+            PASSWORD,
+            "looks too much like one that is taken",
+        ),
+        ("SCOPE", PASSWORD, "this user name is taken"),
+    ] {
+        let output = add(name, password);
+        assert_eq!(output.status.code(), Some(1), "{name} {password:?}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("account not created: ") && stderr.contains(refusal),
+            "{name} {password:?}: {stderr}"
+        );
+    }
+    let output = add("Мария", PASSWORD);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "created Мария\n");
+    assert_eq!(log_in(&site, "мария", PASSWORD).await.0, 303);
+}
+
 /// A log-in from a browser holding `device` (a device cookie's `name=value`), if any: its
 /// status and the device cookie it was given, if one.
 async fn log_in_on_device(
