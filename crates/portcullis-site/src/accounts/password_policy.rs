@@ -43,6 +43,12 @@ static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Reads the blocklist now (tens of milliseconds, once per process), so that the first
+/// registration does not pay for it on a worker thread that serves other requests.
+pub(crate) fn load_blocklist() {
+    LazyLock::force(&COMMON);
+}
+
 /// The form a password is hashed and counted in: NFKC.
 pub(crate) fn normalize(password: &str) -> String {
     password.nfkc().collect()

@@ -38,6 +38,8 @@ pub(crate) async fn run(
     stores.sweep_in_background();
     let bind = site_config.bind;
     let state = AppState::open(config, site_config, stores.sessions, stores.redis).await?;
+    // The password blocklist is read before the first request, not inside one.
+    crate::accounts::password_policy::load_blocklist();
     let router = app(state.clone());
     let listener = TcpListener::bind(bind).await?;
     let config = state.config();
