@@ -11,6 +11,8 @@ use sqlx::Row;
 use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 
+use crate::accounts::appearance::Appearance;
+
 /// User names: 3 to 32 characters (OWASP's authentication cheat sheet asks for a clear,
 /// bounded rule), letters, digits, `_`, `.` and `-`.
 const NAME_CHARS: std::ops::RangeInclusive<usize> = 3..=32;
@@ -39,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "device epoch",
         include_str!("../../migrations/sqlite/0003_device_epoch.sql"),
+    ),
+    (
+        4,
+        "appearance",
+        include_str!("../../migrations/sqlite/0004_appearance.sql"),
     ),
 ];
 
@@ -203,6 +210,38 @@ impl Users {
     pub async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), UsersError> {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The appearance the user chose (the defaults until they choose one, or for an id that
+    /// is not an account).
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn appearance(&self, id: i64) -> Result<Appearance, UsersError> {
+        let row = sqlx::query("SELECT theme, density FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(Appearance::default());
+        };
+        let theme: String = row.try_get("theme")?;
+        let density: String = row.try_get("density")?;
+        Ok(Appearance::stored(&theme, &density))
+    }
+
+    /// Keeps `appearance` on the account: every device of the user shows it from its next page.
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn set_appearance(&self, id: i64, appearance: &Appearance) -> Result<(), UsersError> {
+        sqlx::query("UPDATE users SET theme = $1, density = $2 WHERE id = $3")
+            .bind(appearance.theme())
+            .bind(appearance.density())
             .bind(id)
             .execute(&self.pool)
             .await?;

@@ -117,7 +117,7 @@ async fn sessions_survive_a_restart_of_the_dev_site() {
         .patch(site.url("/api/prefs"))
         .header("cookie", &cookie)
         .header("x-csrftoken", &token)
-        .json(&serde_json::json!({"theme": "dark"}))
+        .json(&serde_json::json!({"devices_order": "started"}))
         .send()
         .await
         .unwrap();
@@ -133,7 +133,10 @@ async fn sessions_survive_a_restart_of_the_dev_site() {
         .await
         .unwrap();
     let json: serde_json::Value = again.json().await.unwrap();
-    assert_eq!(json["theme"], "dark", "same generated key, same files");
+    assert_eq!(
+        json["devices_order"], "started",
+        "same generated key, same files"
+    );
 }
 
 #[tokio::test]

@@ -17,18 +17,19 @@ use serde::Deserialize;
 
 use crate::session_data::device::DeviceRow;
 use crate::session_data::flash;
+use crate::session_data::prefs::Prefs;
 use crate::web::error::AppError;
 use crate::web::extract::SignedIn;
 use crate::web::page::Page;
 use crate::web::state::AppState;
-use crate::web::text::{ago, utc};
+use crate::web::text::shown_time;
 
-/// What the page shows of `row`: times as text, the last use relative to `now`.
+/// What the page shows of `row`: its times relative to `now`, with the exact UTC time.
 fn shown(row: &DeviceRow, now: SystemTime) -> Template {
     context! {
         handle => row.handle.as_str(),
-        started => utc(row.started),
-        last_used => ago(now, row.last_used),
+        started => shown_time(now, row.started),
+        last_used => shown_time(now, row.last_used),
         browser => &row.browser,
         user_agent => &row.user_agent,
         address => &row.address,
@@ -49,14 +50,21 @@ pub(crate) async fn page(
         Err(SessionError::NoUserIndex) => (Vec::new(), false),
         Err(other) => return Err(other.into()),
     };
-    let rows: Vec<DeviceRow> = devices
+    let mut rows: Vec<DeviceRow> = devices
         .iter()
         .filter(|d| still_valid(&state, &user, d))
         .map(DeviceRow::of)
         .collect();
+    // This session's view options: the order, and how times read.
+    let view = Prefs::load(&session).await?;
+    if view.devices_order == "started" {
+        rows.sort_by_key(|row| std::cmp::Reverse(row.started));
+    } else {
+        rows.sort_by_key(|row| std::cmp::Reverse(row.last_used));
+    }
     let others = rows.iter().filter(|r| !r.current).count();
     let shown: Vec<Template> = rows.iter().map(|row| shown(row, now)).collect();
-    let context = context! { rows => shown, others, listed };
+    let context = context! { rows => shown, others, listed, times => view.devices_times };
     page.render(
         &state,
         Some(&user),
