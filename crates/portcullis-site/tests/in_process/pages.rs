@@ -444,3 +444,15 @@ async fn the_appearance_is_kept_on_the_account_so_every_device_and_a_later_log_i
         "the next log-in"
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_says_how_long_ago_the_session_started_with_the_utc_time_on_hover() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("jana").await;
+    app.clock.advance(std::time::Duration::from_secs(180));
+    let page = browser.get("/").await;
+    let started = page.body.split("id=\"started\">").nth(1).unwrap();
+    let started = &started[..started.find("</dd>").unwrap()];
+    assert!(started.starts_with("<time datetime=\""), "{started}");
+    assert!(started.contains(" UTC\">3 minutes ago</time>"), "{started}");
+}
