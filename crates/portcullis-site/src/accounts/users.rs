@@ -452,6 +452,42 @@ mod tests {
         assert!(validate_display_name("a\u{7}b").is_err());
     }
 
+    /// An account of before migration 0004 keeps working, with the appearance it showed then.
+    #[tokio::test]
+    async fn an_account_made_before_the_appearance_column_shows_the_defaults_until_it_chooses() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("u.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        // The schema as it stood before 0004: sqlx applies (and records) 0001 to 0003 only.
+        let mut before = Migrator::new(Embedded).await.unwrap();
+        before.migrations = Cow::Owned(before.migrations[..3].to_vec());
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO users (name, name_key, display_name, password_hash, created_at) \
+             VALUES ('old', 'old', 'Old', 'hash', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        let users = Users::open(&url).await.unwrap();
+        let old = users.by_name("old").await.unwrap().unwrap();
+        assert_eq!(
+            users.appearance(old.id).await.unwrap(),
+            Appearance::default()
+        );
+        let dark = Appearance::parse("dark", "compact").unwrap();
+        users.set_appearance(old.id, &dark).await.unwrap();
+        assert_eq!(users.appearance(old.id).await.unwrap(), dark);
+        assert_eq!(
+            users.appearance(old.id + 1).await.unwrap(),
+            Appearance::default()
+        );
+    }
+
     #[tokio::test]
     async fn names_are_unique_in_any_case() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
