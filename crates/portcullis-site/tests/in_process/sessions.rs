@@ -543,3 +543,43 @@ async fn every_page_of_a_logged_in_user_links_to_the_sessions_page() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_sessions_pages_show_form_sets_this_sessions_view_and_refuses_unknown_values() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("rosa").await;
+    let page = browser
+        .post_form(
+            "/account/sessions/view",
+            &[("devices_order", "started"), ("devices_times", "utc")],
+        )
+        .await;
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/account/sessions")
+    );
+    let page = browser.get("/account/sessions").await;
+    assert!(
+        page.body.contains("<option value=\"utc\" selected>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(" UTC</time>"), "{}", page.body);
+    assert_eq!(
+        browser.get("/api/prefs").await.json(),
+        json!({"devices_order": "started", "devices_times": "utc"})
+    );
+    for fields in [
+        vec![("devices_order", "sideways"), ("devices_times", "utc")],
+        vec![("devices_order", "started")],
+    ] {
+        let page = browser.post_form("/account/sessions/view", &fields).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(
+            page.body.contains("devices_order must be one of")
+                || page.body.contains("missing field `devices_times`"),
+            "{}",
+            page.body
+        );
+    }
+}

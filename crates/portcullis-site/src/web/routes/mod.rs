@@ -60,6 +60,12 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .get(sessions::page),
         Route::new(
+            "/account/sessions/view",
+            "the page's \"Show\" form: this session's order of the list and how its times read \
+             (the view options of `/api/prefs`)",
+        )
+        .post(sessions::view),
+        Route::new(
             "/account/sessions/end",
             "ends one of them now (`session=<id>` from the list, CSRF-protected); a malformed id \
              is a 422 with the reason, another user's ends nothing",

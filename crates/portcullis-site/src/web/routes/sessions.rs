@@ -64,7 +64,13 @@ pub(crate) async fn page(
     }
     let others = rows.iter().filter(|r| !r.current).count();
     let shown: Vec<Template> = rows.iter().map(|row| shown(row, now)).collect();
-    let context = context! { rows => shown, others, listed, times => view.devices_times };
+    let context = context! {
+        rows => shown,
+        others,
+        listed,
+        order => view.devices_order,
+        times => view.devices_times,
+    };
     page.render(
         &state,
         Some(&user),
@@ -87,6 +93,41 @@ fn still_valid(
         .ok()
         .flatten()
         .is_some_and(|hash| state.auth_keys().verify(&user.password_hash, &hash))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ViewForm {
+    devices_order: String,
+    devices_times: String,
+}
+
+/// The page's "Show" form: this session's view options of the list (`session_data/prefs.rs`),
+/// the same that `PATCH /api/prefs` sets.
+pub(crate) async fn view(
+    State(state): State<AppState>,
+    page: Page,
+    session: Session,
+    SignedIn(user): SignedIn,
+    Form(form): Form<ViewForm>,
+) -> Result<Response, AppError> {
+    let changes = [
+        ("devices_order".to_owned(), form.devices_order.into()),
+        ("devices_times".to_owned(), form.devices_times.into()),
+    ]
+    .into_iter()
+    .collect();
+    if let Err(reason) = Prefs::patch(&session, changes).await? {
+        let message = format!("Not shown that way: {reason}.");
+        return page
+            .error(
+                &state,
+                Some(&user),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &message,
+            )
+            .await;
+    }
+    Ok(Redirect::to("/account/sessions").into_response())
 }
 
 #[derive(Debug, Deserialize)]
