@@ -156,7 +156,7 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
     let dir = tempfile::tempdir().unwrap();
     let mut site = Site::start(dir.path(), &[]);
     let (cookie, token) = logged_in(&site, "bob").await;
-    let body = r#"{"density":"compact"}"#;
+    let body = r#"{"devices_times":"utc"}"#;
     let mut stream = TcpStream::connect(site.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -190,7 +190,7 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
         .await
         .unwrap();
     let json: serde_json::Value = read.json().await.unwrap();
-    assert_eq!(json["density"], "compact", "written during shutdown");
+    assert_eq!(json["devices_times"], "utc", "written during shutdown");
 }
 
 #[tokio::test]
