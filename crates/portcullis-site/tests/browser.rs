@@ -505,6 +505,55 @@ async fn shown_theme(browser: &Client) -> (String, String) {
     )
 }
 
+/// A visitor's pages, and the forms with an error shown (tied to their fields).
+async fn check_visitor_pages(browser: &Client, site: &Site, width: &str) {
+    for (name, path) in [
+        ("landing", "/"),
+        ("login", "/login"),
+        ("register", "/register"),
+        ("not-found", "/no-such-page"),
+    ] {
+        browser.goto(&site.url(path)).await.unwrap();
+        check_page(browser, name, width).await;
+    }
+    browser.goto(&site.url("/register")).await.unwrap();
+    fill(browser, "name", "carol").await;
+    fill(browser, "password", PASSWORD).await;
+    fill(browser, "confirm", "not the same password").await;
+    submit(browser, "Register").await;
+    page_with(browser, "id=\"error\"").await;
+    let described = browser.find(Locator::Id("password")).await.unwrap();
+    let describedby = described.attr("aria-describedby").await.unwrap();
+    assert_eq!(describedby.as_deref(), Some("password-hint error"));
+    check_page(browser, "register-error", width).await;
+    browser.goto(&site.url("/login")).await.unwrap();
+    fill(browser, "name", "nobody").await;
+    fill(browser, "password", "wrong password").await;
+    submit(browser, "Log in").await;
+    page_with(browser, "id=\"error\"").await;
+    check_page(browser, "login-error", width).await;
+}
+
+/// A logged-in user's pages in `theme`; the devices page lists two devices.
+async fn check_user_pages(browser: &Client, site: &Site, width: &str, theme: &str) {
+    for (name, path) in [
+        ("dashboard", "/"),
+        ("account", "/account"),
+        ("sessions", "/account/sessions"),
+    ] {
+        browser.goto(&site.url(path)).await.unwrap();
+        let rows = browser
+            .find_all(Locator::Css("#sessions tbody tr"))
+            .await
+            .unwrap();
+        assert!(
+            path != "/account/sessions" || rows.len() == 2,
+            "two devices"
+        );
+        check_page(browser, &format!("{name}-{theme}"), width).await;
+    }
+}
+
 #[tokio::test]
 async fn every_page_meets_wcag_2_2_aa_at_desktop_and_phone_width_in_both_themes() {
     let dir = tempfile::tempdir().unwrap();
@@ -520,34 +569,11 @@ async fn every_page_meets_wcag_2_2_aa_at_desktop_and_phone_width_in_both_themes(
         .unwrap();
     assert_eq!(inner, json!(PHONE_WIDTH), "the phone's viewport");
 
-    for (browser, width) in [(&desktop, "desktop"), (&phone, "phone")] {
-        // A visitor's pages, and the forms with an error shown (tied to their fields).
-        for (name, path) in [
-            ("landing", "/"),
-            ("login", "/login"),
-            ("register", "/register"),
-            ("not-found", "/no-such-page"),
-        ] {
-            browser.goto(&site.url(path)).await.unwrap();
-            check_page(browser, name, width).await;
-        }
-        browser.goto(&site.url("/register")).await.unwrap();
-        fill(browser, "name", "carol").await;
-        fill(browser, "password", PASSWORD).await;
-        fill(browser, "confirm", "not the same password").await;
-        submit(browser, "Register").await;
-        page_with(browser, "id=\"error\"").await;
-        let described = browser.find(Locator::Id("password")).await.unwrap();
-        let describedby = described.attr("aria-describedby").await.unwrap();
-        assert_eq!(describedby.as_deref(), Some("password-hint error"));
-        check_page(browser, "register-error", width).await;
-        browser.goto(&site.url("/login")).await.unwrap();
-        fill(browser, "name", "nobody").await;
-        fill(browser, "password", "wrong password").await;
-        submit(browser, "Log in").await;
-        page_with(browser, "id=\"error\"").await;
-        check_page(browser, "login-error", width).await;
-    }
+    // Both widths at once: two browsers, one site.
+    tokio::join!(
+        check_visitor_pages(&desktop, &site, "desktop"),
+        check_visitor_pages(&phone, &site, "phone"),
+    );
 
     // A user on two devices, so the devices page lists two.
     register_and_log_in(&desktop, &site, "wcag", "Web Content").await;
@@ -556,24 +582,10 @@ async fn every_page_meets_wcag_2_2_aa_at_desktop_and_phone_width_in_both_themes(
     log_in(&phone, &site, "wcag").await;
     for theme in ["light", "dark"] {
         choose_theme(&desktop, &site, theme).await;
-        for (browser, width) in [(&desktop, "desktop"), (&phone, "phone")] {
-            for (name, path) in [
-                ("dashboard", "/"),
-                ("account", "/account"),
-                ("sessions", "/account/sessions"),
-            ] {
-                browser.goto(&site.url(path)).await.unwrap();
-                let rows = browser
-                    .find_all(Locator::Css("#sessions tbody tr"))
-                    .await
-                    .unwrap();
-                assert!(
-                    path != "/account/sessions" || rows.len() == 2,
-                    "two devices"
-                );
-                check_page(browser, &format!("{name}-{theme}"), width).await;
-            }
-        }
+        tokio::join!(
+            check_user_pages(&desktop, &site, "desktop", theme),
+            check_user_pages(&phone, &site, "phone", theme),
+        );
     }
     // The account page with an error tied to its fields.
     desktop.goto(&site.url("/account")).await.unwrap();
