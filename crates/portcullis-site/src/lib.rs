@@ -20,7 +20,7 @@
 //!   - `host.rs`: the front door: `ALLOWED_HOSTS`, the public origin and the HTTPS marker the
 //!     CSRF layer reads, and HSTS;
 //!   - `error.rs`: errors that are responses; `page.rs`: renders a template with what every
-//!     page shows (user, flashes, CSRF field, preferences);
+//!     page shows (user, flashes, CSRF field, the user's appearance);
 //!   - `text.rs`: times as pages and the command line write them; `next.rs`: `?next=`
 //!     validation (no open redirect);
 //!   - `routes/`: the route table, declared once as data (`mod.rs`, `table.rs`), and one
@@ -34,13 +34,14 @@
 //!     test and confusable skeleton);
 //!   - `password_policy.rs`: the rules for new passwords (length in code points, the common
 //!     and breached passwords of `data/common-passwords.txt`, trivial and context checks);
+//!   - `appearance.rs`: the theme and density a user chose, kept on the account;
 //!   - `password.rs`: Argon2id hashing in a bounded pool (`PASSWORD_HASH_QUEUE`);
 //!   - `rate_limit.rs`: failed log-in and registration limits (an IPv6 client by its /64), and
 //!     the `LoginGuard` that log-in and password change share;
 //!   - `device_cookie.rs`: OWASP's device cookies, so a stranger's failures never lock a user
 //!     out of their own browsers;
 //! - `session_data/`: what the site keeps in the session, one file per key: `flash.rs`
-//!   (`_flashes`), `prefs.rs` (`_prefs`), `device.rs` (`_device`, and the `DeviceRow` that the
+//!   (`_flashes`), `prefs.rs` (`_prefs`, the session's view options), `device.rs` (`_device`, and the `DeviceRow` that the
 //!   sessions page and `portcullis sessions list` show);
 //! - `cli/`: the `portcullis` commands: `mod.rs` (clap's types and the dispatch), `serve.rs`,
 //!   `show_config.rs`, `sessions.rs`, `users.rs`; `main.rs` only calls [`cli::Cli::run`];

@@ -14,6 +14,7 @@
 //! log-in that verified the old password but was written after that: it can never serve a
 //! request, and the sessions page does not list it.
 
+pub mod appearance;
 pub(crate) mod device_cookie;
 pub(crate) mod names;
 pub mod password;

@@ -13,6 +13,7 @@ use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Mig
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 
 use super::{names, password_policy};
+use crate::accounts::appearance::Appearance;
 
 /// Display names: 1 to 64 characters, any printable text.
 const DISPLAY_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
@@ -36,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "device epoch",
         include_str!("../../migrations/sqlite/0003_device_epoch.sql"),
+    ),
+    (
+        4,
+        "appearance",
+        include_str!("../../migrations/sqlite/0004_appearance.sql"),
     ),
     (
         5,
@@ -276,6 +282,38 @@ impl Users {
         Ok(())
     }
 
+    /// The appearance the user chose (the defaults until they choose one, or for an id that
+    /// is not an account).
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn appearance(&self, id: i64) -> Result<Appearance, UsersError> {
+        let row = sqlx::query("SELECT theme, density FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(Appearance::default());
+        };
+        let theme: String = row.try_get("theme")?;
+        let density: String = row.try_get("density")?;
+        Ok(Appearance::stored(&theme, &density))
+    }
+
+    /// Keeps `appearance` on the account: every device of the user shows it from its next page.
+    ///
+    /// # Errors
+    /// [`UsersError::Database`].
+    pub async fn set_appearance(&self, id: i64, appearance: &Appearance) -> Result<(), UsersError> {
+        sqlx::query("UPDATE users SET theme = $1, density = $2 WHERE id = $3")
+            .bind(appearance.theme())
+            .bind(appearance.density())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Disables the account (`disabled`) or enables it again.
     ///
     /// # Errors
@@ -476,6 +514,42 @@ mod tests {
         assert_eq!(validate_display_name("  Ada  ").ok(), Some("Ada"));
         assert!(validate_display_name("   ").is_err());
         assert!(validate_display_name("a\u{7}b").is_err());
+    }
+
+    /// An account of before migration 0004 keeps working, with the appearance it showed then.
+    #[tokio::test]
+    async fn an_account_made_before_the_appearance_column_shows_the_defaults_until_it_chooses() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("u.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        // The schema as it stood before 0004: sqlx applies (and records) 0001 to 0003 only.
+        let mut before = Migrator::new(Embedded).await.unwrap();
+        before.migrations = Cow::Owned(before.migrations[..3].to_vec());
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO users (name, name_key, display_name, password_hash, created_at) \
+             VALUES ('old', 'old', 'Old', 'hash', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        let users = Users::open(&url).await.unwrap();
+        let old = users.by_name("old").await.unwrap().unwrap();
+        assert_eq!(
+            users.appearance(old.id).await.unwrap(),
+            Appearance::default()
+        );
+        let dark = Appearance::parse("dark", "compact").unwrap();
+        users.set_appearance(old.id, &dark).await.unwrap();
+        assert_eq!(users.appearance(old.id).await.unwrap(), dark);
+        assert_eq!(
+            users.appearance(old.id + 1).await.unwrap(),
+            Appearance::default()
+        );
     }
 
     #[tokio::test]

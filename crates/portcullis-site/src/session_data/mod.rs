@@ -1,5 +1,5 @@
 //! What the site keeps in the session, one file per key: flashed messages (`_flashes`),
-//! display preferences (`_prefs`) and the device a session logged in from (`_device`).
+//! per-session view options (`_prefs`) and the device a session logged in from (`_device`).
 
 pub(crate) mod device;
 pub(crate) mod flash;

@@ -1,8 +1,11 @@
-//! Small display preferences kept in the session (`_prefs`): known keys with a few allowed
-//! values each, so the session never holds arbitrary client data through this door.
+//! The view options of one session (`_prefs`): how this browser shows the devices list (its
+//! order, and whether times read "3 minutes ago" or as UTC). Per session by nature: a phone and
+//! a desktop may want them differently. (The appearance, theme and density, belongs to the
+//! account: `accounts/appearance.rs`.) Known keys with a few allowed values each, so the
+//! session never holds arbitrary client data through this door.
 //!
-//! A change names only the preferences it sets, and is saved as a session update that applies
-//! just those: two tabs that change the theme and the density at the same moment both keep
+//! A change names only the options it sets, and is saved as a session update that applies
+//! just those: two tabs that change the order and the times at the same moment both keep
 //! their change.
 
 use portcullis::{Session, SessionError};
@@ -11,23 +14,26 @@ use serde_json::{Map, Value};
 
 /// The session key.
 const KEY: &str = "_prefs";
-/// Allowed themes; `system` follows the device.
-pub(crate) const THEMES: &[&str] = &["system", "light", "dark"];
-/// Allowed densities.
-pub(crate) const DENSITIES: &[&str] = &["comfortable", "compact"];
+/// Orders of the devices list: the most recently used first, or the latest log-in first.
+pub(crate) const ORDERS: &[&str] = &["last-used", "started"];
+/// How the devices list writes times: how long ago (the exact UTC time on hover), or in UTC.
+pub(crate) const TIMES: &[&str] = &["relative", "utc"];
 
-/// The preferences; missing keys take their defaults.
+/// The keys, as a refusal names them.
+const KNOWN: &str = "devices_order, devices_times";
+
+/// The view options; missing keys take their defaults.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Prefs {
-    pub(crate) theme: String,
-    pub(crate) density: String,
+    pub(crate) devices_order: String,
+    pub(crate) devices_times: String,
 }
 
 impl Default for Prefs {
     fn default() -> Self {
         Self {
-            theme: THEMES[0].to_owned(),
-            density: DENSITIES[0].to_owned(),
+            devices_order: ORDERS[0].to_owned(),
+            devices_times: TIMES[0].to_owned(),
         }
     }
 }
@@ -36,18 +42,16 @@ impl Prefs {
     /// Applies the changes in `changes` (a JSON object of known keys), or says why not.
     pub(crate) fn apply(&mut self, changes: &Map<String, Value>) -> Result<(), String> {
         if changes.is_empty() {
-            return Err("send at least one preference: theme or density".to_owned());
+            return Err(format!("send at least one preference: {KNOWN}"));
         }
         let mut next = self.clone();
         for (key, value) in changes {
             let (field, allowed) = match key.as_str() {
-                "theme" => (&mut next.theme, THEMES),
-                "density" => (&mut next.density, DENSITIES),
+                "devices_order" => (&mut next.devices_order, ORDERS),
+                "devices_times" => (&mut next.devices_times, TIMES),
                 _ => {
                     let shown: String = key.chars().take(32).collect();
-                    return Err(format!(
-                        "unknown preference {shown:?}; known: theme, density"
-                    ));
+                    return Err(format!("unknown preference {shown:?}; known: {KNOWN}"));
                 }
             };
             match value.as_str() {
@@ -102,22 +106,26 @@ mod tests {
     #[test]
     fn known_values_apply_and_anything_else_is_refused_whole() {
         let mut prefs = Prefs::default();
-        assert!(prefs.apply(&object(json!({"theme": "dark"}))).is_ok());
-        assert_eq!(prefs.theme, "dark");
+        assert!(
+            prefs
+                .apply(&object(json!({"devices_order": "started"})))
+                .is_ok()
+        );
+        assert_eq!(prefs.devices_order, "started");
         for bad in [
             json!({}),
-            json!({"theme": "neon"}),
-            json!({"theme": 1}),
-            json!({"colour": "red"}),
-            json!({"density": "compact", "theme": "x".repeat(10_000)}),
+            json!({"devices_order": "neon"}),
+            json!({"devices_order": 1}),
+            json!({"theme": "dark"}),
+            json!({"devices_times": "utc", "devices_order": "x".repeat(10_000)}),
         ] {
             assert!(prefs.apply(&object(bad.clone())).is_err(), "{bad}");
         }
         assert_eq!(
             prefs,
             Prefs {
-                theme: "dark".into(),
-                density: "comfortable".into()
+                devices_order: "started".into(),
+                devices_times: "relative".into()
             }
         );
     }

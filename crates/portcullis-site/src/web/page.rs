@@ -1,5 +1,6 @@
 //! [`Page`]: the extractor that renders templates with what every page shows: the viewer's
-//! name, the waiting flash messages, the CSRF field for forms, and the display preferences.
+//! name, the waiting flash messages, the CSRF field for forms, and the viewer's appearance
+//! (kept on the account; a visitor sees the defaults).
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -10,9 +11,9 @@ use portcullis::Session;
 use portcullis::csrf::CsrfToken;
 use portcullis::session::MissingSessionLayer;
 
+use crate::accounts::appearance::Appearance;
 use crate::accounts::users::User;
 use crate::session_data::flash;
-use crate::session_data::prefs::Prefs;
 use crate::web::error::AppError;
 use crate::web::extract;
 use crate::web::state::AppState;
@@ -60,7 +61,10 @@ impl Page {
     ) -> Result<Response, AppError> {
         let csrf_input = self.csrf_input(template, user.is_some()).await?;
         let flashes = flash::take(&self.session).await?;
-        let prefs = Prefs::load(&self.session).await?;
+        let appearance = match user {
+            Some(user) => state.users().appearance(user.id).await?,
+            None => Appearance::default(),
+        };
         let idle_minutes = state
             .config()
             .permanent_session_lifetime
@@ -72,8 +76,8 @@ impl Page {
             user,
             flashes => Value::from(minijinja::value::Serde(&flashes)),
             csrf_input => Value::from_safe_string(csrf_input),
-            theme => prefs.theme,
-            density => prefs.density,
+            theme => appearance.theme(),
+            density => appearance.density(),
             idle_minutes,
         };
         let html = state
@@ -123,13 +127,13 @@ impl Page {
 /// and the page's way on to the start page.
 pub(crate) fn plain_error(state: &AppState, status: StatusCode, message: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
-    let prefs = Prefs::default();
+    let appearance = Appearance::default();
     let context = context! {
         user => Value::from(()),
         flashes => Value::from(Vec::<Value>::new()),
         csrf_input => Value::from_safe_string(String::new()),
-        theme => prefs.theme,
-        density => prefs.density,
+        theme => appearance.theme(),
+        density => appearance.density(),
         idle_minutes => state.config().permanent_session_lifetime.as_secs().div_ceil(60),
         title,
         message,

@@ -1,4 +1,4 @@
-//! Times as the pages and the command line write them (`2026-05-01 12:00:00 UTC`, `5 min ago`,
+//! Times as the pages and the command line write them (`2026-05-01 12:00:00 UTC`, `5 minutes ago`,
 //! `4 min 59 s`), and the seconds a session has left, which the dashboard and `/api/me` show.
 
 use std::fmt::Write as _;
@@ -44,14 +44,29 @@ pub(crate) fn minutes_seconds(d: Duration) -> String {
     }
 }
 
-/// `just now`, `5 min ago`, `2 h ago`, `3 days ago`.
+/// `just now`, `1 minute ago`, `3 minutes ago`, `2 hours ago`, `3 days ago`: the largest
+/// whole unit, rounded down.
 pub(crate) fn ago(now: SystemTime, then: SystemTime) -> String {
     let secs = now.duration_since(then).map_or(0, |d| d.as_secs());
-    match secs {
-        0..60 => "just now".to_owned(),
-        60..3600 => format!("{} min ago", secs / 60),
-        3600..86_400 => format!("{} h ago", secs / 3600),
-        _ => format!("{} days ago", secs / 86_400),
+    let (count, unit) = match secs {
+        0..60 => return "just now".to_owned(),
+        60..3600 => (secs / 60, "minute"),
+        3600..86_400 => (secs / 3600, "hour"),
+        _ => (secs / 86_400, "day"),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {unit}{plural} ago")
+}
+
+/// A time as a page shows it: how long ago (`ago`), the exact UTC time (`utc`, for the
+/// hover title) and the machine-readable form (`datetime`, RFC 3339), for
+/// `<time datetime="{{ t.datetime }}" title="{{ t.utc }}">{{ t.ago }}</time>`.
+pub(crate) fn shown_time(now: SystemTime, then: SystemTime) -> minijinja::Value {
+    let datetime = spaced_rfc3339(then).replacen(' ', "T", 1);
+    minijinja::context! {
+        ago => ago(now, then),
+        utc => utc(then),
+        datetime,
     }
 }
 
@@ -78,12 +93,29 @@ mod tests {
     }
 
     #[test]
+    fn a_shown_time_carries_the_exact_utc_time_and_the_machine_form() {
+        let shown = shown_time(noon() + Duration::from_secs(180), noon());
+        assert_eq!(shown.get_attr("ago").unwrap().to_string(), "3 minutes ago");
+        assert_eq!(
+            shown.get_attr("utc").unwrap().to_string(),
+            "2026-05-01 12:00:00 UTC"
+        );
+        assert_eq!(
+            shown.get_attr("datetime").unwrap().to_string(),
+            "2026-05-01T12:00:00Z"
+        );
+    }
+
+    #[test]
     fn ages_round_down_to_the_largest_unit() {
         let ago_secs = |secs| ago(noon(), noon() - Duration::from_secs(secs));
         assert_eq!(ago_secs(59), "just now");
-        assert_eq!(ago_secs(60), "1 min ago");
-        assert_eq!(ago_secs(3599), "59 min ago");
-        assert_eq!(ago_secs(7200), "2 h ago");
+        assert_eq!(ago_secs(60), "1 minute ago");
+        assert_eq!(ago_secs(3 * 60 + 59), "3 minutes ago");
+        assert_eq!(ago_secs(3599), "59 minutes ago");
+        assert_eq!(ago_secs(3600), "1 hour ago");
+        assert_eq!(ago_secs(7200), "2 hours ago");
+        assert_eq!(ago_secs(86_400), "1 day ago");
         assert_eq!(ago_secs(3 * 86_400 + 5), "3 days ago");
         assert_eq!(ago(noon(), noon() + Duration::from_secs(5)), "just now");
     }

@@ -425,7 +425,7 @@ async fn what_the_site_writes_flask_reads_with_its_own_keys_and_flashes_kept() {
     assert_eq!(response.status(), 303);
     let token = browser.token(both.site.url("/api/csrf-token")).await;
     let response = browser
-        .site_prefs(&both, &token, json!({ "theme": "dark" }))
+        .site_prefs(&both, &token, json!({ "devices_order": "started" }))
         .await;
     assert_eq!(response.status(), 200);
 
@@ -440,12 +440,13 @@ async fn what_the_site_writes_flask_reads_with_its_own_keys_and_flashes_kept() {
     assert_eq!(flask_only["pair"]["value"][1]["value"], "two");
     assert_eq!(flask_only["nothing"]["type"], "NoneType");
     assert_eq!(flask_only["big"]["value"], 1_u64 << 40);
-    // The preferences as the site encodes them: a msgpack array, `[theme, density]`.
+    // The view options as the site encodes them: a msgpack array, `[devices_order,
+    // devices_times]`.
     assert_eq!(
         dump["_prefs"],
         json!({ "type": "list", "value": [
-            { "type": "str", "value": "dark" },
-            { "type": "str", "value": "comfortable" },
+            { "type": "str", "value": "started" },
+            { "type": "str", "value": "relative" },
         ] })
     );
     assert_eq!(dump["_user_id"]["type"], "str");
@@ -478,7 +479,7 @@ async fn a_csrf_token_issued_by_either_app_is_accepted_by_the_other() {
     // The Flask app's token for the same session passes the site.
     let flask_token = first.token(both.flask.url("/csrf")).await;
     let response = first
-        .site_prefs(&both, &flask_token, json!({ "theme": "dark" }))
+        .site_prefs(&both, &flask_token, json!({ "devices_order": "started" }))
         .await;
     assert_eq!(response.status(), 200, "the site accepts Flask's token");
 
@@ -501,7 +502,7 @@ async fn a_csrf_token_issued_by_either_app_is_accepted_by_the_other() {
     let mut second = Browser::default();
     let flask_token = second.token(both.flask.url("/csrf")).await;
     let response = second
-        .site_prefs(&both, &flask_token, json!({ "theme": "light" }))
+        .site_prefs(&both, &flask_token, json!({ "devices_order": "last-used" }))
         .await;
     assert_eq!(response.status(), 200);
     let site_token = second.token(both.site.url("/api/csrf-token")).await;
@@ -514,7 +515,7 @@ async fn a_csrf_token_issued_by_either_app_is_accepted_by_the_other() {
     // Another session's token is refused by both, for the same reason.
     let mismatch = "The CSRF tokens do not match.";
     let response = first
-        .site_prefs(&both, &flask_token, json!({ "theme": "dark" }))
+        .site_prefs(&both, &flask_token, json!({ "devices_order": "started" }))
         .await;
     assert_eq!(response.status(), 403);
     assert_eq!(response.json::<Value>().await.unwrap()["error"], mismatch);

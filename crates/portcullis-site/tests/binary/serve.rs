@@ -122,7 +122,7 @@ async fn sessions_survive_a_restart_of_the_dev_site() {
         .patch(site.url("/api/prefs"))
         .header("cookie", &cookie)
         .header("x-csrftoken", &token)
-        .json(&serde_json::json!({"theme": "dark"}))
+        .json(&serde_json::json!({"devices_order": "started"}))
         .send()
         .await
         .unwrap();
@@ -138,7 +138,10 @@ async fn sessions_survive_a_restart_of_the_dev_site() {
         .await
         .unwrap();
     let json: serde_json::Value = again.json().await.unwrap();
-    assert_eq!(json["theme"], "dark", "same generated key, same files");
+    assert_eq!(
+        json["devices_order"], "started",
+        "same generated key, same files"
+    );
 }
 
 #[tokio::test]
@@ -158,7 +161,7 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
     let dir = tempfile::tempdir().unwrap();
     let mut site = Site::start(dir.path(), &[]);
     let (cookie, token) = logged_in(&site, "bob").await;
-    let body = r#"{"density":"compact"}"#;
+    let body = r#"{"devices_times":"utc"}"#;
     let mut stream = TcpStream::connect(site.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -192,7 +195,7 @@ async fn graceful_shutdown_lets_in_flight_requests_finish_and_their_writes_land(
         .await
         .unwrap();
     let json: serde_json::Value = read.json().await.unwrap();
-    assert_eq!(json["density"], "compact", "written during shutdown");
+    assert_eq!(json["devices_times"], "utc", "written during shutdown");
 }
 
 #[tokio::test]

@@ -752,7 +752,11 @@ async fn json_routes_refuse_a_session_whose_password_changed() {
     let requests = [
         (Method::GET, "/api/prefs", ""),
         (Method::GET, "/api/csrf-token", ""),
-        (Method::PATCH, "/api/prefs", r#"{"theme":"dark"}"#),
+        (
+            Method::PATCH,
+            "/api/prefs",
+            r#"{"devices_order":"started"}"#,
+        ),
     ];
     for ((mut browser, token), (method, path, body)) in browsers.into_iter().zip(requests) {
         let cookie = browser.cookie.clone().unwrap();

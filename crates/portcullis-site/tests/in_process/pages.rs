@@ -114,7 +114,7 @@ async fn api_csrf_token_gives_a_token_that_the_header_accepts() {
                 Method::PUT,
                 "/api/prefs",
                 &headers,
-                Body::from(r#"{"theme":"dark"}"#),
+                Body::from(r#"{"devices_order":"started"}"#),
             )
             .await;
         assert_eq!(page.status, StatusCode::OK, "{header}: {}", page.body);
@@ -127,23 +127,38 @@ async fn api_prefs_keeps_known_preferences_and_refuses_the_rest_with_a_reason() 
     let mut browser = app.logged_in("dave").await;
     assert_eq!(
         browser.get("/api/prefs").await.json(),
-        json!({"theme": "system", "density": "comfortable"})
+        json!({"devices_order": "last-used", "devices_times": "relative"})
     );
     let page = browser
-        .send_json(Method::PUT, "/api/prefs", r#"{"theme":"dark"}"#)
+        .send_json(Method::PUT, "/api/prefs", r#"{"devices_order":"started"}"#)
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert_eq!(
         page.json(),
-        json!({"theme": "dark", "density": "comfortable"})
+        json!({"devices_order": "started", "devices_times": "relative"})
     );
-    assert!(browser.get("/").await.body.contains("data-theme=\"dark\""));
+    // A view option of the session, not the appearance: that is the account's.
+    assert!(
+        browser
+            .get("/")
+            .await
+            .body
+            .contains("data-theme=\"system\"")
+    );
 
-    let huge = format!(r#"{{"theme":"{}"}}"#, "x".repeat(5000));
+    let huge = format!(r#"{{"devices_order":"{}"}}"#, "x".repeat(5000));
     for (body, status, reason) in [
         (r#"{"colour":"red"}"#, 422, "unknown preference"),
-        (r#"{"theme":"neon"}"#, 422, "theme must be one of"),
-        (r#"{"theme":7}"#, 422, "theme must be one of"),
+        (
+            r#"{"devices_order":"neon"}"#,
+            422,
+            "devices_order must be one of",
+        ),
+        (
+            r#"{"devices_order":7}"#,
+            422,
+            "devices_order must be one of",
+        ),
         ("[1,2]", 422, "JSON object"),
         ("{}", 422, "at least one"),
         ("{not json", 400, "not valid JSON"),
@@ -160,8 +175,8 @@ async fn api_prefs_keeps_known_preferences_and_refuses_the_rest_with_a_reason() 
         }
     }
     assert_eq!(
-        browser.get("/api/prefs").await.json()["theme"],
-        "dark",
+        browser.get("/api/prefs").await.json()["devices_order"],
+        "started",
         "unchanged by refusals"
     );
 }
@@ -176,12 +191,15 @@ async fn api_prefs_put_needs_the_csrf_header() {
             Method::PUT,
             "/api/prefs",
             &headers,
-            Body::from(r#"{"theme":"dark"}"#),
+            Body::from(r#"{"devices_order":"started"}"#),
         )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert_eq!(page.json()["error"], "The CSRF token is missing.");
-    assert_eq!(browser.get("/api/prefs").await.json()["theme"], "system");
+    assert_eq!(
+        browser.get("/api/prefs").await.json()["devices_order"],
+        "last-used"
+    );
 }
 
 #[tokio::test]
@@ -396,4 +414,49 @@ async fn healthz_answers_503_when_the_accounts_database_is_down() {
     );
     assert_eq!(down.json()["status"], "unavailable");
     assert_eq!(down.json()["error"], "the accounts database failed");
+}
+
+#[tokio::test]
+async fn the_appearance_is_kept_on_the_account_so_every_device_and_a_later_log_in_show_it() {
+    let app = TestApp::new().await;
+    let mut laptop = app.logged_in("ines").await;
+    let mut phone = app.browser();
+    let page = phone.log_in("ines", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(phone.get("/").await.body.contains("data-theme=\"system\""));
+    let page = laptop
+        .post_form(
+            "/account/preferences",
+            &[("theme", "dark"), ("density", "compact")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let shown = "data-theme=\"dark\" data-density=\"compact\"";
+    assert!(
+        phone.get("/").await.body.contains(shown),
+        "the other device"
+    );
+    let account = phone.get("/account").await;
+    assert!(account.body.contains("<option value=\"dark\" selected>"));
+    // A log-out (or an expiry) loses nothing; a visitor sees the defaults.
+    laptop.log_out().await;
+    let landing = laptop.get("/").await;
+    assert!(landing.body.contains("data-theme=\"system\""), "a visitor");
+    laptop.log_in("ines", PASSWORD).await;
+    assert!(
+        laptop.get("/").await.body.contains(shown),
+        "the next log-in"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_says_how_long_ago_the_session_started_with_the_utc_time_on_hover() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("jana").await;
+    app.clock.advance(std::time::Duration::from_secs(180));
+    let page = browser.get("/").await;
+    let started = page.body.split("id=\"started\">").nth(1).unwrap();
+    let started = &started[..started.find("</dd>").unwrap()];
+    assert!(started.starts_with("<time datetime=\""), "{started}");
+    assert!(started.contains(" UTC\">3 minutes ago</time>"), "{started}");
 }

@@ -12,7 +12,8 @@ const MISSING: &str = "The CSRF token is missing.";
 
 #[tokio::test]
 async fn every_unsafe_route_and_method_without_a_token_is_refused_with_403() {
-    let app = TestApp::new().await;
+    // One registration per route and method, from one address: above the default 10 an hour.
+    let app = TestApp::with_env(&[("REGISTER_RATE_LIMIT", "100/1h")]).await;
     let routes = portcullis_site::unsafe_routes();
     let mut pairs = 0;
     for (n, (path, methods)) in routes.into_iter().enumerate() {

@@ -364,20 +364,27 @@ async fn patch_prefs_sets_only_the_keys_it_names() {
     let app = TestApp::new().await;
     let mut browser = app.logged_in("xena").await;
     let page = browser
-        .send_json(Method::PATCH, "/api/prefs", r#"{"density":"compact"}"#)
+        .send_json(Method::PATCH, "/api/prefs", r#"{"devices_times":"utc"}"#)
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let page = browser
-        .send_json(Method::PATCH, "/api/prefs", r#"{"theme":"dark"}"#)
+        .send_json(
+            Method::PATCH,
+            "/api/prefs",
+            r#"{"devices_order":"started"}"#,
+        )
         .await;
-    assert_eq!(page.json(), json!({"theme": "dark", "density": "compact"}));
+    assert_eq!(
+        page.json(),
+        json!({"devices_order": "started", "devices_times": "utc"})
+    );
     let page = browser
-        .send_json(Method::PATCH, "/api/prefs", r#"{"theme":"neon"}"#)
+        .send_json(Method::PATCH, "/api/prefs", r#"{"devices_order":"neon"}"#)
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         browser.get("/api/prefs").await.json(),
-        json!({"theme": "dark", "density": "compact"})
+        json!({"devices_order": "started", "devices_times": "utc"})
     );
 }
 
@@ -414,14 +421,14 @@ async fn two_tabs_patching_different_preferences_at_once_both_keep_them() {
         Method::PATCH,
         "/api/prefs",
         &token,
-        r#"{"theme":"dark"}"#,
+        r#"{"devices_order":"started"}"#,
     );
     let density = tab_request(
         &browser,
         Method::PATCH,
         "/api/prefs",
         &token,
-        r#"{"density":"compact"}"#,
+        r#"{"devices_times":"utc"}"#,
     );
     let (a, b) = tokio::join!(app.send(theme), app.send(density));
     assert_eq!(
@@ -433,7 +440,7 @@ async fn two_tabs_patching_different_preferences_at_once_both_keep_them() {
     );
     assert_eq!(
         browser.get("/api/prefs").await.json(),
-        json!({"theme": "dark", "density": "compact"}),
+        json!({"devices_order": "started", "devices_times": "utc"}),
         "both tabs' changes are kept"
     );
 }
@@ -475,4 +482,104 @@ async fn a_flash_from_another_tab_survives_a_page_that_shows_the_waiting_ones() 
         next.body
     );
     assert!(!next.body.contains("Zoe One."), "the shown one is gone");
+}
+
+#[tokio::test]
+async fn the_sessions_page_says_how_long_ago_with_the_exact_utc_time_in_this_sessions_order() {
+    let app = TestApp::new().await;
+    app.register("olga").await;
+    let mut laptop = log_in_from(&app, "olga", FIREFOX, "198.51.100.7:5000").await;
+    app.clock.advance(std::time::Duration::from_secs(180));
+    let _phone = log_in_from(&app, "olga", PHONE, "203.0.113.9:6000").await;
+    app.clock.advance(std::time::Duration::from_secs(60));
+    laptop.get("/").await;
+    app.clock.advance(std::time::Duration::from_secs(60));
+    // The laptop logged in first but was used after the phone; the desktop looks now.
+    let mut desktop = log_in_from(&app, "olga", FIREFOX, "192.0.2.1:7000").await;
+    let page = desktop.get("/account/sessions").await;
+    assert!(page.body.contains(">5 minutes ago</time>"), "{}", page.body);
+    assert!(page.body.contains(">2 minutes ago</time>"), "{}", page.body);
+    assert!(page.body.contains(">1 minute ago</time>"), "{}", page.body);
+    assert!(
+        page.body.contains("<time datetime=\"") && page.body.contains(" UTC\">"),
+        "the exact UTC time on hover: {}",
+        page.body
+    );
+    let laptop_first =
+        |body: &str| body.find("198.51.100.7").unwrap() < body.find("203.0.113.9").unwrap();
+    assert!(laptop_first(&page.body), "the most recently used first");
+
+    // This session's view options: the desktop's own, the laptop's list stays as it was.
+    let page = desktop
+        .send_json(
+            Method::PATCH,
+            "/api/prefs",
+            r#"{"devices_order":"started","devices_times":"utc"}"#,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let page = desktop.get("/account/sessions").await;
+    assert!(!page.body.contains("minutes ago"), "{}", page.body);
+    assert!(page.body.contains(" UTC</time>"), "{}", page.body);
+    assert!(!laptop_first(&page.body), "the latest log-in first");
+    let page = laptop.get("/account/sessions").await;
+    assert!(page.body.contains("minutes ago</time>"), "{}", page.body);
+    assert!(laptop_first(&page.body), "the laptop's list: by use");
+}
+
+#[tokio::test]
+async fn every_page_of_a_logged_in_user_links_to_the_sessions_page() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("pia").await;
+    for path in ["/", "/account", "/account/sessions"] {
+        let page = browser.get(path).await;
+        assert!(
+            page.body.contains("<nav aria-label=\"Site\">")
+                && page
+                    .body
+                    .contains("<a href=\"/account/sessions\">Sessions</a>"),
+            "{path}: {}",
+            page.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_sessions_pages_show_form_sets_this_sessions_view_and_refuses_unknown_values() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("rosa").await;
+    let page = browser
+        .post_form(
+            "/account/sessions/view",
+            &[("devices_order", "started"), ("devices_times", "utc")],
+        )
+        .await;
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/account/sessions")
+    );
+    let page = browser.get("/account/sessions").await;
+    assert!(
+        page.body.contains("<option value=\"utc\" selected>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(" UTC</time>"), "{}", page.body);
+    assert_eq!(
+        browser.get("/api/prefs").await.json(),
+        json!({"devices_order": "started", "devices_times": "utc"})
+    );
+    for fields in [
+        vec![("devices_order", "sideways"), ("devices_times", "utc")],
+        vec![("devices_order", "started")],
+    ] {
+        let page = browser.post_form("/account/sessions/view", &fields).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(
+            page.body.contains("devices_order must be one of")
+                || page.body.contains("missing field `devices_times`"),
+            "{}",
+            page.body
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! `/account`: change the display name, the appearance preferences, and the password (which
+//! `/account`: change the display name, the appearance (kept on the account), and the password (which
 //! asks for the current one, regenerates the session id and ends the user's other sessions).
 
 use axum::Form;
@@ -9,15 +9,14 @@ use minijinja::value::Serde;
 use minijinja::{Value as Template, context};
 use portcullis::Session;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use crate::accounts;
+use crate::accounts::appearance::{Appearance, DENSITIES, THEMES};
 use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
 use crate::accounts::users::{User, UsersError, validate_new_password};
 use crate::session_data::flash;
-use crate::session_data::prefs::{DENSITIES, Prefs, THEMES};
 use crate::web::error::AppError;
 use crate::web::extract::{ClientAddr, SignedIn};
 use crate::web::page::Page;
@@ -26,27 +25,25 @@ use crate::web::state::AppState;
 pub(crate) async fn page(
     State(state): State<AppState>,
     page: Page,
-    session: Session,
     SignedIn(user): SignedIn,
 ) -> Result<Response, AppError> {
-    render(&state, &page, &session, &user, StatusCode::OK, None).await
+    render(&state, &page, &user, StatusCode::OK, None).await
 }
 
 async fn render(
     state: &AppState,
     page: &Page,
-    session: &Session,
     user: &User,
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, AppError> {
-    let prefs = Prefs::load(session).await?;
+    let appearance = state.users().appearance(user.id).await?;
     let context = context! {
         error,
         themes => Template::from(Serde(THEMES)),
         densities => Template::from(Serde(DENSITIES)),
-        theme => prefs.theme,
-        density => prefs.density,
+        chosen_theme => appearance.theme(),
+        chosen_density => appearance.density(),
     };
     page.render(state, Some(user), "account.html", status, context)
         .await
@@ -84,7 +81,6 @@ pub(crate) async fn display_name(
             render(
                 &state,
                 &page,
-                &session,
                 &user,
                 status,
                 Some(format!("Not saved: {rule}.")),
@@ -108,24 +104,22 @@ pub(crate) async fn preferences(
     SignedIn(user): SignedIn,
     Form(form): Form<PreferencesForm>,
 ) -> Result<Response, AppError> {
-    let changes: Map<String, Value> = [
-        ("theme".to_owned(), Value::from(form.theme)),
-        ("density".to_owned(), Value::from(form.density)),
-    ]
-    .into_iter()
-    .collect();
-    if let Err(reason) = Prefs::patch(&session, changes).await? {
-        let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return render(
-            &state,
-            &page,
-            &session,
-            &user,
-            status,
-            Some(format!("Not saved: {reason}.")),
-        )
-        .await;
-    }
+    let appearance = match Appearance::parse(&form.theme, &form.density) {
+        Ok(appearance) => appearance,
+        Err(reason) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return render(
+                &state,
+                &page,
+                &user,
+                status,
+                Some(format!("Not saved: {reason}.")),
+            )
+            .await;
+        }
+    };
+    // On the account, so every device of the user shows it from its next page.
+    state.users().set_appearance(user.id, &appearance).await?;
     flash::push(&session, "message", "Appearance saved.").await?;
     Ok(Redirect::to("/account").into_response())
 }
@@ -148,9 +142,8 @@ pub(crate) async fn password(
 ) -> Result<Response, AppError> {
     // Guessing the current password here is guessing a log-in: the same limits apply, and the
     // user's own browser (its device cookie) is limited on its own.
-    let refuse = async |status, error: String| {
-        render(&state, &page, &session, &user, status, Some(error)).await
-    };
+    let refuse =
+        async |status, error: String| render(&state, &page, &user, status, Some(error)).await;
     let device = state.device_cookies().known(&headers, &user);
     let guard =
         match LoginGuard::for_client(state.limiter(), device.as_ref(), &user.name, client).await {

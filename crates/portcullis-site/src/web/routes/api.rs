@@ -2,7 +2,8 @@
 //! with a 4xx status. Each checks a logged-in session as the pages do (`ApiUser`, `ApiSession`). Unsafe methods need the `X-CSRFToken` header (the CSRF layer checks it).
 //!
 //! No route writes arbitrary session keys: a Flask app sharing the sessions may trust keys
-//! such as `user_id`, so clients set known preferences only (`PATCH /api/prefs`).
+//! such as `user_id`, so clients set known preferences only (`PATCH /api/prefs`): the
+//! session's own view options (`session_data/prefs.rs`); the appearance is the account's.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -44,7 +45,7 @@ pub(crate) async fn prefs(ApiSession(session): ApiSession) -> Result<Json<Prefs>
 }
 
 /// Changes the preferences it names, and only those: a JSON object of known keys, e.g.
-/// `{"theme": "dark"}` (`PATCH`; `PUT` is the older spelling and does the same).
+/// `{"devices_order": "started"}` (`PATCH`; `PUT` is the older spelling and does the same).
 pub(crate) async fn patch_prefs(
     ApiSession(session): ApiSession,
     body: Bytes,

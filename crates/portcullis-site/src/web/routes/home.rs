@@ -11,7 +11,7 @@ use crate::web::error::AppError;
 use crate::web::extract::Viewer;
 use crate::web::page::Page;
 use crate::web::state::AppState;
-use crate::web::text::{minutes_seconds, seconds_left, utc};
+use crate::web::text::{minutes_seconds, seconds_left, shown_time, utc};
 
 pub(crate) async fn home(
     State(state): State<AppState>,
@@ -28,7 +28,7 @@ pub(crate) async fn home(
     let expires = session.expires_at().await?;
     let left = seconds_left(&state, &session).await?;
     let context = context! {
-        started => utc(session.created_at().await?),
+        started => shown_time(now, session.created_at().await?),
         expires => utc(expires),
         seconds_left => left,
         time_left => minutes_seconds(expires.duration_since(now).unwrap_or_default()),

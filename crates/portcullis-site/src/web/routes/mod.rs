@@ -61,6 +61,12 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .get(sessions::page),
         Route::new(
+            "/account/sessions/view",
+            "the page's \"Show\" form: this session's order of the list and how its times read \
+             (the view options of `/api/prefs`)",
+        )
+        .post(sessions::view),
+        Route::new(
             "/account/sessions/end",
             "ends one of them now (`session=<id>` from the list, CSRF-protected); a malformed id \
              is a 422 with the reason, another user's ends nothing",
@@ -78,10 +84,12 @@ pub(crate) fn table() -> Vec<Route> {
         .get(api::me),
         Route::new(
             "/api/prefs",
-            "display preferences kept in the session; `PATCH` (with the `X-CSRFToken` header) \
-             sets only the keys it names, e.g. `{\"theme\": \"dark\"}`, so two tabs changing \
-             different preferences at once both keep theirs; known keys and values only, 4xx \
-             with a reason otherwise (`PUT` does the same, for older scripts)",
+            "this session's view options (the appearance is the account's, on `/account`): \
+             `devices_order` (`last-used`, `started`) and `devices_times` (`relative`, `utc`) of \
+             the devices list; `PATCH` (with the `X-CSRFToken` header) sets only the keys it \
+             names, e.g. `{\"devices_order\": \"started\"}`, so two tabs changing different \
+             options at once both keep theirs; known keys and values only, 4xx with a reason \
+             otherwise (`PUT` does the same, for older scripts)",
         )
         .get(api::prefs)
         .patch(api::patch_prefs)

@@ -17,18 +17,19 @@ use serde::Deserialize;
 
 use crate::session_data::device::DeviceRow;
 use crate::session_data::flash;
+use crate::session_data::prefs::Prefs;
 use crate::web::error::AppError;
 use crate::web::extract::SignedIn;
 use crate::web::page::Page;
 use crate::web::state::AppState;
-use crate::web::text::{ago, utc};
+use crate::web::text::shown_time;
 
-/// What the page shows of `row`: times as text, the last use relative to `now`.
+/// What the page shows of `row`: its times relative to `now`, with the exact UTC time.
 fn shown(row: &DeviceRow, now: SystemTime) -> Template {
     context! {
         handle => row.handle.as_str(),
-        started => utc(row.started),
-        last_used => ago(now, row.last_used),
+        started => shown_time(now, row.started),
+        last_used => shown_time(now, row.last_used),
         browser => &row.browser,
         user_agent => &row.user_agent,
         address => &row.address,
@@ -49,14 +50,27 @@ pub(crate) async fn page(
         Err(SessionError::NoUserIndex) => (Vec::new(), false),
         Err(other) => return Err(other.into()),
     };
-    let rows: Vec<DeviceRow> = devices
+    let mut rows: Vec<DeviceRow> = devices
         .iter()
         .filter(|d| still_valid(&state, &user, d))
         .map(DeviceRow::of)
         .collect();
+    // This session's view options: the order, and how times read.
+    let view = Prefs::load(&session).await?;
+    if view.devices_order == "started" {
+        rows.sort_by_key(|row| std::cmp::Reverse(row.started));
+    } else {
+        rows.sort_by_key(|row| std::cmp::Reverse(row.last_used));
+    }
     let others = rows.iter().filter(|r| !r.current).count();
     let shown: Vec<Template> = rows.iter().map(|row| shown(row, now)).collect();
-    let context = context! { rows => shown, others, listed };
+    let context = context! {
+        rows => shown,
+        others,
+        listed,
+        order => view.devices_order,
+        times => view.devices_times,
+    };
     page.render(
         &state,
         Some(&user),
@@ -79,6 +93,41 @@ fn still_valid(
         .ok()
         .flatten()
         .is_some_and(|hash| state.auth_keys().verify(&user.password_hash, &hash))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ViewForm {
+    devices_order: String,
+    devices_times: String,
+}
+
+/// The page's "Show" form: this session's view options of the list (`session_data/prefs.rs`),
+/// the same that `PATCH /api/prefs` sets.
+pub(crate) async fn view(
+    State(state): State<AppState>,
+    page: Page,
+    session: Session,
+    SignedIn(user): SignedIn,
+    Form(form): Form<ViewForm>,
+) -> Result<Response, AppError> {
+    let changes = [
+        ("devices_order".to_owned(), form.devices_order.into()),
+        ("devices_times".to_owned(), form.devices_times.into()),
+    ]
+    .into_iter()
+    .collect();
+    if let Err(reason) = Prefs::patch(&session, changes).await? {
+        let message = format!("Not shown that way: {reason}.");
+        return page
+            .error(
+                &state,
+                Some(&user),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &message,
+            )
+            .await;
+    }
+    Ok(Redirect::to("/account/sessions").into_response())
 }
 
 #[derive(Debug, Deserialize)]
