@@ -101,7 +101,7 @@ async fn save_a_preference(site: &Site, cookie: &str, token: &str) -> reqwest::R
         .header("cookie", cookie)
         .header("content-type", "application/json")
         .header("x-csrftoken", token)
-        .body(r#"{"theme":"dark"}"#)
+        .body(r#"{"devices_order":"started"}"#)
         .send()
         .await
         .unwrap()

@@ -177,7 +177,7 @@ async fn login_regenerates_the_session_id_and_the_old_cookie_is_dead() {
     app.register("ken").await;
     // An anonymous session stored by `PATCH /api/prefs`: the id a fixation would plant.
     let page = browser
-        .send_json(Method::PATCH, "/api/prefs", r#"{"theme":"dark"}"#)
+        .send_json(Method::PATCH, "/api/prefs", r#"{"devices_order":"started"}"#)
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let before = browser.cookie.clone().unwrap();
