@@ -29,8 +29,8 @@ const MAX_CONNECTIONS: u32 = 4;
 /// milliseconds, and many processes share the server's `max_connections` (100 by default).
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 /// How long a query waits for a connection to PostgreSQL: a server that is down fails the
-/// request (and `/readyz`) in seconds, not after sqlx's default of 30 s.
-const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// request with a 503 (and `/healthz`) in seconds, not after sqlx's default of 30 s.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 // The schema, embedded in the binary: `MIGRATIONS_SQLITE` and `MIGRATIONS_POSTGRES`, one entry
 // per file of `migrations/sqlite/` and `migrations/postgres/`, written by `build.rs` (see
@@ -77,6 +77,23 @@ pub enum UsersError {
     /// The schema could not be brought up to date.
     #[error("the accounts database could not be migrated")]
     Migrate(#[from] MigrateError),
+}
+
+impl UsersError {
+    /// Whether the database could not be reached (down, refused, closed, timed out), as
+    /// opposed to a query it refused: the site answers 503 "try again", not 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
 }
 
 /// The accounts table. Cheap to clone (a connection pool).
@@ -559,6 +576,29 @@ mod tests {
         assert_eq!(users.sessions_not_before().await.ok(), Some(Some(at)));
         assert!(users.ping().await.is_ok());
         users.close().await;
-        assert!(users.ping().await.is_err());
+        assert!(users.ping().await.is_err_and(|e| e.is_unavailable()));
+    }
+
+    #[tokio::test]
+    async fn a_postgres_server_that_dies_makes_queries_unavailable_not_failed() {
+        let cluster = portcullis_testing::Postgres::start();
+        let users = Users::open(&cluster.database())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(users.ping().await.is_ok());
+        drop(cluster);
+        let started = std::time::Instant::now();
+        let error = users.by_name("ada").await.err();
+        assert!(
+            error.as_ref().is_some_and(UsersError::is_unavailable),
+            "{error:?}"
+        );
+        assert!(
+            started.elapsed() < POSTGRES_ACQUIRE_TIMEOUT + std::time::Duration::from_secs(2),
+            "bounded by the acquire timeout: {:?}",
+            started.elapsed()
+        );
+        let taken = UsersError::Taken;
+        assert!(!taken.is_unavailable());
     }
 }

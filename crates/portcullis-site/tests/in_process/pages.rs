@@ -393,3 +393,28 @@ async fn healthz_answers_503_when_the_accounts_database_is_down() {
     assert_eq!(down.json()["status"], "unavailable");
     assert_eq!(down.json()["error"], "the accounts database failed");
 }
+
+#[tokio::test]
+async fn pages_and_api_answer_503_while_the_accounts_database_is_down() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("wren").await;
+    app.state.users().close().await;
+    let me = browser.get("/api/me").await;
+    assert_eq!(me.status, StatusCode::SERVICE_UNAVAILABLE, "{}", me.body);
+    assert_eq!(
+        me.json()["error"],
+        "the accounts database is unavailable; try again shortly"
+    );
+    let log_in = app.browser().log_in("wren", "correct horse battery").await;
+    assert_eq!(
+        log_in.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        log_in.body
+    );
+    assert!(
+        log_in.body.contains("Accounts are temporarily unavailable"),
+        "{}",
+        log_in.body
+    );
+}
