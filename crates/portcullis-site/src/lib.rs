@@ -29,7 +29,7 @@
 //!   - `templates/`: the minijinja templates and the stylesheet, embedded in the binary;
 //! - `accounts/`: who may log in
 //!   - `mod.rs`: logging in (regenerate, `_user_id`, `_auth_hash`, `_device`) and the auth hash;
-//!   - `users.rs`: the accounts in SQLite, and the rules for names and passwords;
+//!   - `users.rs`: the accounts in SQLite or PostgreSQL, and the rules for names and passwords;
 //!   - `password.rs`: Argon2id hashing in a bounded pool (`PASSWORD_HASH_QUEUE`);
 //!   - `rate_limit.rs`: failed log-in and registration limits (an IPv6 client by its /64), and
 //!     the `LoginGuard` that log-in and password change share;
