@@ -24,6 +24,8 @@ type Headers<'a> = &'a [(&'a str, &'a str)];
 struct Deployment {
     proxy: TlsProxy,
     sites: [Site; 2],
+    /// The sites' environment, for the administrator's commands.
+    env: Vec<(String, String)>,
     _redis: RedisServer,
     _dirs: [tempfile::TempDir; 2],
 }
@@ -50,9 +52,14 @@ impl Deployment {
         let sites = [0, 1].map(|i| Site::start(dirs[i].path(), &env));
         let proxy = TlsProxy::start_on(public_port, &[sites[0].addr, sites[1].addr]);
         assert_eq!(proxy.origin(), origin);
+        let env = env
+            .iter()
+            .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
         Self {
             proxy,
             sites,
+            env,
             _redis: redis,
             _dirs: dirs,
         }
@@ -80,6 +87,18 @@ impl Deployment {
             cookies: HashMap::new(),
             set_cookies: Vec::new(),
         }
+    }
+
+    /// Runs `portcullis <args>` as an administrator would on a third machine: the sites'
+    /// settings, no server of its own.
+    fn command(&self, args: &[&str]) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        crate::support::portcullis(dir.path())
+            .args(args)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
     }
 
     /// Which site process an `X-Upstream` value names.
@@ -402,4 +421,35 @@ async fn behind_a_tls_proxy_the_login_limit_counts_the_real_client_address() {
     let fields = [("name", "bob"), ("password", PASSWORD)];
     // bob's name has one failure only: he logs in from a fresh address.
     assert_eq!(other.post("/login", &fields).await.status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_tls_proxy_the_command_line_disables_a_user_on_every_process() {
+    let deployment = Deployment::start();
+    let mut laptop = deployment.browser(7);
+    laptop.register_and_log_in("frank").await;
+    let mut phone = deployment.browser(8);
+    let fields = [("name", "frank"), ("password", PASSWORD)];
+    assert_eq!(phone.post("/login", &fields).await.status, 303);
+
+    // The command reads the same PostgreSQL and Redis as the sites.
+    let output = deployment.command(&["users", "disable", "--user", "frank"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.trim(), "disabled frank; ended 2 session(s)");
+    // Each browser asks twice in a row: once of each process.
+    for browser in [&mut laptop, &mut phone] {
+        let mut served = Vec::new();
+        for _ in 0..2 {
+            let me = browser.get("/api/me").await;
+            assert_eq!(me.status, 401, "{}", me.body);
+            served.push(deployment.process_of(&me.upstream));
+        }
+        assert_ne!(served[0], served[1]);
+    }
+    assert_eq!(laptop.post("/login", &fields).await.status, 401);
 }
