@@ -60,13 +60,13 @@ portcullis::settings! {
             show: show::display;
             accepts: "a boolean";
         }
-        /// the site's accounts (SQLite, created and migrated at start-up; a path relative to
-        /// the working directory)
+        /// the site's accounts, migrated at start-up: a SQLite file (created if missing; a
+        /// path relative to the working directory), or PostgreSQL, shared by many processes
         "DATABASE_URL" => database_url: String {
             default: "sqlite://portcullis.db".to_owned();
             parse: database_url;
             show: |url| redact_url_password(url);
-            accepts: "a `sqlite:` URL";
+            accepts: "a `sqlite:` URL, or a `postgres://` (`postgresql://`) one";
         }
         /// failed log-ins allowed per user name and per client address in a sliding window
         /// (Rails 8's default); beyond, 429 with `Retry-After`. Slows password guessing
@@ -348,13 +348,22 @@ fn count(raw: &str) -> parse::Parsed<usize> {
         .map_err(|_| "a whole number from 0, e.g. 32".to_owned())
 }
 
-/// The accounts database: a `sqlite:` URL (`sqlite://portcullis.db`, `sqlite::memory:`).
+/// The accounts database: a `sqlite:` URL (`sqlite://portcullis.db`, `sqlite::memory:`) or a
+/// PostgreSQL one (`postgres://user:password@host/db`, libpq's form, `?sslmode=` included).
 fn database_url(raw: &str) -> parse::Parsed<String> {
     let raw = raw.trim();
-    if raw.starts_with("sqlite:") && raw.len() > "sqlite:".len() {
+    let sqlite = raw.starts_with("sqlite:") && raw.len() > "sqlite:".len();
+    let postgres = ["postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| raw.starts_with(scheme) && raw.len() > scheme.len());
+    if sqlite || postgres {
         Ok(raw.to_owned())
     } else {
-        Err("a sqlite: URL, e.g. sqlite://portcullis.db (PostgreSQL is not built in yet)".into())
+        Err(
+            "a sqlite: URL, e.g. sqlite://portcullis.db, or a PostgreSQL one, e.g. \
+             postgres://portcullis@db.internal/portcullis"
+                .into(),
+        )
     }
 }
 
@@ -579,10 +588,31 @@ mod tests {
     }
 
     #[test]
+    fn a_postgres_database_url_is_accepted_and_shown_without_its_password() {
+        for url in [
+            "postgres://app:hunter2@db.internal:5432/portcullis",
+            "postgresql://app:hunter2@db.internal/portcullis?sslmode=require",
+        ] {
+            let (_, site) = load_pairs(&[("DATABASE_URL", url)]).unwrap();
+            assert_eq!(site.database_url, url);
+            let shown = site
+                .report()
+                .into_iter()
+                .find(|s| s.name == "DATABASE_URL")
+                .unwrap()
+                .value;
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("app:"), "{shown}");
+        }
+    }
+
+    #[test]
     fn bad_site_settings_are_refused_naming_the_setting() {
         for (name, value) in [
             ("DATABASE_URL", "mysql://db/users"),
             ("DATABASE_URL", "sqlite:"),
+            ("DATABASE_URL", "postgres://"),
+            ("DATABASE_URL", "pg://db/users"),
             ("LOGIN_RATE_LIMIT", "10"),
             ("LOGIN_RATE_LIMIT", "0/3m"),
             ("LOGIN_RATE_LIMIT", "10/0"),

@@ -29,7 +29,7 @@
 //!   - `templates/`: the minijinja templates and the stylesheet, embedded in the binary;
 //! - `accounts/`: who may log in
 //!   - `mod.rs`: logging in (regenerate, `_user_id`, `_auth_hash`, `_device`) and the auth hash;
-//!   - `users.rs`: the accounts in SQLite, and the rules for display names;
+//!   - `users.rs`: the accounts in SQLite or PostgreSQL, and the rules for display names;
 //!   - `names.rs`: user names of any script (NFKC, case folding, UTS #39's single-script
 //!     test and confusable skeleton);
 //!   - `password_policy.rs`: the rules for new passwords (length in code points, the common

@@ -1,16 +1,17 @@
-//! Accounts: the [`Users`] repository over SQLite (runtime queries, portable SQL, embedded
-//! migrations run at start-up) and the rules for user names (`names.rs`), display names and
-//! passwords (`password_policy.rs`).
+//! Accounts: the [`Users`] repository over SQLite or PostgreSQL (runtime queries, one SQL text
+//! for both, embedded migrations run at start-up) and the rules for user names (`names.rs`),
+//! display names and passwords (`password_policy.rs`).
 
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::Row;
 use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{names, password_policy};
 use crate::accounts::appearance::Appearance;
@@ -19,36 +20,17 @@ use crate::accounts::appearance::Appearance;
 const DISPLAY_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
 /// Connections in the pool: SQLite writes one at a time anyway.
 const MAX_CONNECTIONS: u32 = 4;
+/// Connections to PostgreSQL per site process: sqlx's default; a log-in needs one for a few
+/// milliseconds, and many processes share the server's `max_connections` (100 by default).
+const POSTGRES_MAX_CONNECTIONS: u32 = 10;
+/// How long a query waits for a connection to PostgreSQL: a server that is down fails the
+/// request with a 503 (and `/healthz`) in seconds, not after sqlx's default of 30 s.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The schema, embedded in the binary: one entry per file of `migrations/sqlite/` (see
-/// [`Embedded`] for why not `sqlx::migrate!`).
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "users",
-        include_str!("../../migrations/sqlite/0001_users.sql"),
-    ),
-    (
-        2,
-        "disabled accounts and sessions epoch",
-        include_str!("../../migrations/sqlite/0002_disabled_accounts_and_sessions_epoch.sql"),
-    ),
-    (
-        3,
-        "device epoch",
-        include_str!("../../migrations/sqlite/0003_device_epoch.sql"),
-    ),
-    (
-        4,
-        "appearance",
-        include_str!("../../migrations/sqlite/0004_appearance.sql"),
-    ),
-    (
-        5,
-        "name skeleton",
-        include_str!("../../migrations/sqlite/0005_name_skeleton.sql"),
-    ),
-];
+// The schema, embedded in the binary: `MIGRATIONS_SQLITE` and `MIGRATIONS_POSTGRES`, one entry
+// per file of `migrations/sqlite/` and `migrations/postgres/`, written by `build.rs` (see
+// [`Embedded`] for why not `sqlx::migrate!`).
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 /// An account as the site uses it.
 #[derive(Clone, Debug)]
@@ -96,19 +78,77 @@ pub enum UsersError {
     Migrate(#[from] MigrateError),
 }
 
+impl UsersError {
+    /// Whether the database could not be reached (down, refused, closed, timed out), as
+    /// opposed to a query it refused: the site answers 503 "try again", not 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}
+
 /// The accounts table. Cheap to clone (a connection pool).
 #[derive(Clone, Debug)]
 pub struct Users {
-    pool: SqlitePool,
+    pool: Pool,
+}
+
+/// The database behind [`Users`], chosen by `DATABASE_URL`'s scheme.
+#[derive(Clone, Debug)]
+enum Pool {
+    /// `sqlite:`: a file next to the site, the embedded default.
+    Sqlite(SqlitePool),
+    /// `postgres:` or `postgresql:`: one database shared by every process of the site.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool that `$users` holds: each query is written once
+/// and compiled for both drivers. The SQL is the subset both speak (`$1` placeholders,
+/// `RETURNING`, `ON CONFLICT`), so one text serves both.
+macro_rules! with_pool {
+    ($users:expr, |$pool:ident| $body:expr) => {
+        match &$users.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
 }
 
 impl Users {
-    /// Opens (creating the file if needed) the database at `url` and migrates it.
+    /// Opens the database at `url` and migrates it: a `postgres://` or `postgresql://` URL
+    /// connects to PostgreSQL, anything else is a SQLite file (created if needed).
+    ///
+    /// On PostgreSQL, sqlx's migrator holds an advisory lock while it migrates, so processes
+    /// starting at the same moment apply each migration once.
     ///
     /// # Errors
-    /// [`UsersError::Database`] when the URL is bad or the file cannot be opened;
+    /// [`UsersError::Database`] when the URL is bad or the database cannot be reached;
     /// [`UsersError::Migrate`] when the schema cannot be applied.
     pub async fn open(url: &str) -> Result<Self, UsersError> {
+        if is_postgres_url(url) {
+            let pool = PgPoolOptions::new()
+                .max_connections(POSTGRES_MAX_CONNECTIONS)
+                .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+                .connect(url)
+                .await?;
+            Migrator::new(Embedded(MIGRATIONS_POSTGRES))
+                .await?
+                .run(&pool)
+                .await?;
+            let users = Self {
+                pool: Pool::Postgres(pool),
+            };
+            users.fill_in_look_alike_keys().await?;
+            return Ok(users);
+        }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .foreign_keys(true);
@@ -116,8 +156,13 @@ impl Users {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await?;
-        Migrator::new(Embedded).await?.run(&pool).await?;
-        let users = Self { pool };
+        Migrator::new(Embedded(MIGRATIONS_SQLITE))
+            .await?
+            .run(&pool)
+            .await?;
+        let users = Self {
+            pool: Pool::Sqlite(pool),
+        };
         users.fill_in_look_alike_keys().await?;
         Ok(users)
     }
@@ -126,21 +171,24 @@ impl Users {
     /// key. One that another account already holds stays empty: that account's key then keeps
     /// refusing new look-alikes of both, so nothing is lost but a log line.
     async fn fill_in_look_alike_keys(&self) -> Result<(), UsersError> {
-        let rows = sqlx::query("SELECT id, name FROM users WHERE name_skeleton IS NULL")
-            .fetch_all(&self.pool)
-            .await?;
-        for row in rows {
-            let id: i64 = row.try_get("id")?;
-            let name: String = row.try_get("name")?;
-            let result = sqlx::query(
-                "UPDATE users SET name_skeleton = $1 WHERE id = $2 AND name_skeleton IS NULL",
-            )
-            .bind(names::look_alike_key(&name))
-            .bind(id)
-            .execute(&self.pool)
-            .await;
+        let rows: Vec<(i64, String)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name FROM users WHERE name_skeleton IS NULL")
+                .fetch_all(pool)
+                .await
+        })?;
+        for (id, name) in rows {
+            let result = with_pool!(self, |pool| {
+                sqlx::query(
+                    "UPDATE users SET name_skeleton = $1 WHERE id = $2 AND name_skeleton IS NULL",
+                )
+                .bind(names::look_alike_key(&name))
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+            });
             match result {
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                     tracing::info!(
                         user = id,
@@ -174,21 +222,24 @@ impl Users {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let result = sqlx::query(
-            "INSERT INTO users (name, name_key, name_skeleton, display_name, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(name)
-        .bind(name_key(name))
-        .bind(names::look_alike_key(name))
-        .bind(display_name)
-        .bind(password_hash)
-        .bind(created)
-        .fetch_one(&self.pool)
-        .await;
+        let result = with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO users (name, name_key, name_skeleton, display_name, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(name)
+            .bind(name_key(name))
+            .bind(names::look_alike_key(name))
+            .bind(display_name)
+            .bind(password_hash)
+            .bind(created)
+            .fetch_one(pool)
+            .await
+            .and_then(|row| row.try_get::<i64, _>("id"))
+        });
         match result {
-            Ok(row) => Ok(User {
-                id: row.try_get("id")?,
+            Ok(id) => Ok(User {
+                id,
                 name: name.to_owned(),
                 display_name: display_name.to_owned(),
                 password_hash: password_hash.to_owned(),
@@ -214,11 +265,12 @@ impl Users {
         if self.by_name(name).await?.is_some() {
             return Ok(Some(UsersError::Taken));
         }
-        let look_alike: Option<i64> =
+        let look_alike: Option<i64> = with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT id FROM users WHERE name_skeleton = $1")
                 .bind(names::look_alike_key(name))
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await
+        })?;
         Ok(look_alike.map(|_| UsersError::LooksTaken))
     }
 
@@ -227,14 +279,18 @@ impl Users {
     /// # Errors
     /// [`UsersError::Database`].
     pub async fn by_name(&self, name: &str) -> Result<Option<User>, UsersError> {
-        let row = sqlx::query(
-            "SELECT id, name, display_name, password_hash, disabled_at, device_epoch FROM users \
-             WHERE name_key = $1",
-        )
-        .bind(name_key(name))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| user(&r)).transpose()?)
+        let key = name_key(name);
+        Ok(with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT id, name, display_name, password_hash, disabled_at, device_epoch \
+                 FROM users WHERE name_key = $1",
+            )
+            .bind(&key)
+            .fetch_optional(pool)
+            .await?
+            .map(|r| user(&r))
+            .transpose()?
+        }))
     }
 
     /// The account with id `id`.
@@ -242,13 +298,17 @@ impl Users {
     /// # Errors
     /// [`UsersError::Database`].
     pub async fn by_id(&self, id: i64) -> Result<Option<User>, UsersError> {
-        let row = sqlx::query(
-            "SELECT id, name, display_name, password_hash, disabled_at, device_epoch FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| user(&r)).transpose()?)
+        Ok(with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT id, name, display_name, password_hash, disabled_at, device_epoch \
+                 FROM users WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .map(|r| user(&r))
+            .transpose()?
+        }))
     }
 
     /// Changes the display name; returns it as stored (trimmed).
@@ -261,11 +321,13 @@ impl Users {
         display_name: &str,
     ) -> Result<String, UsersError> {
         let display_name = validate_display_name(display_name)?;
-        sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
-            .bind(display_name)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+                .bind(display_name)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
         Ok(display_name.to_owned())
     }
 
@@ -274,11 +336,13 @@ impl Users {
     /// # Errors
     /// [`UsersError::Database`].
     pub async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), UsersError> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -288,15 +352,15 @@ impl Users {
     /// # Errors
     /// [`UsersError::Database`].
     pub async fn appearance(&self, id: i64) -> Result<Appearance, UsersError> {
-        let row = sqlx::query("SELECT theme, density FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
+        let row: Option<(String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT theme, density FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        let Some((theme, density)) = row else {
             return Ok(Appearance::default());
         };
-        let theme: String = row.try_get("theme")?;
-        let density: String = row.try_get("density")?;
         Ok(Appearance::stored(&theme, &density))
     }
 
@@ -305,12 +369,15 @@ impl Users {
     /// # Errors
     /// [`UsersError::Database`].
     pub async fn set_appearance(&self, id: i64, appearance: &Appearance) -> Result<(), UsersError> {
-        sqlx::query("UPDATE users SET theme = $1, density = $2 WHERE id = $3")
-            .bind(appearance.theme())
-            .bind(appearance.density())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE users SET theme = $1, density = $2 WHERE id = $3")
+                .bind(appearance.theme())
+                .bind(appearance.density())
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -322,13 +389,15 @@ impl Users {
         let at = disabled.then(|| unix_seconds(SystemTime::now()));
         // The epoch moves on both: the device cookies of before a disable stay cancelled after
         // the enable (an administrator disables an account they think taken over).
-        sqlx::query(
-            "UPDATE users SET disabled_at = $1, device_epoch = device_epoch + 1 WHERE id = $2",
-        )
-        .bind(at)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE users SET disabled_at = $1, device_epoch = device_epoch + 1 WHERE id = $2",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
@@ -338,13 +407,15 @@ impl Users {
     /// # Errors
     /// [`UsersError::Database`].
     pub async fn end_sessions_before(&self, not_before: SystemTime) -> Result<(), UsersError> {
-        sqlx::query(
-            "INSERT INTO sessions_epoch (id, not_before) VALUES (1, $1) \
-             ON CONFLICT (id) DO UPDATE SET not_before = excluded.not_before",
-        )
-        .bind(unix_millis(not_before))
-        .execute(&self.pool)
-        .await?;
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO sessions_epoch (id, not_before) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET not_before = excluded.not_before",
+            )
+            .bind(unix_millis(not_before))
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
@@ -353,10 +424,11 @@ impl Users {
     /// # Errors
     /// [`UsersError::Database`].
     pub async fn sessions_not_before(&self) -> Result<Option<SystemTime>, UsersError> {
-        let millis: Option<i64> =
+        let millis: Option<i64> = with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT not_before FROM sessions_epoch WHERE id = 1")
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(millis.map(|ms| {
             UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
         }))
@@ -365,7 +437,7 @@ impl Users {
     /// Closes the connections: every later query fails (at shutdown; tests use it for "the
     /// database is down").
     pub async fn close(&self) {
-        self.pool.close().await;
+        with_pool!(self, |pool| pool.close().await);
     }
 
     /// Whether the database answers (for `/healthz`).
@@ -373,12 +445,25 @@ impl Users {
     /// # Errors
     /// [`UsersError::Database`].
     pub async fn ping(&self) -> Result<(), UsersError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        with_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
         Ok(())
     }
 }
 
-fn user(row: &SqliteRow) -> Result<User, sqlx::Error> {
+/// Whether `url` names a PostgreSQL database (the two schemes libpq accepts).
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A `users` row of either driver as a [`User`].
+fn user<'r, R: Row>(row: &'r R) -> Result<User, sqlx::Error>
+where
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
     Ok(User {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -456,14 +541,16 @@ pub fn validate_new_password(password: &str, names: &[&str]) -> Result<(), Users
         .map_or(Ok(()), |rule| Err(UsersError::Invalid(rule)))
 }
 
-/// The embedded migrations, handed to sqlx's [`Migrator`] without its compile-time macros.
+/// One dialect's embedded migrations, handed to sqlx's [`Migrator`] without its compile-time
+/// macros.
 ///
 /// `sqlx::migrate!("migrations/sqlite")` would do the same in one line, but it needs sqlx's
 /// `macros` feature, which is off: it brings the sqlx-macros proc-macro crates (and `syn`) into
-/// every clean build, on a project that runs no compile-time query. Twenty lines here cost less;
-/// a new migration is one more entry in [`MIGRATIONS`].
+/// every clean build, on a project that runs no compile-time query. `build.rs` and twenty lines
+/// here cost less; a new migration is one more file in `migrations/sqlite/` and
+/// `migrations/postgres/`, with the same number.
 #[derive(Debug)]
-struct Embedded;
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
 
 impl MigrationSource<'static> for Embedded {
     fn resolve(
@@ -474,7 +561,8 @@ impl MigrationSource<'static> for Embedded {
                 + Send,
         >,
     > {
-        let migrations = MIGRATIONS
+        let migrations = self
+            .0
             .iter()
             .map(|&(version, description, sql)| {
                 Migration::new(
@@ -493,6 +581,14 @@ impl MigrationSource<'static> for Embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The SQLite pool of `users`, for a test that writes rows as an older version would.
+    fn sqlite_pool(users: &Users) -> &SqlitePool {
+        match &users.pool {
+            Pool::Sqlite(pool) => pool,
+            Pool::Postgres(_) => panic!("a SQLite database was opened"),
+        }
+    }
 
     #[test]
     fn user_names_follow_the_rules() {
@@ -526,7 +622,7 @@ mod tests {
             .create_if_missing(true);
         let pool = SqlitePool::connect_with(options).await.unwrap();
         // The schema as it stood before 0004: sqlx applies (and records) 0001 to 0003 only.
-        let mut before = Migrator::new(Embedded).await.unwrap();
+        let mut before = Migrator::new(Embedded(MIGRATIONS_SQLITE)).await.unwrap();
         before.migrations = Cow::Owned(before.migrations[..3].to_vec());
         before.run(&pool).await.unwrap();
         sqlx::query(
@@ -550,6 +646,25 @@ mod tests {
             users.appearance(old.id + 1).await.unwrap(),
             Appearance::default()
         );
+    }
+
+    #[test]
+    fn both_dialects_have_the_same_migrations() {
+        let numbers = |migrations: &[(i64, &str, &str)]| {
+            migrations
+                .iter()
+                .map(|&(version, description, _)| (version, description.to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert!(MIGRATIONS_SQLITE.len() >= 3, "{MIGRATIONS_SQLITE:?}");
+        assert_eq!(numbers(MIGRATIONS_SQLITE), numbers(MIGRATIONS_POSTGRES));
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres() {
+        assert!(is_postgres_url("postgres://app@db/users"));
+        assert!(is_postgres_url("postgresql://db/users"));
+        assert!(!is_postgres_url("sqlite://postgres.db"));
     }
 
     #[tokio::test]
@@ -600,14 +715,14 @@ mod tests {
             )
             .bind(id)
             .bind(name)
-            .execute(&users.pool)
+            .execute(sqlite_pool(&users))
             .await;
             assert!(inserted.is_ok(), "{inserted:?}");
         }
         let users = Users::open(&url).await.unwrap_or_else(|e| panic!("{e}"));
         let keyed: Vec<(i64, Option<String>)> =
             sqlx::query_as("SELECT id, name_skeleton FROM users WHERE id >= 100 ORDER BY id")
-                .fetch_all(&users.pool)
+                .fetch_all(sqlite_pool(&users))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -620,5 +735,66 @@ mod tests {
             Err(UsersError::LooksTaken)
         ));
         assert!(users.by_name("RNIKE").await.ok().flatten().is_some());
+    }
+
+    #[tokio::test]
+    async fn postgres_holds_the_same_accounts_with_the_same_errors() {
+        let url = portcullis_testing::Postgres::shared().database();
+        // Two processes starting at once: the migrator's lock applies each migration once.
+        let (first, second) = tokio::join!(Users::open(&url), Users::open(&url));
+        let users = first.unwrap_or_else(|e| panic!("{e}"));
+        assert!(second.is_ok());
+        let ada = users
+            .create("Ada", " Ada L. ", "hash")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ada.display_name, "Ada L.");
+        assert!(matches!(
+            users.create("ADA", "Other", "hash").await,
+            Err(UsersError::Taken)
+        ));
+        let found = users.by_name("aDa").await.ok().flatten();
+        assert_eq!(found.as_ref().map(|u| u.id), Some(ada.id));
+        users
+            .set_disabled(ada.id, true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let disabled = users.by_id(ada.id).await.ok().flatten();
+        assert!(
+            disabled
+                .as_ref()
+                .is_some_and(|u| !u.enabled() && u.device_epoch == 1)
+        );
+        assert_eq!(users.sessions_not_before().await.ok(), Some(None));
+        let at = UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        assert!(users.end_sessions_before(at).await.is_ok());
+        assert!(users.end_sessions_before(at).await.is_ok());
+        assert_eq!(users.sessions_not_before().await.ok(), Some(Some(at)));
+        assert!(users.ping().await.is_ok());
+        users.close().await;
+        assert!(users.ping().await.is_err_and(|e| e.is_unavailable()));
+    }
+
+    #[tokio::test]
+    async fn a_postgres_server_that_dies_makes_queries_unavailable_not_failed() {
+        let cluster = portcullis_testing::Postgres::start();
+        let users = Users::open(&cluster.database())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(users.ping().await.is_ok());
+        drop(cluster);
+        let started = std::time::Instant::now();
+        let error = users.by_name("ada").await.err();
+        assert!(
+            error.as_ref().is_some_and(UsersError::is_unavailable),
+            "{error:?}"
+        );
+        assert!(
+            started.elapsed() < POSTGRES_ACQUIRE_TIMEOUT + std::time::Duration::from_secs(2),
+            "bounded by the acquire timeout: {:?}",
+            started.elapsed()
+        );
+        let taken = UsersError::Taken;
+        assert!(!taken.is_unavailable());
     }
 }

@@ -43,6 +43,17 @@ impl IntoResponse for AppError {
             with_busy_retry_after(&mut response);
             return response;
         }
+        if let Self::Users(error) = &self
+            && error.is_unavailable()
+        {
+            tracing::warn!(error = %error, source = ?std::error::Error::source(error), "the accounts database is unavailable");
+            let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+                 <title>Accounts are temporarily unavailable</title></head><body>\
+                 <h1>Accounts are temporarily unavailable</h1><p>The site cannot reach its \
+                 accounts database at this moment. Please try again in a few seconds.</p>\
+                 </body></html>\n";
+            return (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response();
+        }
         tracing::error!(error = %self, source = ?std::error::Error::source(&self), "request failed");
         let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -107,6 +118,13 @@ impl From<AppError> for ApiError {
                     "the site is busy checking passwords; try again shortly",
                 )
             },
+            AppError::Users(error) if error.is_unavailable() => {
+                tracing::warn!(error = %error, source = ?std::error::Error::source(&error), "the accounts database is unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the accounts database is unavailable; try again shortly",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "API request failed");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

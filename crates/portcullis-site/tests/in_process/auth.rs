@@ -2,7 +2,7 @@
 //! the open-redirect guard, failed log-in limits, expiry messages, password changes.
 #![allow(clippy::unwrap_used)]
 
-use crate::harness::{self, PASSWORD, TestApp};
+use super::harness::{self, PASSWORD, TestApp};
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 

@@ -29,6 +29,15 @@ use tower::ServiceExt;
 pub const SECRET: &str = "an in-process test secret key of 32+ bytes";
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The accounts database a [`TestApp`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file in the app's temporary folder (the embedded default).
+    Sqlite,
+    /// A fresh database of its own on the test binary's shared PostgreSQL cluster.
+    Postgres,
+}
+
 /// One site: its router, clock and store.
 pub struct TestApp {
     pub router: Router,
@@ -46,10 +55,18 @@ impl TestApp {
         Self::with_env(&[]).await
     }
 
-    /// A site whose configuration is the defaults plus `env`.
+    /// A site whose configuration is the defaults plus `env`, its accounts on SQLite.
     pub async fn with_env(env: &[(&str, &str)]) -> Self {
+        Self::on(Database::Sqlite, env).await
+    }
+
+    /// A site whose configuration is the defaults plus `env`, its accounts on `database`.
+    pub async fn on(database: Database, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite://{}", dir.path().join("users.db").display());
+        let db = match database {
+            Database::Sqlite => format!("sqlite://{}", dir.path().join("users.db").display()),
+            Database::Postgres => portcullis_testing::Postgres::shared().database(),
+        };
         let mut vars = vec![
             ("SECRET_KEY".to_owned(), SECRET.to_owned()),
             ("SESSION_TYPE".to_owned(), "memory".to_owned()),

@@ -460,3 +460,28 @@ async fn the_dashboard_says_how_long_ago_the_session_started_with_the_utc_time_o
     assert!(started.starts_with("<time datetime=\""), "{started}");
     assert!(started.contains(" UTC\">3 minutes ago</time>"), "{started}");
 }
+
+#[tokio::test]
+async fn pages_and_api_answer_503_while_the_accounts_database_is_down() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("wren").await;
+    app.state.users().close().await;
+    let me = browser.get("/api/me").await;
+    assert_eq!(me.status, StatusCode::SERVICE_UNAVAILABLE, "{}", me.body);
+    assert_eq!(
+        me.json()["error"],
+        "the accounts database is unavailable; try again shortly"
+    );
+    let log_in = app.browser().log_in("wren", "correct horse battery").await;
+    assert_eq!(
+        log_in.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        log_in.body
+    );
+    assert!(
+        log_in.body.contains("Accounts are temporarily unavailable"),
+        "{}",
+        log_in.body
+    );
+}

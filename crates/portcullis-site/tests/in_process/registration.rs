@@ -26,7 +26,11 @@ async fn registering_regenerates_the_session_id_and_rotates_the_csrf_secret() {
     let mut browser = app.browser();
     // An anonymous session stored by `PATCH /api/prefs`: the id a fixation would plant.
     let page = browser
-        .send_json(Method::PATCH, "/api/prefs", r#"{"devices_order":"started"}"#)
+        .send_json(
+            Method::PATCH,
+            "/api/prefs",
+            r#"{"devices_order":"started"}"#,
+        )
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let before = browser.cookie.clone().unwrap();

@@ -3,7 +3,7 @@
 //! moment (preferences, flashes) that both keep their change.
 #![allow(clippy::unwrap_used)]
 
-use crate::harness::{self, Browser, PASSWORD, TestApp};
+use super::harness::{self, Browser, PASSWORD, TestApp};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
