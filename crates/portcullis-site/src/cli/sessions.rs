@@ -5,6 +5,8 @@
 use std::error::Error;
 use std::fmt::Write as _;
 
+use portcullis::events::{self, Fields, SecurityEvent};
+
 use portcullis::config::{Config, StoreKind};
 use portcullis::session::DeviceId;
 
@@ -62,7 +64,13 @@ async fn end_everyone(state: &AppState) -> Result<(), Box<dyn Error>> {
         .end_sessions_before(now)
         .await
         .map_err(AdminError::from)?;
-    tracing::info!(target: "portcullis::security", "every session ended from the command line");
+    let fields = Fields {
+        reason: Some("revoked"),
+        what: Some("command line: every session"),
+        ..Fields::default()
+    };
+    let description = "every session ended from the command line";
+    events::emit(SecurityEvent::SessionExpired, fields, description);
     println!("ended every session started before {}", spaced_rfc3339(now));
     Ok(())
 }
@@ -85,7 +93,7 @@ async fn end_all(state: &AppState, name: &str, keep: Option<&str>) -> Result<usi
         .user_sessions()
         .end_all(&user.id.to_string(), keep.as_ref())
         .await?;
-    tracing::info!(target: "portcullis::security", user = user.id, ended, "sessions ended from the command line");
+    // The session layer logged `session_expired` (revoked) for them.
     Ok(ended)
 }
 

@@ -3,6 +3,8 @@
 
 use std::error::Error;
 
+use portcullis::events::{self, Fields, SecurityEvent};
+
 use super::{AdminError, user};
 use crate::accounts::users::{UsersError, validate_password};
 use crate::web::AppState;
@@ -35,7 +37,11 @@ async fn reset(state: &AppState, name: &str, new_password: &str) -> Result<usize
         .user_sessions()
         .end_all(&user.id.to_string(), None)
         .await?;
-    tracing::info!(target: "portcullis::security", user = user.id, ended, "password reset from the command line");
+    admin_event(
+        SecurityEvent::AuthnPasswordChange,
+        user.id,
+        "password reset from the command line",
+    );
     Ok(ended)
 }
 
@@ -55,7 +61,11 @@ pub(super) async fn disable(state: &AppState, name: &str) -> Result<(), Box<dyn 
         .end_all(&user.id.to_string(), None)
         .await
         .map_err(AdminError::from)?;
-    tracing::info!(target: "portcullis::security", user = user.id, ended, "account disabled from the command line");
+    admin_event(
+        SecurityEvent::UserUpdated,
+        user.id,
+        "account disabled from the command line",
+    );
     println!("disabled {name}; ended {ended} session(s)");
     Ok(())
 }
@@ -68,7 +78,23 @@ pub(super) async fn enable(state: &AppState, name: &str) -> Result<(), Box<dyn E
         .set_disabled(user.id, false)
         .await
         .map_err(AdminError::from)?;
-    tracing::info!(target: "portcullis::security", user = user.id, "account enabled from the command line");
+    admin_event(
+        SecurityEvent::UserUpdated,
+        user.id,
+        "account enabled from the command line",
+    );
     println!("enabled {name}");
     Ok(())
+}
+
+/// A security event of an administrator's command on the account `user`; the sessions it
+/// ended are logged by the session layer (`session_expired`, revoked).
+fn admin_event(event: SecurityEvent, user: i64, description: &str) {
+    let id = user.to_string();
+    let fields = Fields {
+        user: Some(&id),
+        what: Some("command line"),
+        ..Fields::default()
+    };
+    events::emit(event, fields, description);
 }

@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use portcullis::Session;
 use portcullis::config::SessionFormat;
+use portcullis::events::{self, Fields, SecurityEvent};
 use portcullis::session::MissingSessionLayer;
 
 use crate::accounts;
@@ -69,12 +70,15 @@ pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewe
     {
         return Ok(Viewer::User(user));
     }
-    tracing::info!(
-        target: "portcullis::security",
-        user = id,
-        "session no longer valid for its user (password changed, account disabled or gone, \
-         or every session ended); logging it out"
-    );
+    let user = id.to_string();
+    let fields = Fields {
+        user: Some(&user),
+        reason: Some("revoked"),
+        ..Fields::default()
+    };
+    let description = "session no longer valid for its user (password changed, account \
+                       disabled or gone, or every session ended); logging it out";
+    events::emit(SecurityEvent::SessionExpired, fields, description);
     session.destroy().await?;
     Ok(Viewer::Anonymous { ended: true })
 }

@@ -8,6 +8,7 @@ use http::{Method, StatusCode};
 use tower_http::csrf::ProtectionError;
 
 use crate::SessionError;
+use crate::events::{self, Fields, SecurityEvent};
 use crate::response::{Answer, error_page};
 use crate::session::MissingSessionLayer;
 
@@ -145,23 +146,20 @@ pub(super) fn log_refusal(
     if matches!(error, CsrfError::Session(_)) {
         return;
     }
-    match origin_check {
-        Some(check) => tracing::warn!(
-            target: "portcullis::security",
-            reason = %error,
-            check = %check,
-            %method,
-            path,
-            "CSRF protection refused a request"
-        ),
-        None => tracing::warn!(
-            target: "portcullis::security",
-            reason = %error,
-            %method,
-            path,
-            "CSRF protection refused a request"
-        ),
-    }
+    let reason = error.to_string();
+    let check = origin_check.map(ToString::to_string);
+    let fields = Fields {
+        what: Some(check.as_deref().unwrap_or("csrf token")),
+        reason: Some(&reason),
+        method: Some(method.as_str()),
+        path: Some(path),
+        ..Fields::default()
+    };
+    events::emit(
+        SecurityEvent::InputValidationFail,
+        fields,
+        "CSRF protection refused a request",
+    );
 }
 
 #[cfg(test)]

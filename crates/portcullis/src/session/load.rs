@@ -13,6 +13,7 @@ use super::id::Id;
 use super::record::Envelope;
 use super::routing;
 use super::{LayerShared, SessionError};
+use crate::events::{self, Fields, SecurityEvent};
 use crate::keys::KeyUse;
 use crate::store::{CasToken, StoreKey};
 
@@ -182,24 +183,47 @@ impl Session {
             }
             // Treated as absent but left in place, since another process may still read it;
             // its idle expiry ends it.
-            Loaded::Unreadable(bytes) => tracing::warn!(
-                target: "portcullis::security",
-                session = %session(),
-                bytes,
-                "session record failed authentication; starting a new session"
+            Loaded::Unreadable(bytes) => events::emit(
+                SecurityEvent::CryptDecryptFail,
+                Fields {
+                    session: Some(&session()),
+                    reason: Some("failed authentication"),
+                    count: Some(bytes as u64),
+                    ..Fields::default()
+                },
+                "session record failed authentication; starting a new session",
             ),
-            Loaded::Oversize(bytes) => tracing::warn!(
-                target: "portcullis::security",
-                session = %session(),
-                bytes,
+            Loaded::Oversize(bytes) => events::emit(
+                SecurityEvent::CryptDecryptFail,
+                Fields {
+                    session: Some(&session()),
+                    reason: Some("larger than SESSION_MAX_BYTES"),
+                    count: Some(bytes as u64),
+                    ..Fields::default()
+                },
                 "session record is larger than any this layer writes (SESSION_MAX_BYTES); not \
-                 decoded; starting a new session"
+                 decoded; starting a new session",
             ),
-            Loaded::PastAbsolute => state.to_delete.push(opened.id),
-            Loaded::Missing => tracing::info!(
-                target: "portcullis::security",
-                session = %session(),
-                "session cookie names no live session (expired or ended); issuing a new id"
+            Loaded::PastAbsolute => {
+                events::emit(
+                    SecurityEvent::SessionExpired,
+                    Fields {
+                        session: Some(&session()),
+                        reason: Some("absolute"),
+                        ..Fields::default()
+                    },
+                    "session past its absolute lifetime; ending it and issuing a new id",
+                );
+                state.to_delete.push(opened.id);
+            }
+            Loaded::Missing => events::emit(
+                SecurityEvent::SessionUseAfterExpire,
+                Fields {
+                    session: Some(&session()),
+                    reason: Some("expired or ended"),
+                    ..Fields::default()
+                },
+                "session cookie names no live session (expired or ended); issuing a new id",
             ),
         }
         state.ended_previous = true;

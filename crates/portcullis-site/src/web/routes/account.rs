@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::value::Serde;
 use minijinja::{Value as Template, context};
 use portcullis::Session;
+use portcullis::events::{self, Fields, SecurityEvent};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -156,6 +157,7 @@ pub(crate) async fn password(
         match LoginGuard::for_client(state.limiter(), device.as_ref(), &user.name, client).await {
             Ok(guard) => guard,
             Err(too_many) => {
+                password_event(SecurityEvent::AuthnLoginLock, &user, client, "maxretries");
                 let message = format!(
                     "Too many failed attempts. Please wait {} seconds and try again.",
                     too_many.seconds()
@@ -174,12 +176,20 @@ pub(crate) async fn password(
         Err(HashError::Busy) => {
             // The password was never checked: this was no guess.
             guard.forgive().await;
+            super::login::hashing_queue_full(client);
             return page.busy(&state, Some(&user)).await;
         }
         Err(error) => return Err(error.into()),
     };
     if !current_ok {
         // The attempt was counted before the check; a failure simply keeps it.
+        let reason = "wrong current password";
+        password_event(
+            SecurityEvent::AuthnPasswordChangeFail,
+            &user,
+            client,
+            reason,
+        );
         let message = "Password not changed: the current password is wrong.".to_owned();
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, message).await;
     }
@@ -203,7 +213,10 @@ pub(crate) async fn password(
         .await
     {
         Ok(hash) => hash,
-        Err(HashError::Busy) => return page.busy(&state, Some(&user)).await,
+        Err(HashError::Busy) => {
+            super::login::hashing_queue_full(client);
+            return page.busy(&state, Some(&user)).await;
+        }
         Err(error) => return Err(error.into()),
     };
     state.users().set_password_hash(user.id, &hash).await?;
@@ -214,7 +227,18 @@ pub(crate) async fn password(
         &format!("Password changed. Your other sessions have been logged out ({ended})."),
     )
     .await?;
-    tracing::info!(target: "portcullis::security", user = user.id, ended, "password changed");
+    let id = user.id.to_string();
+    let fields = Fields {
+        user: Some(&id),
+        client: Some(client),
+        count: Some(ended as u64),
+        ..Fields::default()
+    };
+    events::emit(
+        SecurityEvent::AuthnPasswordChange,
+        fields,
+        "password changed",
+    );
     // The new hash cancelled every device cookie of the user (they are bound to it), this
     // browser's too: it proved the current password, so it is known again, under the new one.
     let changed = User {
@@ -226,4 +250,17 @@ pub(crate) async fn password(
         .extensions_mut()
         .insert(SetDeviceCookie(state.device_cookies().issue(&changed)));
     Ok(response)
+}
+
+/// A password-form event of `user`'s: a lock after too many wrong current passwords, a wrong one.
+fn password_event(event: SecurityEvent, user: &User, client: std::net::IpAddr, reason: &str) {
+    let id = user.id.to_string();
+    let fields = Fields {
+        user: Some(&id),
+        client: Some(client),
+        reason: Some(reason),
+        what: Some("password change"),
+        ..Fields::default()
+    };
+    events::emit(event, fields, "password change refused");
 }

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use portcullis::Session;
+use portcullis::events::{self, Fields, SecurityEvent};
 use serde::Deserialize;
 
 use crate::accounts;
@@ -92,10 +93,15 @@ pub(crate) async fn submit(
             Ok(guard) => guard,
             Err(too_many) => {
                 let name = logged_name(&state, &form.name, user.is_some());
-                tracing::warn!(
-                    target: "portcullis::security",
-                    %name, %client, "log-in refused: too many failures"
-                );
+                let fields = Fields {
+                    user_name: Some(&name),
+                    client: Some(client),
+                    reason: Some("maxretries"),
+                    max: Some(u64::from(state.site_config().login_rate_limit.max)),
+                    ..Fields::default()
+                };
+                let description = "log-in refused: too many failures";
+                events::emit(SecurityEvent::AuthnLoginLock, fields, description);
                 let message = format!(
                     "Too many failed log-ins. Please wait {} seconds and try again.",
                     too_many.seconds()
@@ -116,6 +122,7 @@ pub(crate) async fn submit(
         Err(HashError::Busy) => {
             // The password was never checked: this was no guess.
             guard.forgive().await;
+            hashing_queue_full(client);
             return page.busy(&state, None).await;
         }
         Err(error) => return Err(error.into()),
@@ -123,20 +130,26 @@ pub(crate) async fn submit(
     let Some(user) = user.filter(|_| verified) else {
         // The attempt was counted before the check; a failure simply keeps it.
         let name = logged_name(&state, &form.name, exists);
-        tracing::info!(target: "portcullis::security", %name, %client, "log-in failed");
+        let fields = Fields {
+            user_name: Some(&name),
+            client: Some(client),
+            reason: Some("wrong name or password"),
+            ..Fields::default()
+        };
+        events::emit(SecurityEvent::AuthnLoginFail, fields, "log-in failed");
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     };
     if !user.enabled() {
         // The same answer as a wrong password, after the same Argon2 work: a disabled account
         // is not told apart, so a guessed password learns nothing (OWASP's authentication
         // cheat sheet: one generic message). The attempt stays counted.
-        tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: account disabled");
+        login_failed(&user, client, "account disabled");
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     }
 
     guard.logged_in().await;
     if let Some(max) = at_session_limit(&state, &session, &user).await? {
-        tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: session limit");
+        login_failed(&user, client, "session limit");
         let message = format!(
             "You are logged in on {max} devices, the most allowed. Log out on one of them \
              (Account, then Sessions) and try again."
@@ -156,13 +169,43 @@ pub(crate) async fn submit(
         &format!("Welcome back, {}!", user.display_name),
     )
     .await?;
-    tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
+    let id = user.id.to_string();
+    let fields = Fields {
+        user: Some(&id),
+        client: Some(client),
+        ..Fields::default()
+    };
+    events::emit(SecurityEvent::AuthnLoginSuccess, fields, "logged in");
     let mut response = redirect_after_login(&next).into_response();
     let device_cookie = state.device_cookies().issue(&user);
     response
         .extensions_mut()
         .insert(SetDeviceCookie(device_cookie));
     Ok(response)
+}
+
+/// `authn_login_fail` for an existing account refused after its password was right.
+fn login_failed(user: &crate::accounts::users::User, client: std::net::IpAddr, reason: &str) {
+    let id = user.id.to_string();
+    let fields = Fields {
+        user: Some(&id),
+        client: Some(client),
+        reason: Some(reason),
+        ..Fields::default()
+    };
+    events::emit(SecurityEvent::AuthnLoginFail, fields, "log-in refused");
+}
+
+/// `excess_rate_limit_exceeded` for a password check refused because the hashing queue is
+/// full (`PASSWORD_HASH_QUEUE`).
+pub(crate) fn hashing_queue_full(client: std::net::IpAddr) {
+    let fields = Fields {
+        client: Some(client),
+        what: Some("PASSWORD_HASH_QUEUE"),
+        ..Fields::default()
+    };
+    let description = "password check refused: the hashing queue is full";
+    events::emit(SecurityEvent::ExcessRateLimitExceeded, fields, description);
 }
 
 /// A typed user name as log lines show it: quoted when it names an account, else `hash:` and a
@@ -204,8 +247,19 @@ async fn at_session_limit(
 /// Ends the session (the layer deletes the record and expires the cookie) and asks the browser
 /// to drop what it cached of this site. Not its cookies: the device cookie stays, so that this
 /// browser is still known when it logs in again (`device_cookie.rs`).
-pub(crate) async fn logout(session: Session) -> Result<Response, AppError> {
+pub(crate) async fn logout(
+    session: Session,
+    ClientAddr(client): ClientAddr,
+) -> Result<Response, AppError> {
+    let user = session.user_id().await?;
     session.destroy().await?;
+    let fields = Fields {
+        user: user.as_deref(),
+        client: Some(client),
+        reason: Some("logout"),
+        ..Fields::default()
+    };
+    events::emit(SecurityEvent::SessionExpired, fields, "logged out");
     let mut response = Redirect::to("/login?logged_out=1").into_response();
     response.headers_mut().insert(
         header::HeaderName::from_static("clear-site-data"),
