@@ -187,6 +187,8 @@ pub struct Fields<'a> {
     pub method: Option<&'a str>,
     /// The request's path (never its query), for a refused request.
     pub path: Option<&'a str>,
+    /// The `Host` a refused request was sent to.
+    pub host: Option<&'a str>,
     /// How many (sessions ended, failures counted).
     pub count: Option<u64>,
     /// The limit that was reached.
@@ -212,6 +214,7 @@ pub fn emit(event: SecurityEvent, fields: Fields<'_>, description: &str) {
                 what = fields.what.map(tracing::field::display),
                 method = fields.method.map(tracing::field::display),
                 path = fields.path,
+                host = fields.host,
                 count = fields.count,
                 max = fields.max,
                 "{description}"

@@ -189,6 +189,17 @@ async fn the_json_log_names_each_security_event_and_holds_no_secret() {
     assert!(site.wait().success());
     let log = site.log();
     let lines = lines(&log);
+    for line in lines
+        .iter()
+        .filter(|l| l["target"] == "portcullis::security")
+    {
+        let level = line["owasp_level"].as_str().unwrap_or_default();
+        assert!(
+            line["event"].is_string(),
+            "every security line is a named event: {line}"
+        );
+        assert!(["INFO", "WARN", "CRITICAL"].contains(&level), "{line}");
+    }
 
     let started = &events(&lines, "sys_startup")[0];
     assert_eq!(

@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime};
 
 use super::LayerShared;
 use super::id::Tag;
+use crate::events::{self, Fields, SecurityEvent};
 use crate::keys::{KeyUse, RoutingKey};
 use crate::store::{CasToken, SaveOutcome, StoreError, StoreKey, WriteOutcome};
 
@@ -130,11 +131,14 @@ async fn kept_key(shared: &LayerShared) -> Result<Option<RoutingKey>, StoreError
             continue;
         };
         let Some((plain, used)) = shared.keys.open(record.as_str().as_bytes(), &sealed) else {
-            tracing::warn!(
-                target: "portcullis::security",
-                "the kept session routing key is sealed under a key this process does not \
-                 have; looking under the tags of its own keys only"
-            );
+            let fields = Fields {
+                what: Some("session routing key"),
+                reason: Some("sealed under a key this process does not have"),
+                ..Fields::default()
+            };
+            let description = "the kept session routing key is sealed under a key this process \
+                               does not have; looking under the tags of its own keys only";
+            events::emit(SecurityEvent::CryptDecryptFail, fields, description);
             return Ok(None);
         };
         let Ok(key) = RoutingKey::try_from(plain.as_slice()) else {

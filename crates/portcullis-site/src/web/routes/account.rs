@@ -183,7 +183,7 @@ pub(crate) async fn password(
     };
     if !current_ok {
         // The attempt was counted before the check; a failure simply keeps it.
-        let reason = "wrong current password";
+        let reason = "current password not matched";
         password_event(
             SecurityEvent::AuthnPasswordChangeFail,
             &user,

@@ -133,7 +133,7 @@ pub(crate) async fn submit(
         let fields = Fields {
             user_name: Some(&name),
             client: Some(client),
-            reason: Some("wrong name or password"),
+            reason: Some("invalid credentials"),
             ..Fields::default()
         };
         events::emit(SecurityEvent::AuthnLoginFail, fields, "log-in failed");

@@ -248,10 +248,13 @@ async fn delete(shared: &LayerShared, id: &Id) -> Result<(), WriteError> {
 /// it does not know yet: a rolling upgrade or key rotation). Nothing is written over it, and
 /// the client keeps its cookie: 503, as for an outage, until this process can read it.
 fn unreadable() -> WriteError {
-    tracing::warn!(
-        target: "portcullis::security",
-        "a concurrent write left a session record this process cannot read; not overwriting it"
-    );
+    let fields = Fields {
+        reason: Some("written concurrently under another key or format"),
+        ..Fields::default()
+    };
+    let description =
+        "a concurrent write left a session record this process cannot read; not overwriting it";
+    events::emit(SecurityEvent::CryptDecryptFail, fields, description);
     WriteError::Unavailable(None)
 }
 
