@@ -19,11 +19,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use portcullis::config::Config;
-use portcullis::events::{self, Fields, SecurityEvent};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::config::SiteConfig;
+use crate::events;
 use crate::stores::Stores;
 use crate::web::{AppState, app};
 
@@ -50,12 +50,7 @@ pub(crate) async fn run(
         store = ?config.session_type,
         "listening on http://{address}"
     );
-    let profile = config.profile.to_string();
-    let started = Fields {
-        what: Some(&profile),
-        ..Fields::default()
-    };
-    events::emit(SecurityEvent::SysStartup, started, "the site started");
+    events::started(&config.profile.to_string());
     serve(listener, router, &state).await;
     tracing::info!("shut down cleanly");
     Ok(())
@@ -78,12 +73,7 @@ async fn serve(listener: TcpListener, router: Router, state: &AppState) {
     let shutdown = async {
         shutdown_signal().await;
         state.begin_shutdown();
-        let fields = Fields {
-            reason: Some("signal"),
-            ..Fields::default()
-        };
-        let description = "shutdown requested: /readyz answers 503; finishing requests in flight";
-        events::emit(SecurityEvent::SysShutdown, fields, description);
+        events::shutdown_requested();
         tokio::time::sleep(drain).await;
     };
     tokio::pin!(shutdown);

@@ -5,12 +5,11 @@
 use std::error::Error;
 use std::fmt::Write as _;
 
-use portcullis::events::{self, Fields, SecurityEvent};
-
 use portcullis::config::{Config, StoreKind};
 use portcullis::session::DeviceId;
 
 use super::{AdminError, EndArgs, user};
+use crate::events;
 use crate::session_data::device::DeviceRow;
 use crate::stores::Stores;
 use crate::web::AppState;
@@ -64,13 +63,7 @@ async fn end_everyone(state: &AppState) -> Result<(), Box<dyn Error>> {
         .end_sessions_before(now)
         .await
         .map_err(AdminError::from)?;
-    let fields = Fields {
-        reason: Some("revoked"),
-        what: Some("command line: every session"),
-        ..Fields::default()
-    };
-    let description = "every session ended from the command line";
-    events::emit(SecurityEvent::SessionExpired, fields, description);
+    events::everyone_logged_out();
     println!("ended every session started before {}", spaced_rfc3339(now));
     Ok(())
 }

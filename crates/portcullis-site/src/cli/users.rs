@@ -3,10 +3,11 @@
 
 use std::error::Error;
 
-use portcullis::events::{self, Fields, SecurityEvent};
+use portcullis::events::SecurityEvent;
 
 use super::{AdminError, user};
 use crate::accounts::users::{UsersError, validate_password};
+use crate::events;
 use crate::web::AppState;
 
 /// `portcullis users reset-password --user NAME`.
@@ -37,7 +38,7 @@ async fn reset(state: &AppState, name: &str, new_password: &str) -> Result<usize
         .user_sessions()
         .end_all(&user.id.to_string(), None)
         .await?;
-    admin_event(
+    events::administered(
         SecurityEvent::AuthnPasswordChange,
         user.id,
         "password reset from the command line",
@@ -61,7 +62,7 @@ pub(super) async fn disable(state: &AppState, name: &str) -> Result<(), Box<dyn 
         .end_all(&user.id.to_string(), None)
         .await
         .map_err(AdminError::from)?;
-    admin_event(
+    events::administered(
         SecurityEvent::UserUpdated,
         user.id,
         "account disabled from the command line",
@@ -78,23 +79,11 @@ pub(super) async fn enable(state: &AppState, name: &str) -> Result<(), Box<dyn E
         .set_disabled(user.id, false)
         .await
         .map_err(AdminError::from)?;
-    admin_event(
+    events::administered(
         SecurityEvent::UserUpdated,
         user.id,
         "account enabled from the command line",
     );
     println!("enabled {name}");
     Ok(())
-}
-
-/// A security event of an administrator's command on the account `user`; the sessions it
-/// ended are logged by the session layer (`session_expired`, revoked).
-fn admin_event(event: SecurityEvent, user: i64, description: &str) {
-    let id = user.to_string();
-    let fields = Fields {
-        user: Some(&id),
-        what: Some("command line"),
-        ..Fields::default()
-    };
-    events::emit(event, fields, description);
 }

@@ -14,11 +14,11 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use portcullis::Session;
 use portcullis::config::SessionFormat;
-use portcullis::events::{self, Fields, SecurityEvent};
 use portcullis::session::MissingSessionLayer;
 
 use crate::accounts;
 use crate::accounts::users::User;
+use crate::events;
 use crate::web::client_addr::client_addr;
 use crate::web::error::{ApiError, AppError};
 use crate::web::next::encode_query_value;
@@ -70,15 +70,7 @@ pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewe
     {
         return Ok(Viewer::User(user));
     }
-    let user = id.to_string();
-    let fields = Fields {
-        user: Some(&user),
-        reason: Some("revoked"),
-        ..Fields::default()
-    };
-    let description = "session no longer valid for its user (password changed, account \
-                       disabled or gone, or every session ended); logging it out";
-    events::emit(SecurityEvent::SessionExpired, fields, description);
+    events::session_revoked(id);
     session.destroy().await?;
     Ok(Viewer::Anonymous { ended: true })
 }

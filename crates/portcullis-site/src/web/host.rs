@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use portcullis::csrf::{Https, PublicOrigin};
-use portcullis::events::{self, Fields, SecurityEvent};
 
 use crate::config::{SiteConfig, is_host_name};
+use crate::events;
 use crate::web::client_addr::{forwarded_https, peer};
 use crate::web::page;
 use crate::web::state::AppState;
@@ -42,14 +42,7 @@ pub(crate) async fn front_door(
             .map(str::to_owned)
     });
     if let Err(reason) = check_host(host.as_deref(), site) {
-        let fields = Fields {
-            what: Some("Host"),
-            reason: Some("not in ALLOWED_HOSTS"),
-            host: Some(host.as_deref().unwrap_or("")),
-            ..Fields::default()
-        };
-        let description = "refused a Host outside ALLOWED_HOSTS";
-        events::emit(SecurityEvent::InputValidationFail, fields, description);
+        events::host_refused(host.as_deref());
         return page::plain_error(&state, StatusCode::BAD_REQUEST, &reason);
     }
     let https = match &site.public_origin {

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::value::Serde;
 use minijinja::{Value as Template, context};
 use portcullis::Session;
-use portcullis::events::{self, Fields, SecurityEvent};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -17,6 +16,7 @@ use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
 use crate::accounts::users::{User, UsersError, validate_password};
+use crate::events;
 use crate::session_data::flash;
 use crate::session_data::prefs::{DENSITIES, Prefs, THEMES};
 use crate::web::error::AppError;
@@ -153,19 +153,20 @@ pub(crate) async fn password(
         render(&state, &page, &session, &user, status, Some(error)).await
     };
     let device = state.device_cookies().known(&headers, &user);
-    let guard =
-        match LoginGuard::for_client(state.limiter(), device.as_ref(), &user.name, client).await {
-            Ok(guard) => guard,
-            Err(too_many) => {
-                password_event(SecurityEvent::AuthnLoginLock, &user, client, "maxretries");
-                let message = format!(
-                    "Too many failed attempts. Please wait {} seconds and try again.",
-                    too_many.seconds()
-                );
-                let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
-                return Ok(too_many.with_retry_after(page));
-            }
-        };
+    let guard = match LoginGuard::for_client(state.limiter(), device.as_ref(), &user.name, client)
+        .await
+    {
+        Ok(guard) => guard,
+        Err(too_many) => {
+            events::password_form_locked(&user, client, state.site_config().login_rate_limit.max);
+            let message = format!(
+                "Too many failed attempts. Please wait {} seconds and try again.",
+                too_many.seconds()
+            );
+            let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+            return Ok(too_many.with_retry_after(page));
+        }
+    };
     let stored = Some(user.password_hash.clone());
     let current_ok = match state
         .password_hashing()
@@ -176,20 +177,14 @@ pub(crate) async fn password(
         Err(HashError::Busy) => {
             // The password was never checked: this was no guess.
             guard.forgive().await;
-            super::login::hashing_queue_full(client);
+            events::hashing_queue_full(client);
             return page.busy(&state, Some(&user)).await;
         }
         Err(error) => return Err(error.into()),
     };
     if !current_ok {
         // The attempt was counted before the check; a failure simply keeps it.
-        let reason = "current password not matched";
-        password_event(
-            SecurityEvent::AuthnPasswordChangeFail,
-            &user,
-            client,
-            reason,
-        );
+        events::password_change_failed(&user, client);
         let message = "Password not changed: the current password is wrong.".to_owned();
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, message).await;
     }
@@ -214,7 +209,7 @@ pub(crate) async fn password(
     {
         Ok(hash) => hash,
         Err(HashError::Busy) => {
-            super::login::hashing_queue_full(client);
+            events::hashing_queue_full(client);
             return page.busy(&state, Some(&user)).await;
         }
         Err(error) => return Err(error.into()),
@@ -227,18 +222,7 @@ pub(crate) async fn password(
         &format!("Password changed. Your other sessions have been logged out ({ended})."),
     )
     .await?;
-    let id = user.id.to_string();
-    let fields = Fields {
-        user: Some(&id),
-        client: Some(client),
-        count: Some(ended as u64),
-        ..Fields::default()
-    };
-    events::emit(
-        SecurityEvent::AuthnPasswordChange,
-        fields,
-        "password changed",
-    );
+    events::password_changed(&user, client, ended);
     // The new hash cancelled every device cookie of the user (they are bound to it), this
     // browser's too: it proved the current password, so it is known again, under the new one.
     let changed = User {
@@ -250,17 +234,4 @@ pub(crate) async fn password(
         .extensions_mut()
         .insert(SetDeviceCookie(state.device_cookies().issue(&changed)));
     Ok(response)
-}
-
-/// A password-form event of `user`'s: a lock after too many wrong current passwords, a wrong one.
-fn password_event(event: SecurityEvent, user: &User, client: std::net::IpAddr, reason: &str) {
-    let id = user.id.to_string();
-    let fields = Fields {
-        user: Some(&id),
-        client: Some(client),
-        reason: Some(reason),
-        what: Some("password change"),
-        ..Fields::default()
-    };
-    events::emit(event, fields, "password change refused");
 }

@@ -10,13 +10,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use portcullis::Session;
-use portcullis::events::{self, Fields, SecurityEvent};
 use serde::Deserialize;
 
 use crate::accounts;
 use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
+use crate::events;
 use crate::session_data::device::Device;
 use crate::session_data::flash;
 use crate::web::error::AppError;
@@ -93,15 +93,7 @@ pub(crate) async fn submit(
             Ok(guard) => guard,
             Err(too_many) => {
                 let name = logged_name(&state, &form.name, user.is_some());
-                let fields = Fields {
-                    user_name: Some(&name),
-                    client: Some(client),
-                    reason: Some("maxretries"),
-                    max: Some(u64::from(state.site_config().login_rate_limit.max)),
-                    ..Fields::default()
-                };
-                let description = "log-in refused: too many failures";
-                events::emit(SecurityEvent::AuthnLoginLock, fields, description);
+                events::login_locked(&name, client, state.site_config().login_rate_limit.max);
                 let message = format!(
                     "Too many failed log-ins. Please wait {} seconds and try again.",
                     too_many.seconds()
@@ -122,7 +114,7 @@ pub(crate) async fn submit(
         Err(HashError::Busy) => {
             // The password was never checked: this was no guess.
             guard.forgive().await;
-            hashing_queue_full(client);
+            events::hashing_queue_full(client);
             return page.busy(&state, None).await;
         }
         Err(error) => return Err(error.into()),
@@ -130,26 +122,20 @@ pub(crate) async fn submit(
     let Some(user) = user.filter(|_| verified) else {
         // The attempt was counted before the check; a failure simply keeps it.
         let name = logged_name(&state, &form.name, exists);
-        let fields = Fields {
-            user_name: Some(&name),
-            client: Some(client),
-            reason: Some("invalid credentials"),
-            ..Fields::default()
-        };
-        events::emit(SecurityEvent::AuthnLoginFail, fields, "log-in failed");
+        events::login_failed(&name, client);
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     };
     if !user.enabled() {
         // The same answer as a wrong password, after the same Argon2 work: a disabled account
         // is not told apart, so a guessed password learns nothing (OWASP's authentication
         // cheat sheet: one generic message). The attempt stays counted.
-        login_failed(&user, client, "account disabled");
+        events::login_refused(&user, client, "account disabled");
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     }
 
     guard.logged_in().await;
     if let Some(max) = at_session_limit(&state, &session, &user).await? {
-        login_failed(&user, client, "session limit");
+        events::login_refused(&user, client, "session limit");
         let message = format!(
             "You are logged in on {max} devices, the most allowed. Log out on one of them \
              (Account, then Sessions) and try again."
@@ -169,43 +155,13 @@ pub(crate) async fn submit(
         &format!("Welcome back, {}!", user.display_name),
     )
     .await?;
-    let id = user.id.to_string();
-    let fields = Fields {
-        user: Some(&id),
-        client: Some(client),
-        ..Fields::default()
-    };
-    events::emit(SecurityEvent::AuthnLoginSuccess, fields, "logged in");
+    events::login_succeeded(&user, client);
     let mut response = redirect_after_login(&next).into_response();
     let device_cookie = state.device_cookies().issue(&user);
     response
         .extensions_mut()
         .insert(SetDeviceCookie(device_cookie));
     Ok(response)
-}
-
-/// `authn_login_fail` for an existing account refused after its password was right.
-fn login_failed(user: &crate::accounts::users::User, client: std::net::IpAddr, reason: &str) {
-    let id = user.id.to_string();
-    let fields = Fields {
-        user: Some(&id),
-        client: Some(client),
-        reason: Some(reason),
-        ..Fields::default()
-    };
-    events::emit(SecurityEvent::AuthnLoginFail, fields, "log-in refused");
-}
-
-/// `excess_rate_limit_exceeded` for a password check refused because the hashing queue is
-/// full (`PASSWORD_HASH_QUEUE`).
-pub(crate) fn hashing_queue_full(client: std::net::IpAddr) {
-    let fields = Fields {
-        client: Some(client),
-        what: Some("PASSWORD_HASH_QUEUE"),
-        ..Fields::default()
-    };
-    let description = "password check refused: the hashing queue is full";
-    events::emit(SecurityEvent::ExcessRateLimitExceeded, fields, description);
 }
 
 /// A typed user name as log lines show it: quoted when it names an account, else `hash:` and a
@@ -253,13 +209,7 @@ pub(crate) async fn logout(
 ) -> Result<Response, AppError> {
     let user = session.user_id().await?;
     session.destroy().await?;
-    let fields = Fields {
-        user: user.as_deref(),
-        client: Some(client),
-        reason: Some("logout"),
-        ..Fields::default()
-    };
-    events::emit(SecurityEvent::SessionExpired, fields, "logged out");
+    events::logged_out(user.as_deref(), client);
     let mut response = Redirect::to("/login?logged_out=1").into_response();
     response.headers_mut().insert(
         header::HeaderName::from_static("clear-site-data"),

@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use portcullis::Session;
-use portcullis::events::{self, Fields, SecurityEvent};
 use serde::Deserialize;
 
 use crate::accounts::password::HashError;
@@ -18,6 +17,7 @@ use crate::accounts::rate_limit::{Decision, TooManyAttempts, address_key};
 use crate::accounts::users::{
     User, UsersError, validate_display_name, validate_name, validate_password,
 };
+use crate::events;
 use crate::session_data::flash;
 use crate::web::error::AppError;
 use crate::web::extract::{ClientAddr, Viewer};
@@ -73,8 +73,8 @@ pub(crate) async fn submit(
     // which names are taken.
     let per_client = state.register_limits().per_client.as_ref();
     if let Decision::Limited { retry_after } = per_client.attempt(&address_key(client)).await {
-        let max = u64::from(state.site_config().register_rate_limit.max);
-        registration_limited(client, "REGISTER_RATE_LIMIT", max);
+        let max = state.site_config().register_rate_limit.max;
+        events::registration_limited(client, "REGISTER_RATE_LIMIT", max);
         let wait = TooManyAttempts::after(retry_after);
         let message = format!(
             "Too many registrations from your network. Please wait {} seconds and try again.",
@@ -96,27 +96,21 @@ pub(crate) async fn submit(
     let created = match created {
         Ok(created) => created,
         Err(AppError::Hash(HashError::Busy)) => {
-            super::login::hashing_queue_full(client);
+            events::hashing_queue_full(client);
             return page.busy(&state, viewer.user()).await;
         }
         Err(error) => return Err(error),
     };
     let (status, message) = match created {
         Created::User(user) => {
-            let id = user.id.to_string();
-            let fields = Fields {
-                user: Some(&id),
-                client: Some(client),
-                ..Fields::default()
-            };
-            events::emit(SecurityEvent::UserCreated, fields, "account created");
+            events::account_created(&user, client);
             let text = format!("Account {} created. Please log in.", user.name);
             flash::push(&session, "message", &text).await?;
             return Ok(Redirect::to("/login").into_response());
         }
         Created::TooMany(wait) => {
-            let max = u64::from(state.site_config().register_total_rate_limit.max);
-            registration_limited(client, "REGISTER_TOTAL_RATE_LIMIT", max);
+            let max = state.site_config().register_total_rate_limit.max;
+            events::registration_limited(client, "REGISTER_TOTAL_RATE_LIMIT", max);
             let message = format!(
                 "Too many accounts are being created right now. Please try again in {} seconds.",
                 wait.seconds()
@@ -190,16 +184,4 @@ fn upper_first(text: &str) -> String {
     chars.next().map_or_else(String::new, |first| {
         first.to_uppercase().chain(chars).collect()
     })
-}
-
-/// `excess_rate_limit_exceeded` for a registration refused by `limit`.
-fn registration_limited(client: std::net::IpAddr, limit: &str, max: u64) {
-    let fields = Fields {
-        client: Some(client),
-        what: Some(limit),
-        max: Some(max),
-        ..Fields::default()
-    };
-    let description = "registration refused: too many";
-    events::emit(SecurityEvent::ExcessRateLimitExceeded, fields, description);
 }
