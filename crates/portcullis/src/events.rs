@@ -228,6 +228,114 @@ pub fn emit(event: SecurityEvent, fields: Fields<'_>, description: &str) {
     }
 }
 
+// The library's own events, one function each, so that each place where one happens says so
+// in one line. Sessions are named by `session`, the keyed hash of their store key.
+
+/// `session_created`, or `session_renewed` for a new id of the same user's session.
+pub(crate) fn session_written(renewed: bool, session: &str, user_hash: Option<&str>) {
+    let fields = Fields {
+        session: Some(session),
+        user_hash,
+        ..Fields::default()
+    };
+    if renewed {
+        emit(
+            SecurityEvent::SessionRenewed,
+            fields,
+            "session renewed under a new id",
+        );
+    } else {
+        emit(SecurityEvent::SessionCreated, fields, "session created");
+    }
+}
+
+/// `session_expired`: `count` sessions of the user ended, for `reason` (`revoked`, `evicted`
+/// at `max`).
+pub(crate) fn sessions_ended(user_hash: &str, reason: &str, count: usize, max: Option<usize>) {
+    let fields = Fields {
+        user_hash: Some(user_hash),
+        reason: Some(reason),
+        count: Some(count as u64),
+        max: max.map(|max| max as u64),
+        ..Fields::default()
+    };
+    emit(
+        SecurityEvent::SessionExpired,
+        fields,
+        "ended sessions of a user",
+    );
+}
+
+/// `session_expired` (absolute): a loaded session is past its absolute lifetime.
+pub(crate) fn session_past_absolute(session: &str) {
+    let fields = Fields {
+        session: Some(session),
+        reason: Some("absolute"),
+        ..Fields::default()
+    };
+    let description = "session past its absolute lifetime; ending it and issuing a new id";
+    emit(SecurityEvent::SessionExpired, fields, description);
+}
+
+/// `session_use_after_expire`: a cookie named a session that has expired or was ended.
+pub(crate) fn session_gone(session: &str) {
+    let fields = Fields {
+        session: Some(session),
+        reason: Some("expired or ended"),
+        ..Fields::default()
+    };
+    let description = "session cookie names no live session (expired or ended); issuing a new id";
+    emit(SecurityEvent::SessionUseAfterExpire, fields, description);
+}
+
+/// `crypt_decrypt_fail`: `what` (a session record of `bytes`, the routing key) did not open,
+/// for `reason`; `session` when known.
+pub(crate) fn unopened(what: &str, session: Option<&str>, bytes: usize, reason: &str) {
+    let fields = Fields {
+        session,
+        what: Some(what),
+        reason: Some(reason),
+        count: (bytes > 0).then_some(bytes as u64),
+        ..Fields::default()
+    };
+    emit(
+        SecurityEvent::CryptDecryptFail,
+        fields,
+        "a session record did not open",
+    );
+}
+
+/// `input_validation_fail`: the session cookie failed verification `failures` times in one
+/// request; `cookie_hash` is the keyed hash of the first value.
+pub(crate) fn cookie_unverified(cookie_hash: &str, failures: usize) {
+    let fields = Fields {
+        cookie_hash: Some(cookie_hash),
+        what: Some("session cookie"),
+        reason: Some("malformed, or not signed by a key of the ring"),
+        count: Some(failures as u64),
+        ..Fields::default()
+    };
+    let description = "session cookie failed verification; starting an anonymous session";
+    emit(SecurityEvent::InputValidationFail, fields, description);
+}
+
+/// `input_validation_fail`: a CSRF refusal, for `reason`, by `check` (the token, or the
+/// origin check that failed).
+pub(crate) fn csrf_refused(reason: &str, check: &str, method: &str, path: &str) {
+    let fields = Fields {
+        what: Some(check),
+        reason: Some(reason),
+        method: Some(method),
+        path: Some(path),
+        ..Fields::default()
+    };
+    emit(
+        SecurityEvent::InputValidationFail,
+        fields,
+        "CSRF protection refused a request",
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

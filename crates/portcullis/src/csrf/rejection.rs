@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use tower_http::csrf::ProtectionError;
 
 use crate::SessionError;
-use crate::events::{self, Fields, SecurityEvent};
+use crate::events;
 use crate::response::{Answer, error_page};
 use crate::session::MissingSessionLayer;
 
@@ -146,20 +146,8 @@ pub(super) fn log_refusal(
     if matches!(error, CsrfError::Session(_)) {
         return;
     }
-    let reason = error.to_string();
-    let check = origin_check.map(ToString::to_string);
-    let fields = Fields {
-        what: Some(check.as_deref().unwrap_or("csrf token")),
-        reason: Some(&reason),
-        method: Some(method.as_str()),
-        path: Some(path),
-        ..Fields::default()
-    };
-    events::emit(
-        SecurityEvent::InputValidationFail,
-        fields,
-        "CSRF protection refused a request",
-    );
+    let check = origin_check.map_or_else(|| "csrf token".to_owned(), ToString::to_string);
+    events::csrf_refused(&error.to_string(), &check, method.as_str(), path);
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use http::header::{COOKIE, HeaderMap};
 
 use super::Settings;
 use super::id::{ENCODED_32_BYTES_LEN, Id, MAX_COOKIE_ID_LEN};
-use crate::events::{self, Fields, SecurityEvent};
+use crate::events;
 use crate::keys::{KeyRing, KeyUse};
 
 /// Longest cookie value worth looking at: an id (a tagged one, its tag sealed, is the longest), a dot and a
@@ -64,15 +64,7 @@ pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> 
     match first_failure {
         None => PresentedCookie::Absent,
         Some(cookie_hash) => {
-            let fields = Fields {
-                cookie_hash: Some(&cookie_hash),
-                what: Some("session cookie"),
-                reason: Some("malformed, or not signed by a key of the ring"),
-                count: Some(failures as u64),
-                ..Fields::default()
-            };
-            let description = "session cookie failed verification; starting an anonymous session";
-            events::emit(SecurityEvent::InputValidationFail, fields, description);
+            events::cookie_unverified(&cookie_hash, failures);
             PresentedCookie::Invalid
         }
     }

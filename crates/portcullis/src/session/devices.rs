@@ -23,7 +23,7 @@ use super::id::{ENCODED_DIGEST_LEN, Tag, slot};
 use super::record::Data;
 use super::routing;
 use super::{LayerShared, Session, SessionError};
-use crate::events::{self, Fields, SecurityEvent};
+use crate::events;
 use crate::store::{StoreError, UserIndex};
 
 /// Names one session of a user in lists and in "end" requests: its member in the user's index
@@ -277,17 +277,7 @@ impl UserSessions {
     fn log_ended(&self, user: &str, count: usize) {
         if count > 0 {
             let user_hash = self.shared.keys.log_hash(user.as_bytes());
-            let fields = Fields {
-                user_hash: Some(&user_hash),
-                reason: Some("revoked"),
-                count: Some(count as u64),
-                ..Fields::default()
-            };
-            events::emit(
-                SecurityEvent::SessionExpired,
-                fields,
-                "ended sessions of a user",
-            );
+            events::sessions_ended(&user_hash, "revoked", count, None);
         }
     }
 }

@@ -13,7 +13,7 @@ use super::id::Id;
 use super::record::Envelope;
 use super::routing;
 use super::{LayerShared, SessionError};
-use crate::events::{self, Fields, SecurityEvent};
+use crate::events;
 use crate::keys::KeyUse;
 use crate::store::{CasToken, StoreKey};
 
@@ -183,48 +183,19 @@ impl Session {
             }
             // Treated as absent but left in place, since another process may still read it;
             // its idle expiry ends it.
-            Loaded::Unreadable(bytes) => events::emit(
-                SecurityEvent::CryptDecryptFail,
-                Fields {
-                    session: Some(&session()),
-                    reason: Some("failed authentication"),
-                    count: Some(bytes as u64),
-                    ..Fields::default()
-                },
-                "session record failed authentication; starting a new session",
-            ),
-            Loaded::Oversize(bytes) => events::emit(
-                SecurityEvent::CryptDecryptFail,
-                Fields {
-                    session: Some(&session()),
-                    reason: Some("larger than SESSION_MAX_BYTES"),
-                    count: Some(bytes as u64),
-                    ..Fields::default()
-                },
-                "session record is larger than any this layer writes (SESSION_MAX_BYTES); not \
-                 decoded; starting a new session",
-            ),
+            Loaded::Unreadable(bytes) => {
+                events::unopened("record", Some(&session()), bytes, "failed authentication");
+            }
+            // Larger than any this layer writes: not decoded.
+            Loaded::Oversize(bytes) => {
+                let reason = "larger than SESSION_MAX_BYTES";
+                events::unopened("record", Some(&session()), bytes, reason);
+            }
             Loaded::PastAbsolute => {
-                events::emit(
-                    SecurityEvent::SessionExpired,
-                    Fields {
-                        session: Some(&session()),
-                        reason: Some("absolute"),
-                        ..Fields::default()
-                    },
-                    "session past its absolute lifetime; ending it and issuing a new id",
-                );
+                events::session_past_absolute(&session());
                 state.to_delete.push(opened.id);
             }
-            Loaded::Missing => events::emit(
-                SecurityEvent::SessionUseAfterExpire,
-                Fields {
-                    session: Some(&session()),
-                    reason: Some("expired or ended"),
-                    ..Fields::default()
-                },
-                "session cookie names no live session (expired or ended); issuing a new id",
-            ),
+            Loaded::Missing => events::session_gone(&session()),
         }
         state.ended_previous = true;
         self.fresh(now)

@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime};
 
 use super::LayerShared;
 use super::id::Tag;
-use crate::events::{self, Fields, SecurityEvent};
+use crate::events;
 use crate::keys::{KeyUse, RoutingKey};
 use crate::store::{CasToken, SaveOutcome, StoreError, StoreKey, WriteOutcome};
 
@@ -131,14 +131,13 @@ async fn kept_key(shared: &LayerShared) -> Result<Option<RoutingKey>, StoreError
             continue;
         };
         let Some((plain, used)) = shared.keys.open(record.as_str().as_bytes(), &sealed) else {
-            let fields = Fields {
-                what: Some("session routing key"),
-                reason: Some("sealed under a key this process does not have"),
-                ..Fields::default()
-            };
-            let description = "the kept session routing key is sealed under a key this process \
-                               does not have; looking under the tags of its own keys only";
-            events::emit(SecurityEvent::CryptDecryptFail, fields, description);
+            // Looking under the tags of this process's own keys only.
+            events::unopened(
+                "routing key",
+                None,
+                0,
+                "sealed under a key this process lacks",
+            );
             return Ok(None);
         };
         let Ok(key) = RoutingKey::try_from(plain.as_slice()) else {

@@ -9,7 +9,7 @@ use super::backoff::back_off;
 use super::{
     MAX_SAVE_ATTEMPTS, Onto, WriteError, collision, delete, replay_onto, save::save, seal,
 };
-use crate::events::{self, Fields, SecurityEvent};
+use crate::events;
 use crate::session::handle::WorkingCopy;
 use crate::session::id::{Id, Tag, slot};
 use crate::session::secret::CsrfSecret;
@@ -152,15 +152,9 @@ async fn create_indexed(
 fn log_evicted(shared: &LayerShared, user: &str, evicted: usize) {
     if evicted > 0 {
         let user_hash = shared.keys.log_hash(user.as_bytes());
-        let fields = Fields {
-            user_hash: Some(&user_hash),
-            reason: Some("evicted"),
-            count: Some(evicted as u64),
-            max: shared.settings.limit.max.map(|max| max.get() as u64),
-            ..Fields::default()
-        };
-        let description = "a log-in ended the user's oldest sessions (SESSION_MAX_PER_USER)";
-        events::emit(SecurityEvent::SessionExpired, fields, description);
+        // A log-in ended the user's oldest sessions (SESSION_MAX_PER_USER).
+        let max = shared.settings.limit.max.map(NonZeroUsize::get);
+        events::sessions_ended(&user_hash, "evicted", evicted, max);
     }
 }
 

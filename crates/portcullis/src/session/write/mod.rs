@@ -32,7 +32,7 @@ use super::LayerShared;
 use super::handle::{RequestSession, WorkingCopy};
 use super::id::{Id, slot};
 use super::secret;
-use crate::events::{self, Fields, SecurityEvent};
+use crate::events;
 use crate::store::{StoreError, StoreKey};
 
 /// Saves tried before answering 503. Every failed try means another request's save succeeded
@@ -116,20 +116,7 @@ fn log_created(shared: &LayerShared, current: &WorkingCopy, renewed: bool) {
     let session = shared.keys.log_hash(key.as_str().as_bytes());
     let user = current.envelope.user_id.as_ref();
     let user_hash = user.map(|user| shared.keys.log_hash(user.as_bytes()));
-    let fields = Fields {
-        session: Some(&session),
-        user_hash: user_hash.as_deref(),
-        ..Fields::default()
-    };
-    if renewed {
-        events::emit(
-            SecurityEvent::SessionRenewed,
-            fields,
-            "session renewed under a new id",
-        );
-    } else {
-        events::emit(SecurityEvent::SessionCreated, fields, "session created");
-    }
+    events::session_written(renewed, &session, user_hash.as_deref());
 }
 
 /// Only the deletes of [`write`]: for a failed handler, whose changes are dropped but whose
@@ -248,13 +235,13 @@ async fn delete(shared: &LayerShared, id: &Id) -> Result<(), WriteError> {
 /// it does not know yet: a rolling upgrade or key rotation). Nothing is written over it, and
 /// the client keeps its cookie: 503, as for an outage, until this process can read it.
 fn unreadable() -> WriteError {
-    let fields = Fields {
-        reason: Some("written concurrently under another key or format"),
-        ..Fields::default()
-    };
-    let description =
-        "a concurrent write left a session record this process cannot read; not overwriting it";
-    events::emit(SecurityEvent::CryptDecryptFail, fields, description);
+    // Not overwritten: 503 until this process can read it.
+    events::unopened(
+        "record",
+        None,
+        0,
+        "written concurrently under another key or format",
+    );
     WriteError::Unavailable(None)
 }
 
