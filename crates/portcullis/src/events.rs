@@ -195,7 +195,16 @@ pub struct Fields<'a> {
     pub max: Option<u64>,
 }
 
-/// Writes `event` as one `tracing` event on [`TARGET`], with `description` as its message.
+/// Writes `event` as one `tracing` event on [`TARGET`], with `description` as its message,
+/// `event` and `owasp_level`, and each field of `fields` that is set.
+///
+/// ```
+/// use portcullis::events::{Fields, SecurityEvent, emit};
+///
+/// let fields = Fields { user: Some("42"), reason: Some("logout"), ..Fields::default() };
+/// emit(SecurityEvent::SessionExpired, fields, "logged out");
+/// assert_eq!(SecurityEvent::SessionExpired.name(), "session_expired");
+/// ```
 pub fn emit(event: SecurityEvent, fields: Fields<'_>, description: &str) {
     macro_rules! at {
         ($level:expr) => {
@@ -354,6 +363,52 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), SecurityEvent::ALL.len());
+    }
+
+    /// What a JSON subscriber writes, captured.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_event_is_one_json_line_with_its_name_level_and_only_the_fields_set() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let fields = Fields {
+                session: Some("abcdefghijklmnop"),
+                client: Some(IpAddr::from([127, 0, 0, 1])),
+                ..Fields::default()
+            };
+            emit(SecurityEvent::SessionUseAfterExpire, fields, "expired");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(line["target"], TARGET);
+        assert_eq!(line["event"], "session_use_after_expire");
+        assert_eq!(line["owasp_level"], "CRITICAL");
+        assert_eq!(line["level"], "ERROR", "CRITICAL is tracing's ERROR");
+        assert_eq!(line["session"], "abcdefghijklmnop");
+        assert_eq!(line["client"], "127.0.0.1");
+        assert_eq!(line["message"], "expired");
+        for unset in ["user", "user_name", "reason", "count", "max", "path"] {
+            assert!(line.get(unset).is_none(), "{unset} is not set: {line}");
+        }
     }
 
     #[test]
