@@ -130,7 +130,7 @@ async fn readyz_fails_while_redis_is_frozen_and_livez_still_answers() {
 #[tokio::test]
 async fn readyz_answers_503_from_the_start_of_a_graceful_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [("SECRET_KEY", SECRET), ("SHUTDOWN_DRAIN_TIME", "3s")];
+    let env = [("SECRET_KEY", SECRET), ("SHUTDOWN_DRAIN_TIME", "5s")];
     let mut site = Site::start(dir.path(), &env);
     until(&site, "/readyz", 200).await;
     let held = held_request(&site);
