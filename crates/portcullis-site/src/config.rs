@@ -172,6 +172,23 @@ portcullis::settings! {
             show: show::display;
             accepts: "a boolean";
         }
+        /// the log's form on standard error: `text` for people, `json` for a log pipeline (one
+        /// JSON object per line, security events included: docs/EVENTS.md)
+        "LOG_FORMAT" => log_format: LogFormat {
+            default: LogFormat::Text;
+            parse: log_format;
+            show: show::display;
+            accepts: "`text` or `json`";
+        }
+        /// after SIGTERM, how long the site still accepts requests while `/readyz` answers
+        /// 503, so that a load balancer (Kubernetes) stops sending before the listener closes;
+        /// then requests in flight finish
+        "SHUTDOWN_DRAIN_TIME" => shutdown_drain_time: Duration {
+            default: Duration::ZERO;
+            parse: parse::duration;
+            show: show::duration;
+            accepts: "seconds or `5s`, `1m`";
+        }
     }
 }
 
@@ -186,6 +203,33 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Each request may buffer a form of up to `MAX_CONTENT_LENGTH` (1 MiB): 256 bound that memory.
 const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 256;
+
+/// The form of the log (`LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// tracing-subscriber's text lines, for people.
+    Text,
+    /// tracing-subscriber's JSON, one object per line, for log pipelines.
+    Json,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
+}
+
+/// `text` or `json`, in any case.
+fn log_format(raw: &str) -> parse::Parsed<LogFormat> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("text or json".to_owned()),
+    }
+}
 
 /// A whole number of at least 1.
 fn positive_count(raw: &str) -> parse::Parsed<usize> {
@@ -566,6 +610,8 @@ mod tests {
         };
         assert_eq!(value("LOGIN_RATE_LIMIT"), "10/3m");
         assert_eq!(value("TRUSTED_PROXIES"), "");
+        assert_eq!(value("LOG_FORMAT"), "text");
+        assert_eq!(site.shutdown_drain_time, Duration::ZERO);
 
         let (_, site) = load_pairs(&[
             ("DATABASE_URL", "sqlite:///var/lib/app/users.db"),
@@ -624,6 +670,8 @@ mod tests {
             ("ALLOWED_HOSTS", "localhost:8000"),
             ("ALLOWED_HOSTS", "https://app.example.com"),
             ("ALLOWED_HOSTS", "a b"),
+            ("LOG_FORMAT", "xml"),
+            ("SHUTDOWN_DRAIN_TIME", "soon"),
         ] {
             let text = error(&[(name, value)]).to_string();
             assert!(text.contains(name), "{name}={value}: {text}");

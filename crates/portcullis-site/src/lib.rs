@@ -45,6 +45,7 @@
 //!   sessions page and `portcullis sessions list` show);
 //! - `cli/`: the `portcullis` commands: `mod.rs` (clap's types and the dispatch), `serve.rs`,
 //!   `show_config.rs`, `sessions.rs`, `users.rs`; `main.rs` only calls [`cli::Cli::run`];
+//! - `events.rs`: the site's security events (OWASP's names), one function each;
 //! - `config.rs`: the site's own settings ([`config::SiteConfig`]), declared as the library
 //!   declares its own;
 //! - `stores.rs`: opens the configured session store, once per process.
@@ -60,6 +61,7 @@
 pub mod accounts;
 pub mod cli;
 pub mod config;
+mod events;
 mod session_data;
 mod stores;
 mod web;

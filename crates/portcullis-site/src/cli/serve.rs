@@ -1,6 +1,8 @@
 //! `portcullis serve`: log the configuration's warnings, bind, serve, and shut down gracefully
-//! on SIGTERM or Ctrl-C (requests in flight finish, and their session writes land, before the
-//! process exits).
+//! on SIGTERM or Ctrl-C: `/readyz` answers 503 at once, the listener stays open for
+//! `SHUTDOWN_DRAIN_TIME` (so a load balancer stops sending first), then requests in flight
+//! finish, and their session writes land, before the process exits. `sys_startup` and
+//! `sys_shutdown` are logged as security events.
 //!
 //! The accept loop is hyper-util's, not `axum::serve`, because that gives hyper no timer: with
 //! one, hyper closes a connection whose headers take longer than `HEADER_READ_TIMEOUT` (a
@@ -21,6 +23,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::config::SiteConfig;
+use crate::events;
 use crate::stores::Stores;
 use crate::web::{AppState, app};
 
@@ -49,7 +52,8 @@ pub(crate) async fn run(
         store = ?config.session_type,
         "listening on http://{address}"
     );
-    serve(listener, router, state.site_config().header_read_timeout).await;
+    events::started(&config.profile.to_string());
+    serve(listener, router, &state).await;
     tracing::info!("shut down cleanly");
     Ok(())
 }
@@ -58,15 +62,22 @@ pub(crate) async fn run(
 /// second), so that running out of file descriptors costs neither a core nor the log.
 const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Accepts connections until the shutdown signal, then lets every open one finish its request
-/// in flight (each connection is told to close after it).
-async fn serve(listener: TcpListener, router: Router, header_read_timeout: Duration) {
+/// Accepts connections until the shutdown signal and `SHUTDOWN_DRAIN_TIME` after it (with
+/// `/readyz` answering 503 from the signal on), then lets every open one finish its request in
+/// flight (each connection is told to close after it).
+async fn serve(listener: TcpListener, router: Router, state: &AppState) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    let shutdown = shutdown_signal();
+        .header_read_timeout(state.site_config().header_read_timeout);
+    let drain = state.site_config().shutdown_drain_time;
+    let shutdown = async {
+        shutdown_signal().await;
+        state.begin_shutdown();
+        events::shutdown_requested();
+        tokio::time::sleep(drain).await;
+    };
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -127,5 +138,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutdown requested: finishing requests in flight");
 }

@@ -9,6 +9,7 @@ use portcullis::config::{Config, StoreKind};
 use portcullis::session::DeviceId;
 
 use super::{AdminError, EndArgs, user};
+use crate::events;
 use crate::session_data::device::DeviceRow;
 use crate::stores::Stores;
 use crate::web::AppState;
@@ -62,7 +63,7 @@ async fn end_everyone(state: &AppState) -> Result<(), Box<dyn Error>> {
         .end_sessions_before(now)
         .await
         .map_err(AdminError::from)?;
-    tracing::info!(target: "portcullis::security", "every session ended from the command line");
+    events::everyone_logged_out();
     println!("ended every session started before {}", spaced_rfc3339(now));
     Ok(())
 }
@@ -85,7 +86,7 @@ async fn end_all(state: &AppState, name: &str, keep: Option<&str>) -> Result<usi
         .user_sessions()
         .end_all(&user.id.to_string(), keep.as_ref())
         .await?;
-    tracing::info!(target: "portcullis::security", user = user.id, ended, "sessions ended from the command line");
+    // The session layer logged `session_expired` (revoked) for them.
     Ok(ended)
 }
 

@@ -5,10 +5,13 @@
 
 use std::error::Error;
 
+use portcullis::events::SecurityEvent;
+
 use super::{AdminError, user};
 use crate::accounts::users::{
     User, UsersError, normalize_name, validate_display_name, validate_name, validate_new_password,
 };
+use crate::events;
 use crate::web::AppState;
 
 /// `portcullis users add --user NAME [--display-name TEXT]`.
@@ -56,7 +59,11 @@ async fn create(
         .create(&name, display_name, &hash)
         .await
         .map_err(refused)?;
-    tracing::info!(target: "portcullis::security", user = user.id, "account created from the command line");
+    events::administered(
+        SecurityEvent::UserCreated,
+        user.id,
+        "account created from the command line",
+    );
     Ok(user)
 }
 
@@ -89,7 +96,11 @@ async fn reset(state: &AppState, name: &str, new_password: &str) -> Result<usize
         .user_sessions()
         .end_all(&user.id.to_string(), None)
         .await?;
-    tracing::info!(target: "portcullis::security", user = user.id, ended, "password reset from the command line");
+    events::administered(
+        SecurityEvent::AuthnPasswordChange,
+        user.id,
+        "password reset from the command line",
+    );
     Ok(ended)
 }
 
@@ -109,7 +120,11 @@ pub(super) async fn disable(state: &AppState, name: &str) -> Result<(), Box<dyn 
         .end_all(&user.id.to_string(), None)
         .await
         .map_err(AdminError::from)?;
-    tracing::info!(target: "portcullis::security", user = user.id, ended, "account disabled from the command line");
+    events::administered(
+        SecurityEvent::UserUpdated,
+        user.id,
+        "account disabled from the command line",
+    );
     println!("disabled {name}; ended {ended} session(s)");
     Ok(())
 }
@@ -122,7 +137,11 @@ pub(super) async fn enable(state: &AppState, name: &str) -> Result<(), Box<dyn E
         .set_disabled(user.id, false)
         .await
         .map_err(AdminError::from)?;
-    tracing::info!(target: "portcullis::security", user = user.id, "account enabled from the command line");
+    events::administered(
+        SecurityEvent::UserUpdated,
+        user.id,
+        "account enabled from the command line",
+    );
     println!("enabled {name}");
     Ok(())
 }

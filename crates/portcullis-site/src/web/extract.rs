@@ -18,6 +18,7 @@ use portcullis::session::MissingSessionLayer;
 
 use crate::accounts;
 use crate::accounts::users::User;
+use crate::events;
 use crate::web::client_addr::client_addr;
 use crate::web::error::{ApiError, AppError};
 use crate::web::next::encode_query_value;
@@ -69,12 +70,7 @@ pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewe
     {
         return Ok(Viewer::User(user));
     }
-    tracing::info!(
-        target: "portcullis::security",
-        user = id,
-        "session no longer valid for its user (password changed, account disabled or gone, \
-         or every session ended); logging it out"
-    );
+    events::session_revoked(id);
     session.destroy().await?;
     Ok(Viewer::Anonymous { ended: true })
 }

@@ -10,6 +10,7 @@ use axum::response::Response;
 use portcullis::csrf::{Https, PublicOrigin};
 
 use crate::config::{SiteConfig, is_host_name};
+use crate::events;
 use crate::web::client_addr::{forwarded_https, peer};
 use crate::web::page;
 use crate::web::state::AppState;
@@ -41,7 +42,7 @@ pub(crate) async fn front_door(
             .map(str::to_owned)
     });
     if let Err(reason) = check_host(host.as_deref(), site) {
-        tracing::warn!(target: "portcullis::security", host = ?host, "refused a Host outside ALLOWED_HOSTS");
+        events::host_refused(host.as_deref());
         return page::plain_error(&state, StatusCode::BAD_REQUEST, &reason);
     }
     let https = match &site.public_origin {

@@ -33,7 +33,15 @@ pub use state::{AppState, StartError};
 /// carries, or the `X-CSRFToken` header with a token from `/api/csrf-token`.
 pub fn app(state: AppState) -> Router {
     let config = state.config();
-    let router = routes::table()
+    let (probes, routes): (Vec<_>, Vec<_>) =
+        routes::table().into_iter().partition(|route| route.probe);
+    let probes = probes
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.router)
+        })
+        .with_state(state.clone());
+    let router = routes
         .into_iter()
         .fold(Router::new(), |router, route| {
             router.route(route.path, route.router)
@@ -59,7 +67,8 @@ pub fn app(state: AppState) -> Router {
         ))
         .with_state(state.clone());
     // Outside everything else (the security headers apart): a shed request costs nothing.
-    middleware::add(limits::add(router, &state))
+    // The probes beside it, under the security headers only.
+    middleware::add(limits::add(router, &state).merge(probes))
 }
 
 /// The site's route table in markdown, as the README shows it (rendered from the declaration).

@@ -42,6 +42,8 @@ struct Inner {
     device_cookies: DeviceCookies,
     /// Whether the warning about `X-Forwarded-For` without `TRUSTED_PROXIES` was logged.
     warned_untrusted_forwarded: AtomicBool,
+    /// A graceful shutdown has begun: `/readyz` answers 503.
+    shutting_down: AtomicBool,
     templates: Templates,
     auth_keys: AuthKeys,
     csrf: CsrfLayer,
@@ -140,6 +142,7 @@ impl AppState {
                 hashing,
                 device_cookies,
                 warned_untrusted_forwarded: AtomicBool::new(false),
+                shutting_down: AtomicBool::new(false),
                 templates: Templates::new(),
                 auth_keys,
                 csrf,
@@ -199,6 +202,21 @@ impl AppState {
             .inner
             .warned_untrusted_forwarded
             .swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks the start of a graceful shutdown: from now on `/readyz` answers 503.
+    pub fn begin_shutdown(&self) {
+        self.inner
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a graceful shutdown has begun.
+    #[must_use]
+    pub fn shutting_down(&self) -> bool {
+        self.inner
+            .shutting_down
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) fn templates(&self) -> &Templates {

@@ -1,14 +1,17 @@
 //! The real `portcullis` binary, as one test binary: the site as a person uses it, serving and
-//! shutting down, the command line, the administrator's commands, the `redis` profile on a real
-//! `redis-server`, interoperability with a real Flask app, and the production shape: two
-//! processes on PostgreSQL and Redis behind a real nginx terminating HTTPS.
+//! shutting down, its security events and probes, the command line, the administrator's
+//! commands, the `redis` profile on a real `redis-server`, interoperability with a real Flask
+//! app, and the production shape: two processes on PostgreSQL and Redis behind a real nginx
+//! terminating HTTPS.
 
 mod admin_cli;
 mod behind_tls_proxy;
 mod cli;
+mod events;
 mod flask_interop;
 mod hosts;
 mod limits;
+mod probes;
 mod redis_profile;
 mod serve;
 mod site;

@@ -54,7 +54,9 @@ impl Site {
                 if let Some((_, rest)) = line.split_once("listening on http://")
                     && let Some(tx) = tx.take()
                 {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    // The address ends at a space (text) or a quote (LOG_FORMAT=json).
+                    let end = rest.find([' ', '"']).unwrap_or(rest.len());
+                    let addr = &rest[..end];
                     let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
                 }
                 sink.lock().unwrap().push_str(&line);

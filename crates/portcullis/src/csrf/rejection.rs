@@ -8,6 +8,7 @@ use http::{Method, StatusCode};
 use tower_http::csrf::ProtectionError;
 
 use crate::SessionError;
+use crate::events;
 use crate::response::{Answer, error_page};
 use crate::session::MissingSessionLayer;
 
@@ -145,23 +146,8 @@ pub(super) fn log_refusal(
     if matches!(error, CsrfError::Session(_)) {
         return;
     }
-    match origin_check {
-        Some(check) => tracing::warn!(
-            target: "portcullis::security",
-            reason = %error,
-            check = %check,
-            %method,
-            path,
-            "CSRF protection refused a request"
-        ),
-        None => tracing::warn!(
-            target: "portcullis::security",
-            reason = %error,
-            %method,
-            path,
-            "CSRF protection refused a request"
-        ),
-    }
+    let check = origin_check.map_or_else(|| "csrf token".to_owned(), ToString::to_string);
+    events::csrf_refused(&error.to_string(), &check, method.as_str(), path);
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use http::header::{COOKIE, HeaderMap};
 
 use super::Settings;
 use super::id::{ENCODED_32_BYTES_LEN, Id, MAX_COOKIE_ID_LEN};
+use crate::events;
 use crate::keys::{KeyRing, KeyUse};
 
 /// Longest cookie value worth looking at: an id (a tagged one, its tag sealed, is the longest), a dot and a
@@ -39,7 +40,8 @@ pub(crate) const MAX_CANDIDATES: usize = 4;
 
 /// Finds the session cookie (exact name) and verifies it. When the browser sends several cookies
 /// of that name (different paths or domains), the first authentic one wins. Failures are logged
-/// once per request, with the keyed hash of the first unauthentic value.
+/// once per request (`input_validation_fail`), with the keyed hash of the first unauthentic
+/// value.
 pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> PresentedCookie {
     let values = headers
         .get_all(COOKIE)
@@ -62,12 +64,7 @@ pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> 
     match first_failure {
         None => PresentedCookie::Absent,
         Some(cookie_hash) => {
-            tracing::warn!(
-                target: "portcullis::security",
-                %cookie_hash,
-                failures,
-                "session cookie failed verification; starting an anonymous session"
-            );
+            events::cookie_unverified(&cookie_hash, failures);
             PresentedCookie::Invalid
         }
     }

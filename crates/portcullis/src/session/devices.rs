@@ -23,6 +23,7 @@ use super::id::{ENCODED_DIGEST_LEN, Tag, slot};
 use super::record::Data;
 use super::routing;
 use super::{LayerShared, Session, SessionError};
+use crate::events;
 use crate::store::{StoreError, UserIndex};
 
 /// Names one session of a user in lists and in "end" requests: its member in the user's index
@@ -275,12 +276,8 @@ impl UserSessions {
 
     fn log_ended(&self, user: &str, count: usize) {
         if count > 0 {
-            tracing::info!(
-                target: "portcullis::security",
-                user = %self.shared.keys.log_hash(user.as_bytes()),
-                ended = count,
-                "ended sessions of a user"
-            );
+            let user_hash = self.shared.keys.log_hash(user.as_bytes());
+            events::sessions_ended(&user_hash, "revoked", count, None);
         }
     }
 }

@@ -126,6 +126,8 @@ pub(crate) struct WorkingCopy {
 pub(crate) struct Regenerated {
     pub(crate) old: Id,
     pub(crate) token: Option<CasToken>,
+    /// Its user id: a new id for the same user is a renewal, not a new session.
+    pub(crate) user: Option<String>,
 }
 
 impl WorkingCopy {
@@ -449,6 +451,7 @@ impl Session {
             current.regenerated = Some(Regenerated {
                 old: current.id.clone(),
                 token: current.token.take(),
+                user: current.envelope.user_id.clone(),
             });
         }
         current.id = Id::random();

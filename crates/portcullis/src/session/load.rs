@@ -13,6 +13,7 @@ use super::id::Id;
 use super::record::Envelope;
 use super::routing;
 use super::{LayerShared, SessionError};
+use crate::events;
 use crate::keys::KeyUse;
 use crate::store::{CasToken, StoreKey};
 
@@ -182,25 +183,19 @@ impl Session {
             }
             // Treated as absent but left in place, since another process may still read it;
             // its idle expiry ends it.
-            Loaded::Unreadable(bytes) => tracing::warn!(
-                target: "portcullis::security",
-                session = %session(),
-                bytes,
-                "session record failed authentication; starting a new session"
-            ),
-            Loaded::Oversize(bytes) => tracing::warn!(
-                target: "portcullis::security",
-                session = %session(),
-                bytes,
-                "session record is larger than any this layer writes (SESSION_MAX_BYTES); not \
-                 decoded; starting a new session"
-            ),
-            Loaded::PastAbsolute => state.to_delete.push(opened.id),
-            Loaded::Missing => tracing::info!(
-                target: "portcullis::security",
-                session = %session(),
-                "session cookie names no live session (expired or ended); issuing a new id"
-            ),
+            Loaded::Unreadable(bytes) => {
+                events::unopened("record", Some(&session()), bytes, "failed authentication");
+            }
+            // Larger than any this layer writes: not decoded.
+            Loaded::Oversize(bytes) => {
+                let reason = "larger than SESSION_MAX_BYTES";
+                events::unopened("record", Some(&session()), bytes, reason);
+            }
+            Loaded::PastAbsolute => {
+                events::session_past_absolute(&session());
+                state.to_delete.push(opened.id);
+            }
+            Loaded::Missing => events::session_gone(&session()),
         }
         state.ended_previous = true;
         self.fresh(now)

@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime};
 
 use super::LayerShared;
 use super::id::Tag;
+use crate::events;
 use crate::keys::{KeyUse, RoutingKey};
 use crate::store::{CasToken, SaveOutcome, StoreError, StoreKey, WriteOutcome};
 
@@ -130,10 +131,12 @@ async fn kept_key(shared: &LayerShared) -> Result<Option<RoutingKey>, StoreError
             continue;
         };
         let Some((plain, used)) = shared.keys.open(record.as_str().as_bytes(), &sealed) else {
-            tracing::warn!(
-                target: "portcullis::security",
-                "the kept session routing key is sealed under a key this process does not \
-                 have; looking under the tags of its own keys only"
+            // Looking under the tags of this process's own keys only.
+            events::unopened(
+                "routing key",
+                None,
+                0,
+                "sealed under a key this process lacks",
             );
             return Ok(None);
         };

@@ -16,6 +16,7 @@ use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
 use crate::accounts::users::{User, UsersError, validate_new_password};
+use crate::events;
 use crate::session_data::flash;
 use crate::web::error::AppError;
 use crate::web::extract::{ClientAddr, SignedIn};
@@ -145,18 +146,20 @@ pub(crate) async fn password(
     let refuse =
         async |status, error: String| render(&state, &page, &user, status, Some(error)).await;
     let device = state.device_cookies().known(&headers, &user);
-    let guard =
-        match LoginGuard::for_client(state.limiter(), device.as_ref(), &user.name, client).await {
-            Ok(guard) => guard,
-            Err(too_many) => {
-                let message = format!(
-                    "Too many failed attempts. Please wait {} seconds and try again.",
-                    too_many.seconds()
-                );
-                let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
-                return Ok(too_many.with_retry_after(page));
-            }
-        };
+    let guard = match LoginGuard::for_client(state.limiter(), device.as_ref(), &user.name, client)
+        .await
+    {
+        Ok(guard) => guard,
+        Err(too_many) => {
+            events::password_form_locked(&user, client, state.site_config().login_rate_limit.max);
+            let message = format!(
+                "Too many failed attempts. Please wait {} seconds and try again.",
+                too_many.seconds()
+            );
+            let page = refuse(StatusCode::TOO_MANY_REQUESTS, message).await?;
+            return Ok(too_many.with_retry_after(page));
+        }
+    };
     let stored = Some(user.password_hash.clone());
     let current_ok = match state
         .password_hashing()
@@ -167,12 +170,14 @@ pub(crate) async fn password(
         Err(HashError::Busy) => {
             // The password was never checked: this was no guess.
             guard.forgive().await;
+            events::hashing_queue_full(client);
             return page.busy(&state, Some(&user)).await;
         }
         Err(error) => return Err(error.into()),
     };
     if !current_ok {
         // The attempt was counted before the check; a failure simply keeps it.
+        events::password_change_failed(&user, client);
         let message = "Password not changed: the current password is wrong.".to_owned();
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, message).await;
     }
@@ -197,7 +202,10 @@ pub(crate) async fn password(
         .await
     {
         Ok(hash) => hash,
-        Err(HashError::Busy) => return page.busy(&state, Some(&user)).await,
+        Err(HashError::Busy) => {
+            events::hashing_queue_full(client);
+            return page.busy(&state, Some(&user)).await;
+        }
         Err(error) => return Err(error.into()),
     };
     state.users().set_password_hash(user.id, &hash).await?;
@@ -208,7 +216,7 @@ pub(crate) async fn password(
         &format!("Password changed. Your other sessions have been logged out ({ended})."),
     )
     .await?;
-    tracing::info!(target: "portcullis::security", user = user.id, ended, "password changed");
+    events::password_changed(&user, client, ended);
     // The new hash cancelled every device cookie of the user (they are bound to it), this
     // browser's too: it proved the current password, so it is known again, under the new one.
     let changed = User {

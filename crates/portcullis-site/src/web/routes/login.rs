@@ -16,6 +16,7 @@ use crate::accounts;
 use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
+use crate::events;
 use crate::session_data::device::Device;
 use crate::session_data::flash;
 use crate::web::error::AppError;
@@ -92,10 +93,7 @@ pub(crate) async fn submit(
             Ok(guard) => guard,
             Err(too_many) => {
                 let name = logged_name(&state, &form.name, user.is_some());
-                tracing::warn!(
-                    target: "portcullis::security",
-                    %name, %client, "log-in refused: too many failures"
-                );
+                events::login_locked(&name, client, state.site_config().login_rate_limit.max);
                 let message = format!(
                     "Too many failed log-ins. Please wait {} seconds and try again.",
                     too_many.seconds()
@@ -116,6 +114,7 @@ pub(crate) async fn submit(
         Err(HashError::Busy) => {
             // The password was never checked: this was no guess.
             guard.forgive().await;
+            events::hashing_queue_full(client);
             return page.busy(&state, None).await;
         }
         Err(error) => return Err(error.into()),
@@ -123,20 +122,20 @@ pub(crate) async fn submit(
     let Some(user) = user.filter(|_| verified) else {
         // The attempt was counted before the check; a failure simply keeps it.
         let name = logged_name(&state, &form.name, exists);
-        tracing::info!(target: "portcullis::security", %name, %client, "log-in failed");
+        events::login_failed(&name, client);
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     };
     if !user.enabled() {
         // The same answer as a wrong password, after the same Argon2 work: a disabled account
         // is not told apart, so a guessed password learns nothing (OWASP's authentication
         // cheat sheet: one generic message). The attempt stays counted.
-        tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: account disabled");
+        events::login_refused(&user, client, "account disabled");
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     }
 
     guard.logged_in().await;
     if let Some(max) = at_session_limit(&state, &session, &user).await? {
-        tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: session limit");
+        events::login_refused(&user, client, "session limit");
         let message = format!(
             "You are logged in on {max} devices, the most allowed. Log out on one of them \
              (Account, then Sessions) and try again."
@@ -156,7 +155,7 @@ pub(crate) async fn submit(
         &format!("Welcome back, {}!", user.display_name),
     )
     .await?;
-    tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
+    events::login_succeeded(&user, client);
     let mut response = redirect_after_login(&next).into_response();
     let device_cookie = state.device_cookies().issue(&user);
     response
@@ -204,8 +203,13 @@ async fn at_session_limit(
 /// Ends the session (the layer deletes the record and expires the cookie) and asks the browser
 /// to drop what it cached of this site. Not its cookies: the device cookie stays, so that this
 /// browser is still known when it logs in again (`device_cookie.rs`).
-pub(crate) async fn logout(session: Session) -> Result<Response, AppError> {
+pub(crate) async fn logout(
+    session: Session,
+    ClientAddr(client): ClientAddr,
+) -> Result<Response, AppError> {
+    let user = session.user_id().await?;
     session.destroy().await?;
+    events::logged_out(user.as_deref(), client);
     let mut response = Redirect::to("/login?logged_out=1").into_response();
     response.headers_mut().insert(
         header::HeaderName::from_static("clear-site-data"),

@@ -106,6 +106,21 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .get(health::healthz),
         Route::new(
+            "/livez",
+            "200 while the process answers (Kubernetes' liveness probe); no session, any host, \
+             never shed",
+        )
+        .get(health::livez)
+        .probe(),
+        Route::new(
+            "/readyz",
+            "200 when the session store and the database answer, 503 otherwise and from the \
+             start of a graceful shutdown (Kubernetes' readiness probe); no session, any host, \
+             never shed",
+        )
+        .get(health::readyz)
+        .probe(),
+        Route::new(
             "/static/style.css",
             "the stylesheet, embedded in the binary (the one response caches may keep, for an \
              hour)",

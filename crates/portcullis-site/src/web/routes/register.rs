@@ -22,6 +22,7 @@ use crate::accounts::rate_limit::{Decision, TooManyAttempts, address_key};
 use crate::accounts::users::{
     User, UsersError, normalize_name, validate_display_name, validate_name, validate_new_password,
 };
+use crate::events;
 use crate::session_data::device::Device;
 use crate::session_data::flash;
 use crate::web::error::AppError;
@@ -79,7 +80,8 @@ pub(crate) async fn submit(
     // which names are taken.
     let per_client = state.register_limits().per_client.as_ref();
     if let Decision::Limited { retry_after } = per_client.attempt(&address_key(client)).await {
-        tracing::warn!(target: "portcullis::security", %client, "registration refused: too many from this client");
+        let max = state.site_config().register_rate_limit.max;
+        events::registration_limited(client, "REGISTER_RATE_LIMIT", max);
         let wait = TooManyAttempts::after(retry_after);
         let message = format!(
             "Too many registrations from your network. Please wait {} seconds and try again.",
@@ -101,12 +103,15 @@ pub(crate) async fn submit(
     };
     let created = match created {
         Ok(created) => created,
-        Err(AppError::Hash(HashError::Busy)) => return page.busy(&state, viewer.user()).await,
+        Err(AppError::Hash(HashError::Busy)) => {
+            events::hashing_queue_full(client);
+            return page.busy(&state, viewer.user()).await;
+        }
         Err(error) => return Err(error),
     };
     let (status, message) = match created {
         Created::User(user) => {
-            tracing::info!(target: "portcullis::security", user = user.id, %client, "account created");
+            events::account_created(&user, client);
             // Logged in as `/login` does: whatever id this browser had dies here.
             let device = Device::of(&headers, client);
             accounts::log_in(&session, state.auth_keys(), &user, device).await?;
@@ -115,7 +120,7 @@ pub(crate) async fn submit(
                 user.display_name, user.name
             );
             flash::push(&session, "message", &text).await?;
-            tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
+            events::login_succeeded(&user, client);
             let mut response = Redirect::to("/").into_response();
             let device_cookie = state.device_cookies().issue(&user);
             response
@@ -124,7 +129,8 @@ pub(crate) async fn submit(
             return Ok(response);
         }
         Created::TooMany(wait) => {
-            tracing::warn!(target: "portcullis::security", %client, "registration refused: too many from all clients");
+            let max = state.site_config().register_total_rate_limit.max;
+            events::registration_limited(client, "REGISTER_TOTAL_RATE_LIMIT", max);
             let message = format!(
                 "Too many accounts are being created right now. Please try again in {} seconds.",
                 wait.seconds()

@@ -162,8 +162,8 @@ pub(crate) async fn end(
         Err(SessionError::NoUserIndex) => false,
         Err(other) => return Err(other.into()),
     };
+    // The layer logged `session_expired` (revoked) when one ended.
     let message = if ended {
-        tracing::info!(target: "portcullis::security", user = user.id, "a session was ended by its user");
         "That session has been logged out."
     } else {
         "That session had already ended."
@@ -172,16 +172,12 @@ pub(crate) async fn end(
     Ok(Redirect::to("/account/sessions").into_response())
 }
 
-pub(crate) async fn end_others(
-    session: Session,
-    SignedIn(user): SignedIn,
-) -> Result<Response, AppError> {
+pub(crate) async fn end_others(session: Session, _: SignedIn) -> Result<Response, AppError> {
     let ended = match session.end_other_devices().await {
         Ok(ended) => ended,
         Err(SessionError::NoUserIndex) => 0,
         Err(other) => return Err(other.into()),
     };
-    tracing::info!(target: "portcullis::security", user = user.id, ended, "a user logged out their other sessions");
     let message = match ended {
         0 => "There were no other sessions.".to_owned(),
         1 => "1 other session has been logged out.".to_owned(),

@@ -16,6 +16,8 @@ pub(crate) struct Route {
     /// In declaration order; `GET` also answers `HEAD` (axum's rule).
     pub(crate) methods: Vec<Method>,
     pub(crate) router: MethodRouter<AppState>,
+    /// A probe: mounted outside the session, CSRF, host and load-shedding layers.
+    pub(crate) probe: bool,
 }
 
 impl Route {
@@ -26,7 +28,15 @@ impl Route {
             purpose,
             methods: Vec::new(),
             router: MethodRouter::new(),
+            probe: false,
         }
+    }
+
+    /// Marks the route as a probe (`/livez`, `/readyz`): outside every layer but the security
+    /// headers, so neither a session, a host check nor load shedding stands in its way.
+    pub(crate) fn probe(mut self) -> Self {
+        self.probe = true;
+        self
     }
 
     /// `GET` (and `HEAD`) by `handler`.

@@ -9,6 +9,7 @@ use super::backoff::back_off;
 use super::{
     MAX_SAVE_ATTEMPTS, Onto, WriteError, collision, delete, replay_onto, save::save, seal,
 };
+use crate::events;
 use crate::session::handle::WorkingCopy;
 use crate::session::id::{Id, Tag, slot};
 use crate::session::secret::CsrfSecret;
@@ -150,12 +151,10 @@ async fn create_indexed(
 
 fn log_evicted(shared: &LayerShared, user: &str, evicted: usize) {
     if evicted > 0 {
-        tracing::info!(
-            target: "portcullis::security",
-            user = %shared.keys.log_hash(user.as_bytes()),
-            ended = evicted,
-            "a log-in ended the user's oldest sessions (SESSION_MAX_PER_USER)"
-        );
+        let user_hash = shared.keys.log_hash(user.as_bytes());
+        // A log-in ended the user's oldest sessions (SESSION_MAX_PER_USER).
+        let max = shared.settings.limit.max.map(NonZeroUsize::get);
+        events::sessions_ended(&user_hash, "evicted", evicted, max);
     }
 }
 

@@ -32,6 +32,7 @@ use super::LayerShared;
 use super::handle::{RequestSession, WorkingCopy};
 use super::id::{Id, slot};
 use super::secret;
+use crate::events;
 use crate::store::{StoreError, StoreKey};
 
 /// Saves tried before answering 503. Every failed try means another request's save succeeded
@@ -86,8 +87,13 @@ pub(crate) async fn write(
                 let carried = pre_session
                     .secret()
                     .filter(|_| current.envelope.user_id.is_none());
+                let renewed = current
+                    .regenerated
+                    .as_ref()
+                    .is_some_and(|old| old.user.is_some() && old.user == current.envelope.user_id);
                 retired = create::create(shared, current, carried, now).await?;
                 current.stored = true;
+                log_created(shared, current, renewed);
             }
             written = true;
         }
@@ -101,6 +107,16 @@ pub(crate) async fn write(
         delete(shared, &id).await?;
     }
     Ok(written)
+}
+
+/// `session_created`, or `session_renewed` for a new id of the same user's session.
+fn log_created(shared: &LayerShared, current: &WorkingCopy, renewed: bool) {
+    let format = &shared.settings.format;
+    let key = format.store_key(&current.id, &shared.settings.key_prefix);
+    let session = shared.keys.log_hash(key.as_str().as_bytes());
+    let user = current.envelope.user_id.as_ref();
+    let user_hash = user.map(|user| shared.keys.log_hash(user.as_bytes()));
+    events::session_written(renewed, &session, user_hash.as_deref());
 }
 
 /// Only the deletes of [`write`]: for a failed handler, whose changes are dropped but whose
@@ -219,9 +235,12 @@ async fn delete(shared: &LayerShared, id: &Id) -> Result<(), WriteError> {
 /// it does not know yet: a rolling upgrade or key rotation). Nothing is written over it, and
 /// the client keeps its cookie: 503, as for an outage, until this process can read it.
 fn unreadable() -> WriteError {
-    tracing::warn!(
-        target: "portcullis::security",
-        "a concurrent write left a session record this process cannot read; not overwriting it"
+    // Not overwritten: 503 until this process can read it.
+    events::unopened(
+        "record",
+        None,
+        0,
+        "written concurrently under another key or format",
     );
     WriteError::Unavailable(None)
 }
