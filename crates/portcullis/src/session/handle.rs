@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 use super::Format;
 use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::PresentedCookie;
+use super::ending::Ending;
 use super::id::Id;
 use super::pre_session::PreSession;
 use super::record::Envelope;
@@ -92,11 +93,15 @@ pub(crate) struct RequestSession {
     pub(crate) failed: bool,
     /// The cookie named a session that no longer exists (expired or ended elsewhere).
     pub(crate) ended_previous: bool,
+    /// Why it ended, when the layer could tell (`ending.rs`).
+    pub(crate) ending: Option<Ending>,
     /// `destroy()` was called.
     pub(crate) destroyed: bool,
     /// Sessions to remove after the handler: a destroyed or regenerated session's old id, or
     /// one whose record was unreadable.
     pub(crate) to_delete: Vec<Id>,
+    /// Sessions ended on purpose in this request: each gets a marker saying why, once deleted.
+    pub(crate) endings: Vec<(Id, Ending)>,
 }
 
 /// The session data and what happened to it in this request.
@@ -150,8 +155,10 @@ impl Session {
             accessed: false,
             failed: false,
             ended_previous: false,
+            ending: None,
             destroyed: false,
             to_delete: Vec::new(),
+            endings: Vec::new(),
         };
         Self {
             shared,
@@ -427,6 +434,21 @@ impl Session {
         Ok(state.ended_previous)
     }
 
+    /// Why the session the request's cookie named is over, when it is and the layer can tell:
+    /// [`Ending::Idle`] when its record is simply gone, [`Ending::Absolute`] past its absolute
+    /// lifetime, and the reason the ending call gave otherwise ([`Session::destroy`] is
+    /// [`Ending::LoggedOut`]; [`Session::end_other_devices`] [`Ending::EndedElsewhere`]).
+    /// `None` for a request without an authentic cookie, with a live session, or whose record
+    /// could not be opened. Found on the miss path only (a second store read there); in the
+    /// Flask format a session the Flask app ended reads as [`Ending::Idle`].
+    ///
+    /// # Errors
+    /// [`SessionError::Unavailable`] when the store cannot be reached.
+    pub async fn ended(&self) -> Result<Option<Ending>, SessionError> {
+        let state = self.loaded().await?;
+        Ok(state.ending)
+    }
+
     /// Gives the session a new id, keeping its data, and restarts its absolute lifetime; the old
     /// record is deleted once the new one is written, and what other requests saved there
     /// meanwhile is carried over. The CSRF secret rotates: the new session gets a new one.
@@ -466,6 +488,16 @@ impl Session {
     /// # Errors
     /// None today; the signature leaves room for stores that delete eagerly.
     pub async fn destroy(&self) -> Result<(), SessionError> {
+        self.destroy_because(Ending::LoggedOut).await
+    }
+
+    /// [`Session::destroy`], saying why: the reason [`Session::ended`] reports to a later
+    /// request that presents this session's cookie (a password change or an account disabled
+    /// elsewhere, noticed by this request).
+    ///
+    /// # Errors
+    /// As [`Session::destroy`].
+    pub async fn destroy_because(&self, ending: Ending) -> Result<(), SessionError> {
         let now = self.shared.clock.now();
         let mut state = self.state.lock().await;
         state.accessed = true;
@@ -477,6 +509,7 @@ impl Session {
             (None, PresentedCookie::Valid { id, .. }) => Some(id.clone()),
             _ => None,
         };
+        state.endings.extend(stored.clone().map(|id| (id, ending)));
         state.to_delete.extend(stored);
         state.current = Some(self.fresh(now));
         Ok(())

@@ -17,6 +17,7 @@
 //!   which the CSRF layer reads through [`Session`]'s crate-internal methods;
 //!   `pre_session.rs`: an anonymous visitor's secret in a signed cookie until something real
 //!   is stored, so cookieless form pages write no record;
+//! - `ending.rs`: why a session ended ([`Ending`]) and the short-lived marker that says so;
 //! - `devices.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
 //! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler;
 //! - `shared.rs`: what every request of one layer shares (settings, store, keys, clock).
@@ -24,6 +25,7 @@
 mod changes;
 mod cookie;
 mod devices;
+pub(crate) mod ending;
 mod format;
 mod handle;
 mod id;
@@ -39,6 +41,7 @@ mod write;
 
 pub use cookie::SameSite;
 pub use devices::{DeviceId, DeviceSession, UserSessions};
+pub use ending::Ending;
 pub use format::Format;
 pub use handle::Session;
 pub use id::Id;
