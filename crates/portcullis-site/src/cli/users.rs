@@ -3,6 +3,8 @@
 
 use std::error::Error;
 
+use portcullis::session::Ending;
+
 use super::{AdminError, user};
 use crate::accounts::users::{UsersError, validate_password};
 use crate::web::AppState;
@@ -33,7 +35,7 @@ async fn reset(state: &AppState, name: &str, new_password: &str) -> Result<usize
     state.users().set_password_hash(user.id, &hash).await?;
     let ended = state
         .user_sessions()
-        .end_all(&user.id.to_string(), None)
+        .end_all_because(&user.id.to_string(), None, Ending::Administrator)
         .await?;
     tracing::info!(target: "portcullis::security", user = user.id, ended, "password reset from the command line");
     Ok(ended)
@@ -52,7 +54,7 @@ pub(super) async fn disable(state: &AppState, name: &str) -> Result<(), Box<dyn 
         .map_err(AdminError::from)?;
     let ended = state
         .user_sessions()
-        .end_all(&user.id.to_string(), None)
+        .end_all_because(&user.id.to_string(), None, Ending::Administrator)
         .await
         .map_err(AdminError::from)?;
     tracing::info!(target: "portcullis::security", user = user.id, ended, "account disabled from the command line");

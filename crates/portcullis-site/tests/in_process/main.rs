@@ -3,6 +3,7 @@
 
 mod auth;
 mod docs;
+mod endings;
 mod harness;
 mod limits;
 mod origin;
