@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod csrf;
 mod error_chain;
+mod folder;
 #[cfg(feature = "flask")]
 mod itsdangerous;
 pub mod keys;

@@ -127,23 +127,30 @@ async fn stale_form(
         Viewer::User(_) => None,
     };
     // One line: what happened, and (for the tests and the curious) the check's own words.
+    // The anonymous forms say that the form expired: whatever session the visitor had
+    // before, they are logging in now.
+    let stale = format!("{STALE} ({reason})");
     let notice = match ended {
         Some(ending) => format!("{} ({reason})", ending_message(state, ending)),
-        None => format!("{STALE} ({reason})"),
+        None => stale.clone(),
     };
     let status = StatusCode::FORBIDDEN;
     match (path, &viewer) {
         ("/login", Viewer::Anonymous { .. }) => {
             let next = field(form, "next");
             let next = safe_next(&next).unwrap_or("");
-            let context =
-                context! { notice, error => None::<&str>, next, name => field(form, "name") };
+            let context = context! {
+                notice => stale,
+                error => None::<&str>,
+                next,
+                name => field(form, "name"),
+            };
             page.render(state, None, "login.html", status, context)
                 .await
         }
         ("/register", Viewer::Anonymous { .. }) => {
             let context = context! {
-                error => notice,
+                error => stale,
                 name => field(form, "name"),
                 display_name => field(form, "display_name"),
             };
