@@ -32,9 +32,13 @@ use crate::store::CasToken;
 /// another request saved first, its changes are applied again onto that request's record
 /// (see [`Session::update`] and the crate docs' "Concurrency").
 ///
+/// The handle comes from the [`SessionLayer`](super::SessionLayer), which must wrap every
+/// route that extracts it; without it the extractor answers 500 naming the fix
+/// ([`MissingSessionLayer`]).
+///
 /// ```
 /// use axum::{Router, routing::get};
-/// use portcullis::{Session, SessionError};
+/// use portcullis::{Session, SessionError, SessionLayer, keys::KeyRing, store::MemoryStore};
 ///
 /// async fn counter(session: Session) -> Result<String, SessionError> {
 ///     let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
@@ -42,7 +46,10 @@ use crate::store::CasToken;
 ///     Ok(format!("visit number {visits}"))
 /// }
 ///
-/// let app: Router = Router::new().route("/", get(counter));
+/// let keys = KeyRing::new(b"a secret key of at least thirty-two bytes", &[]);
+/// let app: Router = Router::new()
+///     .route("/", get(counter))
+///     .layer(SessionLayer::new(MemoryStore::new(), keys));
 /// ```
 #[derive(Clone)]
 pub struct Session {
