@@ -184,3 +184,62 @@ async fn a_replayed_logged_out_cookie_says_logged_out() {
         page.body
     );
 }
+
+#[tokio::test]
+async fn a_stale_registration_form_keeps_the_names_but_never_the_password() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    let form = browser.get("/register").await;
+    let stale = form
+        .csrf_field()
+        .expect("the registration form has a token");
+    browser.csrf_cookie = None;
+    let body = harness::form_body(&[
+        ("name", "nia"),
+        ("display_name", "Nia N."),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+        ("csrf_token", &stale),
+    ]);
+    let headers = [("content-type", FORM), ("sec-fetch-site", "same-origin")];
+    let page = browser
+        .request(Method::POST, "/register", &headers, Body::from(body))
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("This form had expired"), "{}", page.body);
+    assert!(page.body.contains("value=\"nia\""), "{}", page.body);
+    assert!(page.body.contains("value=\"Nia N.\""), "{}", page.body);
+    assert!(!page.body.contains(PASSWORD), "{}", page.body);
+    assert!(page.csrf_field().is_some_and(|fresh| fresh != stale));
+}
+
+#[tokio::test]
+async fn an_account_form_sent_after_expiry_says_the_session_expired_in_the_layout() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("olga").await;
+    let account = browser.get("/account").await;
+    let token = account.csrf_field().expect("the account page has forms");
+    app.idle_out();
+    let body = harness::form_body(&[("display_name", "Olga"), ("csrf_token", &token)]);
+    let headers = [("content-type", FORM), ("sec-fetch-site", "same-origin")];
+    let page = browser
+        .request(
+            Method::POST,
+            "/account/display-name",
+            &headers,
+            Body::from(body),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(
+        page.body.contains("class=\"top\""),
+        "in the layout: {}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("Your session has expired. Please log in again."),
+        "{}",
+        page.body
+    );
+}
