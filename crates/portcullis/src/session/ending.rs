@@ -93,7 +93,9 @@ fn marker_key(shared: &LayerShared, record: &StoreKey) -> StoreKey {
 }
 
 /// Leaves the marker saying that the session stored under `record` ended for `ending`, until
-/// `until`. A marker already there is replaced (the last ending is the one that happened).
+/// `until`. A marker already there is replaced (the last ending is the one that happened),
+/// except by [`Ending::Absolute`]: every load of a session's last idle lifetime writes that
+/// one, and it must neither cost more than one write after the first nor hide a logout.
 pub(crate) async fn mark_until(
     shared: &LayerShared,
     record: &StoreKey,
@@ -103,7 +105,8 @@ pub(crate) async fn mark_until(
     let key = marker_key(shared, record);
     let sealed = shared.keys.seal(key.as_str().as_bytes(), &[ending.code()]);
     // Usually no marker is there: one write. Else the newer ending replaces it.
-    if shared.store.create(&key, &sealed, until).await? == WriteOutcome::NotWritten {
+    let outcome = shared.store.create(&key, &sealed, until).await?;
+    if outcome == WriteOutcome::NotWritten && ending != Ending::Absolute {
         shared.store.delete(&key).await?;
         shared.store.create(&key, &sealed, until).await?;
     }
@@ -170,6 +173,9 @@ mod tests {
         mark(&shared, &record, Ending::Administrator).await;
         assert_eq!(read(&shared, &record).await.unwrap(), Ending::Administrator);
         mark(&shared, &record, Ending::LoggedOut).await;
+        assert_eq!(read(&shared, &record).await.unwrap(), Ending::LoggedOut);
+        // The absolute limit's marker never hides another ending.
+        mark(&shared, &record, Ending::Absolute).await;
         assert_eq!(read(&shared, &record).await.unwrap(), Ending::LoggedOut);
         // A marker not sealed under the ring (a store writer without the key) says nothing.
         let key = marker_key(&shared, &record);
