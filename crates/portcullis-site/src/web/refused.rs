@@ -164,8 +164,27 @@ async fn stale_form(
                 }
                 _ => notice,
             };
-            page.error(state, viewer.user(), status, &message).await
+            let title = status.canonical_reason().unwrap_or("Error");
+            let back = match &viewer {
+                Viewer::User(_) => page_of_form(path),
+                Viewer::Anonymous { .. } => ("/login", "Log in"),
+            };
+            let context = context! { title, message, back => back.0, back_label => back.1 };
+            page.render(state, viewer.user(), "error.html", status, context)
+                .await
         }
+    }
+}
+
+/// The page that holds the form posted to `path`, and its link's words: the way back to it,
+/// where a fresh token waits.
+fn page_of_form(path: &str) -> (&'static str, &'static str) {
+    if path.starts_with("/account/sessions") {
+        ("/account/sessions", "Back to your devices")
+    } else if path.starts_with("/account") {
+        ("/account", "Back to your account")
+    } else {
+        ("/", "Back to the start page")
     }
 }
 

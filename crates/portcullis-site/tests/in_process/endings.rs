@@ -242,4 +242,43 @@ async fn an_account_form_sent_after_expiry_says_the_session_expired_in_the_layou
         "{}",
         page.body
     );
+    assert!(
+        page.body.contains("<a href=\"&#x2f;login\">Log in</a>"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn a_stale_account_form_of_a_live_session_leads_back_to_its_page() {
+    let app = TestApp::new().await;
+    let mut browser = app.logged_in("pia").await;
+    let body = harness::form_body(&[("display_name", "Pia"), ("csrf_token", "stale")]);
+    let headers = [("content-type", FORM), ("sec-fetch-site", "same-origin")];
+    let page = browser
+        .request(
+            Method::POST,
+            "/account/display-name",
+            &headers,
+            Body::from(body),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("This form had expired"), "{}", page.body);
+    assert!(
+        page.body.contains("(The CSRF token is invalid.)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<a href=\"&#x2f;account\">Back to your account</a>"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        browser.get("/api/me").await.status,
+        StatusCode::OK,
+        "still logged in"
+    );
 }
