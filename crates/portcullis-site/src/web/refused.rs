@@ -41,7 +41,7 @@ pub(crate) async fn answer_refusals(
     }
     let path = request.uri().path().to_owned();
     let session = request.extensions().get::<Session>().cloned();
-    let (request, form) = match keep_form(request, state.config().max_content_length).await {
+    let (request, form) = match keep_form(&state, request).await {
         Ok(kept) => kept,
         // Over the limit or unreadable: the CSRF layer would refuse it with the same words.
         Err(response) => return response,
@@ -68,7 +68,11 @@ pub(crate) async fn answer_refusals(
 
 /// Reads a form body into memory, so that it can be shown again, and hands the request on
 /// with the same bytes.
-async fn keep_form(request: Request, limit: usize) -> Result<(Request, Option<Bytes>), Response> {
+async fn keep_form(
+    state: &AppState,
+    request: Request,
+) -> Result<(Request, Option<Bytes>), Response> {
+    let limit = state.config().max_content_length;
     let is_form = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -81,8 +85,10 @@ async fn keep_form(request: Request, limit: usize) -> Result<(Request, Option<By
     }
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        let message = format!("The request body is larger than the limit of {limit} bytes.");
-        (StatusCode::PAYLOAD_TOO_LARGE, message).into_response()
+        let message = format!(
+            "The request body is larger than the limit of {limit} bytes, or could not be read."
+        );
+        plain_error(state, StatusCode::PAYLOAD_TOO_LARGE, &message)
     })?;
     let request = Request::from_parts(parts, Body::from(bytes.clone()));
     Ok((request, Some(bytes)))

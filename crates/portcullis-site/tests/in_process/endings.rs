@@ -282,3 +282,21 @@ async fn a_stale_account_form_of_a_live_session_leads_back_to_its_page() {
         "still logged in"
     );
 }
+
+#[tokio::test]
+async fn an_oversized_form_is_refused_with_413_in_the_layout() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    let huge = format!("name={}", "x".repeat(2 * 1024 * 1024));
+    let headers = [("content-type", FORM), ("sec-fetch-site", "same-origin")];
+    let page = browser
+        .request(Method::POST, "/login", &headers, Body::from(huge))
+        .await;
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        page.body.contains("class=\"top\""),
+        "in the layout: {}",
+        page.body
+    );
+    assert!(page.body.contains("larger than the limit"), "{}", page.body);
+}
