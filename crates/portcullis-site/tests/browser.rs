@@ -726,3 +726,138 @@ async fn appearance_chosen_in_one_chromium_shows_in_a_second_and_after_a_log_out
     first.close().await.unwrap();
     second.close().await.unwrap();
 }
+
+// --- endings (uxa) ---
+
+/// Waits, without a request (each would slide it), until the idle deadline of every session
+/// file in `dir`'s session folder has passed: the file store's deadline is the file's mtime.
+/// (Index files, the kept routing key and the `.gitignore` live on their own terms.)
+async fn until_sessions_idle_out(dir: &Path) {
+    let sessions = dir.join(".flask_session");
+    let deadline = std::fs::read_dir(&sessions)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            !name.starts_with('.') && !name.contains(":idx:") && !name.ends_with(":routing-key")
+        })
+        .filter_map(|entry| entry.metadata().ok()?.modified().ok())
+        .max()
+        .unwrap();
+    until("the idle deadline to pass", || async {
+        SystemTime::now() > deadline
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_log_in_page_left_open_past_the_idle_time_logs_in_on_the_second_try_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    // The form's token lives as long as the session here (WTF_CSRF_TIME_LIMIT): the
+    // anonymous forms' secret outlives a session, so it is the token that goes stale.
+    let env = [
+        ("PERMANENT_SESSION_LIFETIME", "3"),
+        ("WTF_CSRF_TIME_LIMIT", "3"),
+    ];
+    let site = Site::start(dir.path(), &env);
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+
+    // The log-in page is open with the name and password typed; then nobody touches it.
+    register_and_log_in(&browser, &site, "carol", "Carol").await;
+    let rendered = SystemTime::now();
+    until_sessions_idle_out(dir.path()).await;
+    // Tokens carry their issue time in whole seconds: one more second covers the rounding.
+    until("the form's token to expire", || async {
+        SystemTime::now() > rendered + Duration::from_secs(3 + 1)
+    })
+    .await;
+    submit(&browser, "Log in").await;
+    let again = page_with(&browser, "This form had expired").await;
+    assert!(again.contains("class=\"top\""), "in the site's layout");
+    assert!(again.contains("(The CSRF token has expired.)"), "{again}");
+    let name = browser.find(Locator::Id("name")).await.unwrap();
+    assert_eq!(
+        name.prop("value").await.unwrap().as_deref(),
+        Some("carol"),
+        "the name is kept"
+    );
+    let password = browser.find(Locator::Id("password")).await.unwrap();
+    assert_eq!(
+        password.prop("value").await.unwrap().as_deref(),
+        Some(""),
+        "never the password"
+    );
+    fill(&browser, "password", PASSWORD).await;
+    submit(&browser, "Log in").await;
+    page_with(&browser, "id=\"seconds-left\"").await;
+    assert_eq!(path(&browser).await, "/");
+
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn reloading_the_start_page_after_expiry_shows_the_expiry_message_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[("PERMANENT_SESSION_LIFETIME", "3")]);
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+
+    register_and_log_in(&browser, &site, "dave", "Dave").await;
+    submit(&browser, "Log in").await;
+    let dashboard = page_with(&browser, "id=\"seconds-left\"").await;
+    assert!(dashboard.contains("3 seconds"), "durations read as words");
+    until_sessions_idle_out(dir.path()).await;
+    browser.refresh().await.unwrap();
+    let landing = page_with(&browser, "Your session has expired.").await;
+    assert!(
+        landing.contains("after 3 seconds without activity"),
+        "{landing}"
+    );
+    assert_eq!(path(&browser).await, "/");
+
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_ended_from_a_second_browser_says_so_on_the_first_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path(), &[]);
+    let driver = Driver::start().await;
+    let laptop = driver.browser(&dir.path().join("laptop")).await;
+    let phone = driver.browser(&dir.path().join("phone")).await;
+
+    register_and_log_in(&laptop, &site, "erin", "Erin").await;
+    submit(&laptop, "Log in").await;
+    page_with(&laptop, "id=\"seconds-left\"").await;
+
+    phone.goto(&site.url("/login")).await.unwrap();
+    fill(&phone, "name", "erin").await;
+    fill(&phone, "password", PASSWORD).await;
+    submit(&phone, "Log in").await;
+    page_with(&phone, "id=\"seconds-left\"").await;
+    phone.goto(&site.url("/account/sessions")).await.unwrap();
+    phone
+        .find(Locator::Css(
+            "form[action='/account/sessions/end-others'] button",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until("the phone to end the laptop's session", || async {
+        phone
+            .source()
+            .await
+            .is_ok_and(|s| !s.contains("Log out all other devices"))
+    })
+    .await;
+
+    laptop.refresh().await.unwrap();
+    page_with(&laptop, "Your session was ended from another device.").await;
+    assert_eq!(path(&laptop).await, "/");
+
+    phone.close().await.unwrap();
+    laptop.close().await.unwrap();
+}

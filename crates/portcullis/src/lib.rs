@@ -6,6 +6,7 @@ pub mod config;
 pub mod csrf;
 mod error_chain;
 pub mod events;
+mod folder;
 #[cfg(feature = "flask")]
 mod itsdangerous;
 pub mod keys;

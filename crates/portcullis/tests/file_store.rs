@@ -62,15 +62,26 @@ fn plant(path: &Path, mode: u32, content: &[u8], modified: SystemTime) {
     set_mtime(path, modified);
 }
 
-/// The folder's entries, but the store's own `.lock` (the writers' OS lock), always there.
+/// The folder's entries, but the store's own `.lock` (the writers' OS lock) and `.gitignore`,
+/// always there.
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name != ".lock")
+        .filter(|name| name != ".lock" && name != ".gitignore")
         .collect();
     names.sort();
     names
+}
+
+#[tokio::test]
+async fn the_folder_holds_a_gitignore_of_everything_that_no_sweep_removes() {
+    let folder = tempfile::tempdir().unwrap();
+    let store = FileStore::open(folder.path()).unwrap();
+    let ignore = fs::read_to_string(folder.path().join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|line| line == "*"), "{ignore}");
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    assert!(folder.path().join(".gitignore").exists());
 }
 
 #[tokio::test]

@@ -102,7 +102,14 @@ async fn each_kind_of_request_costs_exactly_its_round_trips() {
     let (commands, _) = commands_of(&server, &app, post_with("/destroy", Some(&cookie), "")).await;
     assert_eq!(
         commands,
-        counts(&[("del", 1)]),
-        "destroy: DEL, without loading first"
+        counts(&[("del", 1), ("set", 1)]),
+        "destroy: DEL, without loading first, and SET NX of the ending's marker"
+    );
+
+    let (commands, _) = commands_of(&server, &app, get_with("/why", Some(&cookie))).await;
+    assert_eq!(
+        commands,
+        counts(&[("getex", 1), ("get", 1)]),
+        "a cookie that names no live session: GETEX finds nothing, one GET reads the marker"
     );
 }

@@ -220,6 +220,11 @@ async fn a_session_idle_past_its_lifetime_is_gone_and_its_id_is_not_adopted() {
     f.clock.advance(Duration::from_secs(301));
     let (_, body) = send(&f.app, get_with("/ended", Some(&cookie))).await;
     assert_eq!(body, "true");
+    let (_, why) = send(&f.app, get_with("/why", Some(&cookie))).await;
+    assert_eq!(
+        why, "idle",
+        "no ending call left a marker: the idle lifetime ran out"
+    );
     let (response, body) = send(&f.app, get_with("/count", Some(&cookie))).await;
     assert_eq!(body, "1");
     assert_ne!(
@@ -255,6 +260,11 @@ async fn the_absolute_lifetime_ends_even_an_active_session() {
     f.clock.advance(Duration::from_secs(101));
     let (_, body) = send(&f.app, get_with("/ended", Some(&cookie))).await;
     assert_eq!(body, "true", "601 s after creation the session is over");
+    let (_, why) = send(&f.app, get_with("/why", Some(&cookie))).await;
+    assert_eq!(
+        why, "absolute",
+        "the clamp to the absolute deadline left its marker"
+    );
 }
 
 /// Checklist 13 and 15: a sliding load within the last idle lifetime before the absolute
@@ -369,9 +379,10 @@ async fn a_write_that_finds_its_session_ended_elsewhere_gets_409_and_is_not_writ
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(body.contains("ended"), "{body}");
     assert!(set_cookie(&response).unwrap().contains("Max-Age=0"));
-    assert!(
-        f.probe.inner.is_empty(),
-        "the logged-out session was not written back"
+    assert_eq!(
+        f.probe.inner.len(),
+        1,
+        "the logged-out session was not written back: only the logout's marker is left"
     );
 }
 
@@ -448,9 +459,33 @@ async fn destroy_deletes_the_record_and_expires_the_cookie() {
     assert!(header.starts_with("session=;"), "{header}");
     assert!(header.contains("Max-Age=0"), "{header}");
     assert_eq!(response.headers()["cache-control"], "no-store");
-    assert!(f.probe.inner.is_empty());
+    assert_eq!(
+        f.probe.inner.len(),
+        1,
+        "only the ending's marker is left, no session record"
+    );
     let (_, body) = send(&f.app, get_with("/read", Some(&cookie))).await;
     assert_eq!(body, "0", "replaying the cookie finds nothing");
+    let (_, why) = send(&f.app, get_with("/why", Some(&cookie))).await;
+    assert_eq!(why, "logged_out");
+}
+
+#[tokio::test]
+async fn a_live_or_cookieless_session_has_no_ending_and_the_marker_outlives_no_cookie() {
+    let f = fixture(|l| l);
+    let (_, why) = send(&f.app, get_with("/why", None)).await;
+    assert_eq!(why, "none");
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    let cookie = cookie_pair(&first);
+    let (_, why) = send(&f.app, get_with("/why", Some(&cookie))).await;
+    assert_eq!(why, "none", "a live session has not ended");
+    send(&f.app, post_with("/destroy", Some(&cookie), "")).await;
+    f.clock.advance(Duration::from_secs(301));
+    let (_, why) = send(&f.app, get_with("/why", Some(&cookie))).await;
+    assert_eq!(
+        why, "idle",
+        "the marker lives one idle lifetime, then is gone"
+    );
 }
 
 #[tokio::test]
@@ -512,7 +547,11 @@ async fn a_destroy_before_a_failure_still_ends_the_session() {
     let cookie = cookie_pair(&first);
     let (response, _) = send(&f.app, post_with("/destroy-then-fail", Some(&cookie), "")).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(f.probe.inner.len(), 0, "the destroyed record is deleted");
+    assert_eq!(
+        f.probe.inner.len(),
+        1,
+        "the destroyed record is deleted: only the logout's marker is left"
+    );
     let cleared = set_cookie(&response).expect("the cookie is cleared");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     let (_, body) = send(&f.app, get_with("/read", Some(&cookie))).await;
@@ -737,7 +776,7 @@ async fn a_regenerate_racing_a_logout_does_not_bring_the_session_back() {
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(set_cookie(&response).unwrap().contains("Max-Age=0"));
     // What is left is the routing key the log-in kept (see the crate docs, "Sessions across
-    // devices"), no session.
+    // devices") and the logout's marker (`Session::ended`), no session.
     use portcullis::store::{SessionStore, StoreKey};
     let routing_key = StoreKey::from_string("sess:routing-key".into());
     assert!(
@@ -750,7 +789,7 @@ async fn a_regenerate_racing_a_logout_does_not_bring_the_session_back() {
     );
     assert_eq!(
         f.probe.inner.len(),
-        1,
+        2,
         "the logged-out session did not move to a new id"
     );
 }

@@ -25,6 +25,7 @@ pub mod users;
 use hkdf::Hkdf;
 use hmac::Mac;
 use portcullis::config::Config;
+use portcullis::session::Ending;
 use portcullis::{Session, SessionError};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -149,7 +150,10 @@ pub(crate) async fn renew_after_password_change(
     keys: &AuthKeys,
     new_password_hash: &str,
 ) -> Result<usize, SessionError> {
-    let ended = match session.end_other_devices().await {
+    let ended = match session
+        .end_other_devices_because(Ending::PasswordChange)
+        .await
+    {
         Ok(ended) => ended,
         // The Flask format keeps no per-user index: the other sessions then end at their next
         // request, when their `_auth_hash` no longer matches.

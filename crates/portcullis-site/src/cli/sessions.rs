@@ -6,7 +6,7 @@ use std::error::Error;
 use std::fmt::Write as _;
 
 use portcullis::config::{Config, StoreKind};
-use portcullis::session::DeviceId;
+use portcullis::session::{DeviceId, Ending};
 
 use super::{AdminError, EndArgs, user};
 use crate::events;
@@ -84,7 +84,7 @@ async fn end_all(state: &AppState, name: &str, keep: Option<&str>) -> Result<usi
     let user = user(state, name).await?;
     let ended = state
         .user_sessions()
-        .end_all(&user.id.to_string(), keep.as_ref())
+        .end_all_because(&user.id.to_string(), keep.as_ref(), Ending::Administrator)
         .await?;
     // The session layer logged `session_expired` (revoked) for them.
     Ok(ended)

@@ -7,6 +7,9 @@ use portcullis::config::Config;
 
 use crate::config::SiteConfig;
 
+/// What an unset value reads as.
+const UNSET: &str = "(none)";
+
 /// The text of `portcullis config`.
 pub(super) fn describe(config: &Config, site_config: &SiteConfig) -> String {
     let mut settings = config.report();
@@ -14,10 +17,16 @@ pub(super) fn describe(config: &Config, site_config: &SiteConfig) -> String {
     let width = settings.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut out = format!("profile: {}\n\n", config.profile);
     for setting in settings {
+        // An unset value reads as such, not as a blank that looks like a missing column.
+        let value = if setting.value.trim().is_empty() {
+            UNSET
+        } else {
+            setting.value.as_str()
+        };
         let _ = writeln!(
             out,
-            "{:width$}  {}  ({})",
-            setting.name, setting.value, setting.source
+            "{:width$}  {value}  ({})",
+            setting.name, setting.source
         );
     }
     let warnings = config.warnings_with(site_config);

@@ -6,6 +6,7 @@
 use std::error::Error;
 
 use portcullis::events::SecurityEvent;
+use portcullis::session::Ending;
 
 use super::{AdminError, user};
 use crate::accounts::users::{
@@ -94,7 +95,7 @@ async fn reset(state: &AppState, name: &str, new_password: &str) -> Result<usize
     state.users().set_password_hash(user.id, &hash).await?;
     let ended = state
         .user_sessions()
-        .end_all(&user.id.to_string(), None)
+        .end_all_because(&user.id.to_string(), None, Ending::Administrator)
         .await?;
     events::administered(
         SecurityEvent::AuthnPasswordChange,
@@ -117,7 +118,7 @@ pub(super) async fn disable(state: &AppState, name: &str) -> Result<(), Box<dyn 
         .map_err(AdminError::from)?;
     let ended = state
         .user_sessions()
-        .end_all(&user.id.to_string(), None)
+        .end_all_because(&user.id.to_string(), None, Ending::Administrator)
         .await
         .map_err(AdminError::from)?;
     events::administered(

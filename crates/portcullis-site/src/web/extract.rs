@@ -14,24 +14,26 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use portcullis::Session;
 use portcullis::config::SessionFormat;
-use portcullis::session::MissingSessionLayer;
+use portcullis::session::{Ending, MissingSessionLayer};
 
 use crate::accounts;
 use crate::accounts::users::User;
 use crate::events;
+use crate::session_data::flash;
 use crate::web::client_addr::client_addr;
 use crate::web::error::{ApiError, AppError};
 use crate::web::next::encode_query_value;
 use crate::web::state::AppState;
+use crate::web::text;
 
 /// The requester.
 #[derive(Debug)]
 pub(crate) enum Viewer {
     /// Logged in, with a valid auth hash.
     User(User),
-    /// Nobody is logged in. `ended`: the cookie named a session that is over (expired, logged
-    /// out elsewhere, or ended by a password change).
-    Anonymous { ended: bool },
+    /// Nobody is logged in. `ended`: the cookie named a session that is over, and why
+    /// (expired, reached its limit, ended elsewhere, by a password change or an administrator).
+    Anonymous { ended: Option<Ending> },
 }
 
 impl Viewer {
@@ -54,7 +56,14 @@ pub(crate) fn session(parts: &Parts) -> Result<Session, MissingSessionLayer> {
 
 /// Works out the viewer from the session, logging out a session that lost its right to be in.
 pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewer, AppError> {
-    let ended = session.previous_session_ended().await?;
+    // A record that could not be opened reads as the plain expiry.
+    let ended = match session.ended().await? {
+        Some(ending) => Some(ending),
+        None => session
+            .previous_session_ended()
+            .await?
+            .then_some(Ending::Idle),
+    };
     let Some(id) = accounts::claimed_user_id(session).await? else {
         return Ok(Viewer::Anonymous { ended });
     };
@@ -63,16 +72,33 @@ pub(crate) async fn resolve(state: &AppState, session: &Session) -> Result<Viewe
     let not_before = state.users().sessions_not_before().await?;
     let started = session.created_at().await?;
     let current = not_before.is_none_or(|at| at <= started);
+    let user = state.users().by_id(id).await?;
+    // Every session ended, the account disabled or gone: an administrator's doing.
+    let mut ending = Ending::Administrator;
     if current
-        && let Some(user) = state.users().by_id(id).await?
+        && let Some(user) = user
         && user.enabled()
-        && accounts::hash_matches(session, state.auth_keys(), &user, flask_format).await?
     {
-        return Ok(Viewer::User(user));
+        if accounts::hash_matches(session, state.auth_keys(), &user, flask_format).await? {
+            return Ok(Viewer::User(user));
+        }
+        ending = Ending::PasswordChange;
     }
     events::session_revoked(id);
-    session.destroy().await?;
-    Ok(Viewer::Anonymous { ended: true })
+    session.destroy_because(ending).await?;
+    Ok(Viewer::Anonymous {
+        ended: Some(ending),
+    })
+}
+
+/// What to tell a person whose session ended for `ending`.
+pub(crate) fn ending_message(state: &AppState, ending: Ending) -> String {
+    let config = state.config();
+    text::ending_message(
+        ending,
+        config.permanent_session_lifetime,
+        config.session_absolute_lifetime,
+    )
 }
 
 impl FromRequestParts<AppState> for Viewer {
@@ -100,7 +126,13 @@ impl FromRequestParts<AppState> for SignedIn {
             Viewer::Anonymous { ended } => {
                 let here = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
                 let mut target = format!("/login?next={}", encode_query_value(here));
-                if ended {
+                if let Some(ending) = ended {
+                    // The reason travels in the new session, not in the address, so that no
+                    // link can make the log-in page tell a false story.
+                    let session = session(parts).map_err(IntoResponse::into_response)?;
+                    flash::push(&session, "info", &ending_message(state, ending))
+                        .await
+                        .map_err(|error| AppError::from(error).into_response())?;
                     target.push_str("&expired=1");
                 }
                 Err(Redirect::to(&target).into_response())
@@ -121,10 +153,10 @@ impl FromRequestParts<AppState> for ApiUser {
         match resolve(state, &session).await {
             Ok(Viewer::User(user)) => Ok(Self(user)),
             Ok(Viewer::Anonymous { ended }) => {
-                let reason = if ended {
-                    "your session has expired; please log in again"
-                } else {
-                    "not logged in"
+                let reason = match ended {
+                    Some(Ending::Idle) => "your session has expired; please log in again".into(),
+                    Some(ending) => ending_message(state, ending),
+                    None => "not logged in".into(),
                 };
                 Err(ApiError::new(StatusCode::UNAUTHORIZED, reason).into_response())
             }

@@ -12,6 +12,7 @@ pub(crate) mod limits;
 pub(crate) mod middleware;
 pub(crate) mod next;
 pub(crate) mod page;
+mod refused;
 mod routes;
 pub(crate) mod state;
 pub(crate) mod templates;
@@ -50,6 +51,11 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(config.max_content_length))
         // Inside the session layer: the CSRF check reads the session.
         .layer(state.csrf().clone())
+        // Between the two: the CSRF layer's refusals answered in the layout.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refused::answer_refusals,
+        ))
         .layer(state.session_layer().clone())
         // Outside the session layer: a device cookie goes after the session's `Set-Cookie`.
         .layer(axum::middleware::map_response(

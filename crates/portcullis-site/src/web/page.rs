@@ -18,6 +18,7 @@ use crate::web::error::AppError;
 use crate::web::extract;
 use crate::web::state::AppState;
 use crate::web::templates::Templates;
+use crate::web::text;
 
 /// Renders pages for one request.
 #[derive(Debug)]
@@ -39,6 +40,11 @@ impl FromRequestParts<AppState> for Page {
 }
 
 impl Page {
+    /// The renderer for `session`'s request, for a middleware that has no extractor.
+    pub(crate) fn for_session(session: Session) -> Self {
+        Self { session }
+    }
+
     /// The hidden CSRF field, for pages with forms (every page of a logged-in user has the
     /// log-out form). Other pages leave it empty, so a visitor who only reads gets no session.
     /// Made at render time, so a page rendered after a log-in carries the new secret.
@@ -65,11 +71,7 @@ impl Page {
             Some(user) => state.users().appearance(user.id).await?,
             None => Appearance::default(),
         };
-        let idle_minutes = state
-            .config()
-            .permanent_session_lifetime
-            .as_secs()
-            .div_ceil(60);
+        let idle_time = text::duration(state.config().permanent_session_lifetime);
         let user = user
             .map(|u| context! { name => u.name.as_str(), display_name => u.display_name.as_str() });
         let layout = context! {
@@ -78,7 +80,7 @@ impl Page {
             csrf_input => Value::from_safe_string(csrf_input),
             theme => appearance.theme(),
             density => appearance.density(),
-            idle_minutes,
+            idle_time,
         };
         let html = state
             .templates()
@@ -134,7 +136,7 @@ pub(crate) fn plain_error(state: &AppState, status: StatusCode, message: &str) -
         csrf_input => Value::from_safe_string(String::new()),
         theme => appearance.theme(),
         density => appearance.density(),
-        idle_minutes => state.config().permanent_session_lifetime.as_secs().div_ceil(60),
+        idle_time => text::duration(state.config().permanent_session_lifetime),
         title,
         message,
     };

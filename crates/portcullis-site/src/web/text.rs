@@ -1,10 +1,11 @@
 //! Times as the pages and the command line write them (`2026-05-01 12:00:00 UTC`, `5 minutes ago`,
-//! `4 min 59 s`), and the seconds a session has left, which the dashboard and `/api/me` show.
+//! `4 minutes 59 seconds`), and the seconds a session has left, which the dashboard and `/api/me` show.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use portcullis::Session;
+use portcullis::session::Ending;
 
 use crate::web::error::AppError;
 use crate::web::state::AppState;
@@ -34,13 +35,61 @@ pub(crate) fn utc(time: SystemTime) -> String {
     format!("{} UTC", spaced_rfc3339(time).trim_end_matches('Z'))
 }
 
-/// `4 min 59 s`.
-pub(crate) fn minutes_seconds(d: Duration) -> String {
+/// `10 seconds`, `1 minute`, `5 minutes`, `1 minute 30 seconds`, `2 hours`, `1 hour 5 minutes`:
+/// a lifetime as a sentence says it, singular for one, the parts that are zero left out (and
+/// seconds only under an hour).
+pub(crate) fn duration(d: Duration) -> String {
     let s = d.as_secs();
-    match (s / 60, s % 60) {
-        (0, s) => format!("{s} s"),
-        (m, 0) => format!("{m} min"),
-        (m, s) => format!("{m} min {s} s"),
+    let unit = |n: u64, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    let (hours, minutes, seconds) = (s / 3600, s % 3600 / 60, s % 60);
+    let parts: Vec<String> = if hours > 0 {
+        [(hours, "hour"), (minutes, "minute")]
+            .into_iter()
+            .filter(|&(n, _)| n > 0)
+            .map(|(n, one)| unit(n, one))
+            .collect()
+    } else if minutes > 0 {
+        [(minutes, "minute"), (seconds, "second")]
+            .into_iter()
+            .filter(|&(n, _)| n > 0)
+            .map(|(n, one)| unit(n, one))
+            .collect()
+    } else {
+        vec![unit(seconds, "second")]
+    };
+    parts.join(" ")
+}
+
+/// What a person is told when the session their browser presented is over, by its
+/// [`Ending`]: which of the endings happened, and the way on.
+pub(crate) fn ending_message(ending: Ending, idle: Duration, absolute: Duration) -> String {
+    match ending {
+        Ending::Absolute => format!(
+            "Your session reached its time limit of {} and has ended. Please log in again.",
+            duration(absolute)
+        ),
+        Ending::EndedElsewhere => {
+            "Your session was ended from another device. Please log in again.".to_owned()
+        }
+        Ending::PasswordChange => "Your session was ended because your password was changed. \
+                                   Please log in with the new password."
+            .to_owned(),
+        Ending::Administrator => {
+            "Your session was ended by an administrator. Please log in again.".to_owned()
+        }
+        Ending::LoggedOut => "You have been logged out.".to_owned(),
+        // `Ending` may grow: anything else reads as the plain expiry.
+        _ => format!(
+            "Your session has expired. Please log in again. Sessions end after {} without \
+             activity.",
+            duration(idle)
+        ),
     }
 }
 
@@ -86,10 +135,32 @@ mod tests {
     }
 
     #[test]
-    fn durations_drop_the_parts_that_are_zero() {
-        assert_eq!(minutes_seconds(Duration::from_secs(59)), "59 s");
-        assert_eq!(minutes_seconds(Duration::from_secs(300)), "5 min");
-        assert_eq!(minutes_seconds(Duration::from_secs(299)), "4 min 59 s");
+    fn lifetimes_read_as_sentences_at_every_size() {
+        let cases = [
+            (1, "1 second"),
+            (10, "10 seconds"),
+            (60, "1 minute"),
+            (90, "1 minute 30 seconds"),
+            (300, "5 minutes"),
+            (3600, "1 hour"),
+            (3900, "1 hour 5 minutes"),
+            (86_400, "24 hours"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(duration(Duration::from_secs(secs)), text);
+        }
+    }
+
+    #[test]
+    fn each_ending_says_what_happened() {
+        let (idle, absolute) = (Duration::from_secs(10), Duration::from_secs(3600));
+        let said = |e| ending_message(e, idle, absolute);
+        assert!(said(Ending::Idle).contains("after 10 seconds without activity"));
+        assert!(said(Ending::Absolute).contains("time limit of 1 hour"));
+        assert!(said(Ending::EndedElsewhere).contains("ended from another device"));
+        assert!(said(Ending::PasswordChange).contains("password was changed"));
+        assert!(said(Ending::Administrator).contains("by an administrator"));
+        assert_eq!(said(Ending::LoggedOut), "You have been logged out.");
     }
 
     #[test]

@@ -94,6 +94,21 @@ async fn sessions_are_listed_and_ended_from_the_command_line() {
     assert_eq!(text(&output.stdout), "ended 1 session(s) of carol\n");
     assert_eq!(me(&site, &first).await, 200);
     assert_eq!(me(&site, &second).await, 401);
+    // The ended browser's next page says who ended it (the command line is another process,
+    // with the site's keys: its marker reads here).
+    let start = client()
+        .get(site.url("/"))
+        .header("cookie", &second)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        start.contains("Your session was ended by an administrator."),
+        "{start}"
+    );
     assert_eq!(
         listed(&run(
             dir.path(),

@@ -63,6 +63,11 @@ fn config_prints_every_setting_with_its_source_and_redacts_secrets() {
         line("SESSION_COOKIE_SECURE").contains("false")
             && line("SESSION_COOKIE_SECURE").ends_with("(default)")
     );
+    assert!(
+        line("SESSION_COOKIE_DOMAIN").contains("  (none)  (default)"),
+        "an unset value says so: {}",
+        line("SESSION_COOKIE_DOMAIN")
+    );
     for name in [
         "SESSION_PERMANENT",
         "SESSION_TYPE",
@@ -82,6 +87,21 @@ fn config_prints_every_setting_with_its_source_and_redacts_secrets() {
     ] {
         line(name);
     }
+}
+
+#[test]
+fn config_names_its_profile_in_the_first_log_line_and_keeps_the_key_folder_out_of_git() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["config"], &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let log = text(&output.stderr);
+    let first = log.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("configuration profile dev: PORTCULLIS_PROFILE is not set"),
+        "{log}"
+    );
+    let ignore = std::fs::read_to_string(dir.path().join(".portcullis/.gitignore")).unwrap();
+    assert!(ignore.lines().any(|line| line == "*"), "{ignore}");
 }
 
 #[test]

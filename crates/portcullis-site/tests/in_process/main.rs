@@ -6,6 +6,7 @@
 //! SQLite or on a database of the binary's shared PostgreSQL cluster.
 
 mod docs;
+mod endings;
 mod harness;
 mod limits;
 mod origin;

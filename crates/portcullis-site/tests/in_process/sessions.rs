@@ -164,7 +164,7 @@ async fn a_password_change_ends_the_other_sessions_at_once() {
     let app = TestApp::new().await;
     app.register("ravi").await;
     let mut laptop = log_in_from(&app, "ravi", FIREFOX, "198.51.100.1:1").await;
-    let _phone = log_in_from(&app, "ravi", PHONE, "198.51.100.2:2").await;
+    let mut phone = log_in_from(&app, "ravi", PHONE, "198.51.100.2:2").await;
     let users_sessions = app.store.len();
     let page = laptop
         .post_form(
@@ -177,17 +177,26 @@ async fn a_password_change_ends_the_other_sessions_at_once() {
         )
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    // Deleted now, not at the phone's next request: the record is gone from the store.
+    // Deleted now, not at the phone's next request: the record is gone from the store, and
+    // the marker saying why is in its place.
     assert_eq!(
         app.store.len(),
-        users_sessions - 1,
-        "the phone's record is gone"
+        users_sessions,
+        "the phone's record is gone, its ending's marker in its place"
     );
     let page = laptop.get("/account/sessions").await;
     assert_eq!(handles(&page.body).len(), 1, "{}", page.body);
     assert!(
         laptop.get("/account").await.status == StatusCode::OK,
         "this session lives on under a new id"
+    );
+    // The phone's next page says what happened.
+    let page = phone.get("/").await;
+    assert!(
+        page.body
+            .contains("Your session was ended because your password was changed."),
+        "{}",
+        page.body
     );
 }
 

@@ -197,6 +197,19 @@ impl ExtraSettings for () {
 fn read_config(reader: &mut SettingsReader, state_dir: &Path) -> Result<Config, ConfigError> {
     let mut profile = Profile::Dev;
     reader.read("PORTCULLIS_PROFILE", &mut profile, keyword)?;
+    // The first line the configuration logs: which profile, and why, so that nobody runs
+    // `dev` without knowing it.
+    match reader.lookup("PORTCULLIS_PROFILE")? {
+        Some((_, source)) => {
+            tracing::info!(%profile, from = %source, "configuration profile {profile} (PORTCULLIS_PROFILE)")
+        }
+        None => tracing::info!(
+            %profile,
+            "configuration profile {profile}: PORTCULLIS_PROFILE is not set, so the default \
+             (files in the working directory, no Secure cookies); set PORTCULLIS_PROFILE=redis \
+             in production"
+        ),
+    }
     let mut format = SessionFormat::Native;
     reader.read("SESSION_FORMAT", &mut format, keyword)?;
     let secret_key = read_secret_key(reader, profile, format, state_dir)?;

@@ -157,6 +157,7 @@ fn write_new(dir: &Path, path: &Path, key: &str) -> io::Result<()> {
         options.mode(0o600);
     }
     dirs.create(dir)?;
+    crate::folder::ignore_in_git(dir)?;
     options.open(path)?.write_all(key.as_bytes())
 }
 

@@ -137,7 +137,7 @@ pub use crate::session::secret::CsrfSecret;
 pub use future::ResponseFuture;
 pub use layer::{CsrfLayer, InvalidTrustedOrigin};
 pub use origin::PublicOrigin;
-pub use rejection::CsrfError;
+pub use rejection::{CsrfError, Refusal};
 pub use service::CsrfService;
 pub use token::{CsrfToken, verify_token};
 

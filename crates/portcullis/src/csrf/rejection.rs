@@ -101,14 +101,56 @@ impl CsrfError {
         }
     }
 
-    /// The answer as a page or as `{"error": reason, "status": code}`.
+    /// Which kind of refusal this is, for an application that answers refusals in its own
+    /// layout: `None` for the failures that are no refusal (body, session, misconfiguration).
     #[must_use]
-    pub fn to_response(&self, answer: Answer) -> Response {
+    pub fn refusal(&self) -> Option<Refusal> {
         match self {
-            Self::NoSession => MissingSessionLayer.to_response(answer),
-            other => error_page(other.status(), &other.to_string(), answer),
+            Self::Missing
+            | Self::SessionTokenMissing
+            | Self::Expired
+            | Self::Invalid
+            | Self::Mismatch => Some(Refusal::StaleToken),
+            Self::ReferrerMissing
+            | Self::ReferrerMismatch
+            | Self::CrossOrigin
+            | Self::OriginMismatch { .. }
+            | Self::Referer(_) => Some(Refusal::CrossOrigin),
+            Self::BodyTooLarge { .. }
+            | Self::BodyUnreadable(_)
+            | Self::NoSession
+            | Self::Session(_) => None,
         }
     }
+
+    /// The answer as a page or as `{"error": reason, "status": code}`. A refusal carries its
+    /// [`Refusal`] in the response's extensions.
+    #[must_use]
+    pub fn to_response(&self, answer: Answer) -> Response {
+        let mut response = match self {
+            Self::NoSession => MissingSessionLayer.to_response(answer),
+            other => error_page(other.status(), &other.to_string(), answer),
+        };
+        if let Some(refusal) = self.refusal() {
+            response.extensions_mut().insert(refusal);
+        }
+        response
+    }
+}
+
+/// What kind of refusal a CSRF answer is, in its response's extensions, so that a layer
+/// outside [`CsrfLayer`](super::CsrfLayer) can answer it its own way: show a stale form again
+/// with a fresh token, or refuse a cross-site request in the site's layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The request passed the origin check (it came from the site's own pages), but its token
+    /// did not pass: missing, expired, or of a session that has ended since the form was
+    /// rendered. Safe to answer with the form again and a fresh token.
+    StaleToken,
+    /// The request came from another origin, or could not show it came from this one.
+    /// Nothing of it should be shown back.
+    CrossOrigin,
 }
 
 /// An HTML page with the reason; the layer picks JSON for API paths itself.
@@ -178,7 +220,16 @@ mod tests {
         for (error, text) in cases {
             assert_eq!(error.to_string(), text);
             assert_eq!(error.status(), StatusCode::FORBIDDEN, "{text}");
+            let response = error.to_response(Answer::Page);
+            assert_eq!(
+                response.extensions().get::<Refusal>().copied(),
+                error.refusal(),
+                "{text}"
+            );
         }
+        assert_eq!(CsrfError::Expired.refusal(), Some(Refusal::StaleToken));
+        assert_eq!(CsrfError::CrossOrigin.refusal(), Some(Refusal::CrossOrigin));
+        assert_eq!(CsrfError::NoSession.refusal(), None);
     }
 
     #[test]

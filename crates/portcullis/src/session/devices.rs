@@ -18,6 +18,7 @@ use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
 
+use super::ending::{self, Ending};
 use super::format::max_record_len;
 use super::id::{ENCODED_DIGEST_LEN, Tag, slot};
 use super::record::Data;
@@ -214,6 +215,21 @@ impl UserSessions {
     /// # Errors
     /// As [`UserSessions::list`].
     pub async fn end(&self, user: &str, device_id: &DeviceId) -> Result<bool, SessionError> {
+        self.end_because(user, device_id, Ending::EndedElsewhere)
+            .await
+    }
+
+    /// [`UserSessions::end`], saying why: the reason [`Session::ended`] reports to the ended
+    /// session's next request.
+    ///
+    /// # Errors
+    /// As [`UserSessions::list`].
+    pub async fn end_because(
+        &self,
+        user: &str,
+        device_id: &DeviceId,
+        ending: Ending,
+    ) -> Result<bool, SessionError> {
         let index = self.index()?;
         for tag in self.tags(user).await? {
             let slot = slot(&self.shared.settings.key_prefix, &tag);
@@ -222,6 +238,7 @@ impl UserSessions {
                 .await
                 .map_err(|e| self.failed(e))?
             {
+                ending::mark(&self.shared, &slot.member_key(device_id.as_str()), ending).await;
                 self.log_ended(user, 1);
                 return Ok(true);
             }
@@ -238,15 +255,34 @@ impl UserSessions {
         user: &str,
         except: Option<&DeviceId>,
     ) -> Result<usize, SessionError> {
+        self.end_all_because(user, except, Ending::EndedElsewhere)
+            .await
+    }
+
+    /// [`UserSessions::end_all`], saying why: the reason [`Session::ended`] reports to each
+    /// ended session's next request (one more index read, to know whom to tell).
+    ///
+    /// # Errors
+    /// As [`UserSessions::list`].
+    pub async fn end_all_because(
+        &self,
+        user: &str,
+        except: Option<&DeviceId>,
+        ending: Ending,
+    ) -> Result<usize, SessionError> {
         let index = self.index()?;
         let keep = except.map(DeviceId::as_str);
         let mut ended = 0;
         for tag in self.tags(user).await? {
             let slot = slot(&self.shared.settings.key_prefix, &tag);
+            let listed = index.list(&slot).await.map_err(|e| self.failed(e))?;
             ended += index
                 .end_all(&slot, keep)
                 .await
                 .map_err(|e| self.failed(e))?;
+            for record in listed.iter().filter(|r| Some(r.member.as_str()) != keep) {
+                ending::mark(&self.shared, &slot.member_key(&record.member), ending).await;
+            }
         }
         self.log_ended(user, ended);
         Ok(ended)
@@ -345,11 +381,20 @@ impl Session {
     /// # Errors
     /// As [`UserSessions::list`].
     pub async fn end_other_devices(&self) -> Result<usize, SessionError> {
+        self.end_other_devices_because(Ending::EndedElsewhere).await
+    }
+
+    /// [`Session::end_other_devices`], saying why (a password change is
+    /// [`Ending::PasswordChange`]).
+    ///
+    /// # Errors
+    /// As [`UserSessions::list`].
+    pub async fn end_other_devices_because(&self, ending: Ending) -> Result<usize, SessionError> {
         let Some(whose) = self.whose().await? else {
             return Ok(0);
         };
         self.user_sessions()
-            .end_all(&whose.user, whose.device_id.as_ref())
+            .end_all_because(&whose.user, whose.device_id.as_ref(), ending)
             .await
     }
 

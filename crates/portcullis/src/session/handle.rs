@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 use super::Format;
 use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::PresentedCookie;
+use super::ending::Ending;
 use super::id::Id;
 use super::pre_session::PreSession;
 use super::record::Envelope;
@@ -31,9 +32,13 @@ use crate::store::CasToken;
 /// another request saved first, its changes are applied again onto that request's record
 /// (see [`Session::update`] and the crate docs' "Concurrency").
 ///
+/// The handle comes from the [`SessionLayer`](super::SessionLayer), which must wrap every
+/// route that extracts it; without it the extractor answers 500 naming the fix
+/// ([`MissingSessionLayer`]).
+///
 /// ```
 /// use axum::{Router, routing::get};
-/// use portcullis::{Session, SessionError};
+/// use portcullis::{Session, SessionError, SessionLayer, keys::KeyRing, store::MemoryStore};
 ///
 /// async fn counter(session: Session) -> Result<String, SessionError> {
 ///     let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
@@ -41,7 +46,10 @@ use crate::store::CasToken;
 ///     Ok(format!("visit number {visits}"))
 /// }
 ///
-/// let app: Router = Router::new().route("/", get(counter));
+/// let keys = KeyRing::new(b"a secret key of at least thirty-two bytes", &[]);
+/// let app: Router = Router::new()
+///     .route("/", get(counter))
+///     .layer(SessionLayer::new(MemoryStore::new(), keys));
 /// ```
 #[derive(Clone)]
 pub struct Session {
@@ -92,11 +100,15 @@ pub(crate) struct RequestSession {
     pub(crate) failed: bool,
     /// The cookie named a session that no longer exists (expired or ended elsewhere).
     pub(crate) ended_previous: bool,
+    /// Why it ended, when the layer could tell (`ending.rs`).
+    pub(crate) ending: Option<Ending>,
     /// `destroy()` was called.
     pub(crate) destroyed: bool,
     /// Sessions to remove after the handler: a destroyed or regenerated session's old id, or
     /// one whose record was unreadable.
     pub(crate) to_delete: Vec<Id>,
+    /// Sessions ended on purpose in this request: each gets a marker saying why, once deleted.
+    pub(crate) endings: Vec<(Id, Ending)>,
 }
 
 /// The session data and what happened to it in this request.
@@ -152,8 +164,10 @@ impl Session {
             accessed: false,
             failed: false,
             ended_previous: false,
+            ending: None,
             destroyed: false,
             to_delete: Vec::new(),
+            endings: Vec::new(),
         };
         Self {
             shared,
@@ -429,6 +443,21 @@ impl Session {
         Ok(state.ended_previous)
     }
 
+    /// Why the session the request's cookie named is over, when it is and the layer can tell:
+    /// [`Ending::Idle`] when its record is simply gone, [`Ending::Absolute`] past its absolute
+    /// lifetime, and the reason the ending call gave otherwise ([`Session::destroy`] is
+    /// [`Ending::LoggedOut`]; [`Session::end_other_devices`] [`Ending::EndedElsewhere`]).
+    /// `None` for a request without an authentic cookie, with a live session, or whose record
+    /// could not be opened. Found on the miss path only (a second store read there); in the
+    /// Flask format a session the Flask app ended reads as [`Ending::Idle`].
+    ///
+    /// # Errors
+    /// [`SessionError::Unavailable`] when the store cannot be reached.
+    pub async fn ended(&self) -> Result<Option<Ending>, SessionError> {
+        let state = self.loaded().await?;
+        Ok(state.ending)
+    }
+
     /// Gives the session a new id, keeping its data, and restarts its absolute lifetime; the old
     /// record is deleted once the new one is written, and what other requests saved there
     /// meanwhile is carried over. The CSRF secret rotates: the new session gets a new one.
@@ -469,6 +498,16 @@ impl Session {
     /// # Errors
     /// None today; the signature leaves room for stores that delete eagerly.
     pub async fn destroy(&self) -> Result<(), SessionError> {
+        self.destroy_because(Ending::LoggedOut).await
+    }
+
+    /// [`Session::destroy`], saying why: the reason [`Session::ended`] reports to a later
+    /// request that presents this session's cookie (a password change or an account disabled
+    /// elsewhere, noticed by this request).
+    ///
+    /// # Errors
+    /// As [`Session::destroy`].
+    pub async fn destroy_because(&self, ending: Ending) -> Result<(), SessionError> {
         let now = self.shared.clock.now();
         let mut state = self.state.lock().await;
         state.accessed = true;
@@ -480,6 +519,7 @@ impl Session {
             (None, PresentedCookie::Valid { id, .. }) => Some(id.clone()),
             _ => None,
         };
+        state.endings.extend(stored.clone().map(|id| (id, ending)));
         state.to_delete.extend(stored);
         state.current = Some(self.fresh(now));
         Ok(())

@@ -7,6 +7,7 @@ use tokio::sync::MutexGuard;
 
 use super::changes::Changes;
 use super::cookie::PresentedCookie;
+use super::ending::{self, Ending};
 use super::format::max_record_len;
 use super::handle::{RequestSession, Session, WorkingCopy};
 use super::id::Id;
@@ -97,6 +98,11 @@ impl Session {
         let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
         let bytes = self.fetch(state, &key, slide_to).await?;
         let loaded = classify(&self.shared, &key, bytes.as_deref(), now);
+        state.ending = match loaded {
+            Loaded::Missing => Some(self.why_missing(state, &key).await?),
+            Loaded::PastAbsolute => Some(Ending::Absolute),
+            _ => None,
+        };
         let mut slide_to = slide_to;
         if let (Loaded::Live { envelope, .. }, Some(slid)) = (&loaded, slide_to) {
             let absolute_deadline = envelope.created_at() + settings.absolute;
@@ -104,8 +110,16 @@ impl Session {
                 // The slide asked for more than the session has left (its created-at is
                 // inside the record, so the first round trip could not know): bring the
                 // store's expiry back to the absolute deadline. Only within the last idle
-                // lifetime of a session, so rarely a second round trip.
-                self.fetch(state, &key, Some(absolute_deadline)).await?;
+                // lifetime of a session, so rarely a second round trip; the marker that the
+                // absolute limit will end it (`ending.rs`) is written alongside, not after.
+                let until = absolute_deadline + settings.idle;
+                let marked = ending::mark_until(&self.shared, &key, Ending::Absolute, until);
+                let (fetched, marked) =
+                    tokio::join!(self.fetch(state, &key, Some(absolute_deadline)), marked);
+                fetched?;
+                if let Err(error) = marked {
+                    tracing::warn!(%error, "could not record the session's absolute deadline");
+                }
                 slide_to = Some(absolute_deadline);
             }
         }
@@ -126,6 +140,22 @@ impl Session {
         }
         state.current = Some(current);
         Ok(())
+    }
+
+    /// Why the record under `key` is missing (the miss path's one extra read), noting an
+    /// outage in `state`.
+    async fn why_missing(
+        &self,
+        state: &mut RequestSession,
+        key: &StoreKey,
+    ) -> Result<Ending, SessionError> {
+        ending::read(&self.shared, key).await.map_err(|error| {
+            state.failed = true;
+            self.shared.health.report_failure(&error);
+            SessionError::Unavailable {
+                source: Some(error),
+            }
+        })
     }
 
     /// Reads the record (sliding its expiry to `slide_to`), noting an outage in `state`.
@@ -193,7 +223,9 @@ impl Session {
             }
             Loaded::PastAbsolute => {
                 events::session_past_absolute(&session());
-                state.to_delete.push(opened.id);
+                let id = opened.id;
+                state.endings.push((id.clone(), Ending::Absolute));
+                state.to_delete.push(id);
             }
             Loaded::Missing => events::session_gone(&session()),
         }

@@ -17,6 +17,7 @@
 //!   which the CSRF layer reads through [`Session`]'s crate-internal methods;
 //!   `pre_session.rs`: an anonymous visitor's secret in a signed cookie until something real
 //!   is stored, so cookieless form pages write no record;
+//! - `ending.rs`: why a session ended ([`Ending`]) and the short-lived marker that says so;
 //! - `devices.rs`: a user's sessions across devices ([`UserSessions`], [`Session::devices`]);
 //! - `layer.rs`, `service.rs`: the tower middleware and what it does after the handler;
 //! - `shared.rs`: what every request of one layer shares (settings, store, keys, clock).
@@ -24,6 +25,7 @@
 mod changes;
 mod cookie;
 mod devices;
+pub(crate) mod ending;
 mod format;
 mod handle;
 mod id;
@@ -39,6 +41,7 @@ mod write;
 
 pub use cookie::SameSite;
 pub use devices::{DeviceId, DeviceSession, UserSessions};
+pub use ending::Ending;
 pub use format::Format;
 pub use handle::Session;
 pub use id::Id;
@@ -124,6 +127,8 @@ impl MissingSessionLayer {
     const BODY_TEXT: &str = "Sessions are misconfigured: no session in the request. Add \
         SessionLayer outside CsrfLayer and outside every route that uses the session: \
         `.layer(CsrfLayer::new()).layer(SessionLayer::new(..))`.";
+    const RELEASE_BODY_TEXT: &str =
+        "The server is misconfigured (its log says how to fix it). Please try again later.";
 
     /// 500 Internal Server Error.
     #[must_use]
@@ -137,16 +142,23 @@ impl MissingSessionLayer {
         Self::BODY_TEXT
     }
 
-    /// The answer, as a page or JSON.
+    /// The answer, as a page or JSON: the reason naming the fix in debug builds, a plain
+    /// "misconfigured" in release builds (the fix is for the developer, not the visitor).
+    /// Logged either way, naming the fix.
     pub(crate) fn to_response(self, answer: Answer) -> Response {
-        error_page(self.status(), self.body_text(), answer)
+        tracing::error!("{}", Self::BODY_TEXT);
+        let body = if cfg!(debug_assertions) {
+            self.body_text()
+        } else {
+            Self::RELEASE_BODY_TEXT
+        };
+        error_page(self.status(), body, answer)
     }
 }
 
 /// An HTML page with the reason; the misconfiguration is logged.
 impl IntoResponse for MissingSessionLayer {
     fn into_response(self) -> Response {
-        tracing::error!("no Session in the request: add SessionLayer outside the route");
         self.to_response(Answer::Page)
     }
 }

@@ -329,8 +329,10 @@ mod tests {
             accessed: true,
             failed: false,
             ended_previous: false,
+            ending: None,
             destroyed: case.destroyed,
             to_delete: Vec::new(),
+            endings: Vec::new(),
         }
     }
 

@@ -145,7 +145,8 @@ pub struct FileStore {
 
 impl FileStore {
     /// Opens the session folder `dir` on the system clock, creating it (and its parents) if
-    /// needed, and sets its mode to 0700, tightening an existing folder. The folder should hold
+    /// needed, and sets its mode to 0700, tightening an existing folder; a `.gitignore` of `*` keeps
+    /// it out of version control. The folder should hold
     /// nothing but sessions. This does blocking file-system work: call it at start-up.
     ///
     /// # Errors
@@ -163,6 +164,8 @@ impl FileStore {
             .map_err(|e| failed("creating", e))?;
         fs::set_permissions(&dir, Permissions::from_mode(DIR_MODE))
             .map_err(|e| failed("setting mode 0700 on", e))?;
+        // A hidden name, which no record can have (`check_key`).
+        crate::folder::ignore_in_git(&dir).map_err(|e| failed("writing .gitignore in", e))?;
         // Absolute, so that a later change of working directory cannot move the store, and
         // canonical, so that every store on this folder finds the same lock.
         let dir = fs::canonicalize(&dir).map_err(|e| failed("resolving", e))?;

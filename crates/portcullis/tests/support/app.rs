@@ -20,6 +20,7 @@ pub fn routes() -> Router {
         .route("/fail", post(fail))
         .route("/destroy-then-fail", post(destroy_then_fail))
         .route("/ended", get(ended))
+        .route("/why", get(why))
         .route("/expires", get(expires))
 }
 
@@ -79,6 +80,11 @@ async fn expires(session: Session) -> Result<String, SessionError> {
 
 async fn ended(session: Session) -> Result<String, SessionError> {
     Ok(session.previous_session_ended().await?.to_string())
+}
+
+/// Why the cookie's session ended (`Session::ended`), or `none`.
+async fn why(session: Session) -> Result<&'static str, SessionError> {
+    Ok(session.ended().await?.map_or("none", |e| e.as_str()))
 }
 
 /// Sends one request and returns the response with its body as text.

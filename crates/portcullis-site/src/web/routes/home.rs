@@ -8,10 +8,10 @@ use minijinja::context;
 use portcullis::Session;
 
 use crate::web::error::AppError;
-use crate::web::extract::Viewer;
+use crate::web::extract::{Viewer, ending_message};
 use crate::web::page::Page;
 use crate::web::state::AppState;
-use crate::web::text::{minutes_seconds, seconds_left, shown_time, utc};
+use crate::web::text::{duration, seconds_left, shown_time, utc};
 
 pub(crate) async fn home(
     State(state): State<AppState>,
@@ -19,10 +19,16 @@ pub(crate) async fn home(
     session: Session,
     viewer: Viewer,
 ) -> Result<Response, AppError> {
-    let Viewer::User(user) = &viewer else {
-        return page
-            .render(&state, None, "landing.html", StatusCode::OK, context! {})
-            .await;
+    let user = match &viewer {
+        Viewer::User(user) => user,
+        Viewer::Anonymous { ended } => {
+            // The first page after an ending says so, whichever it is.
+            let notice = ended.map(|ending| ending_message(&state, ending));
+            let context = context! { notice };
+            return page
+                .render(&state, None, "landing.html", StatusCode::OK, context)
+                .await;
+        }
     };
     let now = state.clock().now();
     let expires = session.expires_at().await?;
@@ -31,7 +37,7 @@ pub(crate) async fn home(
         started => shown_time(now, session.created_at().await?),
         expires => utc(expires),
         seconds_left => left,
-        time_left => minutes_seconds(expires.duration_since(now).unwrap_or_default()),
+        time_left => duration(expires.duration_since(now).unwrap_or_default()),
     };
     page.render(
         &state,

@@ -20,7 +20,7 @@ use crate::events;
 use crate::session_data::device::Device;
 use crate::session_data::flash;
 use crate::web::error::AppError;
-use crate::web::extract::{ClientAddr, Viewer};
+use crate::web::extract::{ClientAddr, Viewer, ending_message};
 use crate::web::next::{redirect_after_login, safe_next};
 use crate::web::page::Page;
 use crate::web::state::AppState;
@@ -48,12 +48,14 @@ pub(crate) async fn form(
         }
         Viewer::Anonymous { ended } => ended,
     };
-    let notice = if query.logged_out.is_some() {
-        Some("You have been logged out.")
-    } else if query.expired.is_some() || ended {
-        Some("Your session has expired. Please log in again.")
-    } else if query.next.is_some() {
-        Some("Please log in.")
+    // `expired=1` alone says nothing: the reason comes with the session (a flash that the
+    // redirect left) or with the cookie presented here, never from the address.
+    let notice = if let Some(ending) = ended {
+        Some(ending_message(&state, ending))
+    } else if query.logged_out.is_some() {
+        Some("You have been logged out.".to_owned())
+    } else if query.next.is_some() && query.expired.is_none() {
+        Some("Please log in.".to_owned())
     } else {
         None
     };

@@ -2,7 +2,7 @@
 //! auto-escaping on (every template name ends in `.html`), and the stylesheet.
 //!
 //! Every page extends `base.html`, which expects `user` (or none), `flashes`, `csrf_input`
-//! (a safe string: the hidden CSRF field), `theme`, `density` (the viewer's appearance) and `idle_minutes`.
+//! (a safe string: the hidden CSRF field), `theme`, `density` (the viewer's appearance) and `idle_time` (the idle lifetime, `5 minutes`).
 
 use minijinja::Environment;
 

@@ -29,6 +29,7 @@ pub(crate) use turns::WriteLocks;
 use std::time::SystemTime;
 
 use super::LayerShared;
+use super::ending::{self, Ending};
 use super::handle::{RequestSession, WorkingCopy};
 use super::id::{Id, slot};
 use super::secret;
@@ -73,6 +74,7 @@ pub(crate) async fn write(
         current,
         to_delete,
         pre_session,
+        endings,
         ..
     } = state;
     let mut written = false;
@@ -106,6 +108,7 @@ pub(crate) async fn write(
     for id in std::mem::take(to_delete) {
         delete(shared, &id).await?;
     }
+    mark_endings(shared, endings).await;
     Ok(written)
 }
 
@@ -129,7 +132,20 @@ pub(crate) async fn delete_ended(
     for id in std::mem::take(&mut state.to_delete) {
         delete(shared, &id).await?;
     }
+    mark_endings(shared, &mut state.endings).await;
     Ok(())
+}
+
+/// Leaves the marker of each session this request ended on purpose (`ending.rs`), once its
+/// record is gone.
+async fn mark_endings(shared: &LayerShared, endings: &mut Vec<(Id, Ending)>) {
+    for (id, ending) in std::mem::take(endings) {
+        let key = shared
+            .settings
+            .format
+            .store_key(&id, &shared.settings.key_prefix);
+        ending::mark(shared, &key, ending).await;
+    }
 }
 
 /// Whether the session holds anything worth a record: an empty anonymous session is not
