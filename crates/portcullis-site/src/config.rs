@@ -222,6 +222,19 @@ impl fmt::Display for LogFormat {
     }
 }
 
+impl LogFormat {
+    /// `LOG_FORMAT` as the process environment holds it, read before the rest of the
+    /// configuration so that the lines logged while it loads (the profile chosen) are in that
+    /// form too; `text` when unset or not understood. A `LOG_FORMAT` of `.env` takes effect
+    /// once the configuration is read, which also refuses a bad value.
+    pub fn from_environment() -> Self {
+        std::env::var("LOG_FORMAT")
+            .ok()
+            .and_then(|raw| log_format(&raw).ok())
+            .unwrap_or(Self::Text)
+    }
+}
+
 /// `text` or `json`, in any case.
 fn log_format(raw: &str) -> parse::Parsed<LogFormat> {
     match raw.trim().to_ascii_lowercase().as_str() {

@@ -1,6 +1,6 @@
 //! `portcullis`: the reference site and its command line. The commands live in the library's
-//! `cli/` (so tests can reach them); this binary only parses, sets up logging (text until the
-//! configuration is read, then in its `LOG_FORMAT`), loads the configuration, runs the command
+//! `cli/` (so tests can reach them); this binary only parses, sets up logging (in the
+//! environment's `LOG_FORMAT` while the configuration loads, then in the configuration's), loads the configuration, runs the command
 //! and turns its outcome into an exit code.
 #![forbid(unsafe_code)]
 
@@ -23,7 +23,8 @@ type Output = Box<dyn Layer<Filtered> + Send + Sync>;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let output = init_logging();
+    let early = LogFormat::from_environment();
+    let output = init_logging(early);
     let (config, site_config) = match site::load(cli.loader()) {
         Ok(loaded) => loaded,
         Err(error) => {
@@ -31,10 +32,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if site_config.log_format == LogFormat::Json
-        && let Err(error) = output.reload(json_output())
-    {
-        eprintln!("portcullis: cannot switch the log to JSON: {error}");
+    if site_config.log_format != early {
+        let switched = match site_config.log_format {
+            LogFormat::Json => output.reload(json_output()),
+            LogFormat::Text => output.reload(text_output()),
+        };
+        if let Err(error) = switched {
+            eprintln!(
+                "portcullis: cannot switch the log to {}: {error}",
+                site_config.log_format
+            );
+        }
     }
     match cli.run(config, site_config).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,21 +53,28 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Logs text lines to standard error, filtered by `RUST_LOG` (default `info`); the handle
-/// swaps the output for JSON.
-fn init_logging() -> reload::Handle<Output, Filtered> {
+/// Logs to standard error in `format`, filtered by `RUST_LOG` (default `info`); the handle
+/// swaps the output once the configuration is read.
+fn init_logging(format: LogFormat) -> reload::Handle<Output, Filtered> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let text: Output = tracing_subscriber::fmt::layer()
-        // Colour codes only for a person at a terminal, not in files and CI logs.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .boxed();
-    let (output, handle) = reload::Layer::new(text);
+    let (output, handle) = reload::Layer::new(match format {
+        LogFormat::Text => text_output(),
+        LogFormat::Json => json_output(),
+    });
     tracing_subscriber::registry()
         .with(filter)
         .with(output)
         .init();
     handle
+}
+
+/// Text lines for people.
+fn text_output() -> Output {
+    tracing_subscriber::fmt::layer()
+        // Colour codes only for a person at a terminal, not in files and CI logs.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .boxed()
 }
 
 /// One JSON object per line on standard error, each event's fields at the top level
