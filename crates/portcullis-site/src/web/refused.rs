@@ -21,6 +21,7 @@ use crate::web::error::AppError;
 use crate::web::extract::{Viewer, ending_message, resolve};
 use crate::web::next::safe_next;
 use crate::web::page::{Page, plain_error};
+use crate::web::routes::register;
 use crate::web::state::AppState;
 
 /// The one line over a form shown again.
@@ -155,11 +156,11 @@ async fn stale_form(
                 .await
         }
         ("/register", Viewer::Anonymous { .. }) => {
-            let context = context! {
+            let context = register::with_rules(context! {
                 error => stale,
                 name => field(form, "name"),
                 display_name => field(form, "display_name"),
-            };
+            });
             page.render(state, None, "register.html", status, context)
                 .await
         }

@@ -198,7 +198,7 @@ async fn create(
 }
 
 /// The password rules the form states, from the constants that enforce them.
-fn with_rules(context: minijinja::Value) -> minijinja::Value {
+pub(crate) fn with_rules(context: minijinja::Value) -> minijinja::Value {
     context! {
         password_min => PASSWORD_CHARS.start(),
         password_max => PASSWORD_CHARS.end(),
