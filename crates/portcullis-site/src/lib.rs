@@ -42,7 +42,9 @@
 //!   `show_config.rs`, `sessions.rs`, `users.rs`; `main.rs` only calls [`cli::Cli::run`];
 //! - `config.rs`: the site's own settings ([`config::SiteConfig`]), declared as the library
 //!   declares its own;
-//! - `stores.rs`: opens the configured session store, once per process.
+//! - `stores.rs`: opens the configured session store, once per process;
+//! - `metrics.rs`: the Prometheus recorder, the `/metrics` listener (`METRICS_BIND`) and the
+//!   site's own metrics (`docs/METRICS.md`).
 //!
 //! # Session keys
 //!
@@ -55,6 +57,7 @@
 pub mod accounts;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 mod session_data;
 mod stores;
 mod web;

@@ -8,6 +8,7 @@ mod error_chain;
 #[cfg(feature = "flask")]
 mod itsdangerous;
 pub mod keys;
+pub mod metrics;
 pub mod redact;
 mod response;
 pub mod session;

@@ -59,7 +59,9 @@ pub fn app(state: AppState) -> Router {
         ))
         .with_state(state.clone());
     // Outside everything else (the security headers apart): a shed request costs nothing.
-    middleware::add(limits::add(router, &state))
+    let router = middleware::add(limits::add(router, &state));
+    // Outermost: every request is counted, a shed or refused one too.
+    crate::metrics::track_http(router)
 }
 
 /// The site's route table in markdown, as the README shows it (rendered from the declaration).

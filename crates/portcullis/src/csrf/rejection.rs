@@ -100,6 +100,27 @@ impl CsrfError {
         }
     }
 
+    /// The `reason` label of `portcullis_csrf_refusals_total`: a fixed word per variant, never
+    /// the header it names.
+    pub(crate) fn metric_reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::SessionTokenMissing => "session_token_missing",
+            Self::Expired => "expired",
+            Self::Invalid => "invalid",
+            Self::Mismatch => "mismatch",
+            Self::ReferrerMissing => "referrer_missing",
+            Self::ReferrerMismatch => "referrer_mismatch",
+            Self::CrossOrigin => "cross_origin",
+            Self::OriginMismatch { .. } => "origin_mismatch",
+            Self::Referer(_) => "referer",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyUnreadable(_) => "body_unreadable",
+            Self::NoSession => "no_session",
+            Self::Session(_) => "session",
+        }
+    }
+
     /// The answer as a page or as `{"error": reason, "status": code}`.
     #[must_use]
     pub fn to_response(&self, answer: Answer) -> Response {
@@ -145,6 +166,7 @@ pub(super) fn log_refusal(
     if matches!(error, CsrfError::Session(_)) {
         return;
     }
+    crate::metrics::csrf_refused(error.metric_reason());
     match origin_check {
         Some(check) => tracing::warn!(
             target: "portcullis::security",

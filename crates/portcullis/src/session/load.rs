@@ -14,6 +14,7 @@ use super::record::Envelope;
 use super::routing;
 use super::{LayerShared, SessionError};
 use crate::keys::KeyUse;
+use crate::metrics::CookieRefusal;
 use crate::store::{CasToken, StoreKey};
 
 /// What a load found under a session's key.
@@ -37,6 +38,19 @@ pub(super) enum Loaded {
     PastAbsolute,
     /// No live record: expired, or ended elsewhere.
     Missing,
+}
+
+impl Loaded {
+    /// Why the cookie led to no live session, for the metrics; `None` for a live one.
+    fn refusal(&self) -> Option<CookieRefusal> {
+        match self {
+            Self::Live { .. } => None,
+            Self::Unreadable(_) => Some(CookieRefusal::Unreadable),
+            Self::Oversize(_) => Some(CookieRefusal::Oversize),
+            Self::PastAbsolute => Some(CookieRefusal::AbsoluteExpired),
+            Self::Missing => Some(CookieRefusal::Unknown),
+        }
+    }
 }
 
 /// What the record `bytes` loaded under `key` at `now` holds. Pure: the store was read before.
@@ -96,6 +110,9 @@ impl Session {
         let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
         let bytes = self.fetch(state, &key, slide_to).await?;
         let loaded = classify(&self.shared, &key, bytes.as_deref(), now);
+        if let Some(reason) = loaded.refusal() {
+            crate::metrics::cookie_refused(reason);
+        }
         let mut slide_to = slide_to;
         if let (Loaded::Live { envelope, .. }, Some(slid)) = (&loaded, slide_to) {
             let absolute_deadline = envelope.created_at() + settings.absolute;
@@ -115,6 +132,9 @@ impl Session {
             slide_to,
         };
         let current = self.start(state, opened, loaded, now);
+        if current.reissue_cookie {
+            crate::metrics::cookie_fallback_key();
+        }
         if current.reissue_cookie && current.id.tag().is_some() {
             // A logged-in cookie signed with a fallback key: the rotation is under way, so
             // the kept routing key must be sealed under the current key before the fallback

@@ -16,6 +16,7 @@ use crate::accounts;
 use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
+use crate::metrics::Login;
 use crate::session_data::device::Device;
 use crate::session_data::flash;
 use crate::web::error::AppError;
@@ -91,6 +92,7 @@ pub(crate) async fn submit(
         match LoginGuard::for_client(state.limiter(), device.as_ref(), &form.name, client).await {
             Ok(guard) => guard,
             Err(too_many) => {
+                crate::metrics::login(Login::RateLimited);
                 let name = logged_name(&state, &form.name, user.is_some());
                 tracing::warn!(
                     target: "portcullis::security",
@@ -115,6 +117,7 @@ pub(crate) async fn submit(
         Ok(verified) => verified,
         Err(HashError::Busy) => {
             // The password was never checked: this was no guess.
+            crate::metrics::login(Login::Busy);
             guard.forgive().await;
             return page.busy(&state, None).await;
         }
@@ -122,6 +125,7 @@ pub(crate) async fn submit(
     };
     let Some(user) = user.filter(|_| verified) else {
         // The attempt was counted before the check; a failure simply keeps it.
+        crate::metrics::login(Login::Failure);
         let name = logged_name(&state, &form.name, exists);
         tracing::info!(target: "portcullis::security", %name, %client, "log-in failed");
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
@@ -130,12 +134,14 @@ pub(crate) async fn submit(
         // The same answer as a wrong password, after the same Argon2 work: a disabled account
         // is not told apart, so a guessed password learns nothing (OWASP's authentication
         // cheat sheet: one generic message). The attempt stays counted.
+        crate::metrics::login(Login::Failure);
         tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: account disabled");
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     }
 
     guard.logged_in().await;
     if let Some(max) = at_session_limit(&state, &session, &user).await? {
+        crate::metrics::login(Login::RefusedByCap);
         tracing::info!(target: "portcullis::security", user = user.id, %client, "log-in refused: session limit");
         let message = format!(
             "You are logged in on {max} devices, the most allowed. Log out on one of them \
@@ -156,6 +162,7 @@ pub(crate) async fn submit(
         &format!("Welcome back, {}!", user.display_name),
     )
     .await?;
+    crate::metrics::login(Login::Success);
     tracing::info!(target: "portcullis::security", user = user.id, %client, "logged in");
     let mut response = redirect_after_login(&next).into_response();
     let device_cookie = state.device_cookies().issue(&user);

@@ -17,6 +17,7 @@ use crate::accounts::rate_limit::{Decision, TooManyAttempts, address_key};
 use crate::accounts::users::{
     User, UsersError, validate_display_name, validate_name, validate_password,
 };
+use crate::metrics::Registration;
 use crate::session_data::flash;
 use crate::web::error::AppError;
 use crate::web::extract::{ClientAddr, Viewer};
@@ -72,6 +73,7 @@ pub(crate) async fn submit(
     // which names are taken.
     let per_client = state.register_limits().per_client.as_ref();
     if let Decision::Limited { retry_after } = per_client.attempt(&address_key(client)).await {
+        crate::metrics::registration(Registration::RateLimited);
         tracing::warn!(target: "portcullis::security", %client, "registration refused: too many from this client");
         let wait = TooManyAttempts::after(retry_after);
         let message = format!(
@@ -93,17 +95,22 @@ pub(crate) async fn submit(
     };
     let created = match created {
         Ok(created) => created,
-        Err(AppError::Hash(HashError::Busy)) => return page.busy(&state, viewer.user()).await,
+        Err(AppError::Hash(HashError::Busy)) => {
+            crate::metrics::registration(Registration::Busy);
+            return page.busy(&state, viewer.user()).await;
+        }
         Err(error) => return Err(error),
     };
     let (status, message) = match created {
         Created::User(user) => {
+            crate::metrics::registration(Registration::Created);
             tracing::info!(target: "portcullis::security", user = user.id, "account created");
             let text = format!("Account {} created. Please log in.", user.name);
             flash::push(&session, "message", &text).await?;
             return Ok(Redirect::to("/login").into_response());
         }
         Created::TooMany(wait) => {
+            crate::metrics::registration(Registration::RateLimited);
             tracing::warn!(target: "portcullis::security", %client, "registration refused: too many from all clients");
             let message = format!(
                 "Too many accounts are being created right now. Please try again in {} seconds.",
@@ -121,6 +128,7 @@ pub(crate) async fn submit(
         ),
         Created::Refused(other) => return Err(other.into()),
     };
+    crate::metrics::registration(Registration::Refused);
     refuse(status, format!("{message}.")).await
 }
 

@@ -136,6 +136,7 @@ async fn create_indexed(
             CreateIndexedOutcome::Gone => return Err(WriteError::Ended),
             CreateIndexedOutcome::Refused => return Err(limit_reached(settings)),
             CreateIndexedOutcome::Stale(live) => {
+                crate::metrics::cas_conflict();
                 let Some(same) = same_user.as_mut() else {
                     return Err(WriteError::Unavailable(None));
                 };
@@ -149,6 +150,7 @@ async fn create_indexed(
 }
 
 fn log_evicted(shared: &LayerShared, user: &str, evicted: usize) {
+    crate::metrics::sessions_evicted(evicted);
     if evicted > 0 {
         tracing::info!(
             target: "portcullis::security",
@@ -187,6 +189,7 @@ async fn retire(
                 return Err(WriteError::Ended);
             }
             CasOutcome::Conflict(live) => {
+                crate::metrics::cas_conflict();
                 merge_regenerated_from(shared, current, old, &live, now)?;
                 save(shared, current, now).await?;
                 expected = settings.format.cas_token(&live);

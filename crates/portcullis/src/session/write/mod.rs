@@ -32,6 +32,7 @@ use super::LayerShared;
 use super::handle::{RequestSession, WorkingCopy};
 use super::id::{Id, slot};
 use super::secret;
+use crate::metrics::WriteRefusal;
 use crate::store::{StoreError, StoreKey};
 
 /// Saves tried before answering 503. Every failed try means another request's save succeeded
@@ -53,6 +54,17 @@ pub(crate) enum WriteError {
     LimitReached { max: usize },
     /// The session could not be encoded.
     Encode,
+}
+
+impl WriteError {
+    /// The refusal it counts as in the metrics, if any.
+    pub(crate) fn refusal(&self) -> Option<WriteRefusal> {
+        match self {
+            Self::Busy => Some(WriteRefusal::Busy),
+            Self::Ended => Some(WriteRefusal::Gone),
+            _ => None,
+        }
+    }
 }
 
 impl From<StoreError> for WriteError {
@@ -87,6 +99,10 @@ pub(crate) async fn write(
                     .secret()
                     .filter(|_| current.envelope.user_id.is_none());
                 retired = create::create(shared, current, carried, now).await?;
+                crate::metrics::session_created();
+                if current.regenerated.is_some() {
+                    crate::metrics::session_regenerated();
+                }
                 current.stored = true;
             }
             written = true;
@@ -164,6 +180,7 @@ pub(super) fn replay_onto(
         return Err(NotReplayed::PastAbsolute);
     }
     current.changes.replay(&mut envelope);
+    crate::metrics::cas_replayed();
     if onto == Onto::RegeneratedFrom {
         secret::keep_own(&current.envelope, &mut envelope);
     }
@@ -196,6 +213,7 @@ fn seal(
         .format
         .encode_record(&current.envelope, &shared.keys, key)
         .map_err(|_| WriteError::Encode)?;
+    crate::metrics::record_sealed(sealed.len());
     Ok((sealed, expires_at))
 }
 
