@@ -1,5 +1,6 @@
 //! Test support shared by the Portcullis crates' integration tests (never published): real
-//! Redis servers ([`redis`]) and a store wrapper that counts, fails and races ([`probe`]).
+//! Redis servers ([`redis`]), a Prometheus server ([`prometheus`]) and a store wrapper that
+//! counts, fails and races ([`probe`]).
 //!
 //! A dev-dependency of both `portcullis` and `portcullis-site`, as sqlx keeps `sqlx-test`, so
 //! that no test includes another crate's files by a relative `#[path]`. Helpers fail the test
@@ -7,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod probe;
+pub mod prometheus;
 pub mod redis;
 
 pub use probe::{Probe, Stats};

@@ -1,12 +1,14 @@
 //! The real `portcullis` binary, as one test binary: the site as a person uses it, serving and
 //! shutting down, the command line, the administrator's commands, the `redis` profile on a real
-//! `redis-server`, and interoperability with a real Flask app.
+//! `redis-server`, the metrics as Prometheus reads them, and interoperability with a real Flask
+//! app.
 
 mod admin_cli;
 mod cli;
 mod flask_interop;
 mod hosts;
 mod limits;
+mod metrics;
 mod redis_profile;
 mod serve;
 mod site;
