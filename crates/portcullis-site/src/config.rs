@@ -53,6 +53,14 @@ portcullis::settings! {
             show: show::display;
             accepts: "an IP address and port";
         }
+        /// where `GET /metrics` answers in the Prometheus text format, on a listener of its
+        /// own (never the site's port); unset: no metrics are recorded. See `docs/METRICS.md`
+        "METRICS_BIND" => metrics_bind: Option<SocketAddr> {
+            default: None;
+            parse: optional_socket_addr;
+            show: |addr| addr.map(|a| a.to_string()).unwrap_or_default();
+            accepts: "an IP address and port, e.g. `127.0.0.1:9464`";
+        }
         /// let `dev` listen beyond loopback
         "PORTCULLIS_ALLOW_DEV_PROFILE" => allow_dev_profile: bool {
             default: false;
@@ -333,6 +341,7 @@ impl ExtraSettings for SiteConfig {
     /// The `dev` profile keeps sessions in local files: it listens on loopback only, unless
     /// allowed.
     fn check(&self, config: &Config) -> Result<(), ConfigError> {
+        check_metrics_bind(self.metrics_bind, self.bind)?;
         if config.profile == Profile::Dev && !is_loopback(self.bind) && !self.allow_dev_profile {
             return Err(ConfigError::Conflict {
                 message: format!(
@@ -358,6 +367,34 @@ impl ExtraSettings for SiteConfig {
         }
         warnings
     }
+}
+
+/// `METRICS_BIND` is a listener of its own: never the site's port (so metrics cannot end up on
+/// the public port by a typo), and refused by a build without the `metrics` feature rather
+/// than silently ignored.
+fn check_metrics_bind(metrics: Option<SocketAddr>, site: SocketAddr) -> Result<(), ConfigError> {
+    let Some(metrics) = metrics else {
+        return Ok(());
+    };
+    if !crate::metrics::BUILT_IN {
+        return Err(ConfigError::Conflict {
+            message: format!(
+                "METRICS_BIND={metrics} is set but this build has no metrics (the `metrics` \
+                 feature of portcullis-site): unset it or build with the feature"
+            ),
+        });
+    }
+    let same_ip =
+        metrics.ip() == site.ip() || metrics.ip().is_unspecified() || site.ip().is_unspecified();
+    if metrics.port() != 0 && metrics.port() == site.port() && same_ip {
+        return Err(ConfigError::Conflict {
+            message: format!(
+                "METRICS_BIND={metrics} is the site's own address (PORTCULLIS_BIND={site}): \
+                 metrics go on a listener of their own, e.g. 127.0.0.1:9464"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Whether `addr` is reachable only from this machine (`::ffff:127.0.0.1` included).
@@ -444,6 +481,17 @@ fn socket_addr(raw: &str) -> parse::Parsed<SocketAddr> {
     raw.trim()
         .parse()
         .map_err(|_| "an IP address and port, e.g. 127.0.0.1:8000 or [::1]:8000".to_owned())
+}
+
+/// `METRICS_BIND`: empty is unset.
+fn optional_socket_addr(raw: &str) -> parse::Parsed<Option<SocketAddr>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    raw.trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| "an IP address and port, e.g. 127.0.0.1:9464".to_owned())
 }
 
 #[cfg(test)]

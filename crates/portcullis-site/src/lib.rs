@@ -48,7 +48,9 @@
 //! - `events.rs`: the site's security events (OWASP's names), one function each;
 //! - `config.rs`: the site's own settings ([`config::SiteConfig`]), declared as the library
 //!   declares its own;
-//! - `stores.rs`: opens the configured session store, once per process.
+//! - `stores.rs`: opens the configured session store, once per process;
+//! - `metrics.rs`: the Prometheus recorder, the `/metrics` listener (`METRICS_BIND`) and the
+//!   site's own metrics (`docs/METRICS.md`).
 //!
 //! # Session keys
 //!
@@ -62,6 +64,7 @@ pub mod accounts;
 pub mod cli;
 pub mod config;
 mod events;
+pub mod metrics;
 mod session_data;
 mod stores;
 mod web;

@@ -1,6 +1,7 @@
 //! Test support shared by the Portcullis crates' integration tests (never published): real
 //! Redis servers ([`redis`]), a real PostgreSQL cluster ([`postgres`]), a real nginx terminating
-//! HTTPS ([`nginx`]) and a store wrapper that counts, fails and races ([`probe`]).
+//! HTTPS ([`nginx`]), a Prometheus server ([`prometheus`]) and a store wrapper that counts,
+//! fails and races ([`probe`]).
 //!
 //! A dev-dependency of both `portcullis` and `portcullis-site`, as sqlx keeps `sqlx-test`, so
 //! that no test includes another crate's files by a relative `#[path]`. Helpers fail the test
@@ -10,6 +11,7 @@
 pub mod nginx;
 pub mod postgres;
 pub mod probe;
+pub mod prometheus;
 pub mod redis;
 
 pub use nginx::TlsProxy;

@@ -247,6 +247,10 @@ impl<S: SessionStore> SessionStore for Probe<S> {
     fn user_index(&self) -> Option<&dyn UserIndex> {
         self.inner.user_index().map(|_| self as &dyn UserIndex)
     }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
 }
 
 /// Every call goes on to the real store's index; only the slots of log-ins are remembered.

@@ -10,6 +10,7 @@ mod folder;
 #[cfg(feature = "flask")]
 mod itsdangerous;
 pub mod keys;
+pub mod metrics;
 pub mod redact;
 mod response;
 pub mod session;

@@ -60,6 +60,7 @@ struct InQueue<'p>(&'p AtomicUsize);
 impl Drop for InQueue<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::hash_queue_left();
     }
 }
 
@@ -98,6 +99,7 @@ impl HashPool {
             Err(TryAcquireError::Closed) => return Err(HashError::Failed),
             Err(TryAcquireError::NoPermits) => {
                 let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
+                crate::metrics::hash_queue_entered();
                 let _in_queue = InQueue(&self.waiting);
                 if ahead >= self.queue {
                     return Err(HashError::Busy);

@@ -37,6 +37,10 @@ pub(crate) async fn run(
     for warning in config.warnings_with(&site_config) {
         tracing::warn!(target: "portcullis::config", "{warning}");
     }
+    // First, so that the store's first operations are counted.
+    if let Some(address) = crate::metrics::start(site_config.metrics_bind).await? {
+        tracing::info!("metrics on http://{address}/metrics");
+    }
     let stores = Stores::open(&config).await?;
     stores.sweep_in_background();
     let bind = site_config.bind;

@@ -74,7 +74,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone());
     // Outside everything else (the security headers apart): a shed request costs nothing.
     // The probes beside it, under the security headers only.
-    middleware::add(limits::add(router, &state).merge(probes))
+    let router = middleware::add(limits::add(router, &state).merge(probes));
+    // Outermost: every request is counted, a shed or refused one too.
+    crate::metrics::track_http(router)
 }
 
 /// The site's route table in markdown, as the README shows it (rendered from the declaration).

@@ -101,6 +101,27 @@ impl CsrfError {
         }
     }
 
+    /// The `reason` label of `portcullis_csrf_refusals_total`: a fixed word per variant, never
+    /// the header it names.
+    pub(crate) fn metric_reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::SessionTokenMissing => "session_token_missing",
+            Self::Expired => "expired",
+            Self::Invalid => "invalid",
+            Self::Mismatch => "mismatch",
+            Self::ReferrerMissing => "referrer_missing",
+            Self::ReferrerMismatch => "referrer_mismatch",
+            Self::CrossOrigin => "cross_origin",
+            Self::OriginMismatch { .. } => "origin_mismatch",
+            Self::Referer(_) => "referer",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyUnreadable(_) => "body_unreadable",
+            Self::NoSession => "no_session",
+            Self::Session(_) => "session",
+        }
+    }
+
     /// Which kind of refusal this is, for an application that answers refusals in its own
     /// layout: `None` for the failures that are no refusal (body, session, misconfiguration).
     #[must_use]
@@ -188,6 +209,7 @@ pub(super) fn log_refusal(
     if matches!(error, CsrfError::Session(_)) {
         return;
     }
+    crate::metrics::csrf_refused(error.metric_reason());
     let check = origin_check.map_or_else(|| "csrf token".to_owned(), ToString::to_string);
     events::csrf_refused(&error.to_string(), &check, method.as_str(), path);
 }

@@ -16,6 +16,7 @@ use super::Settings;
 use super::id::{ENCODED_32_BYTES_LEN, Id, MAX_COOKIE_ID_LEN};
 use crate::events;
 use crate::keys::{KeyRing, KeyUse};
+use crate::metrics::CookieRefusal;
 
 /// Longest cookie value worth looking at: an id (a tagged one, its tag sealed, is the longest), a dot and a
 /// 256-bit MAC in base64url (the Flask format's 160-bit signature is shorter).
@@ -55,26 +56,42 @@ pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> 
     let mut first_failure = None;
     let mut failures = 0_usize;
     for cookie in candidates {
-        if let Some((id, key_use)) = verify(cookie.value(), settings, keys) {
-            return PresentedCookie::Valid { id, key_use };
-        }
+        let reason = match verify(cookie.value(), settings, keys) {
+            Ok((id, key_use)) => return PresentedCookie::Valid { id, key_use },
+            Err(reason) => reason,
+        };
         failures += 1;
-        first_failure.get_or_insert_with(|| keys.log_hash(cookie.value().as_bytes()));
+        first_failure.get_or_insert_with(|| (keys.log_hash(cookie.value().as_bytes()), reason));
     }
     match first_failure {
         None => PresentedCookie::Absent,
-        Some(cookie_hash) => {
+        Some((cookie_hash, reason)) => {
+            crate::metrics::cookie_refused(reason);
             events::cookie_unverified(&cookie_hash, failures);
             PresentedCookie::Invalid
         }
     }
 }
 
-fn verify(value: &str, settings: &Settings, keys: &KeyRing) -> Option<(Id, KeyUse)> {
+fn verify(value: &str, settings: &Settings, keys: &KeyRing) -> Result<(Id, KeyUse), CookieRefusal> {
     if value.len() > MAX_VALUE_LEN {
-        return None;
+        return Err(CookieRefusal::Malformed);
     }
-    settings.format.verify_cookie(value, settings, keys)
+    settings
+        .format
+        .verify_cookie(value, settings, keys)
+        .ok_or_else(|| refusal(value, settings))
+}
+
+/// Why `value` failed verification, for the metrics: shaped `id.signature` (with the signer
+/// on) is a bad signature (forged, altered, or signed by a key since dropped); anything else is
+/// malformed.
+fn refusal(value: &str, settings: &Settings) -> CookieRefusal {
+    if settings.use_signer && value.contains('.') {
+        CookieRefusal::BadSignature
+    } else {
+        CookieRefusal::Malformed
+    }
 }
 
 /// The cookie value for `id`, in the session's format.

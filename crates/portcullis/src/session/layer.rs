@@ -90,7 +90,7 @@ impl SessionLayer {
         };
         Self {
             shared: Arc::new(LayerShared {
-                store: Arc::new(store),
+                store: crate::metrics::measured(store),
                 keys: Arc::new(keys),
                 clock: Arc::new(SystemClock),
                 settings,

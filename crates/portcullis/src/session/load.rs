@@ -16,6 +16,7 @@ use super::routing;
 use super::{LayerShared, SessionError};
 use crate::events;
 use crate::keys::KeyUse;
+use crate::metrics::CookieRefusal;
 use crate::store::{CasToken, StoreKey};
 
 /// What a load found under a session's key.
@@ -39,6 +40,21 @@ pub(super) enum Loaded {
     PastAbsolute,
     /// No live record: expired, or ended elsewhere.
     Missing,
+}
+
+impl Loaded {
+    /// Why the cookie led to no live session, for the metrics, labelled by its `ending` where
+    /// the session ended; `None` for a live one.
+    fn refusal(&self, ending: Option<Ending>) -> Option<CookieRefusal> {
+        match self {
+            Self::Live { .. } => None,
+            Self::Unreadable(_) => Some(CookieRefusal::Unreadable),
+            Self::Oversize(_) => Some(CookieRefusal::Oversize),
+            Self::PastAbsolute | Self::Missing => Some(CookieRefusal::Ended(
+                ending.unwrap_or(Ending::Idle).as_str(),
+            )),
+        }
+    }
 }
 
 /// What the record `bytes` loaded under `key` at `now` holds. Pure: the store was read before.
@@ -103,6 +119,9 @@ impl Session {
             Loaded::PastAbsolute => Some(Ending::Absolute),
             _ => None,
         };
+        if let Some(reason) = loaded.refusal(state.ending) {
+            crate::metrics::cookie_refused(reason);
+        }
         let mut slide_to = slide_to;
         if let (Loaded::Live { envelope, .. }, Some(slid)) = (&loaded, slide_to) {
             let absolute_deadline = envelope.created_at() + settings.absolute;
@@ -130,6 +149,9 @@ impl Session {
             slide_to,
         };
         let current = self.start(state, opened, loaded, now);
+        if current.reissue_cookie {
+            crate::metrics::cookie_fallback_key();
+        }
         if current.reissue_cookie && current.id.tag().is_some() {
             // A logged-in cookie signed with a fallback key: the rotation is under way, so
             // the kept routing key must be sealed under the current key before the fallback

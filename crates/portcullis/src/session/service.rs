@@ -120,6 +120,9 @@ pub(crate) async fn finish(
     if written {
         shared.health.report_success();
     }
+    if state.destroyed {
+        crate::metrics::session_destroyed();
+    }
     let header = match cookie_action(state, written, settings, now) {
         CookieAction::Keep => None,
         CookieAction::Send { id, lifetime } => {
@@ -195,6 +198,9 @@ pub(crate) fn cookie_action(
 /// The answer when the session could not be written: nothing of this request's changes is
 /// kept, and the client's cookie is left alone unless its session is over.
 fn refuse(shared: &LayerShared, failure: WriteError, now: SystemTime, answer: Answer) -> Response {
+    if let Some(reason) = failure.refusal() {
+        crate::metrics::write_refused(reason);
+    }
     match failure {
         WriteError::Unavailable(error) => {
             if let Some(error) = error {

@@ -57,13 +57,17 @@ pub(crate) struct Health {
 
 impl Health {
     pub(crate) fn report_failure(&self, error: &StoreError) {
+        crate::metrics::store_available(false);
         if !self.down.swap(true, Ordering::Relaxed) {
+            crate::metrics::store_transition(false);
             tracing::error!(error = %error, "session store unreachable: answering 503 until it returns");
         }
     }
 
     pub(crate) fn report_success(&self) {
+        crate::metrics::store_available(true);
         if self.down.swap(false, Ordering::Relaxed) {
+            crate::metrics::store_transition(true);
             tracing::info!("session store reachable again");
         }
     }

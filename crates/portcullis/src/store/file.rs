@@ -478,6 +478,10 @@ impl SessionStore for FileStore {
     fn user_index(&self) -> Option<&dyn UserIndex> {
         Some(self)
     }
+
+    fn kind(&self) -> &'static str {
+        "file"
+    }
 }
 
 /// What a path holds, as far as the store is concerned.

@@ -208,6 +208,10 @@ impl SessionStore for MemoryStore {
     fn user_index(&self) -> Option<&dyn UserIndex> {
         Some(self)
     }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
 }
 
 impl Records {

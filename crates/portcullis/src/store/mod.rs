@@ -305,6 +305,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn user_index(&self) -> Option<&dyn UserIndex> {
         None
     }
+
+    /// A short name of the backend for metrics labels (`memory`, `file`, `redis`); `custom`
+    /// by default, so that a store written elsewhere need not say. A wrapper says its inner
+    /// store's.
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
 }
 
 #[async_trait]
@@ -351,5 +358,8 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     }
     fn user_index(&self) -> Option<&dyn UserIndex> {
         (**self).user_index()
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
     }
 }

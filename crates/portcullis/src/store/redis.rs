@@ -524,6 +524,10 @@ impl SessionStore for RedisStore {
     fn user_index(&self) -> Option<&dyn UserIndex> {
         Some(self)
     }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
 }
 
 /// Whether sending a command twice has the effect, and gives the answer, of sending it once.

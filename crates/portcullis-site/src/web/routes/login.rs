@@ -17,6 +17,7 @@ use crate::accounts::device_cookie::SetDeviceCookie;
 use crate::accounts::password::HashError;
 use crate::accounts::rate_limit::LoginGuard;
 use crate::events;
+use crate::metrics::Login;
 use crate::session_data::device::Device;
 use crate::session_data::flash;
 use crate::web::error::AppError;
@@ -94,6 +95,7 @@ pub(crate) async fn submit(
         match LoginGuard::for_client(state.limiter(), device.as_ref(), &form.name, client).await {
             Ok(guard) => guard,
             Err(too_many) => {
+                crate::metrics::login(Login::RateLimited);
                 let name = logged_name(&state, &form.name, user.is_some());
                 events::login_locked(&name, client, state.site_config().login_rate_limit.max);
                 let message = format!(
@@ -115,6 +117,7 @@ pub(crate) async fn submit(
         Ok(verified) => verified,
         Err(HashError::Busy) => {
             // The password was never checked: this was no guess.
+            crate::metrics::login(Login::Busy);
             guard.forgive().await;
             events::hashing_queue_full(client);
             return page.busy(&state, None).await;
@@ -123,6 +126,7 @@ pub(crate) async fn submit(
     };
     let Some(user) = user.filter(|_| verified) else {
         // The attempt was counted before the check; a failure simply keeps it.
+        crate::metrics::login(Login::Failure);
         let name = logged_name(&state, &form.name, exists);
         events::login_failed(&name, client);
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
@@ -132,12 +136,14 @@ pub(crate) async fn submit(
         // is not told apart, so a guessed password learns nothing (OWASP's authentication
         // cheat sheet: one generic message). The attempt stays counted.
         events::login_refused(&user, client, "account disabled");
+        crate::metrics::login(Login::Failure);
         return refuse(StatusCode::UNAUTHORIZED, INVALID.to_owned()).await;
     }
 
     guard.logged_in().await;
     if let Some(max) = at_session_limit(&state, &session, &user).await? {
         events::login_refused(&user, client, "session limit");
+        crate::metrics::login(Login::RefusedByCap);
         let message = format!(
             "You are logged in on {max} devices, the most allowed. Log out on one of them \
              (Account, then Sessions) and try again."
@@ -158,6 +164,7 @@ pub(crate) async fn submit(
     )
     .await?;
     events::login_succeeded(&user, client);
+    crate::metrics::login(Login::Success);
     let mut response = redirect_after_login(&next).into_response();
     let device_cookie = state.device_cookies().issue(&user);
     response

@@ -23,6 +23,7 @@ use crate::accounts::users::{
     User, UsersError, normalize_name, validate_display_name, validate_name, validate_new_password,
 };
 use crate::events;
+use crate::metrics::Registration;
 use crate::session_data::device::Device;
 use crate::session_data::flash;
 use crate::web::error::AppError;
@@ -82,6 +83,7 @@ pub(crate) async fn submit(
     if let Decision::Limited { retry_after } = per_client.attempt(&address_key(client)).await {
         let max = state.site_config().register_rate_limit.max;
         events::registration_limited(client, "REGISTER_RATE_LIMIT", max);
+        crate::metrics::registration(Registration::RateLimited);
         let wait = TooManyAttempts::after(retry_after);
         let message = format!(
             "Too many registrations from your network. Please wait {} seconds and try again.",
@@ -105,6 +107,7 @@ pub(crate) async fn submit(
         Ok(created) => created,
         Err(AppError::Hash(HashError::Busy)) => {
             events::hashing_queue_full(client);
+            crate::metrics::registration(Registration::Busy);
             return page.busy(&state, viewer.user()).await;
         }
         Err(error) => return Err(error),
@@ -119,6 +122,7 @@ pub(crate) async fn submit(
                 "Welcome, {}! Your account {} is ready, and you are logged in.",
                 user.display_name, user.name
             );
+            crate::metrics::registration(Registration::Created);
             flash::push(&session, "message", &text).await?;
             events::login_succeeded(&user, client);
             let mut response = Redirect::to("/").into_response();
@@ -131,6 +135,7 @@ pub(crate) async fn submit(
         Created::TooMany(wait) => {
             let max = state.site_config().register_total_rate_limit.max;
             events::registration_limited(client, "REGISTER_TOTAL_RATE_LIMIT", max);
+            crate::metrics::registration(Registration::RateLimited);
             let message = format!(
                 "Too many accounts are being created right now. Please try again in {} seconds.",
                 wait.seconds()
@@ -146,6 +151,7 @@ pub(crate) async fn submit(
         }
         Created::Refused(other) => return Err(other.into()),
     };
+    crate::metrics::registration(Registration::Refused);
     refuse(status, format!("{message}.")).await
 }
 

@@ -137,6 +137,7 @@ async fn create_indexed(
             CreateIndexedOutcome::Gone => return Err(WriteError::Ended),
             CreateIndexedOutcome::Refused => return Err(limit_reached(settings)),
             CreateIndexedOutcome::Stale(live) => {
+                crate::metrics::cas_conflict();
                 let Some(same) = same_user.as_mut() else {
                     return Err(WriteError::Unavailable(None));
                 };
@@ -150,6 +151,7 @@ async fn create_indexed(
 }
 
 fn log_evicted(shared: &LayerShared, user: &str, evicted: usize) {
+    crate::metrics::sessions_evicted(evicted);
     if evicted > 0 {
         let user_hash = shared.keys.log_hash(user.as_bytes());
         // A log-in ended the user's oldest sessions (SESSION_MAX_PER_USER).
@@ -186,6 +188,7 @@ async fn retire(
                 return Err(WriteError::Ended);
             }
             CasOutcome::Conflict(live) => {
+                crate::metrics::cas_conflict();
                 merge_regenerated_from(shared, current, old, &live, now)?;
                 save(shared, current, now).await?;
                 expected = settings.format.cas_token(&live);

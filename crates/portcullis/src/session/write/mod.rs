@@ -34,6 +34,7 @@ use super::handle::{RequestSession, WorkingCopy};
 use super::id::{Id, slot};
 use super::secret;
 use crate::events;
+use crate::metrics::WriteRefusal;
 use crate::store::{StoreError, StoreKey};
 
 /// Saves tried before answering 503. Every failed try means another request's save succeeded
@@ -55,6 +56,17 @@ pub(crate) enum WriteError {
     LimitReached { max: usize },
     /// The session could not be encoded.
     Encode,
+}
+
+impl WriteError {
+    /// The refusal it counts as in the metrics, if any.
+    pub(crate) fn refusal(&self) -> Option<WriteRefusal> {
+        match self {
+            Self::Busy => Some(WriteRefusal::Busy),
+            Self::Ended => Some(WriteRefusal::Gone),
+            _ => None,
+        }
+    }
 }
 
 impl From<StoreError> for WriteError {
@@ -94,6 +106,10 @@ pub(crate) async fn write(
                     .as_ref()
                     .is_some_and(|old| old.user.is_some() && old.user == current.envelope.user_id);
                 retired = create::create(shared, current, carried, now).await?;
+                crate::metrics::session_created();
+                if current.regenerated.is_some() {
+                    crate::metrics::session_regenerated();
+                }
                 current.stored = true;
                 log_created(shared, current, renewed);
             }
@@ -196,6 +212,7 @@ pub(super) fn replay_onto(
         return Err(NotReplayed::PastAbsolute);
     }
     current.changes.replay(&mut envelope);
+    crate::metrics::cas_replayed();
     if onto == Onto::RegeneratedFrom {
         secret::keep_own(&current.envelope, &mut envelope);
     }
@@ -228,6 +245,7 @@ fn seal(
         .format
         .encode_record(&current.envelope, &shared.keys, key)
         .map_err(|_| WriteError::Encode)?;
+    crate::metrics::record_sealed(sealed.len());
     Ok((sealed, expires_at))
 }
 

@@ -57,6 +57,7 @@ pub(super) async fn save(
                 return Ok(());
             }
             SaveOutcome::Conflict(live) => {
+                crate::metrics::cas_conflict();
                 match landed(shared, &key, &live, write, now) {
                     Landed::Yes(envelope) => {
                         // Another request wrote on top of it: that record is the session now,
