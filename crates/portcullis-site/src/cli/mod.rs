@@ -118,8 +118,9 @@ pub(crate) struct EndArgs {
     /// End every session of the user.
     #[arg(long)]
     pub(crate) all: bool,
-    /// End every session but this one (a handle printed by `sessions list`).
-    #[arg(long = "except-current", value_name = "ID")]
+    /// End every session but this one (a handle printed by `sessions list`; one that begins
+    /// with `-`, as base64url handles may, is taken as the value, not as an option).
+    #[arg(long = "except-current", value_name = "ID", allow_hyphen_values = true)]
     pub(crate) except_current: Option<String>,
 }
 
@@ -264,4 +265,36 @@ async fn user(state: &AppState, name: &str) -> Result<User, AdminError> {
         .by_name(name)
         .await?
         .ok_or_else(|| AdminError::NoSuchUser(name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sessions list` prints base64url handles, and one in 64 begins with `-`: it must still
+    /// be taken as the handle to keep.
+    #[test]
+    fn a_handle_that_begins_with_a_hyphen_is_a_value() {
+        let handle = "-bcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
+        let parsed = Cli::try_parse_from([
+            "portcullis",
+            "sessions",
+            "end",
+            "--user",
+            "carol",
+            "--except-current",
+            handle,
+        ]);
+        let Ok(Cli {
+            command:
+                Some(Command::Sessions {
+                    command: SessionsCommand::End(args),
+                }),
+            ..
+        }) = parsed
+        else {
+            panic!("refused: {parsed:?}");
+        };
+        assert_eq!(args.except_current.as_deref(), Some(handle));
+    }
 }
