@@ -1,5 +1,6 @@
 //! Test support shared by the Portcullis crates' integration tests (never published): real
-//! Redis servers ([`redis`]) and a store wrapper that counts, fails and races ([`probe`]).
+//! Redis servers ([`redis`]), real Valkey servers ([`valkey`]) and a store wrapper that
+//! counts, fails and races ([`probe`]).
 //!
 //! A dev-dependency of both `portcullis` and `portcullis-site`, as sqlx keeps `sqlx-test`, so
 //! that no test includes another crate's files by a relative `#[path]`. Helpers fail the test
@@ -8,6 +9,7 @@
 
 pub mod probe;
 pub mod redis;
+pub mod valkey;
 
 pub use probe::{Probe, Stats};
 pub use redis::{RedisCluster, RedisServer, Reply};
