@@ -237,3 +237,33 @@ async fn the_write_path_is_chosen_again_when_the_connection_changes() {
     );
     assert!(!commands.contains_key("evalsha") && !commands.contains_key("eval"));
 }
+
+/// A user whose ACL forbids `COMMAND` cannot be told about `IFEQ`: the store saves with the
+/// script and keeps that answer, rather than asking again on every save.
+#[tokio::test]
+async fn a_user_barred_from_command_docs_saves_with_the_script_and_is_not_asked_again() {
+    let server = valkey::start();
+    let created = server.command(&[
+        "ACL", "SETUSER", "app", "on", ">app-pw", "~*", "+@all", "-command",
+    ]);
+    assert_eq!(created, portcullis_testing::Reply::Simple("OK".to_owned()));
+    let url = format!("redis://app:app-pw@127.0.0.1:{}", server.port());
+    let store = RedisStore::connect(&url, RedisTimeouts::default())
+        .await
+        .unwrap();
+    let key = StoreKey::from_string("sess:round-trips-acl".to_owned());
+    let later = SystemTime::now() + Duration::from_secs(60);
+    store.create(&key, b"n1:first", later).await.unwrap();
+    let saved = store
+        .save(
+            &key,
+            &CasToken::of_record(b"n1:first", 3),
+            b"n2:second",
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved, SaveOutcome::Saved);
+    assert_eq!(store.native_cas(), Some(false), "NOPERM: the script, kept");
+    assert!(server.commandstats().contains_key("evalsha"));
+}

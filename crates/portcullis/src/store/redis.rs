@@ -93,8 +93,9 @@ impl RedisUrlError {
 /// The store learns whether the server has `IFEQ` from `COMMAND DOCS SET` (never the version
 /// string: Valkey reports a `redis_version` of 7.2), on the first save, and asks again on the
 /// first save after a call saw the connection lost, refused or reset (a new connection may
-/// reach another server). A server that answers the native write with an `ERR` reply (no
-/// `IFEQ`: nothing is written) gets the script from then on, until the connection changes.
+/// reach another server). A server that refuses `COMMAND DOCS` (older than Redis 7, or an ACL
+/// without `COMMAND`), or answers the native write with an `ERR` reply (no `IFEQ`: nothing is
+/// written), gets the script from then on, until the connection changes.
 /// `REDIS_NATIVE_CAS=false` ([`RedisStore::with_native_cas`]) keeps the script everywhere.
 ///
 /// The per-user index ([`SessionStore::user_index`]) is one script or one pipeline per

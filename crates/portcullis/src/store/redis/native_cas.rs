@@ -6,11 +6,12 @@
 //! `IFEQ`), never its version string: Valkey reports a `redis_version` of 7.2. The answer is
 //! kept until a call sees the connection lost, refused or reset (the connection manager, or
 //! the cluster client, then connects anew, maybe to another server: a failover, an upgrade,
-//! a rolling restart), and asked again on the next save. A server that answers the native
-//! write with an `ERR` reply (a server without `IFEQ` says `ERR syntax error`, and writes
-//! nothing) is taken to have none: that save, and the next ones until the answer is
-//! forgotten, use the Lua script. So a cluster whose nodes differ (an upgrade half done) ends
-//! up on the script everywhere rather than failing.
+//! a rolling restart), and asked again on the next save. A server that refuses `COMMAND
+//! DOCS` (before Redis 7, or `NOPERM` from an ACL) is taken to have none, and so is one that
+//! answers the native write with an `ERR` reply (a server without `IFEQ` says `ERR syntax
+//! error`, and writes nothing): that save, and the next ones until the answer is forgotten,
+//! use the Lua script. So a cluster whose nodes differ (an upgrade half done) ends up on the
+//! script everywhere rather than failing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -128,8 +129,16 @@ async fn usable(store: &RedisStore) -> Result<bool, StoreError> {
         .await
     {
         Ok(docs) => has_ifeq(&docs),
-        // A server without `COMMAND DOCS` (before Redis 7) has no `IFEQ` either.
-        Err(error) if refused_by_server(&error) => false,
+        // A server without `COMMAND DOCS` (before Redis 7) has no `IFEQ` either; a user whose
+        // ACL forbids `COMMAND` (`NOPERM`) is not asked again on every save.
+        Err(error) if server_error_code(&error).is_some() => {
+            tracing::info!(
+                redis = %store.shown,
+                error = %crate::ErrorChain(&error),
+                "Redis did not answer COMMAND DOCS SET; saving with the Lua script"
+            );
+            false
+        }
         // Not known: this save uses the script, which meets the same connection.
         Err(_) => return Ok(false),
     };
@@ -143,12 +152,16 @@ async fn usable(store: &RedisStore) -> Result<bool, StoreError> {
 /// Whether `error` is the server's `ERR` reply (a command or argument it does not know),
 /// after which nothing was written.
 fn refused_by_server(error: &StoreError) -> bool {
+    server_error_code(error) == Some("ERR")
+}
+
+/// The code of the server's error reply (`ERR`, `NOPERM`...) that `error` carries, if it is
+/// one (and not a lost connection or a timeout).
+fn server_error_code(error: &StoreError) -> Option<&str> {
     let StoreError::Unavailable { source, .. } = error else {
-        return false;
+        return None;
     };
-    source
-        .downcast_ref::<RedisError>()
-        .is_some_and(|e| e.code() == Some("ERR"))
+    source.downcast_ref::<RedisError>()?.code()
 }
 
 /// Whether a `COMMAND DOCS SET` reply names an argument with the token `IFEQ`. The reply is
