@@ -1,7 +1,7 @@
 //! Test support shared by the Portcullis crates' integration tests (never published): real
-//! Redis servers ([`redis`]), a real PostgreSQL cluster ([`postgres`]), a real nginx terminating
-//! HTTPS ([`nginx`]), a Prometheus server ([`prometheus`]) and a store wrapper that counts,
-//! fails and races ([`probe`]).
+//! Redis servers ([`redis`]), real Valkey servers ([`valkey`]), a real PostgreSQL cluster
+//! ([`postgres`]), a real nginx terminating HTTPS ([`nginx`]), a Prometheus server
+//! ([`prometheus`]) and a store wrapper that counts, fails and races ([`probe`]).
 //!
 //! A dev-dependency of both `portcullis` and `portcullis-site`, as sqlx keeps `sqlx-test`, so
 //! that no test includes another crate's files by a relative `#[path]`. Helpers fail the test
@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod probe;
 pub mod prometheus;
 pub mod redis;
+pub mod valkey;
 
 pub use nginx::TlsProxy;
 pub use postgres::Postgres;

@@ -26,8 +26,8 @@ const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// Keeps the watchdog alive while the server should run; see the module docs.
 const WATCHDOG: &str = r#"
-dir=$1; shift
-redis-server "$@" >>"$dir/redis.log" 2>&1 &
+server=$1; dir=$2; shift 2
+"$server" "$@" >>"$dir/redis.log" 2>&1 &
 pid=$!
 echo "$pid"
 read -r order
@@ -36,8 +36,10 @@ wait "$pid" 2>/dev/null
 [ "$order" = keep ] || rm -rf "$dir"
 "#;
 
-/// One `redis-server` on 127.0.0.1.
+/// One `redis-server` on 127.0.0.1 (or a `valkey-server`: [`crate::valkey`]).
 pub struct RedisServer {
+    /// The server binary: `redis-server` from `PATH`, or a `valkey-server`.
+    binary: PathBuf,
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
@@ -66,12 +68,19 @@ impl RedisServer {
     /// A server that will listen on `port`, not started yet ([`RedisServer::start_again`]).
     pub fn on_port(port: u16, extra: &[&str]) -> Self {
         require_binary("redis-server");
+        Self::of_binary(PathBuf::from("redis-server"), port, extra)
+    }
+
+    /// A server of `binary` (`redis-server`, or a compatible one) that will listen on `port`,
+    /// not started yet.
+    pub(crate) fn of_binary(binary: PathBuf, port: u16, extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("portcullis-redis-")
             .tempdir()
             .unwrap()
             .keep();
         Self {
+            binary,
             port,
             dir,
             extra: extra.iter().map(|&s| s.to_owned()).collect(),
@@ -134,6 +143,7 @@ impl RedisServer {
             .arg("-c")
             .arg(WATCHDOG)
             .arg("sh")
+            .arg(&self.binary)
             .arg(&dir)
             .args(&args)
             .stdin(Stdio::piped())

@@ -665,6 +665,15 @@ no_lost_updates!(redis, async {
     (store, ())
 });
 
+// On Valkey 8.1+, every save of the session layer is the native `SET … IFEQ`.
+#[cfg(feature = "redis")]
+no_lost_updates!(valkey, async {
+    let store = RedisStore::connect(&portcullis_testing::valkey::shared().url(), PATIENT)
+        .await
+        .unwrap();
+    (store, ())
+});
+
 #[cfg(feature = "redis")]
 no_lost_updates!(redis_cluster, async {
     let store = RedisStore::connect(&RedisCluster::shared().urls(), PATIENT)

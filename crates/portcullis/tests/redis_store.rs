@@ -1,7 +1,7 @@
 //! What only the Redis store promises, on real servers: one command per operation, records
 //! and deadlines stored exactly, hash-tagged keys on a cluster, credentials from the URL, TLS
-//! that checks certificates, and outages that fail fast and heal by themselves. The shared
-//! contract is in `store_contract.rs`.
+//! that checks certificates, and outages that fail fast and heal by themselves (on Redis and
+//! on Valkey). The shared contract is in `store_contract.rs`.
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)]
 
@@ -16,6 +16,7 @@ use portcullis::store::{
 use portcullis_testing::redis::{
     ClusterPorts, RedisCluster, RedisServer, Reply, command_bytes, commands_between, free_port,
 };
+use portcullis_testing::valkey;
 
 /// Timeouts for tests that are not about timeouts: a busy machine must not fail them.
 const PATIENT: RedisTimeouts = RedisTimeouts {
@@ -389,128 +390,149 @@ async fn untagged_keys_spread_over_every_cluster_node() {
     }
 }
 
-#[tokio::test]
-async fn a_paused_server_fails_fast_and_the_same_store_answers_on_resume() {
-    let server = RedisServer::start();
-    let store = RedisStore::connect(&server.url(), RedisTimeouts::default())
-        .await
-        .unwrap();
-    let k = key("paused");
-    let later = in_(Duration::from_secs(60));
-    store.create(&k, b"kept", later).await.unwrap();
+/// The outage tests, run on Redis and on Valkey: `$start` starts a server on a free port,
+/// `$on_port` makes one for a given port without starting it.
+macro_rules! outage_tests {
+    ($name:ident, $start:path, $on_port:path) => {
+        mod $name {
+            use super::*;
 
-    server.pause();
-    let started = Instant::now();
-    let during = store.load(&k, Some(later)).await;
-    let took = started.elapsed();
-    let during_ping = store.ping().await;
-    server.resume();
+            #[tokio::test]
+            async fn a_paused_server_fails_fast_and_the_same_store_answers_on_resume() {
+                let server = $start();
+                let store = RedisStore::connect(&server.url(), RedisTimeouts::default())
+                    .await
+                    .unwrap();
+                let k = key("paused");
+                let later = in_(Duration::from_secs(60));
+                store.create(&k, b"kept", later).await.unwrap();
 
-    assert_unavailable(&during.unwrap_err());
-    assert_unavailable(&during_ping.unwrap_err());
-    assert!(took < FAST, "a load on a frozen server took {took:?}");
-    assert_eq!(
-        store.load(&k, Some(later)).await.unwrap().as_deref(),
-        Some(&b"kept"[..]),
-        "the same store answers once the server does"
-    );
-}
+                server.pause();
+                let started = Instant::now();
+                let during = store.load(&k, Some(later)).await;
+                let took = started.elapsed();
+                let during_ping = store.ping().await;
+                server.resume();
 
-#[tokio::test]
-async fn a_killed_and_restarted_server_is_reconnected_by_itself() {
-    let mut server = RedisServer::start();
-    let store = RedisStore::connect(&server.url(), RedisTimeouts::default())
-        .await
-        .unwrap();
-    let later = in_(Duration::from_secs(60));
-    store.create(&key("before"), b"x", later).await.unwrap();
+                assert_unavailable(&during.unwrap_err());
+                assert_unavailable(&during_ping.unwrap_err());
+                assert!(took < FAST, "a load on a frozen server took {took:?}");
+                assert_eq!(
+                    store.load(&k, Some(later)).await.unwrap().as_deref(),
+                    Some(&b"kept"[..]),
+                    "the same store answers once the server does"
+                );
+            }
 
-    server.stop();
-    for _ in 0..3 {
-        let started = Instant::now();
-        let error = store.load(&key("down"), Some(later)).await.unwrap_err();
-        assert_unavailable(&error);
-        assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
-    }
+            #[tokio::test]
+            async fn a_killed_and_restarted_server_is_reconnected_by_itself() {
+                let mut server = $start();
+                let store = RedisStore::connect(&server.url(), RedisTimeouts::default())
+                    .await
+                    .unwrap();
+                let later = in_(Duration::from_secs(60));
+                store.create(&key("before"), b"x", later).await.unwrap();
 
-    server.start_again();
-    let started = Instant::now();
-    // The lost connection is replaced within the first call: no request fails once Redis
-    // answers again.
-    store.ping().await.unwrap();
-    let k = key("after");
-    assert_eq!(
-        store.create(&k, b"back", later).await.unwrap(),
-        WriteOutcome::Written
-    );
-    assert_eq!(
-        store.load(&k, None).await.unwrap().as_deref(),
-        Some(&b"back"[..])
-    );
-    assert!(started.elapsed() < RECOVERY);
-}
+                server.stop();
+                for _ in 0..3 {
+                    let started = Instant::now();
+                    let error = store.load(&key("down"), Some(later)).await.unwrap_err();
+                    assert_unavailable(&error);
+                    assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
+                }
 
-#[tokio::test]
-async fn a_connection_closed_by_the_server_is_replaced_within_the_call() {
-    // A server of its own: the kill below ends every client's connection.
-    let server = RedisServer::start();
-    let store = RedisStore::connect(&server.url(), RedisTimeouts::default())
-        .await
-        .unwrap();
-    let (k, later) = (key("closed"), in_(Duration::from_secs(60)));
-    store.create(&k, b"kept", later).await.unwrap();
-    // What a server's idle `timeout`, or a proxy, does to a quiet connection.
-    let Reply::Integer(killed) =
-        server.command(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
-    else {
-        panic!("CLIENT KILL failed");
+                server.start_again();
+                let started = Instant::now();
+                // The lost connection is replaced within the first call: no request fails once Redis
+                // answers again.
+                store.ping().await.unwrap();
+                let k = key("after");
+                assert_eq!(
+                    store.create(&k, b"back", later).await.unwrap(),
+                    WriteOutcome::Written
+                );
+                assert_eq!(
+                    store.load(&k, None).await.unwrap().as_deref(),
+                    Some(&b"back"[..])
+                );
+                // A save after the new connection (on Valkey: the server is asked again about IFEQ).
+                assert_eq!(
+                    store
+                        .save(&k, &CasToken::of_record(b"back", 4), b"back again", later)
+                        .await
+                        .unwrap(),
+                    SaveOutcome::Saved
+                );
+                assert!(started.elapsed() < RECOVERY);
+            }
+
+            #[tokio::test]
+            async fn a_connection_closed_by_the_server_is_replaced_within_the_call() {
+                // A server of its own: the kill below ends every client's connection.
+                let server = $start();
+                let store = RedisStore::connect(&server.url(), RedisTimeouts::default())
+                    .await
+                    .unwrap();
+                let (k, later) = (key("closed"), in_(Duration::from_secs(60)));
+                store.create(&k, b"kept", later).await.unwrap();
+                // What a server's idle `timeout`, or a proxy, does to a quiet connection.
+                let Reply::Integer(killed) =
+                    server.command(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+                else {
+                    panic!("CLIENT KILL failed");
+                };
+                assert_eq!(killed, 1, "the store's one connection");
+                let loaded = store.load(&k, Some(later)).await.unwrap();
+                assert_eq!(loaded.as_deref(), Some(&b"kept"[..]));
+            }
+
+            #[tokio::test]
+            async fn without_redis_the_store_is_built_fails_fast_and_serves_once_redis_starts() {
+                let port = free_port();
+                let url = format!("redis://127.0.0.1:{port}");
+                let started = Instant::now();
+                let store = RedisStore::connect(&url, RedisTimeouts::default())
+                    .await
+                    .unwrap();
+                assert!(
+                    started.elapsed() < FAST,
+                    "construction took {:?}",
+                    started.elapsed()
+                );
+
+                let (k, later) = (key("no-server"), in_(Duration::from_secs(60)));
+                let started = Instant::now();
+                assert_unavailable(&store.create(&k, b"x", later).await.unwrap_err());
+                assert_unavailable(&store.load(&k, Some(later)).await.unwrap_err());
+                assert_unavailable(&store.load(&k, None).await.unwrap_err());
+                assert_unavailable(
+                    &store
+                        .save(&k, &CasToken::new(b""), b"x", later)
+                        .await
+                        .unwrap_err(),
+                );
+                assert_unavailable(&store.delete(&k).await.unwrap_err());
+                assert_unavailable(&store.ping().await.unwrap_err());
+                assert!(
+                    started.elapsed() < FAST,
+                    "six calls took {:?}",
+                    started.elapsed()
+                );
+
+                let mut server = $on_port(port, &[]);
+                server.start_again();
+                store.ping().await.unwrap();
+                assert_eq!(
+                    store.create(&k, b"x", later).await.unwrap(),
+                    WriteOutcome::Written
+                );
+            }
+        }
     };
-    assert_eq!(killed, 1, "the store's one connection");
-    let loaded = store.load(&k, Some(later)).await.unwrap();
-    assert_eq!(loaded.as_deref(), Some(&b"kept"[..]));
 }
 
-#[tokio::test]
-async fn without_redis_the_store_is_built_fails_fast_and_serves_once_redis_starts() {
-    let port = free_port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let started = Instant::now();
-    let store = RedisStore::connect(&url, RedisTimeouts::default())
-        .await
-        .unwrap();
-    assert!(
-        started.elapsed() < FAST,
-        "construction took {:?}",
-        started.elapsed()
-    );
-
-    let (k, later) = (key("no-server"), in_(Duration::from_secs(60)));
-    let started = Instant::now();
-    assert_unavailable(&store.create(&k, b"x", later).await.unwrap_err());
-    assert_unavailable(&store.load(&k, Some(later)).await.unwrap_err());
-    assert_unavailable(&store.load(&k, None).await.unwrap_err());
-    assert_unavailable(
-        &store
-            .save(&k, &CasToken::new(b""), b"x", later)
-            .await
-            .unwrap_err(),
-    );
-    assert_unavailable(&store.delete(&k).await.unwrap_err());
-    assert_unavailable(&store.ping().await.unwrap_err());
-    assert!(
-        started.elapsed() < FAST,
-        "six calls took {:?}",
-        started.elapsed()
-    );
-
-    let mut server = RedisServer::on_port(port, &[]);
-    server.start_again();
-    store.ping().await.unwrap();
-    assert_eq!(
-        store.create(&k, b"x", later).await.unwrap(),
-        WriteOutcome::Written
-    );
-}
+outage_tests!(on_redis, RedisServer::start, RedisServer::on_port);
+outage_tests!(on_valkey, valkey::start, valkey::on_port);
 
 /// Log lines, captured.
 #[derive(Clone, Default)]

@@ -276,6 +276,83 @@ macro_rules! store_contract {
                 assert_eq!(again, WriteOutcome::Written);
             }
 
+            /// A token that keeps its whole record ([`CasToken::of_record`], as the session
+            /// layer's do) saves while that record is live: the Redis store's native
+            /// `SET … IFEQ`, where the server has it, compares the whole record.
+            #[tokio::test]
+            async fn a_record_token_saves_over_its_unchanged_record() {
+                let (store, _keep) = store().await;
+                let k = key("record-token");
+                store.create(&k, b"n1:first", in_(PATIENCE)).await.unwrap();
+                let token = CasToken::of_record(b"n1:first", 3);
+                let outcome = store
+                    .save(&k, &token, b"n2:second", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                assert_eq!(outcome, SaveOutcome::Saved);
+                assert_eq!(
+                    store.load(&k, None).await.unwrap().as_deref(),
+                    Some(&b"n2:second"[..])
+                );
+                let again = store
+                    .save(&k, &token, b"n3:lost", in_(PATIENCE))
+                    .await
+                    .unwrap();
+                assert_eq!(again, SaveOutcome::Conflict(b"n2:second".to_vec()));
+                assert_eq!(
+                    store.load(&k, None).await.unwrap().as_deref(),
+                    Some(&b"n2:second"[..])
+                );
+            }
+
+            #[tokio::test]
+            async fn a_record_token_save_keeps_its_new_deadline() {
+                let (store, _keep) = store().await;
+                let k = key("record-token-deadline");
+                store.create(&k, b"n1:first", in_(PATIENCE)).await.unwrap();
+                let deadline = in_(SHORT);
+                let outcome = store
+                    .save(&k, &CasToken::of_record(b"n1:first", 3), b"n2", deadline)
+                    .await
+                    .unwrap();
+                assert_eq!(outcome, SaveOutcome::Saved);
+                wait_past(deadline).await;
+                assert_eq!(store.load(&k, None).await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn a_record_token_never_brings_back_a_deleted_record() {
+                let (store, _keep) = store().await;
+                let k = key("record-token-gone");
+                store.create(&k, b"n1:first", in_(PATIENCE)).await.unwrap();
+                store.delete(&k).await.unwrap();
+                let outcome = store
+                    .save(
+                        &k,
+                        &CasToken::of_record(b"n1:first", 3),
+                        b"n2:resurrected",
+                        in_(PATIENCE),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(outcome, SaveOutcome::Gone);
+                assert_eq!(store.load(&k, None).await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn a_record_token_save_to_a_past_deadline_ends_the_record() {
+                let (store, _keep) = store().await;
+                let k = key("record-token-past");
+                store.create(&k, b"n1:first", in_(PATIENCE)).await.unwrap();
+                let past = SystemTime::now() - Duration::from_secs(1);
+                let outcome = store
+                    .save(&k, &CasToken::of_record(b"n1:first", 3), b"n2", past)
+                    .await
+                    .unwrap();
+                assert_eq!(outcome, SaveOutcome::Saved);
+                assert_eq!(store.load(&k, None).await.unwrap(), None);
+            }
+
             #[tokio::test]
             async fn save_of_a_missing_key_is_gone_and_writes_nothing() {
                 let (store, _keep) = store().await;
@@ -998,6 +1075,19 @@ store_contract!(
     redis,
     async {
         let url = RedisServer::shared().url();
+        let store = RedisStore::connect(&url, PATIENT_REDIS).await.unwrap();
+        (store, ())
+    },
+    Purge::ExpiresByItself
+);
+
+// The same contract on Valkey 8.1+, whose `SET … IFEQ` the store uses for saves whose token
+// keeps its record (`a_record_token_*`); the others take the Lua script, as on Redis 7.
+#[cfg(feature = "redis")]
+store_contract!(
+    valkey,
+    async {
+        let url = portcullis_testing::valkey::shared().url();
         let store = RedisStore::connect(&url, PATIENT_REDIS).await.unwrap();
         (store, ())
     },

@@ -1,12 +1,14 @@
 //! The real binary on the `redis` profile with a real `redis-server`: two processes share
 //! sessions and log-in limits through one Redis, and an outage (a frozen server, then a killed
-//! and restarted one) fails closed with 503 and recovers by itself with the same cookie.
+//! and restarted one) fails closed with 503 and recovers by itself with the same cookie. The
+//! sharing and the outages are run on a real `valkey-server` too (its native `SET … IFEQ`).
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
 use crate::support::{PASSWORD, SECRET, Site, client, portcullis, post_form, register_and_log_in};
 use portcullis_testing::redis::RedisServer;
+use portcullis_testing::valkey;
 
 fn redis_site(dir: &std::path::Path, redis: &RedisServer, extra: &[(&str, &str)]) -> Site {
     let url = redis.url();
@@ -41,7 +43,15 @@ async fn wrong_password(site: &Site, name: &str) -> reqwest::StatusCode {
 
 #[tokio::test]
 async fn two_site_processes_share_sessions_through_one_redis() {
-    let redis = RedisServer::start();
+    two_site_processes_share_sessions_through(RedisServer::start()).await;
+}
+
+#[tokio::test]
+async fn two_site_processes_share_sessions_through_one_valkey() {
+    two_site_processes_share_sessions_through(valkey::start()).await;
+}
+
+async fn two_site_processes_share_sessions_through(redis: RedisServer) {
     let dir = tempfile::tempdir().unwrap();
     let first = redis_site(dir.path(), &redis, &[]);
     let second = redis_site(dir.path(), &redis, &[]);
@@ -111,7 +121,15 @@ async fn failed_log_ins_are_counted_in_redis_across_processes() {
 
 #[tokio::test]
 async fn a_frozen_redis_fails_closed_and_the_site_recovers_with_the_same_cookie() {
-    let redis = RedisServer::start();
+    a_frozen_server_fails_closed_and_the_site_recovers(RedisServer::start()).await;
+}
+
+#[tokio::test]
+async fn a_frozen_valkey_fails_closed_and_the_site_recovers_with_the_same_cookie() {
+    a_frozen_server_fails_closed_and_the_site_recovers(valkey::start()).await;
+}
+
+async fn a_frozen_server_fails_closed_and_the_site_recovers(redis: RedisServer) {
     let dir = tempfile::tempdir().unwrap();
     let site = redis_site(dir.path(), &redis, &[]);
     let cookie = register_and_log_in(&site, "carol").await;
@@ -172,7 +190,15 @@ async fn a_frozen_redis_fails_closed_and_the_site_recovers_with_the_same_cookie(
 
 #[tokio::test]
 async fn a_killed_and_restarted_redis_keeps_its_sessions_and_the_site_recovers() {
-    let mut redis = RedisServer::start();
+    a_killed_and_restarted_server_keeps_its_sessions(RedisServer::start()).await;
+}
+
+#[tokio::test]
+async fn a_killed_and_restarted_valkey_keeps_its_sessions_and_the_site_recovers() {
+    a_killed_and_restarted_server_keeps_its_sessions(valkey::start()).await;
+}
+
+async fn a_killed_and_restarted_server_keeps_its_sessions(mut redis: RedisServer) {
     let dir = tempfile::tempdir().unwrap();
     let site = redis_site(dir.path(), &redis, &[]);
     let cookie = register_and_log_in(&site, "dave").await;

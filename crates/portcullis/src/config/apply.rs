@@ -70,8 +70,8 @@ impl CsrfLayer {
 
 #[cfg(feature = "redis")]
 impl RedisStore {
-    /// A store for `REDIS_URL` with `REDIS_CONNECT_TIMEOUT` and `REDIS_RESPONSE_TIMEOUT`; see
-    /// [`RedisStore::connect`].
+    /// A store for `REDIS_URL` with `REDIS_CONNECT_TIMEOUT`, `REDIS_RESPONSE_TIMEOUT` and
+    /// `REDIS_NATIVE_CAS`; see [`RedisStore::connect`] and [`RedisStore::with_native_cas`].
     ///
     /// # Errors
     /// [`RedisUrlError`], as for [`RedisStore::connect`] (a loaded [`Config`] has already
@@ -81,7 +81,9 @@ impl RedisStore {
             connect: config.redis_connect_timeout,
             response: config.redis_response_timeout,
         };
-        Self::connect(&config.redis_url, timeouts).await
+        Ok(Self::connect(&config.redis_url, timeouts)
+            .await?
+            .with_native_cas(config.redis_native_cas))
     }
 }
 

@@ -234,6 +234,14 @@ crate::settings! {
             show: show::duration;
             accepts: "a duration from 10 ms to 60 s";
         }
+        /// a save uses the server's native compare-and-set (`SET … IFEQ`, Valkey 8.1+ and
+        /// Redis 8.4+) where the server has it, else the Lua script; `false` keeps the script
+        "REDIS_NATIVE_CAS" => redis_native_cas: bool {
+            default: true;
+            parse: boolean;
+            show: show::display;
+            accepts: "a boolean";
+        }
         /// CSRF tokens on every form and unsafe request
         "WTF_CSRF_ENABLED" => wtf_csrf_enabled: bool {
             default: CsrfLayer::DEFAULT_ENABLED;

@@ -120,9 +120,10 @@ impl Envelope {
 
 /// The compare-and-set token of a sealed record
 /// ([`SessionStore::save`](crate::store::SessionStore::save)): its format byte and nonce, unique per seal and stored
-/// in clear. A record shorter than that (not one of ours) is its own token.
+/// in clear. A record shorter than that (not one of ours) is its own token. The token keeps the
+/// whole record too, for stores that compare whole values ([`CasToken::of_record`]).
 pub(crate) fn cas_token(sealed: &[u8]) -> CasToken {
-    CasToken::new(&sealed[..sealed.len().min(1 + crate::keys::NONCE_LEN)])
+    CasToken::of_record(sealed, 1 + crate::keys::NONCE_LEN)
 }
 
 fn aad(key: &StoreKey) -> Vec<u8> {

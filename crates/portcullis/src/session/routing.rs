@@ -147,7 +147,7 @@ async fn kept_key(shared: &LayerShared) -> Result<Option<RoutingKey>, StoreError
             let resealed = shared.keys.seal(record.as_str().as_bytes(), &key);
             // The save slides it too. Another process that did the same first is as good; a
             // record removed meanwhile is read again.
-            let token = CasToken::new(sealed);
+            let token = CasToken::of_record(&sealed, sealed.len());
             match shared
                 .store
                 .save(&record, &token, &resealed, keep_until)

@@ -138,27 +138,73 @@ pub enum WriteOutcome {
 /// records, the format byte and the nonce that begin every record; for the Flask format, the
 /// whole record), so a token may carry a whole record, not only a prefix. A store only checks
 /// that the live record begins with it ([`matches_token`]).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct CasToken(Vec<u8>);
+///
+/// A token made with [`CasToken::of_record`] also keeps the whole record it was taken from,
+/// for a store whose server compares whole values natively (the Redis store's `SET … IFEQ`
+/// on Valkey 8.1+ and Redis 8.4+). Such a token vouches that only that record begins with its
+/// bytes (they are unique per write), so "begins with the token" and "equals the record" are
+/// the same test and a store may use either.
+#[derive(Clone, Default)]
+pub struct CasToken {
+    /// The record the token was taken from, or the token's bytes alone.
+    bytes: Vec<u8>,
+    /// How many of `bytes` the live record must begin with.
+    len: usize,
+    /// Whether `bytes` is the whole record (made by [`CasToken::of_record`]).
+    whole: bool,
+}
 
 impl CasToken {
     /// A token of `bytes`.
     #[must_use]
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
+        let bytes = bytes.into();
+        Self {
+            len: bytes.len(),
+            bytes,
+            whole: false,
+        }
+    }
+
+    /// The token of `record`: its first `len` bytes (all of it when shorter), which must be
+    /// unique to this write of the record (a nonce drawn per write, or the whole record), and
+    /// the record itself ([`CasToken::record`]).
+    #[must_use]
+    pub fn of_record(record: &[u8], len: usize) -> Self {
+        Self {
+            bytes: record.to_vec(),
+            len: len.min(record.len()),
+            whole: true,
+        }
     }
 
     /// The token's bytes, as a store compares them.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes[..self.len]
+    }
+
+    /// The whole record the token was taken from, when it was made by
+    /// [`CasToken::of_record`]: a store may compare the live record with it for equality.
+    #[must_use]
+    pub fn record(&self) -> Option<&[u8]> {
+        self.whole.then_some(self.bytes.as_slice())
     }
 }
+
+/// Tokens are equal when their bytes are ([`CasToken::as_bytes`]): they name the same write.
+impl PartialEq for CasToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for CasToken {}
 
 /// Shows the length, never the bytes: a Flask record's token is the record itself.
 impl fmt::Debug for CasToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CasToken({} bytes)", self.0.len())
+        write!(f, "CasToken({} bytes)", self.len)
     }
 }
 

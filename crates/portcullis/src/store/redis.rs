@@ -1,9 +1,11 @@
 //! [`RedisStore`]: sessions in Redis, one server or a Redis Cluster, for the `redis` profile.
 //! The commands, key layout, TLS, cluster form, timeouts and outage behaviour are documented
 //! on the type, where rustdoc shows them. The Lua scripts are in `redis/scripts.rs`, the
-//! per-user index in `redis/index.rs`.
+//! per-user index in `redis/index.rs`, the native compare-and-set (`SET … IFEQ`) and how the
+//! store learns whether the server has it in `redis/native_cas.rs`.
 
 mod index;
+mod native_cas;
 mod scripts;
 
 use std::fmt;
@@ -64,7 +66,7 @@ impl RedisUrlError {
 /// | [`SessionStore::load`] with `slide_to` | `GETEX key PXAT <slide_to>` (read and slide together) |
 /// | [`SessionStore::load`] without | `GET key` |
 /// | [`SessionStore::create`] | `SET key record NX PXAT <deadline>` (only if absent) |
-/// | [`SessionStore::save`] | `EVALSHA cas 1 key <token> <record> <deadline>`: compare-and-set (below) |
+/// | [`SessionStore::save`] | `SET key <record> IFEQ <loaded> GET PXAT <deadline>` where the server has `IFEQ`, else `EVALSHA cas 1 key <token> <record> <deadline>`: compare-and-set (below) |
 /// | [`SessionStore::delete`] | `DEL key` |
 /// | [`SessionStore::delete_if`] | `EVALSHA delete_if 1 key <token>` |
 /// | [`SessionStore::ping`] | `PING` (on a cluster: every primary) |
@@ -76,6 +78,25 @@ impl RedisUrlError {
 /// merges onto it without another read. Redis counts the script's inner `GET` and `SET` in
 /// `INFO commandstats` too; the client sends one command. `EVALSHA` falls back to `EVAL` when
 /// the server has not cached the script (after a restart, on a new cluster node).
+///
+/// # Native compare-and-set (Valkey 8.1+, Redis 8.4+)
+///
+/// Where the server has `SET … IFEQ`, a save whose token carries the loaded record (the
+/// session layer's always do, [`CasToken::of_record`]) is `SET key <record> IFEQ <loaded>
+/// GET PXAT <deadline>`: one command, no script. It compares the whole loaded record (the
+/// token's nonce is unique per write, so that is the script's test too), and its `GET` reply
+/// tells "gone" (nil), "saved" (the loaded record) and "changed" (the live record, handed
+/// back for the merge) apart. A save that ends the record (its deadline has passed) and a
+/// token without a record use the script; so do [`SessionStore::delete_if`] and the index,
+/// which have no native form on Valkey 8.1.
+///
+/// The store learns whether the server has `IFEQ` from `COMMAND DOCS SET` (never the version
+/// string: Valkey reports a `redis_version` of 7.2), on the first save, and asks again on the
+/// first save after a call saw the connection lost, refused or reset (a new connection may
+/// reach another server). A server that refuses `COMMAND DOCS` (older than Redis 7, or an ACL
+/// without `COMMAND`), or answers the native write with an `ERR` reply (no `IFEQ`: nothing is
+/// written), gets the script from then on, until the connection changes.
+/// `REDIS_NATIVE_CAS=false` ([`RedisStore::with_native_cas`]) keeps the script everywhere.
 ///
 /// The per-user index ([`SessionStore::user_index`]) is one script or one pipeline per
 /// operation, on the user's slot: `EVALSHA login` (create, prune, limit, retire), `EVALSHA
@@ -173,6 +194,8 @@ impl RedisUrlError {
 pub struct RedisStore {
     backend: Backend,
     clock: Arc<dyn Clock>,
+    /// Whether saves may use `SET … IFEQ`, and what the server was found to have.
+    native: native_cas::NativeCas,
     /// `REDIS_URL` with passwords redacted, for logs and `Debug`.
     shown: Arc<str>,
 }
@@ -234,6 +257,7 @@ impl RedisStore {
         let store = Self {
             backend,
             clock: Arc::new(SystemClock),
+            native: native_cas::NativeCas::new(true),
             shown,
         };
         match store.ping().await {
@@ -252,6 +276,24 @@ impl RedisStore {
     #[must_use]
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
         Self { clock, ..self }
+    }
+
+    /// The same store, saving with the server's native compare-and-set (`SET … IFEQ`) where
+    /// it has one (`true`, the default), or always with the Lua script (`false`;
+    /// `REDIS_NATIVE_CAS`), e.g. to compare the two on one server.
+    #[must_use]
+    pub fn with_native_cas(self, enabled: bool) -> Self {
+        Self {
+            native: native_cas::NativeCas::new(enabled),
+            ..self
+        }
+    }
+
+    /// Whether saves use the native compare-and-set: `Some(true)` they do, `Some(false)` the
+    /// Lua script, `None` not known yet (the next save asks the server).
+    #[must_use]
+    pub fn native_cas(&self) -> Option<bool> {
+        self.native.known()
     }
 
     /// Whether the store talks to a Redis Cluster (several URLs) rather than one server.
@@ -278,7 +320,10 @@ impl RedisStore {
             Backend::Single(manager) => {
                 let mut connection = manager.clone();
                 match cmd.query_async(&mut connection).await {
-                    Err(e) if repeat.may_retry(&e) => cmd.query_async(&mut connection).await,
+                    Err(e) if repeat.may_retry(&e) => {
+                        self.native.observe(&e);
+                        cmd.query_async(&mut connection).await
+                    }
                     result => result,
                 }
             }
@@ -287,7 +332,10 @@ impl RedisStore {
                 cmd.query_async(&mut connection).await
             }
         };
-        result.map_err(|e| StoreError::unavailable(context, e))
+        result.map_err(|e| {
+            self.native.observe(&e);
+            StoreError::unavailable(context, e)
+        })
     }
 
     /// Runs a Lua `script` (`EVALSHA`, falling back to `EVAL` when the server does not have it
@@ -331,6 +379,7 @@ impl RedisStore {
                 let mut connection = manager.clone();
                 match invocation.invoke_async(&mut connection).await {
                     Err(e) if repeat.may_retry(&e) => {
+                        self.native.observe(&e);
                         invocation.invoke_async(&mut connection).await
                     }
                     result => result,
@@ -341,7 +390,10 @@ impl RedisStore {
                 invocation.invoke_async(&mut connection).await
             }
         };
-        result.map_err(|e| StoreError::unavailable(context, e))
+        result.map_err(|e| {
+            self.native.observe(&e);
+            StoreError::unavailable(context, e)
+        })
     }
 
     /// Sends `pipeline` (its commands all in one hash slot on a cluster) in one round trip.
@@ -355,7 +407,10 @@ impl RedisStore {
             Backend::Single(manager) => {
                 let mut connection = manager.clone();
                 match pipeline.query_async(&mut connection).await {
-                    Err(e) if repeat.may_retry(&e) => pipeline.query_async(&mut connection).await,
+                    Err(e) if repeat.may_retry(&e) => {
+                        self.native.observe(&e);
+                        pipeline.query_async(&mut connection).await
+                    }
                     result => result,
                 }
             }
@@ -364,7 +419,10 @@ impl RedisStore {
                 pipeline.query_async(&mut connection).await
             }
         };
-        result.map_err(|e| StoreError::unavailable(context, e))
+        result.map_err(|e| {
+            self.native.observe(&e);
+            StoreError::unavailable(context, e)
+        })
     }
 
     /// The `PXAT` argument for the deadline `time`: Redis keeps a key through the whole
@@ -444,10 +502,12 @@ impl SessionStore for RedisStore {
             .await
     }
 
-    /// The `cas` script. Sent a second time after a lost connection: if the first one had
-    /// landed, the second finds the record it wrote (or one another request wrote on top of
-    /// it) and answers a conflict holding it, which the session layer recognises as its own
-    /// write (by its token, or by the save ids the record keeps).
+    /// `SET … IFEQ` where the server has it and the token carries the loaded record
+    /// (`redis/native_cas.rs`), else the `cas` script. Sent a second time after a lost
+    /// connection: if the first one had landed, the second finds the record it wrote (or one
+    /// another request wrote on top of it) and answers a conflict holding it, which the
+    /// session layer recognises as its own write (by its token, or by the save ids the record
+    /// keeps).
     async fn save(
         &self,
         key: &StoreKey,
@@ -460,7 +520,13 @@ impl SessionStore for RedisStore {
         let pxat = if expires_at <= self.clock.now() {
             String::new()
         } else {
-            Self::pxat(expires_at).to_string()
+            let pxat = Self::pxat(expires_at);
+            if let Some(loaded) = expected.record()
+                && let Some(outcome) = native_cas::save(self, key, loaded, record, pxat).await?
+            {
+                return Ok(outcome);
+            }
+            pxat.to_string()
         };
         let reply: Value = self
             .invoke(

@@ -211,7 +211,7 @@ impl Format {
         match &self.0 {
             Kind::Native => super::record::cas_token(record),
             #[cfg(feature = "flask")]
-            Kind::Flask(_) => CasToken::new(record),
+            Kind::Flask(_) => CasToken::of_record(record, record.len()),
         }
     }
 
