@@ -1,5 +1,5 @@
 //! Test support shared by the Portcullis crates' integration tests (never published): real
-//! Redis servers ([`redis`]) and a store wrapper that counts, fails and races ([`probe`]).
+//! Redis servers ([`redis`]), Redis behind Sentinel ([`sentinel`]) and a store wrapper that counts, fails and races ([`probe`]).
 //!
 //! A dev-dependency of both `portcullis` and `portcullis-site`, as sqlx keeps `sqlx-test`, so
 //! that no test includes another crate's files by a relative `#[path]`. Helpers fail the test
@@ -8,6 +8,8 @@
 
 pub mod probe;
 pub mod redis;
+pub mod sentinel;
 
 pub use probe::{Probe, Stats};
 pub use redis::{RedisCluster, RedisServer, Reply};
+pub use sentinel::SentinelSetup;

@@ -6,7 +6,7 @@ use super::{Config, ConfigError, SessionFormat};
 use crate::csrf::{CsrfLayer, InvalidTrustedOrigin};
 use crate::session::{Format, SessionLayer};
 #[cfg(feature = "redis")]
-use crate::store::{RedisStore, RedisTimeouts, RedisUrlError};
+use crate::store::{RedisReplication, RedisStore, RedisTimeouts, RedisUrlError};
 use crate::store::{SessionLimit, SessionStore};
 
 impl SessionLayer {
@@ -70,8 +70,8 @@ impl CsrfLayer {
 
 #[cfg(feature = "redis")]
 impl RedisStore {
-    /// A store for `REDIS_URL` with `REDIS_CONNECT_TIMEOUT` and `REDIS_RESPONSE_TIMEOUT`; see
-    /// [`RedisStore::connect`].
+    /// A store for `REDIS_URL` with `REDIS_CONNECT_TIMEOUT`, `REDIS_RESPONSE_TIMEOUT`,
+    /// `REDIS_SENTINEL_PASSWORD` and `REDIS_WAIT_REPLICAS`; see [`RedisStore::connect_with`].
     ///
     /// # Errors
     /// [`RedisUrlError`], as for [`RedisStore::connect`] (a loaded [`Config`] has already
@@ -81,7 +81,11 @@ impl RedisStore {
             connect: config.redis_connect_timeout,
             response: config.redis_response_timeout,
         };
-        Self::connect(&config.redis_url, timeouts).await
+        let replication = RedisReplication {
+            sentinel_password: config.redis_sentinel_password.clone(),
+            wait_replicas: config.redis_wait_replicas,
+        };
+        Self::connect_with(&config.redis_url, timeouts, &replication).await
     }
 }
 
