@@ -89,6 +89,11 @@ impl SentinelSetup {
         format!("redis+sentinel://{}/{PRIMARY_NAME}", hosts.join(","))
     }
 
+    /// The port of one of the sentinels (to send it `SENTINEL FAILOVER`, for example).
+    pub fn sentinel_port(&self) -> u16 {
+        self.sentinels[0].port
+    }
+
     /// The port of the node the sentinels name as primary.
     pub fn primary_port(&self) -> u16 {
         self.sentinels
@@ -169,30 +174,18 @@ impl SentinelSetup {
         }
     }
 
-    /// Starts the killed node again as a replica of the new primary and waits until it is in
-    /// sync and every sentinel sees it healthy: ready for the next failover.
-    pub fn heal(&mut self) {
-        let primary = self.primary_port();
-        let index = self
-            .nodes
-            .iter()
-            .position(Option::is_none)
-            .expect("a node was killed");
-        let replica_of = primary.to_string();
-        let mut node = RedisServer::on_port(
-            self.ports[index],
-            &["--replicaof", "127.0.0.1", &replica_of],
-        );
-        node.start_again();
-        self.nodes[index] = Some(node);
-        self.wait_until_ready();
-    }
-
     fn wait_until_ready(&self) {
         let deadline = Instant::now() + READY_WITHIN;
         let replica = self.replica();
         while replication_text(replica, "master_link_status").as_deref() != Some("up") {
-            assert!(Instant::now() < deadline, "the replica did not sync");
+            assert!(
+                Instant::now() < deadline,
+                "the replica on {} did not sync: {:?}\nits log:\n{}\na sentinel's log:\n{}",
+                replica.port(),
+                replication_text(replica, "role"),
+                replica.log(),
+                self.sentinels[0].log()
+            );
             std::thread::sleep(POLL);
         }
         for sentinel in &self.sentinels {

@@ -130,3 +130,56 @@ async fn the_store_follows_a_failover_to_the_new_primary_without_a_restart() {
         "writes go to the new primary"
     );
 }
+
+/// A manual failover (`SENTINEL FAILOVER`) leaves the old primary up; once it is demoted (here
+/// at once, by hand, as the sentinels do a few seconds later) it answers writes with
+/// `READONLY`, and the store asks the sentinels again and sends the write to the new primary.
+#[tokio::test]
+async fn a_demoted_primary_answering_readonly_sends_the_write_to_the_new_one() {
+    let setup = SentinelSetup::start();
+    let store = RedisStore::connect_with(
+        &setup.url(),
+        RedisTimeouts::default(),
+        &RedisReplication::default(),
+    )
+    .await
+    .unwrap();
+    let before = key("before");
+    store.create(&before, b"record", later()).await.unwrap();
+    setup.wait_until_replicated();
+
+    let started = Instant::now();
+    let old = setup.primary_port();
+    let reply = portcullis_testing::redis::command(
+        setup.sentinel_port(),
+        &[
+            "SENTINEL",
+            "FAILOVER",
+            portcullis_testing::sentinel::PRIMARY_NAME,
+        ],
+    )
+    .unwrap();
+    assert_eq!(reply, Reply::Simple("OK".to_owned()));
+    setup.wait_for_failover(old, started);
+    let new = setup.primary_port().to_string();
+    let demoted = setup.replica();
+    assert_eq!(demoted.port(), old);
+    assert_eq!(
+        demoted.command(&["REPLICAOF", "127.0.0.1", &new]),
+        Reply::Simple("OK".to_owned())
+    );
+
+    // The store's connection still points at the old primary: the write meets READONLY there,
+    // which did nothing, so it is sent again to the primary the sentinels name now.
+    let written = key("written");
+    store.create(&written, b"new", later()).await.unwrap();
+    assert_eq!(
+        setup.primary().command(&["EXISTS", written.as_str()]),
+        Reply::Integer(1),
+        "written to the new primary"
+    );
+    assert_eq!(
+        store.load(&before, None).await.unwrap().as_deref(),
+        Some(&b"record"[..])
+    );
+}

@@ -8,6 +8,7 @@ mod flask_interop;
 mod hosts;
 mod limits;
 mod redis_profile;
+mod sentinel_failover;
 mod serve;
 mod site;
 mod support;

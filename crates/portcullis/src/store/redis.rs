@@ -149,6 +149,32 @@ impl RedisUrlError {
 ///   connected, the client follows the cluster's topology and reconnects to nodes by itself.
 ///   Each command (with its redirections and retries) is bounded by the response timeout.
 ///
+/// # Sentinel and replicas
+///
+/// `redis+sentinel://[user:password@]host1[:port],host2[:port]/<primary name>` (port 26379 by
+/// default; `rediss+sentinel://` for TLS to the sentinels and the primary) names the sentinels
+/// of a primary; [`RedisStore::connect_with`] takes the sentinels' own password when it is not
+/// the URL's (`REDIS_SENTINEL_PASSWORD`).
+///
+/// - The primary is looked up (redis-rs's Sentinel client: ask the sentinels, then check that
+///   the node says it is a primary) on the first call, and again on the first call that finds
+///   it refusing, dropping the connection, or demoted (`READONLY`). One look-up at a time,
+///   bounded by the connect timeout: concurrent calls share its outcome, so a failover costs
+///   each request at most one look-up, not a timeout. A call that failed so is sent once more
+///   to the primary found when a repeat is harmless, as on one server (a refused or `READONLY`
+///   call did nothing, so it always is); until the sentinels name a reachable primary, calls fail with
+///   [`StoreError::Unavailable`] (the site's 503). The store does not poll the sentinels: an
+///   old primary that still answers as primary (after a manual failover, or across a network
+///   partition, until the sentinels demote it, which takes them a few seconds) keeps getting
+///   this store's writes, which its demotion then discards; Redis's `min-replicas-to-write`
+///   bounds that window on the server's side.
+/// - Deletes that end a session ([`SessionStore::delete`], [`UserIndex::end`],
+///   [`UserIndex::end_all`]) wait for replicas (`WAIT`, 1 replica by default behind Sentinel,
+///   `REDIS_WAIT_REPLICAS`) on a connection of their own, and are sent again to the new
+///   primary after a broken connection; too few acknowledgements fail the call. What this costs
+///   and does not promise is in `redis/ending.rs` (`ReplicaWait`). On one server with replicas,
+///   `REDIS_WAIT_REPLICAS` above 0 does the same; a cluster does not wait (a warning says so).
+///
 /// Cloning is cheap; clones share the connection. The store must be created, and used, within
 /// one Tokio runtime.
 ///
