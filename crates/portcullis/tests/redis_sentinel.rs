@@ -24,7 +24,9 @@ fn later() -> SystemTime {
     SystemTime::now() + Duration::from_secs(300)
 }
 
-/// Timeouts of a deployment that tolerates a slow replica: `WAIT` may take up to 800 ms.
+/// Timeouts of a deployment that tolerates a slow replica (`WAIT` may take up to 800 ms) and a
+/// slow look-up (it asks the sentinels, then the primary, over new connections: on a machine
+/// loaded by parallel builds the default 250 ms is not always enough).
 const ONE_SECOND: RedisTimeouts = RedisTimeouts {
     connect: Duration::from_secs(1),
     response: Duration::from_secs(1),
@@ -87,13 +89,9 @@ async fn a_slow_wait_does_not_stall_other_requests_and_fails_the_delete_with_503
 #[tokio::test]
 async fn the_store_follows_a_failover_to_the_new_primary_without_a_restart() {
     let mut setup = SentinelSetup::start();
-    let store = RedisStore::connect_with(
-        &setup.url(),
-        RedisTimeouts::default(),
-        &RedisReplication::default(),
-    )
-    .await
-    .unwrap();
+    let store = RedisStore::connect_with(&setup.url(), ONE_SECOND, &RedisReplication::default())
+        .await
+        .unwrap();
     let kept = key("kept");
     store.create(&kept, b"record", later()).await.unwrap();
     setup.wait_until_replicated();
@@ -137,13 +135,9 @@ async fn the_store_follows_a_failover_to_the_new_primary_without_a_restart() {
 #[tokio::test]
 async fn a_demoted_primary_answering_readonly_sends_the_write_to_the_new_one() {
     let setup = SentinelSetup::start();
-    let store = RedisStore::connect_with(
-        &setup.url(),
-        RedisTimeouts::default(),
-        &RedisReplication::default(),
-    )
-    .await
-    .unwrap();
+    let store = RedisStore::connect_with(&setup.url(), ONE_SECOND, &RedisReplication::default())
+        .await
+        .unwrap();
     let before = key("before");
     store.create(&before, b"record", later()).await.unwrap();
     setup.wait_until_replicated();

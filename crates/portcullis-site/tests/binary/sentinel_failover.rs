@@ -126,6 +126,9 @@ async fn one_failover(tally: &mut Tally) {
             ("SECRET_KEY", SECRET),
             ("REDIS_URL", url.as_str()),
             ("REDIS_WAIT_REPLICAS", wait.as_str()),
+            // A look-up asks the sentinels and then the primary, over new connections: on a
+            // machine loaded by parallel builds 250 ms is not always enough for that.
+            ("REDIS_CONNECT_TIMEOUT", "1s"),
         ],
     );
     let staying = Visitor::log_in(&site, "stays".to_owned()).await;
