@@ -1,6 +1,7 @@
 //! The Redis store behind Sentinel, on real processes (a primary, a replica, three
 //! sentinels): it follows a failover by asking the sentinels again, and a delete that ends a
-//! session waits for the replica on a connection of its own. The site-level failover rounds
+//! session waits for the replica on a connection of its own (also on one server with a
+//! replica, when `REDIS_WAIT_REPLICAS` asks for it). The site-level failover rounds
 //! are in `portcullis-site/tests/binary/sentinel_failover.rs`.
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)]
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use portcullis::store::{
     RedisReplication, RedisStore, RedisTimeouts, SessionStore, StoreError, StoreKey,
 };
-use portcullis_testing::redis::Reply;
+use portcullis_testing::redis::{RedisServer, Reply};
 use portcullis_testing::sentinel::SentinelSetup;
 
 fn key(name: &str) -> StoreKey {
@@ -175,5 +176,47 @@ async fn a_demoted_primary_answering_readonly_sends_the_write_to_the_new_one() {
     assert_eq!(
         store.load(&before, None).await.unwrap().as_deref(),
         Some(&b"record"[..])
+    );
+}
+
+#[tokio::test]
+async fn one_server_with_a_replica_waits_for_it_when_asked_to() {
+    let primary = RedisServer::start();
+    let port = primary.port().to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let synced = Instant::now();
+    while !matches!(
+        replica.command(&["INFO", "replication"]),
+        Reply::Bulk(info) if String::from_utf8_lossy(&info).contains("master_link_status:up")
+    ) {
+        assert!(
+            synced.elapsed() < Duration::from_secs(20),
+            "the replica never synced"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let replication = RedisReplication {
+        wait_replicas: Some(1),
+        ..RedisReplication::default()
+    };
+    let store = RedisStore::connect_with(&primary.url(), ONE_SECOND, &replication)
+        .await
+        .unwrap();
+    let (first, second) = (key("first"), key("second"));
+    store.create(&first, b"one", later()).await.unwrap();
+    store.create(&second, b"two", later()).await.unwrap();
+
+    // Answered only once the replica has it: it is gone there when the call returns.
+    assert!(store.delete(&first).await.unwrap());
+    assert_eq!(
+        replica.command(&["EXISTS", first.as_str()]),
+        Reply::Integer(0)
+    );
+    replica.pause();
+    let refused = store.delete(&second).await;
+    replica.resume();
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable { .. })),
+        "no replica acknowledged: {refused:?}"
     );
 }

@@ -162,8 +162,9 @@ impl RedisUrlError {
 ///   bounded by the connect timeout: concurrent calls share its outcome, so a failover costs
 ///   each request at most one look-up, not a timeout. A call that failed so is sent once more
 ///   to the primary found when a repeat is harmless, as on one server (a refused or `READONLY`
-///   call did nothing, so it always is); until the sentinels name a reachable primary, calls fail with
-///   [`StoreError::Unavailable`] (the site's 503). The store does not poll the sentinels: an
+///   call did nothing, so it always is); until the sentinels name a reachable primary, calls
+///   fail with [`StoreError::Unavailable`] (the site's 503). The store does not poll the
+///   sentinels: an
 ///   old primary that still answers as primary (after a manual failover, or across a network
 ///   partition, until the sentinels demote it, which takes them a few seconds) keeps getting
 ///   this store's writes, which its demotion then discards; Redis's `min-replicas-to-write`
