@@ -13,10 +13,12 @@ use portcullis::store::{
     Retire, SaveOutcome, SessionLimit, SessionStore, StoreKey, UserIndex, UserSlot, WriteOutcome,
 };
 #[cfg(feature = "redis")]
-use portcullis::store::{RedisStore, RedisTimeouts};
+use portcullis::store::{RedisReplication, RedisStore, RedisTimeouts};
 
 #[cfg(feature = "redis")]
 use portcullis_testing::redis::{RedisCluster, RedisServer};
+#[cfg(feature = "redis")]
+use portcullis_testing::sentinel::SentinelSetup;
 
 /// How long the tests give a short-lived record: long enough that a busy machine still
 /// reaches the first load before it, short enough to keep the suite quick.
@@ -1101,6 +1103,20 @@ store_contract!(
         let urls = RedisCluster::shared().urls();
         let store = RedisStore::connect(&urls, PATIENT_REDIS).await.unwrap();
         assert!(store.is_cluster());
+        (store, ())
+    },
+    Purge::ExpiresByItself
+);
+
+// Behind Sentinel: every delete that ends a session also waits for the replica (`WAIT 1`).
+#[cfg(feature = "redis")]
+store_contract!(
+    redis_sentinel,
+    async {
+        let url = SentinelSetup::shared().url();
+        let store = RedisStore::connect_with(&url, PATIENT_REDIS, &RedisReplication::default())
+            .await
+            .unwrap();
         (store, ())
     },
     Purge::ExpiresByItself

@@ -14,6 +14,7 @@ mod limits;
 mod metrics;
 mod probes;
 mod redis_profile;
+mod sentinel_failover;
 mod serve;
 mod site;
 mod support;

@@ -6,7 +6,7 @@ use super::{Config, ConfigError, SessionFormat};
 use crate::csrf::{CsrfLayer, InvalidTrustedOrigin};
 use crate::session::{Format, SessionLayer};
 #[cfg(feature = "redis")]
-use crate::store::{RedisStore, RedisTimeouts, RedisUrlError};
+use crate::store::{RedisReplication, RedisStore, RedisTimeouts, RedisUrlError};
 use crate::store::{SessionLimit, SessionStore};
 
 impl SessionLayer {
@@ -70,8 +70,9 @@ impl CsrfLayer {
 
 #[cfg(feature = "redis")]
 impl RedisStore {
-    /// A store for `REDIS_URL` with `REDIS_CONNECT_TIMEOUT`, `REDIS_RESPONSE_TIMEOUT` and
-    /// `REDIS_NATIVE_CAS`; see [`RedisStore::connect`] and [`RedisStore::with_native_cas`].
+    /// A store for `REDIS_URL` with `REDIS_CONNECT_TIMEOUT`, `REDIS_RESPONSE_TIMEOUT`,
+    /// `REDIS_SENTINEL_PASSWORD`, `REDIS_WAIT_REPLICAS` and `REDIS_NATIVE_CAS`; see
+    /// [`RedisStore::connect_with`] and [`RedisStore::with_native_cas`].
     ///
     /// # Errors
     /// [`RedisUrlError`], as for [`RedisStore::connect`] (a loaded [`Config`] has already
@@ -81,9 +82,15 @@ impl RedisStore {
             connect: config.redis_connect_timeout,
             response: config.redis_response_timeout,
         };
-        Ok(Self::connect(&config.redis_url, timeouts)
-            .await?
-            .with_native_cas(config.redis_native_cas))
+        let replication = RedisReplication {
+            sentinel_password: config.redis_sentinel_password.clone(),
+            wait_replicas: config.redis_wait_replicas,
+        };
+        Ok(
+            Self::connect_with(&config.redis_url, timeouts, &replication)
+                .await?
+                .with_native_cas(config.redis_native_cas),
+        )
     }
 }
 

@@ -173,6 +173,29 @@ pub(super) fn redis_url(raw: &str) -> Parsed<String> {
     Ok(raw.trim().to_owned())
 }
 
+/// A password, or none when empty.
+pub(super) fn optional_password(raw: &str) -> Parsed<Option<String>> {
+    Ok((!raw.is_empty()).then(|| raw.to_owned()))
+}
+
+/// The most replicas `REDIS_WAIT_REPLICAS` may ask for: more than any deployment runs, and a
+/// bound against a typo that would fail every log-out.
+const MAX_WAIT_REPLICAS: u32 = 16;
+
+/// `auto` (`None`), or a number of replicas from 0 to [`MAX_WAIT_REPLICAS`].
+pub(super) fn wait_replicas(raw: &str) -> Parsed<Option<u32>> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    match raw.parse::<u32>() {
+        Ok(n) if n <= MAX_WAIT_REPLICAS => Ok(Some(n)),
+        _ => Err(format!(
+            "`auto`, or a number of replicas from 0 to {MAX_WAIT_REPLICAS}"
+        )),
+    }
+}
+
 /// A Redis timeout: whole seconds (`1`) or a humantime duration (`250ms`), from 10 ms to 60 s.
 pub(super) fn timeout(raw: &str) -> Parsed<Duration> {
     let raw = raw.trim();
@@ -232,8 +255,10 @@ mod tests {
         const PATH: &str = "a path starting with '/' without ';', whitespace or control characters";
         const SIZE: &str = "a whole number of bytes greater than 0, e.g. 65536";
         const REDIS_SCHEME: &str = "one URL starting with redis://, rediss://, redis+unix:// or \
-                                    unix://, or several comma-separated redis:// or rediss:// URLs \
-                                    for a Redis Cluster";
+                                    unix://, several comma-separated redis:// or rediss:// URLs \
+                                    for a Redis Cluster, or \
+                                    redis+sentinel://host:26379,host:26379/<primary name> \
+                                    (rediss+sentinel:// for TLS)";
         const TIMEOUT: &str =
             "a duration from 10ms to 60s, e.g. 250ms or 1s (plain numbers are seconds)";
         let long_prefix = "p".repeat(65);
@@ -336,6 +361,21 @@ mod tests {
             ("REDIS_CONNECT_TIMEOUT", "61s", TIMEOUT),
             ("REDIS_RESPONSE_TIMEOUT", "fast", TIMEOUT),
             ("REDIS_RESPONSE_TIMEOUT", "-1", TIMEOUT),
+            (
+                "REDIS_URL",
+                "redis+sentinel://s1:26379,s2:26379",
+                "the primary's name after the hosts: redis+sentinel://host:26379,host:26379/mymaster",
+            ),
+            (
+                "REDIS_WAIT_REPLICAS",
+                "one",
+                "`auto`, or a number of replicas from 0 to 16",
+            ),
+            (
+                "REDIS_WAIT_REPLICAS",
+                "17",
+                "`auto`, or a number of replicas from 0 to 16",
+            ),
             ("WTF_CSRF_ENABLED", "enabled", BOOL),
             (
                 "WTF_CSRF_TIME_LIMIT",
@@ -484,11 +524,42 @@ mod tests {
                 "rediss://:pw@a.example:7000,rediss://:pw@b.example:7001/0",
                 "rediss://:pw@a.example:7000,rediss://:pw@b.example:7001/0",
             ),
+            (
+                "redis+sentinel://app:pw@s1:26379,s2,s3:26380/mymaster",
+                "redis+sentinel://app:pw@s1:26379,s2,s3:26380/mymaster",
+            ),
+            (
+                "rediss+sentinel://s1.example/cache",
+                "rediss+sentinel://s1.example/cache",
+            ),
         ];
         for (raw, normalised) in accepted {
             let c = load(&keyed(&[("REDIS_URL", raw)])).unwrap();
             assert_eq!(c.redis_url, normalised);
         }
+    }
+
+    #[test]
+    fn the_sentinel_password_is_never_shown_and_wait_replicas_is_auto_by_default() {
+        let c = load(&keyed(&[])).unwrap();
+        assert_eq!(
+            (c.redis_sentinel_password.as_deref(), c.redis_wait_replicas),
+            (None, None)
+        );
+        let c = load(&keyed(&[
+            ("REDIS_SENTINEL_PASSWORD", "sentinel-secret"),
+            ("REDIS_WAIT_REPLICAS", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.redis_sentinel_password.as_deref(),
+            Some("sentinel-secret")
+        );
+        assert_eq!(c.redis_wait_replicas, Some(2));
+        let report = format!("{:?}", c.report());
+        assert!(!report.contains("sentinel-secret"), "{report}");
+        let c = load(&keyed(&[("REDIS_WAIT_REPLICAS", "AUTO")])).unwrap();
+        assert_eq!(c.redis_wait_replicas, None);
     }
 
     #[cfg(feature = "redis")]

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::parse::{
     boolean, cookie_domain, cookie_name, cookie_path, directory, duration, key_prefix, keyword,
-    limit_policy, optional_duration, redis_url, secret_list, session_limit, size, timeout,
-    trusted_origins,
+    limit_policy, optional_duration, optional_password, redis_url, secret_list, session_limit,
+    size, timeout, trusted_origins, wait_replicas,
 };
 use super::{Profile, SameSite, SecretKey, SessionFormat, StoreKind, show};
 use crate::csrf::CsrfLayer;
@@ -209,15 +209,18 @@ crate::settings! {
             accepts: "`evict-oldest`, `refuse`";
         }
         /// the Redis server (`rediss://` for TLS, certificates checked;
-        /// `redis://user:password@host:6379/0`, the password redacted everywhere), or 2+
-        /// comma-separated URLs of a Redis Cluster's nodes (`redis://a:7000,redis://b:7001`)
+        /// `redis://user:password@host:6379/0`, the password redacted everywhere), 2+
+        /// comma-separated URLs of a Redis Cluster's nodes (`redis://a:7000,redis://b:7001`),
+        /// or the sentinels of a primary (`redis+sentinel://user:password@s1:26379,s2/mymaster`)
         "REDIS_URL" => redis_url: String {
             // Redis's own default address.
             default: "redis://127.0.0.1:6379".to_owned();
             parse: redis_url;
             show: |url| redact_url_password(url);
-            accepts: "one `redis://`, `rediss://` (TLS), `redis+unix://` or `unix://` URL; or 2+ \
-                      comma-separated `redis://`/`rediss://` URLs: a cluster";
+            accepts: "one `redis://`, `rediss://` (TLS), `redis+unix://` or `unix://` URL; 2+ \
+                      comma-separated `redis://`/`rediss://` URLs: a cluster; or \
+                      `redis+sentinel://` (`rediss+sentinel://`: TLS) with the sentinels' \
+                      comma-separated hosts and `/<primary name>`";
         }
         /// the longest wait for a Redis connection (10 ms to 60 s); while Redis is down,
         /// requests that need a session get their 503 this fast
@@ -241,6 +244,24 @@ crate::settings! {
             parse: boolean;
             show: show::display;
             accepts: "a boolean";
+        }
+        /// the sentinels' password, when it is not the one in a `redis+sentinel://` `REDIS_URL`
+        /// (which is the primary's); never shown
+        "REDIS_SENTINEL_PASSWORD" => redis_sentinel_password: Option<String> {
+            default: None;
+            parse: optional_password;
+            show: |password| password.as_ref().map_or_else(String::new, |_| REDACTED.to_owned());
+            accepts: "a password; unset or empty: the one in `REDIS_URL`";
+        }
+        /// how many replicas must have a delete that ends a session (log-out, ending a device
+        /// or the others, a password change or reset) before it is answered (`WAIT`), so that
+        /// a failover cannot bring the session back; too few within four fifths of
+        /// `REDIS_RESPONSE_TIMEOUT` and it fails with 503. `auto`: 1 behind Sentinel, else 0
+        "REDIS_WAIT_REPLICAS" => redis_wait_replicas: Option<u32> {
+            default: None;
+            parse: wait_replicas;
+            show: |replicas| replicas.map_or_else(|| "auto".to_owned(), |n| n.to_string());
+            accepts: "`auto`, or a number of replicas from 0 to 16 (not applied on a cluster)";
         }
         /// CSRF tokens on every form and unsafe request
         "WTF_CSRF_ENABLED" => wtf_csrf_enabled: bool {

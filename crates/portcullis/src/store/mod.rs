@@ -38,7 +38,7 @@ mod redis;
 mod redis_timeouts;
 
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisStore, RedisUrlError};
+pub use self::redis::{RedisReplication, RedisStore, RedisUrlError};
 #[cfg(unix)]
 pub use file::FileStore;
 pub use index::{

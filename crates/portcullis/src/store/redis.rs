@@ -2,11 +2,16 @@
 //! The commands, key layout, TLS, cluster form, timeouts and outage behaviour are documented
 //! on the type, where rustdoc shows them. The Lua scripts are in `redis/scripts.rs`, the
 //! per-user index in `redis/index.rs`, the native compare-and-set (`SET … IFEQ`) and how the
-//! store learns whether the server has it in `redis/native_cas.rs`.
+//! store learns whether the server has it in `redis/native_cas.rs`, Sentinel in
+//! `redis/sentinel.rs`, and the deletes that wait for replicas in `redis/ending.rs`.
 
+mod ending;
 mod index;
 mod native_cas;
 mod scripts;
+mod sentinel;
+
+pub use sentinel::RedisReplication;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +31,8 @@ use super::{CasOutcome, CasToken, SaveOutcome, SessionStore, StoreError, StoreKe
 use crate::ErrorChain;
 use crate::clock::{Clock, SystemClock, unix_millis};
 use crate::redact::redact_url_password;
+use ending::{Ending, Op, ReplicaWait};
+use sentinel::SentinelPrimary;
 
 /// `REDIS_URL` cannot be used: it does not parse, mixes schemes, or asks for something the
 /// store refuses. Never about reachability: an unreachable Redis is not an error at
@@ -163,6 +170,33 @@ impl RedisUrlError {
 ///   connected, the client follows the cluster's topology and reconnects to nodes by itself.
 ///   Each command (with its redirections and retries) is bounded by the response timeout.
 ///
+/// # Sentinel and replicas
+///
+/// `redis+sentinel://[user:password@]host1[:port],host2[:port]/<primary name>` (port 26379 by
+/// default; `rediss+sentinel://` for TLS to the sentinels and the primary) names the sentinels
+/// of a primary; [`RedisStore::connect_with`] takes the sentinels' own password when it is not
+/// the URL's (`REDIS_SENTINEL_PASSWORD`).
+///
+/// - The primary is looked up (redis-rs's Sentinel client: ask the sentinels, then check that
+///   the node says it is a primary) on the first call, and again on the first call that finds
+///   it refusing, dropping the connection, or demoted (`READONLY`). One look-up at a time,
+///   bounded by the connect timeout: concurrent calls share its outcome, so a failover costs
+///   each request at most one look-up, not a timeout. A call that failed so is sent once more
+///   to the primary found when a repeat is harmless, as on one server (a refused or `READONLY`
+///   call did nothing, so it always is); until the sentinels name a reachable primary, calls
+///   fail with [`StoreError::Unavailable`] (the site's 503). The store does not poll the
+///   sentinels: an
+///   old primary that still answers as primary (after a manual failover, or across a network
+///   partition, until the sentinels demote it, which takes them a few seconds) keeps getting
+///   this store's writes, which its demotion then discards; Redis's `min-replicas-to-write`
+///   bounds that window on the server's side.
+/// - Deletes that end a session ([`SessionStore::delete`], [`UserIndex::end`],
+///   [`UserIndex::end_all`]) wait for replicas (`WAIT`, 1 replica by default behind Sentinel,
+///   `REDIS_WAIT_REPLICAS`) on a connection of their own, and are sent again to the new
+///   primary after a broken connection; too few acknowledgements fail the call. What this costs
+///   and does not promise is in `redis/ending.rs` (`ReplicaWait`). On one server with replicas,
+///   `REDIS_WAIT_REPLICAS` above 0 does the same; a cluster does not wait (a warning says so).
+///
 /// Cloning is cheap; clones share the connection. The store must be created, and used, within
 /// one Tokio runtime.
 ///
@@ -193,6 +227,9 @@ impl RedisUrlError {
 #[derive(Clone)]
 pub struct RedisStore {
     backend: Backend,
+    /// One server only, when deletes that end a session wait for replicas: their connection.
+    /// Behind Sentinel it belongs to the primary found; a cluster does not wait.
+    ending: Option<Arc<Ending>>,
     clock: Arc<dyn Clock>,
     /// Whether saves may use `SET … IFEQ`, and what the server was found to have.
     native: native_cas::NativeCas,
@@ -204,6 +241,17 @@ pub struct RedisStore {
 enum Backend {
     Single(ConnectionManager),
     Cluster(Arc<LazyCluster>),
+    Sentinel(Arc<SentinelPrimary>),
+}
+
+/// The shared connection's configuration, for one server and for a primary behind Sentinel.
+fn manager_config(timeouts: RedisTimeouts) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeouts.connect))
+        .set_response_timeout(Some(timeouts.response))
+        // One try per attempt: retrying with back-off inside an attempt would make every
+        // request during an outage wait for all the tries.
+        .set_number_of_retries(0)
 }
 
 impl RedisStore {
@@ -220,29 +268,54 @@ impl RedisStore {
     /// cluster nodes, names a database other than 0 for a cluster, or turns certificate
     /// checks off (`#insecure`).
     pub async fn connect(urls: &str, timeouts: RedisTimeouts) -> Result<Self, RedisUrlError> {
+        Self::connect_with(urls, timeouts, &RedisReplication::default()).await
+    }
+
+    /// [`RedisStore::connect`], also for Redis behind Sentinel (`redis+sentinel://…`, with
+    /// `replication`'s sentinel password), and with deletes that end a session waiting for
+    /// `replication`'s replicas (see [`RedisStore`](RedisStore#sentinel-and-replicas)).
+    ///
+    /// # Errors
+    /// [`RedisUrlError`], as for [`RedisStore::connect`], and for a Sentinel URL without a
+    /// primary name or with an empty host.
+    pub async fn connect_with(
+        urls: &str,
+        timeouts: RedisTimeouts,
+        replication: &RedisReplication,
+    ) -> Result<Self, RedisUrlError> {
         let shown: Arc<str> = redact_url_password(urls).into();
         let refuse = |problem: UrlProblem| RedisUrlError {
             url: shown.to_string(),
             reason: problem.reason,
             source: problem.source,
         };
+        if sentinel::is_sentinel_url(urls) {
+            let url =
+                sentinel::parse(urls, replication.sentinel_password.as_deref()).map_err(refuse)?;
+            if url.is_tls() {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            }
+            let wait = ReplicaWait::new(replication.replicas(true), timeouts);
+            let primary = SentinelPrimary::new(url, timeouts, wait).map_err(refuse)?;
+            return Ok(Self::started(Backend::Sentinel(Arc::new(primary)), None, shown).await);
+        }
         let Nodes(nodes) = parse_nodes(urls).map_err(refuse)?;
         if nodes.iter().any(is_tls) {
             // redis builds its rustls configuration from the process's default provider.
             // Another part of the program may have installed one already; either is fine.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
+        let wait = ReplicaWait::new(replication.replicas(false), timeouts);
+        let mut ending = None;
         let backend = match <[ConnectionInfo; 1]>::try_from(nodes) {
             Ok([node]) => {
                 let client = Client::open(node).map_err(|e| refuse(UrlProblem::from_client(e)))?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeouts.connect))
-                    .set_response_timeout(Some(timeouts.response))
-                    // One try per attempt: retrying with back-off inside an attempt would make
-                    // every request during an outage wait for all the tries.
-                    .set_number_of_retries(0);
-                let manager = ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|e| refuse(UrlProblem::from_client(e)))?;
+                if wait.waits() {
+                    ending = Some(Arc::new(Ending::new(client.clone(), timeouts, wait)));
+                }
+                let manager =
+                    ConnectionManager::new_lazy_with_config(client, manager_config(timeouts))
+                        .map_err(|e| refuse(UrlProblem::from_client(e)))?;
                 Backend::Single(manager)
             }
             Err(seeds) => {
@@ -251,11 +324,24 @@ impl RedisStore {
                     .response_timeout(timeouts.response)
                     .build()
                     .map_err(|e| refuse(UrlProblem::from_client(e)))?;
+                if wait.waits() {
+                    tracing::warn!(
+                        redis = %shown,
+                        "REDIS_WAIT_REPLICAS is not applied on a Redis Cluster: deletes that \
+                         end a session do not wait for replicas there"
+                    );
+                }
                 Backend::Cluster(Arc::new(LazyCluster::new(client, timeouts)))
             }
         };
+        Ok(Self::started(backend, ending, shown).await)
+    }
+
+    /// The store, after one ping that only logs.
+    async fn started(backend: Backend, ending: Option<Arc<Ending>>, shown: Arc<str>) -> Self {
         let store = Self {
             backend,
+            ending,
             clock: Arc::new(SystemClock),
             native: native_cas::NativeCas::new(true),
             shown,
@@ -269,7 +355,7 @@ impl RedisStore {
                  until it does, and the store reconnects by itself"
             ),
         }
-        Ok(store)
+        store
     }
 
     /// The same store, deciding whether a deadline has already passed with `clock`.
@@ -331,6 +417,9 @@ impl RedisStore {
                 let mut connection = cluster.connection().await?;
                 cmd.query_async(&mut connection).await
             }
+            Backend::Sentinel(primary) => {
+                return primary.run(context, repeat, Op::Cmd(cmd)).await;
+            }
         };
         result.map_err(|e| {
             self.native.observe(&e);
@@ -389,6 +478,9 @@ impl RedisStore {
                 let mut connection = cluster.connection().await?;
                 invocation.invoke_async(&mut connection).await
             }
+            Backend::Sentinel(primary) => {
+                return primary.run(context, repeat, Op::Script(&invocation)).await;
+            }
         };
         result.map_err(|e| {
             self.native.observe(&e);
@@ -418,11 +510,35 @@ impl RedisStore {
                 let mut connection = cluster.connection().await?;
                 pipeline.query_async(&mut connection).await
             }
+            Backend::Sentinel(primary) => {
+                return primary.run(context, repeat, Op::Pipeline(pipeline)).await;
+            }
         };
         result.map_err(|e| {
             self.native.observe(&e);
             StoreError::unavailable(context, e)
         })
+    }
+
+    /// Runs a delete that ends sessions: when deletes wait for replicas, `op` on their own
+    /// connection followed by `WAIT` (`redis/ending.rs`); otherwise `shared`, the same delete
+    /// on the shared connection.
+    async fn end_sessions<T: FromRedisValue>(
+        &self,
+        context: &'static str,
+        op: Op<'_>,
+        shared: impl Future<Output = Result<T, StoreError>> + Send,
+    ) -> Result<T, StoreError> {
+        match (&self.backend, &self.ending) {
+            (Backend::Sentinel(primary), _) if primary.waits() => {
+                primary.end_sessions(context, op).await
+            }
+            (Backend::Single(_), Some(ending)) => ending
+                .send(context, op)
+                .await
+                .map_err(|failed| failed.into_store_error(context)),
+            _ => shared.await,
+        }
     }
 
     /// The `PXAT` argument for the deadline `time`: Redis keeps a key through the whole
@@ -441,6 +557,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("redis_url", &self.shown)
             .field("cluster", &self.is_cluster())
+            .field("sentinel", &matches!(self.backend, Backend::Sentinel(_)))
             .finish_non_exhaustive()
     }
 }
@@ -545,12 +662,16 @@ impl SessionStore for RedisStore {
         }
     }
 
+    /// `DEL`; followed by `WAIT` where deletes wait for replicas (a logout ends a session).
     async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        const CONTEXT: &str = "deleting a session record";
         // Redis expires a key on access, so `DEL` counts only a live record.
-        self.query::<u64>(
-            redis::cmd("DEL").arg(key.as_str()),
-            Repeat::Once,
-            "deleting a session record",
+        let mut del = redis::cmd("DEL");
+        del.arg(key.as_str());
+        self.end_sessions::<u64>(
+            CONTEXT,
+            Op::Cmd(&del),
+            self.query(&del, Repeat::Once, CONTEXT),
         )
         .await
         .map(|deleted| deleted > 0)
@@ -751,8 +872,10 @@ fn parse_nodes(raw: &str) -> Result<Nodes, UrlProblem> {
             return Err(UrlProblem::new(if unix {
                 "a cluster's nodes as redis:// or rediss:// URLs, not Unix sockets"
             } else {
-                "one URL starting with redis://, rediss://, redis+unix:// or unix://, or \
-                 several comma-separated redis:// or rediss:// URLs for a Redis Cluster"
+                "one URL starting with redis://, rediss://, redis+unix:// or unix://, \
+                 several comma-separated redis:// or rediss:// URLs for a Redis Cluster, or \
+                 redis+sentinel://host:26379,host:26379/<primary name> (rediss+sentinel:// \
+                 for TLS)"
             }));
         }
         if url.contains('#') {
@@ -790,6 +913,10 @@ fn parse_nodes(raw: &str) -> Result<Nodes, UrlProblem> {
 /// Checks `REDIS_URL` as [`RedisStore::connect`] will read it; returns it with the spaces
 /// around commas removed, or what is wrong with it.
 pub(crate) fn check_url(raw: &str) -> Result<String, String> {
+    if sentinel::is_sentinel_url(raw) {
+        sentinel::parse(raw, None).map_err(|problem| problem.reason)?;
+        return Ok(raw.trim().to_owned());
+    }
     parse_nodes(raw).map_err(|problem| problem.reason)?;
     Ok(raw.split(',').map(str::trim).collect::<Vec<_>>().join(","))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Value;
 
-use super::{RedisStore, Repeat, scripts, unexpected};
+use super::{Op, RedisStore, Repeat, scripts, unexpected};
 use crate::clock::unix_millis;
 use crate::store::index::{
     CreateIndexedOutcome, IndexedRecord, LimitPolicy, NewIndexed, UserIndex, UserSlot,
@@ -117,7 +117,9 @@ impl UserIndex for RedisStore {
 
     /// `DEL` and `ZREM` in one pipeline (one round trip to the slot's node); the `DEL` goes
     /// first, so a failure between the two leaves a dead member, which the next call prunes.
+    /// Followed by `WAIT` where deletes wait for replicas.
     async fn end(&self, slot: &UserSlot, member: &str) -> Result<bool, StoreError> {
+        const CONTEXT: &str = "ending a session";
         let mut pipeline = redis::pipe();
         pipeline
             .cmd("DEL")
@@ -126,28 +128,45 @@ impl UserIndex for RedisStore {
             .arg(slot.index().as_str())
             .arg(member);
         let (deleted, _): (u64, u64) = self
-            .pipeline(&pipeline, Repeat::Idempotent, "ending a session")
+            .end_sessions(
+                CONTEXT,
+                Op::Pipeline(&pipeline),
+                self.pipeline(&pipeline, Repeat::Idempotent, CONTEXT),
+            )
             .await?;
         Ok(deleted > 0)
     }
 
     /// One script per [`MAX_MEMBERS_VISITED`] members, so that no call blocks Redis for long,
-    /// until none is left but the one kept.
+    /// until none is left but the one kept; each followed by `WAIT` where deletes wait for
+    /// replicas.
     async fn end_all(&self, slot: &UserSlot, keep: Option<&str>) -> Result<usize, StoreError> {
+        const CONTEXT: &str = "ending a user's sessions";
         let bound = MAX_MEMBERS_VISITED.to_string();
+        let index = slot.index();
+        let args: [&[u8]; 3] = [
+            slot.member_prefix().as_bytes(),
+            keep.unwrap_or("").as_bytes(),
+            bound.as_bytes(),
+        ];
+        let mut invocation = scripts::END_ALL.prepare_invoke();
+        invocation.key(index.as_str());
+        for arg in args {
+            invocation.arg(arg);
+        }
         let mut ended = 0_usize;
         loop {
             let (now_ended, left): (u64, u64) = self
-                .invoke(
-                    &scripts::END_ALL,
-                    &[slot.index().as_str()],
-                    &[
-                        slot.member_prefix().as_bytes(),
-                        keep.unwrap_or("").as_bytes(),
-                        bound.as_bytes(),
-                    ],
-                    Repeat::Idempotent,
-                    "ending a user's sessions",
+                .end_sessions(
+                    CONTEXT,
+                    Op::Script(&invocation),
+                    self.invoke(
+                        &scripts::END_ALL,
+                        &[index.as_str()],
+                        &args,
+                        Repeat::Idempotent,
+                        CONTEXT,
+                    ),
                 )
                 .await?;
             ended = ended.saturating_add(usize::try_from(now_ended).unwrap_or(usize::MAX));
