@@ -159,6 +159,9 @@ mod tests {
         );
         for ending in Ending::ALL {
             assert_eq!(Ending::from_code(ending.code()), Some(ending));
+            // The same words label the refused-cookie counter.
+            let refused = crate::metrics::CookieRefusal::Ended(ending.as_str());
+            assert_eq!(refused.as_str(), ending.as_str());
         }
         assert_eq!(Ending::from_code(0), None);
     }
