@@ -72,13 +72,13 @@ impl Visitor {
         (status, json["user"].as_str().map(str::to_owned))
     }
 
-    /// `PATCH /api/prefs` with `theme`: the status.
-    async fn write(&self, site: &Site, theme: &str) -> StatusCode {
+    /// `PATCH /api/prefs` with `devices_order`: the status.
+    async fn write(&self, site: &Site, order: &str) -> StatusCode {
         client()
             .patch(site.url("/api/prefs"))
             .header("cookie", &self.cookie)
             .header("x-csrftoken", &self.token)
-            .json(&serde_json::json!({ "theme": theme }))
+            .json(&serde_json::json!({ "devices_order": order }))
             .send()
             .await
             .unwrap()
@@ -136,7 +136,7 @@ async fn one_failover(tally: &mut Tally) {
     for n in 0..LEAVERS {
         leaving.push(Visitor::log_in(&site, format!("leaves{n}")).await);
     }
-    assert_eq!(staying.write(&site, "dark").await, StatusCode::OK);
+    assert_eq!(staying.write(&site, "started").await, StatusCode::OK);
     setup.wait_until_replicated();
 
     let logouts: Vec<_> = leaving
@@ -157,7 +157,7 @@ async fn one_failover(tally: &mut Tally) {
         match status {
             StatusCode::OK => {
                 assert_eq!(user.as_deref(), Some("stays"), "the same session");
-                match staying.write(&site, "light").await {
+                match staying.write(&site, "last-used").await {
                     StatusCode::OK => break,
                     StatusCode::SERVICE_UNAVAILABLE => unavailable += 1,
                     other => panic!("a write during the failover answered {other}"),
