@@ -12,6 +12,7 @@
 pub mod nginx;
 pub mod postgres;
 pub mod probe;
+mod process;
 pub mod prometheus;
 pub mod redis;
 pub mod sentinel;

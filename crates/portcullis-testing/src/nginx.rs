@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::process::run;
 use crate::redis::free_port;
 
 /// How long nginx may take to listen.
@@ -221,15 +222,4 @@ fn openssl() -> &'static str {
          Install it with `apt-get install openssl` (scripts/test does)."
     );
     "openssl"
-}
-
-/// Runs `command` to its end; fails the test with its output when it fails.
-fn run(command: &mut Command) {
-    let output = command.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }

@@ -15,13 +15,14 @@
 //! (Debian's layout, newest version first), else on `PATH`; a missing one fails the test with
 //! a message saying so, never skips it. `scripts/test` installs them.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::process::{self, Watched, process_alive, run};
 use crate::redis::free_port;
 
 /// How long the cluster may take to accept connections after `postgres` starts.
@@ -114,24 +115,13 @@ impl Postgres {
         ] {
             server.push(arg.to_owned());
         }
-        let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("sh")
-            .arg(&dir)
-            .args(&server)
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = watchdog.stdin.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(watchdog.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let pid: u32 = line.trim().parse().unwrap();
+        let mut script_args = vec![dir.clone().into_os_string()];
+        script_args.extend(server.iter().map(Into::into));
+        let Watched {
+            watchdog,
+            stdin,
+            pid,
+        } = process::watch(WATCHDOG, script_args, Some(&dir));
         let cluster = Self {
             port,
             dir,
@@ -288,25 +278,6 @@ fn running_as_root() -> bool {
             Some(line.split_whitespace().nth(2)? == "0")
         })
         .unwrap_or(false)
-}
-
-/// Runs `command` to its end; fails the test with its output when it fails.
-fn run(command: &mut Command) {
-    let output = command.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Whether `pid` runs (a zombie, exited but not yet reaped, does not).
-fn process_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
 }
 
 #[cfg(test)]

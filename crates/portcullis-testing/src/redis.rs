@@ -13,6 +13,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+
+use crate::process::{self, Watched, process_alive};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -139,24 +141,13 @@ impl RedisServer {
         .map(|&s| s.to_owned())
         .collect();
         args.extend(self.extra.iter().cloned());
-        let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("sh")
-            .arg(&self.binary)
-            .arg(&dir)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = watchdog.stdin.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(watchdog.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let pid: u32 = line.trim().parse().unwrap();
+        let mut script_args = vec![self.binary.clone().into_os_string(), dir.into()];
+        script_args.extend(args.iter().map(Into::into));
+        let Watched {
+            watchdog,
+            stdin,
+            pid,
+        } = process::watch(WATCHDOG, script_args, None);
         self.running = Some(Running {
             watchdog,
             stdin,
@@ -521,12 +512,4 @@ fn signal(pid: u32, name: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -{name} {pid} failed");
-}
-
-/// Whether `pid` runs (a zombie, exited but not yet reaped, does not).
-fn process_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
 }

@@ -4,11 +4,12 @@
 //! so that a failover takes a second or two. Every process is stopped by its pid, under the same
 //! kind of watchdog as [`RedisServer`], so none outlives the test process.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::time::{Duration, Instant};
 
+use crate::process::{self, Watched};
 use crate::redis::{RedisServer, Reply, command, free_port, require_binary};
 
 /// The name the sentinels monitor the primary under.
@@ -227,26 +228,14 @@ impl SentinelProcess {
             failover = FAILOVER_TIMEOUT.as_millis(),
         );
         std::fs::write(dir.join("sentinel.conf"), config).unwrap();
-        let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(SENTINEL_WATCHDOG)
-            .arg("sh")
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = watchdog.stdin.take();
-        let mut line = String::new();
-        BufReader::new(watchdog.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let Watched {
+            watchdog, stdin, ..
+        } = process::watch(SENTINEL_WATCHDOG, [&dir], None);
         let sentinel = Self {
             port,
             dir,
             watchdog,
-            stdin,
+            stdin: Some(stdin),
         };
         let deadline = Instant::now() + READY_WITHIN;
         while !matches!(command(port, &["PING"]), Ok(Reply::Simple(ref pong)) if pong == "PONG") {
