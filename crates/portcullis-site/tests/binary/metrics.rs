@@ -461,3 +461,72 @@ fn metrics_on_the_sites_own_port_are_refused_at_start_up() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("METRICS_BIND=127.0.0.1:18123"), "{stderr}");
 }
+
+/// The per-user cap and a key rotation, through the binary: a log-in past
+/// `SESSION_MAX_PER_USER` evicts the oldest session (the evicted counter moves by one), and
+/// after a restart with a new `SECRET_KEY` and the old one in `SECRET_KEY_FALLBACKS`, a cookie
+/// of before is verified by the fallback (its counter moves by one, then stays: the cookie is
+/// re-issued under the new key).
+#[tokio::test]
+async fn the_cap_evicts_and_a_rotated_key_counts_its_fallback_through_the_binary() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let env = |secret: &str, fallbacks: &str| {
+        vec![
+            ("PORTCULLIS_PROFILE".to_owned(), "redis".to_owned()),
+            ("SECRET_KEY".to_owned(), secret.to_owned()),
+            ("SECRET_KEY_FALLBACKS".to_owned(), fallbacks.to_owned()),
+            ("REDIS_URL".to_owned(), url.clone()),
+            ("METRICS_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+            ("SESSION_MAX_PER_USER".to_owned(), "1".to_owned()),
+            ("TRUSTED_PROXIES".to_owned(), "127.0.0.1".to_owned()),
+        ]
+    };
+    let start = |env: &[(String, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Site::start(dir.path(), &env)
+    };
+    let mut site = start(&env(SECRET, ""));
+    let fields = [
+        ("name", "fern"),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+    ];
+    // Registering logs in: the user's one session.
+    let (response, first) = post_from(&site, None, "/register", &fields, "10.0.0.1").await;
+    assert_eq!(response.status(), 303);
+    let first = first.unwrap();
+    assert_eq!(me(&site, Some(&first)).await, 200);
+
+    let s0 = scrape(&site).await;
+    let log_in = [("name", "fern"), ("password", PASSWORD)];
+    let (response, second) = post_from(&site, None, "/login", &log_in, "10.0.0.2").await;
+    assert_eq!(response.status(), 303);
+    let second = second.unwrap();
+    let s1 = scrape(&site).await;
+    assert_moved(&s0, &s1, "portcullis_sessions_evicted_total", 1.0);
+    assert_eq!(me(&site, Some(&first)).await, 401, "the oldest was evicted");
+    assert_eq!(me(&site, Some(&second)).await, 200);
+
+    // The key rotated: the old one only verifies.
+    site.terminate();
+    assert!(site.wait().success());
+    let rotated = format!("{SECRET}-rotated");
+    let site = start(&env(&rotated, SECRET));
+    let fallback = "portcullis_session_cookies_fallback_key_total";
+    let s2 = scrape(&site).await;
+    let response = client()
+        .get(site.url("/api/me"))
+        .header("cookie", &second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "a cookie of before still logs in");
+    let reissued = session_cookie(&response).expect("re-issued under the new key");
+    let s3 = scrape(&site).await;
+    assert_moved(&s2, &s3, fallback, 1.0);
+    assert_eq!(me(&site, Some(&reissued)).await, 200);
+    let s4 = scrape(&site).await;
+    assert_moved(&s3, &s4, fallback, 0.0);
+}
