@@ -286,7 +286,8 @@ async fn each_site_and_session_event_moves_its_metric_exactly_and_promtool_accep
     assert_moved(&s4, &s5, &refused("bad_signature"), 1.0);
     assert_moved(&s4, &s5, &refused("malformed"), 1.0);
 
-    // A visitor's session (the flash of a registration), ended by a log-out, then presented.
+    // A new account's session (registering logs in), its record then altered, oversized and
+    // removed in the store.
     let before_keys = session_keys(&redis);
     let fields = [
         ("name", "fay"),
@@ -296,10 +297,15 @@ async fn each_site_and_session_event_moves_its_metric_exactly_and_promtool_accep
     let (response, visitor) = post_from(&site, None, "/register", &fields, "10.0.0.3").await;
     assert_eq!(response.status(), 303);
     let visitor = visitor.unwrap();
-    let key = session_keys(&redis)
+    // Its record, not the user's new index (`sess:idx:…`) nor the marker that the anonymous
+    // session it replaced has ended (`sess:ended:…`).
+    let new_keys: Vec<String> = session_keys(&redis)
         .into_iter()
-        .find(|key| !before_keys.contains(key))
-        .expect("the visitor's record");
+        .filter(|key| !before_keys.contains(key))
+        .filter(|key| !key.starts_with("sess:idx:") && !key.starts_with("sess:ended:"))
+        .collect();
+    assert_eq!(new_keys.len(), 1, "{new_keys:?}");
+    let key = new_keys[0].clone();
     // Its record altered in the store, then larger than any the site writes.
     redis.command(&["SET", &key, "not a sealed record", "KEEPTTL"]);
     assert_eq!(me(&site, Some(&visitor)).await, 401);
