@@ -536,3 +536,44 @@ async fn the_cap_evicts_and_a_rotated_key_counts_its_fallback_through_the_binary
     let s4 = scrape(&site).await;
     assert_moved(&s3, &s4, fallback, 0.0);
 }
+
+/// With `SESSION_LIMIT_POLICY=refuse`, a log-in past the cap is refused and counted as such.
+#[tokio::test]
+async fn a_log_in_refused_by_the_cap_is_counted_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(
+        dir.path(),
+        &[
+            ("SECRET_KEY", SECRET),
+            ("METRICS_BIND", "127.0.0.1:0"),
+            ("SESSION_MAX_PER_USER", "1"),
+            ("SESSION_LIMIT_POLICY", "refuse"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    );
+    let fields = [
+        ("name", "gale"),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+    ];
+    // Registering logs in: the user's one session.
+    let (response, _) = post_from(&site, None, "/register", &fields, "10.0.0.1").await;
+    assert_eq!(response.status(), 303);
+    let s0 = scrape(&site).await;
+    let log_in = [("name", "gale"), ("password", PASSWORD)];
+    let (response, _) = post_from(&site, None, "/login", &log_in, "10.0.0.2").await;
+    assert_ne!(response.status(), 303, "the cap refuses a second session");
+    let s1 = scrape(&site).await;
+    assert_moved(
+        &s0,
+        &s1,
+        r#"portcullis_site_logins_total{outcome="refused_by_cap"}"#,
+        1.0,
+    );
+    assert_moved(
+        &s0,
+        &s1,
+        r#"portcullis_site_logins_total{outcome="success"}"#,
+        0.0,
+    );
+}
