@@ -11,7 +11,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -57,9 +57,11 @@ pub(crate) const ROUTING_TAG_LEN: usize = 16;
 /// sessions apart in a log, yet are too short to stand in for the value they hash.
 const LOG_HASH_LEN: usize = 12;
 
-/// The keys derived from one secret.
+/// The keys derived from one secret. The signing key is kept as HMAC-SHA256 already keyed
+/// (its inner and outer pads hashed once), so each signature costs a clone instead of two
+/// more SHA-256 blocks.
 struct DerivedKeys {
-    signing: [u8; 32],
+    signing: HmacSha256,
     sealing: XChaCha20Poly1305,
     csrf: [u8; 32],
     routing: RoutingKey,
@@ -77,7 +79,7 @@ impl DerivedKeys {
         };
         let sealing = expand(b"session record sealing");
         Self {
-            signing: expand(b"session cookie signing"),
+            signing: hmac_sha256(&expand(b"session cookie signing")),
             sealing: XChaCha20Poly1305::new(&sealing.into()),
             csrf: expand(b"csrf token authentication"),
             routing: expand(b"session routing tag"),
@@ -85,7 +87,7 @@ impl DerivedKeys {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {
-        let mut mac = hmac_sha256(&self.signing);
+        let mut mac = self.signing.clone();
         for part in parts {
             // Length-prefix each part so ("ab", "c") and ("a", "bc") never collide.
             mac.update(&(part.len() as u64).to_be_bytes());
@@ -114,8 +116,9 @@ impl DerivedKeys {
 pub struct KeyRing {
     current: DerivedKeys,
     fallbacks: Vec<DerivedKeys>,
-    /// Keyed hash for log lines, so that ids never appear in logs yet events can be correlated.
-    log_key: [u8; 32],
+    /// Keyed hash for log lines, so that ids never appear in logs yet events can be correlated;
+    /// kept keyed, as the signing key is.
+    log_key: HmacSha256,
 }
 
 impl fmt::Debug for KeyRing {
@@ -141,7 +144,7 @@ impl KeyRing {
         Self {
             current,
             fallbacks: fallbacks.iter().map(|s| DerivedKeys::derive(s)).collect(),
-            log_key,
+            log_key: hmac_sha256(&log_key),
         }
     }
 
@@ -170,23 +173,37 @@ impl KeyRing {
     /// Output: nonce (24 bytes) followed by ciphertext and tag.
     #[must_use]
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce);
-        let ciphertext = self
+        let nonce = Nonce::random();
+        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + SEAL_TAG_LEN);
+        out.extend_from_slice(nonce.as_bytes());
+        out.extend_from_slice(plaintext);
+        self.seal_in_place(aad, &nonce, &mut out, NONCE_LEN);
+        out
+    }
+
+    /// [`KeyRing::seal`] without copies: encrypts `buffer[from..]` in place under `nonce` and
+    /// appends the tag. The caller has put whatever goes before the ciphertext (the format byte
+    /// and the nonce itself, for a record) into `buffer[..from]`, so that one allocation holds
+    /// the whole sealed value.
+    pub(crate) fn seal_in_place(
+        &self,
+        aad: &[u8],
+        nonce: &Nonce,
+        buffer: &mut Vec<u8>,
+        from: usize,
+    ) {
+        debug_assert!(
+            from <= buffer.len(),
+            "the plaintext starts inside the buffer"
+        );
+        let from = from.min(buffer.len());
+        let plaintext = &mut buffer[from..];
+        let tag = self
             .current
             .sealing
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce.0), aad, plaintext)
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
-        let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ciphertext);
-        out
+        buffer.extend_from_slice(&tag);
     }
 
     /// Opens what [`KeyRing::seal`] produced, trying every key of the ring. `None` when the
@@ -250,9 +267,33 @@ impl KeyRing {
     /// A short keyed hash of `data` for log lines: correlates events without revealing ids.
     #[must_use]
     pub fn log_hash(&self, data: &[u8]) -> String {
-        let mut mac = hmac_sha256(&self.log_key);
+        let mut mac = self.log_key.clone();
         mac.update(data);
         URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..LOG_HASH_LEN])
+    }
+}
+
+/// A fresh XChaCha20-Poly1305 nonce from the operating system's generator: 192 random bits, so
+/// nonces never repeat under one key without a counter. Its first 8 bytes also serve as the id
+/// of the save that seals with it (`Envelope::note_write`): one draw for both.
+pub(crate) struct Nonce([u8; NONCE_LEN]);
+
+impl Nonce {
+    pub(crate) fn random() -> Self {
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        Self(nonce)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; NONCE_LEN] {
+        &self.0
+    }
+
+    /// A 64-bit id unique to this nonce (its first 8 bytes).
+    pub(crate) fn id(&self) -> u64 {
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(id)
     }
 }
 

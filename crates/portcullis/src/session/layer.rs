@@ -7,6 +7,7 @@ use tower_layer::Layer;
 
 use super::cookie::{SameSite, is_token_byte};
 use super::devices::UserSessions;
+use super::opened::OpenedRecords;
 use super::service::SessionService;
 use super::write::WriteLocks;
 use super::{Format, Health, LayerShared, Settings};
@@ -96,6 +97,7 @@ impl SessionLayer {
                 settings,
                 health: Health::default(),
                 writers: Arc::new(WriteLocks::new()),
+                opened: OpenedRecords::new(),
                 routing: Arc::default(),
             }),
         }

@@ -8,7 +8,7 @@ use tokio::sync::MutexGuard;
 use super::changes::Changes;
 use super::cookie::PresentedCookie;
 use super::ending::{self, Ending};
-use super::format::max_record_len;
+use super::format::{CLOCK_SKEW, max_record_len};
 use super::handle::{RequestSession, Session, WorkingCopy};
 use super::id::Id;
 use super::record::Envelope;
@@ -72,10 +72,20 @@ pub(super) fn classify(
     if bytes.len() > max_len {
         return Loaded::Oversize(bytes.len());
     }
-    match settings
-        .format
-        .decode_stored(&shared.keys, key, bytes, now, max_len)
-    {
+    let format = &settings.format;
+    let decoded = if format.is_flask() {
+        format.decode_stored(&shared.keys, key, bytes, now, max_len)
+    } else if let Some(kept) = shared.opened.get(key, bytes) {
+        // The very bytes this process last opened or sealed under this key (`opened.rs`).
+        Some(kept).filter(|(envelope, _)| envelope.created_at() <= now + CLOCK_SKEW)
+    } else {
+        let decoded = format.decode_stored(&shared.keys, key, bytes, now, max_len);
+        if let Some((envelope, rewrite)) = &decoded {
+            shared.opened.put(key, bytes, envelope, *rewrite);
+        }
+        decoded
+    };
+    match decoded {
         None => Loaded::Unreadable(bytes.len()),
         Some((envelope, _)) if now >= envelope.created_at() + settings.absolute => {
             Loaded::PastAbsolute

@@ -31,6 +31,7 @@ mod handle;
 mod id;
 mod layer;
 mod load;
+mod opened;
 mod pre_session;
 mod record;
 mod routing;

@@ -13,8 +13,9 @@ use super::{Format, Session, SessionError};
 use crate::itsdangerous::lower_hex;
 use crate::keys::fill_random;
 
-/// The session key holding the CSRF secret, as Flask-WTF names it.
-pub(crate) const CSRF_SECRET_KEY: &str = "csrf_token";
+/// The session key holding the CSRF secret, as Flask-WTF names it (declared with the record
+/// layout, which stores a native secret apart from the map).
+pub(crate) use super::record::CSRF_SECRET_KEY;
 
 /// Flask-WTF's serializer salt: its tokens are signed with a key derived from `SECRET_KEY` and
 /// this (`flask_wtf/csrf.py`, `generate_csrf`).

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::Format;
+use super::opened::OpenedRecords;
 use super::routing::KeptRoutingKey;
 use super::write::WriteLocks;
 use crate::clock::Clock;
@@ -44,6 +45,8 @@ pub(crate) struct LayerShared {
     pub(crate) health: Health,
     /// Turns for concurrent writers of one session in this process.
     pub(crate) writers: Arc<WriteLocks>,
+    /// Records this process opened or sealed lately, kept opened (`opened.rs`).
+    pub(crate) opened: OpenedRecords,
     /// The routing key kept in the store, as this process last read it.
     pub(crate) routing: Arc<KeptRoutingKey>,
 }

@@ -160,6 +160,25 @@ impl Format {
         }
     }
 
+    /// Notes a new save of `envelope` ([`Envelope::note_write`]) and encodes it for `key`;
+    /// returns the record and the save's id. The native format takes the id from the seal's
+    /// nonce, so that a save draws from the OS generator once.
+    pub(crate) fn encode_write(
+        &self,
+        envelope: &mut Envelope,
+        keys: &KeyRing,
+        key: &StoreKey,
+    ) -> Result<(Vec<u8>, u64), EncodeError> {
+        match &self.0 {
+            Kind::Native => Ok(envelope.seal_new_write(keys, key)?),
+            #[cfg(feature = "flask")]
+            Kind::Flask(_) => {
+                let id = envelope.note_write(crate::keys::Nonce::random().id());
+                Ok((flask::encode_record(envelope)?, id))
+            }
+        }
+    }
+
     /// The session in a record read under `key` at `now`, and whether it should be written
     /// back even if the request changes nothing (sealed under a fallback key; a Flask record
     /// that does not carry its created-at yet). `None` when it is not a record of this format.

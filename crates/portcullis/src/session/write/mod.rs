@@ -237,16 +237,42 @@ fn seal(
     key: &StoreKey,
     now: SystemTime,
 ) -> Result<(Vec<u8>, SystemTime), WriteError> {
-    let settings = &shared.settings;
-    let deadline = current.envelope.created_at() + settings.absolute;
-    let expires_at = (now + settings.idle).min(deadline);
-    current.envelope.deadline_ms = crate::clock::unix_millis(expires_at);
-    let sealed = settings
+    let expires_at = note_deadline(shared, current, now);
+    let sealed = shared
+        .settings
         .format
         .encode_record(&current.envelope, &shared.keys, key)
         .map_err(|_| WriteError::Encode)?;
     crate::metrics::record_sealed(sealed.len());
     Ok((sealed, expires_at))
+}
+
+/// [`seal`] for a save of an existing session, which notes the save's id among the record's
+/// writes (`save.rs`); returns the record, its deadline and the id.
+fn seal_write(
+    shared: &LayerShared,
+    current: &mut WorkingCopy,
+    key: &StoreKey,
+    now: SystemTime,
+) -> Result<(Vec<u8>, SystemTime, u64), WriteError> {
+    let expires_at = note_deadline(shared, current, now);
+    let (sealed, id) = shared
+        .settings
+        .format
+        .encode_write(&mut current.envelope, &shared.keys, key)
+        .map_err(|_| WriteError::Encode)?;
+    crate::metrics::record_sealed(sealed.len());
+    Ok((sealed, expires_at, id))
+}
+
+/// The store expiry a write at `now` sets (the idle deadline, at most the absolute one),
+/// recorded in the envelope.
+fn note_deadline(shared: &LayerShared, current: &mut WorkingCopy, now: SystemTime) -> SystemTime {
+    let settings = &shared.settings;
+    let deadline = current.envelope.created_at() + settings.absolute;
+    let expires_at = (now + settings.idle).min(deadline);
+    current.envelope.deadline_ms = crate::clock::unix_millis(expires_at);
+    expires_at
 }
 
 /// Removes an ended session: from its user's index too when it is a logged-in one.

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use super::backoff::back_off;
 use super::turns::Turn;
-use super::{MAX_SAVE_ATTEMPTS, Onto, WriteError, replay_onto, seal};
+use super::{MAX_SAVE_ATTEMPTS, Onto, WriteError, replay_onto, seal_write};
 use crate::session::LayerShared;
 use crate::session::handle::WorkingCopy;
 use crate::session::record::{Envelope, WRITES_KEPT};
@@ -32,11 +32,11 @@ pub(super) async fn save(
             check_merged_size(current, settings.max_bytes)?;
         }
         current.envelope.revision += 1;
+        let (sealed, expires_at, id) = seal_write(shared, current, &key, now)?;
         let write = Write {
-            id: current.envelope.note_write(),
+            id,
             revision: current.envelope.revision,
         };
-        let (sealed, expires_at) = seal(shared, current, &key, now)?;
         let token = settings.format.cas_token(&sealed);
         match shared
             .store
@@ -47,13 +47,13 @@ pub(super) async fn save(
                 if attempt > 0 {
                     tracing::debug!(conflicts = attempt, "session saved after concurrent writes");
                 }
-                saved(current, &mut turn, key, sealed, token);
+                saved(shared, current, &mut turn, key, sealed, token);
                 return Ok(());
             }
             SaveOutcome::Gone => return Err(WriteError::Ended),
             // Our own write, found by a retry after a lost reply: it had landed.
             SaveOutcome::Conflict(live) if settings.format.cas_token(&live) == token => {
-                saved(current, &mut turn, key, sealed, token);
+                saved(shared, current, &mut turn, key, sealed, token);
                 return Ok(());
             }
             SaveOutcome::Conflict(live) => {
@@ -64,7 +64,7 @@ pub(super) async fn save(
                         // this request's changes included.
                         let token = settings.format.cas_token(&live);
                         current.envelope = envelope;
-                        saved(current, &mut turn, key, live, token);
+                        saved(shared, current, &mut turn, key, live, token);
                         return Ok(());
                     }
                     Landed::CannotTell => return Err(cannot_tell()),
@@ -155,12 +155,16 @@ fn check_merged_size(current: &WorkingCopy, max: usize) -> Result<(), WriteError
 
 /// Records a successful save: its token for this request, its record for the next writer.
 fn saved(
+    shared: &LayerShared,
     current: &mut WorkingCopy,
     turn: &mut Turn<'_>,
     key: StoreKey,
     sealed: Vec<u8>,
     token: CasToken,
 ) {
+    if !shared.settings.format.is_flask() {
+        shared.opened.put(&key, &sealed, &current.envelope, false);
+    }
     current.token = Some(token);
     turn.remember(key, sealed);
 }

@@ -1,0 +1,141 @@
+//! Records this process opened or sealed lately, kept opened ([`OpenedRecords`]), so that the
+//! next load of the same record skips the decryption and the decoding.
+//!
+//! Opening a sealed record is a pure function of the key ring, the store key and the record's
+//! bytes (XChaCha20-Poly1305 decryption, then MessagePack), so its result can be kept and
+//! handed out again for the very same bytes under the very same key: a load still reads the
+//! store every time (the store decides what the session is: a record written elsewhere, an
+//! expiry, a deletion all change or remove the bytes), and only when the bytes it gets are
+//! exactly those of the kept entry is the kept envelope used instead of opening them again. A
+//! session read or written on every request by one process (the common case behind a sticky or
+//! small pool) is then opened once per write instead of once per request.
+//!
+//! One entry per stripe of the store key, like the writers' turns, each at most
+//! [`MAX_KEPT_RECORD`] bytes, so all of them together stay under 8 MiB of records plus their
+//! envelopes. Only native records are kept: a Flask record's decoding depends on the clock.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::{Mutex, PoisonError};
+
+use super::record::Envelope;
+use crate::store::StoreKey;
+
+/// Stripes: enough that the sessions active at one moment rarely share one.
+const STRIPES: usize = 1024;
+/// The largest record kept opened.
+const MAX_KEPT_RECORD: usize = 8 * 1024;
+
+/// One record kept opened: its key, its bytes, what they open to, and whether that came from a
+/// fallback key (so that the record is still rewritten under the current one).
+struct Entry {
+    key: StoreKey,
+    record: Vec<u8>,
+    envelope: Envelope,
+    rewrite: bool,
+}
+
+/// Records kept opened, by stripe of their store key.
+pub(crate) struct OpenedRecords {
+    hasher: RandomState,
+    stripes: Box<[Mutex<Option<Entry>>]>,
+}
+
+impl OpenedRecords {
+    pub(crate) fn new() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn stripe(&self, key: &StoreKey) -> &Mutex<Option<Entry>> {
+        let hash = self.hasher.hash_one(key.as_str());
+        let at = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
+        &self.stripes[at]
+    }
+
+    /// What `record`, read under `key`, opens to, when it is exactly the record kept for `key`:
+    /// a copy of the kept envelope, and its `rewrite` flag.
+    pub(crate) fn get(&self, key: &StoreKey, record: &[u8]) -> Option<(Envelope, bool)> {
+        let entry = self
+            .stripe(key)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*entry {
+            Some(kept) if kept.key == *key && kept.record == record => {
+                Some((kept.envelope.clone(), kept.rewrite))
+            }
+            _ => None,
+        }
+    }
+
+    /// Keeps `envelope` as what `record` under `key` opens to (just opened, or just sealed by
+    /// this process), in place of whatever its stripe held.
+    pub(crate) fn put(&self, key: &StoreKey, record: &[u8], envelope: &Envelope, rewrite: bool) {
+        let stripe = self.stripe(key);
+        if record.len() > MAX_KEPT_RECORD {
+            return;
+        }
+        let entry = Entry {
+            key: key.clone(),
+            record: record.to_vec(),
+            envelope: envelope.clone(),
+            rewrite,
+        };
+        *stripe.lock().unwrap_or_else(PoisonError::into_inner) = Some(entry);
+    }
+}
+
+/// A copy of a layer's shared state (made while the layer is built) starts with nothing kept.
+impl Clone for OpenedRecords {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for OpenedRecords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedRecords")
+            .field("stripes", &self.stripes.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    #[test]
+    fn a_kept_envelope_comes_back_only_for_the_same_key_and_the_same_bytes() {
+        let kept = OpenedRecords::new();
+        let key = StoreKey::from_string("sess:a".into());
+        let mut envelope = Envelope::new(SystemTime::now(), true);
+        envelope.data.insert("n".into(), rmpv::Value::from(1));
+        kept.put(&key, b"record one", &envelope, false);
+        assert_eq!(
+            kept.get(&key, b"record one"),
+            Some((envelope.clone(), false))
+        );
+        assert_eq!(kept.get(&key, b"record two"), None, "other bytes");
+        assert_eq!(kept.get(&key, b"record on"), None, "a prefix");
+        let other = StoreKey::from_string("sess:b".into());
+        assert_eq!(kept.get(&other, b"record one"), None, "another key");
+        kept.put(&key, b"record two", &envelope, true);
+        assert_eq!(kept.get(&key, b"record one"), None, "replaced");
+        assert_eq!(kept.get(&key, b"record two"), Some((envelope, true)));
+    }
+
+    #[test]
+    fn a_record_too_large_to_keep_is_not_kept() {
+        let kept = OpenedRecords::new();
+        let key = StoreKey::from_string("sess:a".into());
+        let envelope = Envelope::new(SystemTime::now(), false);
+        let large = vec![7u8; MAX_KEPT_RECORD + 1];
+        kept.put(&key, &large, &envelope, false);
+        assert_eq!(kept.get(&key, &large), None);
+    }
+}
