@@ -240,6 +240,16 @@ pub fn emit(event: SecurityEvent, fields: Fields<'_>, description: &str) {
 // The library's own events, one function each, so that each place where one happens says so
 // in one line. Sessions are named by `session`, the keyed hash of their store key.
 
+/// Whether `event` would be written at all (a subscriber listens at its level on [`TARGET`]),
+/// so that a caller can skip computing its fields (keyed hashes) when nobody listens.
+pub(crate) fn enabled(event: SecurityEvent) -> bool {
+    match event.level() {
+        OwaspLevel::Info => tracing::enabled!(target: TARGET, tracing::Level::INFO),
+        OwaspLevel::Warn => tracing::enabled!(target: TARGET, tracing::Level::WARN),
+        OwaspLevel::Critical => tracing::enabled!(target: TARGET, tracing::Level::ERROR),
+    }
+}
+
 /// `session_created`, or `session_renewed` for a new id of the same user's session.
 pub(crate) fn session_written(renewed: bool, session: &str, user_hash: Option<&str>) {
     let fields = Fields {

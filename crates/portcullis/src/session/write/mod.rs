@@ -130,6 +130,15 @@ pub(crate) async fn write(
 
 /// `session_created`, or `session_renewed` for a new id of the same user's session.
 fn log_created(shared: &LayerShared, current: &WorkingCopy, renewed: bool) {
+    let event = if renewed {
+        events::SecurityEvent::SessionRenewed
+    } else {
+        events::SecurityEvent::SessionCreated
+    };
+    if !events::enabled(event) {
+        // Nobody listens: no keyed hashes for nothing (one per log-in).
+        return;
+    }
     let format = &shared.settings.format;
     let key = format.store_key(&current.id, &shared.settings.key_prefix);
     let session = shared.keys.log_hash(key.as_str().as_bytes());
