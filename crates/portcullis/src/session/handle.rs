@@ -483,7 +483,12 @@ impl Session {
                 user: current.envelope.user_id.clone(),
             });
         }
-        current.id = Id::random();
+        if current.stored {
+            current.id = Id::random();
+        }
+        // Else the id is one this request drew (a new session, or one regenerated already) and
+        // never sent: nobody else can know it, so it stays, and a log-in without a session
+        // draws one id instead of two.
         current.stored = false;
         current.idle_deadline = None;
         current.apply(Change::Regenerate {
