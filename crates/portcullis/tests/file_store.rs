@@ -307,8 +307,9 @@ async fn load_with_slide_touches_mtime() {
 }
 
 /// Rounds of a sliding load and a delete of one session started together, on real threads
-/// (the blocking pool of a two-worker runtime): whichever lands first, the session ends gone,
-/// since a slide touches only the file it opened and never creates one.
+/// (the load on one of two runtime workers, the delete on the blocking pool): whichever lands
+/// first, the session ends gone, since a slide touches only the file it opened and never
+/// creates one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slide_racing_a_delete_never_brings_the_session_back() {
     const ROUNDS: usize = 300;

@@ -44,8 +44,8 @@
 //! handle (a regular 0600 file, within the size bound, live by the store's clock), sets its
 //! mtime through the same handle (`futimens(2)`, std's `File::set_times`), and reads it into a
 //! buffer reserved from the checked length: `open`, `fstat`, `futimens`, two `read`s and
-//! `close`, with no lock. That work (a few microseconds on a file of at most a few KiB in a
-//! local folder) runs on the calling task: a trip to tokio's blocking pool costs several
+//! `close`, with no lock. That work (a few microseconds on one small file in a local folder)
+//! runs on the calling task: a trip to tokio's blocking pool costs several
 //! times more than the work itself, and nothing in it waits for another process (the lock,
 //! which may wait for a writer's `fsync`, is taken on the blocking pool). It needs no lock
 //! because a touch through an open handle only ever changes the inode the load opened,
@@ -58,7 +58,8 @@
 //! - A `save` renames a new inode over the name. A slide of the old inode after the rename is
 //!   lost, and the load returned the old record: the same outcome as a load just before the
 //!   save, whose new file carries the deadline its writer chose, exactly as a locked slide
-//!   before the rename would have been overwritten by it. The new record is never touched.
+//!   before the rename would have been overwritten by it. A slide that opened the old file
+//!   never touches the new one.
 //! - A `create` or the purge replaces or removes a file only once it is *expired* by its own
 //!   clock read, taken before it looks. A load slides without the lock only a record with at
 //!   least `SLIDE_LOCK_MARGIN` (5 s) left by its clock read, taken just before its touch,
@@ -66,6 +67,7 @@
 //!   to stall for 5 s between reading the clock and touching the file. A record closer to its
 //!   deadline than that slides under the folder's lock, as every slide did before, so a slide
 //!   and an expiry are ordered there: the record is either slid (and stays) or already gone.
+//!   (With an idle lifetime under 5 s, every slide is such a one: slower, as safe.)
 //!
 //! What a sliding load does not do: it never creates a file (no `O_CREAT`), never follows a
 //! link, and never touches a file it found foreign or expired.
