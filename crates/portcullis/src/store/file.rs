@@ -1049,10 +1049,12 @@ mod tests {
         );
     }
 
-    /// Whether this process's half of the folder lock is held while a sliding load of a
-    /// record due `deadline` touches it.
-    fn slide_holds_the_lock(deadline: SystemTime) -> bool {
+    /// Whether this process's half of the folder lock is held while a sliding load at `now`
+    /// of a record due `deadline` touches it.
+    fn slide_holds_the_lock(now: SystemTime, deadline: SystemTime) -> bool {
         let (store, path, _folder) = store_with_record(deadline);
+        // A stopped clock, so that a slow machine cannot expire the record meanwhile.
+        let store = store.with_clock(Arc::new(crate::clock::ManualClock::at(now)));
         let (held, held_rx) = std::sync::mpsc::channel();
         let lock = Arc::clone(&store.lock);
         hooks::before_slide(&path, move || {
@@ -1071,11 +1073,11 @@ mod tests {
     fn only_a_slide_near_the_deadline_takes_the_folder_lock() {
         let now = SystemTime::now();
         assert!(
-            slide_holds_the_lock(now + SLIDE_LOCK_MARGIN / 2),
+            slide_holds_the_lock(now, now + SLIDE_LOCK_MARGIN / 2),
             "a slide near the deadline took no lock"
         );
         assert!(
-            !slide_holds_the_lock(now + SLIDE_LOCK_MARGIN + Duration::from_secs(60)),
+            !slide_holds_the_lock(now, now + SLIDE_LOCK_MARGIN + Duration::from_secs(60)),
             "a slide far from the deadline took the lock"
         );
     }
