@@ -82,9 +82,23 @@ fn file_store(c: &mut Criterion) {
                 .unwrap()
         });
     });
+    c.bench_function("file_store_load", |b| {
+        b.iter(|| runtime.block_on(store.load(&key, None)).unwrap());
+    });
+    // What every store operation pays to leave the async executor: one round trip to tokio's
+    // blocking pool, doing nothing there.
+    c.bench_function("baseline_blocking_pool_hop", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(runtime.spawn_blocking(|| black_box(1)))
+                .unwrap()
+        });
+    });
     // The store syncs every write to disk before publishing it; the baselines show a plain
-    // write, a synced write, and a plain read of the same bytes.
+    // write, a synced write, and a plain read of the same bytes (written once first, so that
+    // the read's baseline can run alone: `-- baseline_fs_read`).
     let plain = dir.path().join("plain-file");
+    std::fs::write(&plain, &record).unwrap();
     c.bench_function("baseline_fs_write_1KiB", |b| {
         b.iter(|| std::fs::write(&plain, black_box(&record)).unwrap());
     });

@@ -306,6 +306,85 @@ async fn load_with_slide_touches_mtime() {
     );
 }
 
+/// Rounds of a sliding load and a delete of one session started together, on real threads
+/// (the load on one of two runtime workers, the delete on the blocking pool): whichever lands
+/// first, the session ends gone, since a slide touches only the file it opened and never
+/// creates one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slide_racing_a_delete_never_brings_the_session_back() {
+    const ROUNDS: usize = 300;
+    let (store, _folder) = open();
+    let k = key("sess:slide-delete");
+    let path = store.dir().join("sess:slide-delete");
+    for round in 0..ROUNDS {
+        let deadline = SystemTime::now() + MINUTE;
+        store.create(&k, b"live", deadline).await.unwrap();
+        let slide = tokio::spawn({
+            let (store, k) = (store.clone(), k.clone());
+            async move { store.load(&k, Some(deadline + MINUTE)).await }
+        });
+        let delete = tokio::spawn({
+            let (store, k) = (store.clone(), k.clone());
+            async move { store.delete(&k).await }
+        });
+        let loaded = slide.await.unwrap().unwrap();
+        assert!(
+            delete.await.unwrap().unwrap(),
+            "round {round}: nothing to delete"
+        );
+        assert!(
+            matches!(loaded.as_deref(), None | Some(b"live")),
+            "round {round}: loaded {loaded:?}"
+        );
+        assert!(!path.exists(), "round {round}: the session came back");
+        assert_eq!(store.load(&k, None).await.unwrap(), None);
+    }
+}
+
+/// Rounds of a sliding load racing a save of one session: the saved record is never lost nor
+/// rolled back, and its deadline is the one its writer set or the slide's, if the slide came
+/// after it (never the old file's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slide_racing_a_save_never_undoes_it() {
+    const ROUNDS: usize = 300;
+    let (store, _folder) = open();
+    let k = key("sess:slide-save");
+    let path = store.dir().join("sess:slide-save");
+    let created = SystemTime::now() + MINUTE;
+    store.create(&k, b"round 0", created).await.unwrap();
+    for round in 1..=ROUNDS {
+        let slid = SystemTime::now() + 3 * MINUTE;
+        let saved_deadline = SystemTime::now() + 2 * MINUTE;
+        let previous = format!("round {}", round - 1);
+        let record = format!("round {round}");
+        let slide = tokio::spawn({
+            let (store, k) = (store.clone(), k.clone());
+            async move { store.load(&k, Some(slid)).await }
+        });
+        let save = tokio::spawn({
+            let (store, k, record) = (store.clone(), k.clone(), record.clone());
+            let token = CasToken::new(previous.as_bytes());
+            async move {
+                store
+                    .save(&k, &token, record.as_bytes(), saved_deadline)
+                    .await
+            }
+        });
+        let loaded = slide.await.unwrap().unwrap().unwrap();
+        assert_eq!(save.await.unwrap().unwrap(), SaveOutcome::Saved);
+        assert!(
+            loaded == previous.as_bytes() || loaded == record.as_bytes(),
+            "round {round}: loaded {loaded:?}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), record.as_bytes());
+        let deadline = mtime(&path);
+        assert!(
+            deadline == saved_deadline || deadline == slid,
+            "round {round}: the deadline is neither the save's nor the slide's"
+        );
+    }
+}
+
 #[tokio::test]
 async fn expiry_follows_the_stores_clock() {
     let clock = ManualClock::new();

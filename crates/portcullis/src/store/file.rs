@@ -27,16 +27,50 @@
 //!
 //! # Concurrency
 //!
-//! `create`, `save`, `delete`, a sliding `load`, the per-user index (`file/index.rs`) and the
-//! purge's removals check and act under one lock per folder: a mutex shared by every
-//! `FileStore` of this process opened on that folder, then an OS lock (`flock(2)`, through
-//! std's `File::lock`) on the folder's `.lock` file, which other processes (the command line
-//! next to the running site) take too. So a `save` compares the live record with its token and
-//! renames its new record into place with nothing in between: no `delete` can slip in, from
-//! this process or another (which would bring the session back), and no other `save` (which
-//! would be lost). The slow part of a write (writing and syncing the temporary file) happens
-//! before the lock is taken. A plain `load` takes no lock: it reads one file through one
-//! handle, and renames are atomic.
+//! `create`, `save`, `delete`, the per-user index (`file/index.rs`), the purge's removals and
+//! a sliding `load` close to its record's deadline check and act under one lock per folder: a
+//! mutex shared by every `FileStore` of this process opened on that folder, then an OS lock
+//! (`flock(2)`, through std's `File::lock`) on the folder's `.lock` file (opened once per
+//! folder, kept open), which other processes (the command line next to the running site) take
+//! too. So a `save` compares the live record with its token and renames its new record into
+//! place with nothing in between: no `delete` can slip in, from this process or another (which
+//! would bring the session back), and no other `save` (which would be lost). The slow part of
+//! a write (writing and syncing the temporary file) happens before the lock is taken. A plain
+//! `load` takes no lock: it reads one file through one handle, and renames are atomic.
+//!
+//! # Sliding loads
+//!
+//! A sliding load (every request's) opens the record's file once, checks it through that
+//! handle (a regular 0600 file, within the size bound, live by the store's clock), sets its
+//! mtime through the same handle (`futimens(2)`, std's `File::set_times`), and reads it into a
+//! buffer reserved from the checked length: `open`, `fstat`, `futimens`, two `read`s and
+//! `close`, with no lock. That work (a few microseconds on one small file in a local folder)
+//! runs on the calling task: a trip to tokio's blocking pool costs several
+//! times more than the work itself, and nothing in it waits for another process (the lock,
+//! which may wait for a writer's `fsync`, is taken on the blocking pool). It needs no lock
+//! because a touch through an open handle only ever changes the inode the load opened,
+//! never a name:
+//!
+//! - A `delete` (or `delete_if`, a logout elsewhere, the per-user index ending a session)
+//!   unlinks the name. A slide before the unlink is undone with the file; one after it
+//!   touches an inode no name leads to. Either way the record stays gone: a slide never
+//!   brings a session back, whatever the interleaving, in this process or across processes.
+//! - A `save` renames a new inode over the name. A slide of the old inode after the rename is
+//!   lost, and the load returned the old record: the same outcome as a load just before the
+//!   save, whose new file carries the deadline its writer chose, exactly as a locked slide
+//!   before the rename would have been overwritten by it. A slide that opened the old file
+//!   never touches the new one.
+//! - A `create` or the purge replaces or removes a file only once it is *expired* by its own
+//!   clock read, taken before it looks. A load slides without the lock only a record with at
+//!   least `SLIDE_LOCK_MARGIN` (5 s) left by its clock read, taken just before its touch,
+//!   so for a step to find that record expired before the touch lands, the load would have
+//!   to stall for 5 s between reading the clock and touching the file. A record closer to its
+//!   deadline than that slides under the folder's lock, as every slide did before, so a slide
+//!   and an expiry are ordered there: the record is either slid (and stays) or already gone.
+//!   (With an idle lifetime under 5 s, every slide is such a one: slower, as safe.)
+//!
+//! What a sliding load does not do: it never creates a file (no `O_CREAT`), never follows a
+//! link, and never touches a file it found foreign or expired.
 //!
 //! # Symbolic links
 //!
@@ -98,6 +132,16 @@ const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// index file; a write longer than it is refused, so the store never writes what it would not
 /// read back.
 const MAX_RECORD_FILE_LEN: u64 = 64 << 20;
+/// A sliding load of a record with less than this left before its deadline takes the
+/// folder's lock; one further from it slides with no lock (module docs, "Sliding loads").
+/// Far longer than any pause between a load reading the clock and touching the file, and a
+/// small part of any idle lifetime worth having (Flask's `PERMANENT_SESSION_LIFETIME`
+/// default here is 5 minutes), so that nearly every slide takes no lock.
+const SLIDE_LOCK_MARGIN: Duration = Duration::from_secs(5);
+/// Most bytes a read reserves ahead from a file's length (which a hostile file chooses);
+/// longer records grow the buffer as they are read. Far above a session record (the layer
+/// bounds them at 132 KiB by default), so that one allocation and two `read`s do.
+const READ_RESERVE_LIMIT: u64 = 1 << 20;
 
 /// Sessions kept as files in one folder, for the `dev` profile: one machine.
 ///
@@ -109,7 +153,9 @@ const MAX_RECORD_FILE_LEN: u64 = 64 << 20;
 ///   `link(2)` (create) or `rename(2)` (save). A crash never leaves half a record.
 /// - Checks and writes of one folder are serialized, within the process and between processes
 ///   (an OS lock on the folder's `.lock` file), so a save is a true compare-and-set: it never
-///   undoes a concurrent logout nor overwrites a concurrent save. Reads take no lock.
+///   undoes a concurrent logout nor overwrites a concurrent save. Reads take no lock, and
+///   neither does a sliding load (it touches the mtime through the handle it read, which
+///   cannot bring back a deleted file) unless its record is seconds from its deadline.
 /// - Symbolic links are never followed (`O_NOFOLLOW`).
 /// - The per-user index is one small file per user (`sess:idx:{…}`), whose mtime is its last
 ///   session's absolute deadline, so the purge removes it once every session in it is over.
@@ -251,30 +297,64 @@ impl FileStore {
         })
     }
 
+    /// A load, sliding the record's deadline to `slide_to` when given: through the handle it
+    /// read, without the folder's lock, unless the record is within [`SLIDE_LOCK_MARGIN`] of
+    /// its deadline (see the module docs, "Sliding loads", for why that is safe).
+    #[cfg(test)]
     fn load_blocking(
         &self,
         path: &Path,
         slide_to: Option<SystemTime>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let _order = slide_to.map(|_| self.lock()).transpose()?;
-        // Opening without `create` means a touch can never bring back a deleted record, and
-        // checking, touching and reading through one handle sees one file throughout.
+        match self.try_load(path, slide_to, false)? {
+            Loaded::Done(record) => Ok(record),
+            Loaded::NearDeadline => self.load_locked(path, slide_to),
+        }
+    }
+
+    /// A load under the folder's lock, for a record near its deadline.
+    fn load_locked(
+        &self,
+        path: &Path,
+        slide_to: Option<SystemTime>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let _order = self.lock()?;
+        let Loaded::Done(record) = self.try_load(path, slide_to, true)? else {
+            unreachable!("a load under the folder's lock never defers to the lock");
+        };
+        Ok(record)
+    }
+
+    /// One attempt at a load: open, check, slide and read through one handle, so that it sees
+    /// one file throughout; opening without `create` means a slide can never bring back a
+    /// deleted record. Unless `locked`, a record within [`SLIDE_LOCK_MARGIN`] of its deadline
+    /// is left untouched, for the caller to retry under the lock.
+    fn try_load(
+        &self,
+        path: &Path,
+        slide_to: Option<SystemTime>,
+        locked: bool,
+    ) -> Result<Loaded, StoreError> {
         let Some(mut file) = open_record(path)? else {
-            return Ok(None);
+            return Ok(Loaded::Done(None));
         };
         let meta = file
             .metadata()
             .map_err(unavailable("reading a session file's metadata"))?;
-        if state_of(&meta, self.clock.now()).map_err(unavailable("reading an mtime"))?
-            != State::Live
-        {
-            return Ok(None);
+        let now = self.clock.now();
+        if state_of(&meta, now).map_err(unavailable("reading an mtime"))? != State::Live {
+            return Ok(Loaded::Done(None));
         }
         if let Some(deadline) = slide_to {
+            if !locked && !clear_of_deadline(&meta, now)? {
+                return Ok(Loaded::NearDeadline);
+            }
+            #[cfg(test)]
+            hooks::run_before_slide(path);
             file.set_times(FileTimes::new().set_modified(deadline))
                 .map_err(unavailable("sliding a session file's mtime"))?;
         }
-        read_bounded(&mut file)
+        read_bounded(&mut file, meta.len()).map(Loaded::Done)
     }
 
     fn create_blocking(
@@ -329,6 +409,14 @@ impl FileStore {
             None => remove(path)?,
         }
         Ok(SaveOutcome::Saved)
+    }
+
+    /// Removes the record; `true` if it was live.
+    fn delete_blocking(&self, path: &Path) -> Result<bool, StoreError> {
+        let _order = self.lock()?;
+        let live = state_at(path, self.clock.now())? == State::Live;
+        remove(path)?;
+        Ok(live)
     }
 
     /// Writes the temporary file of a record, or nothing when its deadline has already passed
@@ -407,15 +495,25 @@ impl SessionStore for FileStore {
     }
 
     /// Reads the record; with `slide_to`, sets the file's mtime to it (the record is not
-    /// rewritten). A file that vanished before it was opened is `Ok(None)`.
+    /// rewritten). A file that vanished before it was opened is `Ok(None)`. Runs on the
+    /// calling task, but for a slide seconds from the record's deadline, which takes the
+    /// folder's lock on the blocking pool.
     async fn load(
         &self,
         key: &StoreKey,
         slide_to: Option<SystemTime>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.record_path(key)?;
-        self.run(move |store| store.load_blocking(&path, slide_to))
-            .await
+        // Four system calls on one small local file, with no lock to wait for: shorter than a
+        // trip to the blocking pool (module docs, "Sliding loads"). Only the locked slide of a
+        // record near its deadline, which may wait for another process, goes there.
+        match self.try_load(&path, slide_to, false)? {
+            Loaded::Done(record) => Ok(record),
+            Loaded::NearDeadline => {
+                self.run(move |store| store.load_locked(&path, slide_to))
+                    .await
+            }
+        }
     }
 
     async fn save(
@@ -433,13 +531,7 @@ impl SessionStore for FileStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
         let path = self.record_path(key)?;
-        self.run(move |store| {
-            let _order = store.lock()?;
-            let live = state_at(&path, store.clock.now())? == State::Live;
-            remove(&path)?;
-            Ok(live)
-        })
-        .await
+        self.run(move |store| store.delete_blocking(&path)).await
     }
 
     async fn delete_if(
@@ -482,6 +574,24 @@ impl SessionStore for FileStore {
     fn kind(&self) -> &'static str {
         "file"
     }
+}
+
+/// How one attempt at a load ended.
+enum Loaded {
+    /// The record (slid if asked), or `None` for no live record.
+    Done(Option<Vec<u8>>),
+    /// Live but within [`SLIDE_LOCK_MARGIN`] of its deadline: to slide under the lock.
+    NearDeadline,
+}
+
+/// Whether a live file's deadline is at least [`SLIDE_LOCK_MARGIN`] after `now`, so that no
+/// other step (whose clock reads come before its checks) can find it expired before a slide
+/// made now lands.
+fn clear_of_deadline(meta: &Metadata, now: SystemTime) -> Result<bool, StoreError> {
+    let deadline = meta.modified().map_err(unavailable("reading an mtime"))?;
+    Ok(deadline
+        .duration_since(now)
+        .is_ok_and(|left| left >= SLIDE_LOCK_MARGIN))
 }
 
 /// What a path holds, as far as the store is concerned.
@@ -530,15 +640,18 @@ fn read_live(path: &Path, now: SystemTime) -> Result<Option<Vec<u8>>, StoreError
     if state_of(&meta, now).map_err(unavailable("reading an mtime"))? != State::Live {
         return Ok(None);
     }
-    read_bounded(&mut file)
+    read_bounded(&mut file, meta.len())
 }
 
 /// Reads a record file whose metadata passed [`state_of`], never more than
 /// [`MAX_RECORD_FILE_LEN`] bytes: the length was checked on the metadata, but a file can grow
 /// between that check and the read, so the read itself is bounded too, and nothing is
-/// allocated ahead from the (hostile) length. `None` when it outgrew the bound: a foreign file.
-fn read_bounded(file: &mut File) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut record = Vec::new();
+/// allocated ahead from the (hostile) length `len` beyond [`READ_RESERVE_LIMIT`]. `None` when
+/// it outgrew the bound: a foreign file.
+fn read_bounded(file: &mut File, len: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    // One byte more than the length, so that the read that finds the end needs no new room.
+    let reserve = len.min(READ_RESERVE_LIMIT).saturating_add(1);
+    let mut record = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
     file.take(MAX_RECORD_FILE_LEN + 1)
         .read_to_end(&mut record)
         .map_err(unavailable("reading a session file"))?;
@@ -723,6 +836,7 @@ mod hooks {
     type Hooks = Mutex<Option<HashMap<PathBuf, Hook>>>;
 
     static BEFORE_SAVE_LOCK: Hooks = Mutex::new(None);
+    static BEFORE_SLIDE: Hooks = Mutex::new(None);
     static AFTER_SAVE_CHECK: Hooks = Mutex::new(None);
 
     fn set(hooks: &Hooks, path: &Path, hook: impl FnOnce() + Send + 'static) {
@@ -752,6 +866,16 @@ mod hooks {
 
     pub(super) fn run_before_save_lock(path: &Path) {
         run(&BEFORE_SAVE_LOCK, path);
+    }
+
+    /// Runs `hook` once, in the next sliding load of `path`, after it found the record live
+    /// and before it touches the mtime.
+    pub(super) fn before_slide(path: &Path, hook: impl FnOnce() + Send + 'static) {
+        set(&BEFORE_SLIDE, path, hook);
+    }
+
+    pub(super) fn run_before_slide(path: &Path) {
+        run(&BEFORE_SLIDE, path);
     }
 
     /// Runs `hook` once, in the next save of `path`, after its check and before its rename.
@@ -815,6 +939,147 @@ mod tests {
             .unwrap();
         assert_eq!(outcome, SaveOutcome::Gone);
         assert!(!path.exists(), "the deleted session was brought back");
+    }
+
+    const BOUND: Duration = Duration::from_secs(15);
+
+    /// What a load answered.
+    type LoadAnswer = Result<Option<Vec<u8>>, StoreError>;
+
+    /// A store with one live record, `sess:race` holding `live`, due `deadline`.
+    fn store_with_record(deadline: SystemTime) -> (FileStore, PathBuf, tempfile::TempDir) {
+        let folder = tempfile::tempdir().unwrap();
+        let store = FileStore::open(folder.path()).unwrap();
+        let path = store.dir().join("sess:race");
+        TempFile::write(store.dir(), b"live", deadline)
+            .unwrap()
+            .rename_to(&path)
+            .unwrap();
+        (store, path, folder)
+    }
+
+    /// Starts a sliding load of `path` on its own thread, held (by a hook) after it found the
+    /// record live and before it touches the mtime; returns once it is held, with the channel
+    /// that lets it go and the one its outcome arrives on.
+    fn held_slide(
+        store: &FileStore,
+        path: &Path,
+        slide_to: SystemTime,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        std::sync::mpsc::Receiver<LoadAnswer>,
+    ) {
+        let (ready, ready_rx) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        hooks::before_slide(path, move || {
+            ready.send(()).unwrap();
+            go_rx.recv_timeout(BOUND).unwrap();
+        });
+        let (outcome, outcome_rx) = std::sync::mpsc::channel();
+        std::thread::spawn({
+            let (store, path) = (store.clone(), path.to_owned());
+            move || {
+                outcome
+                    .send(store.load_blocking(&path, Some(slide_to)))
+                    .unwrap()
+            }
+        });
+        ready_rx
+            .recv_timeout(BOUND)
+            .expect("the load never reached its slide");
+        (go, outcome_rx)
+    }
+
+    /// A slide that found the record live, held just before its touch while a delete runs to
+    /// its end: the delete does not wait for it (no lock is held), and the touch that follows
+    /// lands on the unlinked file, so the session stays gone.
+    #[test]
+    fn a_slide_landing_after_a_delete_does_not_resurrect() {
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let (store, path, _folder) = store_with_record(later);
+        let (go, loaded) = held_slide(&store, &path, later + Duration::from_secs(300));
+
+        let (deleted, deleted_rx) = std::sync::mpsc::channel();
+        std::thread::spawn({
+            let path = path.clone();
+            move || deleted.send(store.delete_blocking(&path)).unwrap()
+        });
+        let deleted = deleted_rx.recv_timeout(BOUND);
+        go.send(()).unwrap();
+        assert!(
+            deleted.expect("the delete waited for the slide").unwrap(),
+            "the delete found no live record"
+        );
+
+        let loaded = loaded.recv_timeout(BOUND).unwrap().unwrap();
+        assert_eq!(
+            loaded.as_deref(),
+            Some(&b"live"[..]),
+            "read before the delete"
+        );
+        assert!(!path.exists(), "the deleted session was brought back");
+        assert_eq!(read_live(&path, SystemTime::now()).unwrap(), None);
+    }
+
+    /// A slide held before its touch while a save replaces the record: the touch lands on the
+    /// old file, so the new record keeps the content and the deadline its writer gave it.
+    #[test]
+    fn a_slide_landing_after_a_save_leaves_the_new_record_as_written() {
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let (store, path, _folder) = store_with_record(later);
+        let slid = later + Duration::from_secs(300);
+        let (go, loaded) = held_slide(&store, &path, slid);
+
+        let saved_deadline = later + Duration::from_secs(120);
+        let saved = store.save_blocking(&path, &CasToken::new(b"live"), b"saved", saved_deadline);
+        go.send(()).unwrap();
+        assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+
+        let loaded = loaded.recv_timeout(BOUND).unwrap().unwrap();
+        assert_eq!(
+            loaded.as_deref(),
+            Some(&b"live"[..]),
+            "read before the save"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"saved");
+        assert_eq!(
+            fs::metadata(&path).unwrap().modified().unwrap(),
+            saved_deadline,
+            "the slide of the old record moved the new one's deadline"
+        );
+    }
+
+    /// Whether this process's half of the folder lock is held while a sliding load at `now`
+    /// of a record due `deadline` touches it.
+    fn slide_holds_the_lock(now: SystemTime, deadline: SystemTime) -> bool {
+        let (store, path, _folder) = store_with_record(deadline);
+        // A stopped clock, so that a slow machine cannot expire the record meanwhile.
+        let store = store.with_clock(Arc::new(crate::clock::ManualClock::at(now)));
+        let (held, held_rx) = std::sync::mpsc::channel();
+        let lock = Arc::clone(&store.lock);
+        hooks::before_slide(&path, move || {
+            held.send(lock.threads.try_lock().is_err()).unwrap();
+        });
+        let slid = deadline + Duration::from_secs(300);
+        let loaded = store.load_blocking(&path, Some(slid)).unwrap();
+        assert_eq!(loaded.as_deref(), Some(&b"live"[..]));
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), slid);
+        held_rx.recv_timeout(BOUND).expect("the load never slid")
+    }
+
+    /// A record seconds from its deadline slides under the folder lock, ordered with a purge
+    /// or a create that would find it expired; one further away needs no lock.
+    #[test]
+    fn only_a_slide_near_the_deadline_takes_the_folder_lock() {
+        let now = SystemTime::now();
+        assert!(
+            slide_holds_the_lock(now, now + SLIDE_LOCK_MARGIN / 2),
+            "a slide near the deadline took no lock"
+        );
+        assert!(
+            !slide_holds_the_lock(now, now + SLIDE_LOCK_MARGIN + Duration::from_secs(60)),
+            "a slide far from the deadline took the lock"
+        );
     }
 
     /// A sparse 1 TiB file, 0600 and live, planted under a key's name: judged on its length
