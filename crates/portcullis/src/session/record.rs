@@ -110,7 +110,8 @@ impl Envelope {
 
     /// Size of the data map once encoded, for the `SESSION_MAX_BYTES` limit.
     pub(crate) fn data_len(&self) -> usize {
-        rmp_serde::encode::to_vec(&self.data).map_or(usize::MAX, |v| v.len())
+        let mut counted = Counted(0);
+        rmp_serde::encode::write(&mut counted, &self.data).map_or(usize::MAX, |()| counted.0)
     }
 
     /// Encodes and seals the envelope for `key`, in the compact layout.
@@ -165,6 +166,20 @@ impl Envelope {
             rmp_serde::decode::from_slice::<Decompact>(&plain).ok()?.0
         };
         Some((envelope, used))
+    }
+}
+
+/// A writer that only counts the bytes written to it: the size of an encoding, not kept.
+struct Counted(usize);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(bytes.len());
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -439,5 +454,14 @@ mod tests {
         let (_, second) = env.seal_new_write(&keys, &key).unwrap();
         assert_ne!(second, id);
         assert_eq!(env.writes, [id, second]);
+    }
+
+    #[test]
+    fn the_data_length_is_that_of_the_data_maps_encoding() {
+        let mut env = logged_in_with_secret();
+        env.data
+            .insert("blob".into(), rmpv::Value::from(vec![0u8; 300]));
+        let encoded = rmp_serde::encode::to_vec(&env.data).unwrap();
+        assert_eq!(env.data_len(), encoded.len());
     }
 }
