@@ -49,24 +49,36 @@ pub(crate) enum PresentedCookie {
 const MAX_CANDIDATES: usize = 4;
 
 /// A request's `Cookie` headers, unparsed: kept by the layer until the session's first use
-/// (cloning a header value only counts a reference).
+/// (cloning a header value only counts a reference). The first apart, so that the usual one
+/// header allocates nothing (HTTP/2 clients may send one per cookie).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct CookieHeaders(Vec<HeaderValue>);
+pub(crate) struct CookieHeaders {
+    first: Option<HeaderValue>,
+    rest: Vec<HeaderValue>,
+}
 
 impl CookieHeaders {
     /// The `Cookie` headers of a request.
     pub(crate) fn of(headers: &HeaderMap) -> Self {
-        Self(headers.get_all(COOKIE).iter().cloned().collect())
+        let mut values = headers.get_all(COOKIE).iter().cloned();
+        Self {
+            first: values.next(),
+            rest: values.collect(),
+        }
     }
 
-    /// The cookies named exactly `name`, the first [`MAX_CANDIDATES`] of them.
-    pub(crate) fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cookie<'a>> {
-        self.0
+    /// The cookies whose name `is_name` accepts, the first [`MAX_CANDIDATES`] of them.
+    pub(crate) fn named<'a>(
+        &'a self,
+        is_name: impl Fn(&str) -> bool + 'a,
+    ) -> impl Iterator<Item = Cookie<'a>> {
+        self.first
             .iter()
+            .chain(&self.rest)
             .filter_map(|v| v.to_str().ok())
             .flat_map(Cookie::split_parse)
             .flatten()
-            .filter(move |cookie| cookie.name() == name)
+            .filter(move |cookie| is_name(cookie.name()))
             .take(MAX_CANDIDATES)
     }
 }
@@ -82,7 +94,7 @@ pub(crate) fn read(
 ) -> PresentedCookie {
     let mut first_failure = None;
     let mut failures = 0_usize;
-    for cookie in cookies.named(&settings.cookie_name) {
+    for cookie in cookies.named(|name| name == settings.cookie_name) {
         let reason = match verify(cookie.value(), settings, keys) {
             Ok((id, key_use)) => {
                 let value = cookie.value().to_owned();

@@ -50,10 +50,9 @@ impl PreSession {
         if settings.format.is_flask() {
             return Self::default();
         }
-        let name = name(settings);
         let presented = cookies
-            .named(&name)
-            .find_map(|cookie| verify(cookie.value(), &name, keys));
+            .named(|name| is_name(name, settings))
+            .find_map(|cookie| verify(cookie.value(), cookie.name(), keys));
         Self {
             presented,
             ..Self::default()
@@ -91,14 +90,13 @@ impl PreSession {
         keys: &KeyRing,
         now: SystemTime,
     ) -> Option<HeaderValue> {
-        let name = name(settings);
         if self.retired {
-            return self
-                .presented
-                .as_ref()
-                .map(|_| build_set_cookie(&name, "", true, &Lifetime::Remove, now, settings));
+            return self.presented.as_ref().map(|_| {
+                build_set_cookie(&name(settings), "", true, &Lifetime::Remove, now, settings)
+            });
         }
         let secret = self.minted.as_ref()?;
+        let name = name(settings);
         let encoded = secret.encode();
         let signature = keys.sign(&[MAC_CONTEXT, name.as_bytes(), encoded.as_bytes()]);
         let value = format!("{encoded}.{signature}");
@@ -115,6 +113,11 @@ impl PreSession {
 
 fn name(settings: &Settings) -> String {
     format!("{}{NAME_SUFFIX}", settings.cookie_name)
+}
+
+/// Whether `name` is the pre-session cookie's (without building it on every request).
+fn is_name(name: &str, settings: &Settings) -> bool {
+    name.strip_prefix(settings.cookie_name.as_str()) == Some(NAME_SUFFIX)
 }
 
 fn verify(value: &str, name: &str, keys: &KeyRing) -> Option<CsrfSecret> {
