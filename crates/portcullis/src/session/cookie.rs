@@ -36,7 +36,7 @@ pub(crate) enum PresentedCookie {
     Valid {
         id: Id,
         key_use: KeyUse,
-        value: String,
+        value: CookieValue,
     },
     /// A cookie that is malformed, overlong or fails its signature. The keyed hash of its value
     /// goes into the security log.
@@ -51,10 +51,28 @@ const MAX_CANDIDATES: usize = 4;
 /// A request's `Cookie` headers, unparsed: kept by the layer until the session's first use
 /// (cloning a header value only counts a reference). The first apart, so that the usual one
 /// header allocates nothing (HTTP/2 clients may send one per cookie).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct CookieHeaders {
     first: Option<HeaderValue>,
     rest: Vec<HeaderValue>,
+}
+
+/// Redacted: the headers hold the session's id.
+impl fmt::Debug for CookieHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieHeaders([redacted])")
+    }
+}
+
+/// An authentic cookie value as the request carried it. Its `Debug` output is redacted: it
+/// holds the session's id.
+#[derive(Clone, Default)]
+pub(crate) struct CookieValue(String);
+
+impl fmt::Debug for CookieValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieValue([redacted])")
+    }
 }
 
 impl CookieHeaders {
@@ -97,7 +115,7 @@ pub(crate) fn read(
     for cookie in cookies.named(|name| name == settings.cookie_name) {
         let reason = match verify(cookie.value(), settings, keys) {
             Ok((id, key_use)) => {
-                let value = cookie.value().to_owned();
+                let value = CookieValue(cookie.value().to_owned());
                 return PresentedCookie::Valid { id, key_use, value };
             }
             Err(reason) => reason,
@@ -151,7 +169,7 @@ pub(crate) fn presented_value<'a>(presented: &'a PresentedCookie, id: &Id) -> Op
             id: presented,
             key_use: KeyUse::Current,
             value,
-        } if presented == id => Some(value),
+        } if presented == id => Some(&value.0),
         _ => None,
     }
 }
@@ -266,4 +284,29 @@ pub(crate) fn same_site(value: SameSite) -> ::cookie::SameSite {
 /// token, visible ASCII except separators.
 pub(crate) fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cookie_header_is_kept_and_none_shows_in_debug_output() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("session=secret-id.mac"));
+        headers.append(COOKIE, HeaderValue::from_static("other=1; session=again"));
+        let cookies = CookieHeaders::of(&headers);
+        let values: Vec<_> = cookies.named(|name| name == "session").collect();
+        assert_eq!(values.len(), 2, "HTTP/2 sends a header per cookie");
+        let presented = PresentedCookie::Valid {
+            id: Id::random(),
+            key_use: KeyUse::Current,
+            value: CookieValue(values[0].value().to_owned()),
+        };
+        let printed = format!("{cookies:?} {presented:?}");
+        assert!(
+            !printed.contains("secret-id") && !printed.contains("again"),
+            "{printed}"
+        );
+    }
 }

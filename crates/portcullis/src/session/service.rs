@@ -275,6 +275,7 @@ mod tests {
     use crate::keys::{KeyRing, KeyUse};
     use crate::session::SessionLayer;
     use crate::session::changes::Changes;
+    use crate::session::cookie::CookieValue;
     use crate::session::handle::WorkingCopy;
     use crate::session::pre_session::PreSession;
     use crate::session::record::Envelope;
@@ -312,7 +313,7 @@ mod tests {
             _ => PresentedCookie::Valid {
                 id: id.clone(),
                 key_use: KeyUse::Current,
-                value: String::new(),
+                value: CookieValue::default(),
             },
         };
         let mut envelope = Envelope::new(now - Duration::from_secs(60), case.permanent);
