@@ -24,8 +24,9 @@ use crate::store::CasToken;
 
 /// A request's session. Cheap to clone: clones share one state.
 ///
-/// Nothing is read from the store until the first method that needs the data, so a handler that
-/// never touches the session costs no store operation. Changes are written once, after the
+/// Nothing is verified or read from the store until the first method that needs the data, so a
+/// handler that never touches the session costs no cookie check (no HMAC, no security event for
+/// a forged cookie) and no store operation. Changes are written once, after the
 /// handler returns, and only if something changed.
 ///
 /// Concurrent requests on one session lose nothing: each records what it changed, and when
