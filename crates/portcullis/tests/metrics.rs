@@ -1,7 +1,8 @@
 //! The library's metrics that need a race or a clock to cause, through the real middleware on
 //! a real Prometheus recorder (`metrics-exporter-prometheus`, its exposition parsed): a
 //! compare-and-set conflict and its replay, a write refused as gone, a cookie verified by a
-//! fallback key, a session past its absolute lifetime, a session evicted by the per-user cap,
+//! fallback key, a forged cookie (counted once where the session is used, never where it is
+//! not), a session past its absolute lifetime, a session evicted by the per-user cap,
 //! and the store operations of the memory store. The site's binary tests cover the rest
 //! (`crates/portcullis-site/tests/binary/metrics.rs`).
 //!
@@ -67,6 +68,7 @@ fn app(layer: SessionLayer, race: &Race) -> Router {
         .route("/logout", post(logout))
         .route("/login/{user}", post(login))
         .route("/read", get(read))
+        .route("/untouched", get(|| async { "no session here" }))
         .layer(layer)
         .layer(Extension(race.clone()))
 }
@@ -214,6 +216,20 @@ async fn races_rotations_lifetimes_and_the_cap_move_their_counters_by_exactly_on
     let after = scrape(&handle);
     let fallback = "portcullis_session_cookies_fallback_key_total";
     assert_eq!(delta(&before, &after, fallback), 1.0);
+
+    // A forged cookie: verified (and counted) on the session's first use, so once on a route
+    // that reads the session and never on one that does not touch it.
+    let forged = format!("{}x", &cookie[..cookie.len() - 1]);
+    let bad_signature = r#"portcullis_session_cookies_refused_total{reason="bad_signature"}"#;
+    let before = scrape(&handle);
+    let (response, _) = send(&first, get_with("/untouched", Some(&forged))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after = scrape(&handle);
+    assert_eq!(delta(&before, &after, bad_signature), 0.0, "never verified");
+    let (_, body) = send(&first, get_with("/read", Some(&forged))).await;
+    assert_eq!(body, "false", "a new session");
+    let after_read = scrape(&handle);
+    assert_eq!(delta(&after, &after_read, bad_signature), 1.0);
 
     // Past the absolute lifetime: the layer's clock moves on; the store still holds it.
     let clock = ManualClock::new();

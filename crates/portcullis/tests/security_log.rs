@@ -30,16 +30,21 @@ impl Captured {
     }
 }
 
-#[test]
-fn tampered_and_ended_cookies_are_logged_once_without_the_id() {
-    let captured = Captured::default();
+/// A subscriber that writes into `captured`, for the current thread.
+fn capture(captured: &Captured) -> tracing::subscriber::DefaultGuard {
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_default(subscriber)
+}
+
+#[test]
+fn tampered_and_ended_cookies_are_logged_once_without_the_id() {
+    let captured = Captured::default();
+    let _guard = capture(&captured);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,4 +96,39 @@ fn tampered_and_ended_cookies_are_logged_once_without_the_id() {
     let log = captured.take();
     assert_eq!(log.matches("names no live session").count(), 1, "{log}");
     assert!(!log.contains(id), "{log}");
+}
+
+/// The cookie is verified on the session's first use: a forged one on a route that never
+/// touches the session costs no HMAC, logs nothing and gets no `Set-Cookie`; on a route that
+/// does, it is logged once.
+#[test]
+fn a_forged_cookie_is_logged_only_by_a_request_that_uses_the_session() {
+    let captured = Captured::default();
+    let _guard = capture(&captured);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = routes().layer(SessionLayer::new(
+        MemoryStore::new(),
+        KeyRing::new(b"a security-log test key of 32+ bytes", &[]),
+    ));
+    let (first, _) = runtime.block_on(send(&app, get_with("/count", None)));
+    let cookie = cookie_pair(&first);
+    let forged = format!("{}x", &cookie[..cookie.len() - 1]);
+    captured.take();
+
+    let (response, body) = runtime.block_on(send(&app, get_with("/untouched", Some(&forged))));
+    assert_eq!(body, "no session here");
+    assert!(response.headers().get("set-cookie").is_none());
+    assert!(response.headers().get("vary").is_none());
+    let log = captured.take();
+    assert!(!log.contains("input_validation_fail"), "{log}");
+
+    let (response, body) = runtime.block_on(send(&app, get_with("/read", Some(&forged))));
+    assert_eq!(body, "0", "no session");
+    assert_eq!(response.headers()["vary"], "Cookie");
+    let log = captured.take();
+    assert_eq!(log.matches("input_validation_fail").count(), 1, "{log}");
+    assert_eq!(log.matches("failed verification").count(), 1, "{log}");
 }

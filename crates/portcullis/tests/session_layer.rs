@@ -517,6 +517,64 @@ async fn a_cookie_signed_with_a_fallback_key_is_accepted_and_reissued_with_the_c
     );
 }
 
+/// A sliding permanent cookie is sent again on every read with a new expiry; under the current
+/// key that is the very value the request carried (nothing signed or sealed anew: a logged-in
+/// id's sealed routing tag would differ with every seal), under a fallback key a new one
+/// signed with the current key.
+#[tokio::test]
+async fn a_sliding_read_sends_back_the_cookie_it_was_sent_unless_a_fallback_key_verified_it() {
+    let app = |keys: KeyRing, clock: &ManualClock, store: Probe<MemoryStore>| {
+        let layer = SessionLayer::new(store, keys)
+            .with_clock(Arc::new(clock.clone()))
+            .with_permanent(true);
+        routes()
+            .route(
+                "/login",
+                axum::routing::post(|session: portcullis::Session| async move {
+                    session.regenerate().await?;
+                    session.set_user_id(Some("alice".into())).await?;
+                    Ok::<_, portcullis::SessionError>("welcome")
+                }),
+            )
+            .layer(layer)
+    };
+    let old = fixture(|l| l);
+    let before_rotation = app(KeyRing::new(OLD_KEY, &[]), &old.clock, old.probe.clone());
+    let (first, _) = send(&before_rotation, post_with("/login", None, "")).await;
+    let old_cookie = cookie_pair(&first);
+    assert!(
+        old_cookie.contains('~'),
+        "a logged-in id, its tag sealed: {old_cookie}"
+    );
+    let (again, _) = send(&before_rotation, post_with("/login", None, "")).await;
+    assert_ne!(
+        cookie_pair(&again)
+            .split_once('~')
+            .map(|(tag, _)| tag.to_owned()),
+        old_cookie.split_once('~').map(|(tag, _)| tag.to_owned()),
+        "every seal of the tag differs"
+    );
+    old.clock.advance(Duration::from_secs(10));
+    let (response, _) = send(&before_rotation, get_with("/read", Some(&old_cookie))).await;
+    let header = set_cookie(&response).expect("a sliding cookie");
+    assert!(header.contains("Max-Age=300"), "a new expiry: {header}");
+    assert_eq!(
+        cookie_pair(&response),
+        old_cookie,
+        "the very value it was sent"
+    );
+
+    let rotated = app(KeyRing::new(KEY, &[OLD_KEY]), &old.clock, old.probe.clone());
+    let (response, _) = send(&rotated, get_with("/read", Some(&old_cookie))).await;
+    let new_cookie = cookie_pair(&response);
+    assert_ne!(
+        new_cookie, old_cookie,
+        "a fallback key's cookie is issued again"
+    );
+    let (response, _) = send(&rotated, get_with("/read", Some(&new_cookie))).await;
+    assert_eq!(cookie_pair(&response), new_cookie);
+}
+
 #[tokio::test]
 async fn without_the_signer_the_cookie_is_the_bare_id() {
     let f = fixture(|l| l.with_signer(false));

@@ -3,7 +3,10 @@
 //! The value is the session's [`Format`](super::Format)'s: `id.mac` in the native format (the
 //! base64url id and an HMAC-SHA256 over the cookie name and the id, so a cookie cannot be
 //! forged, altered, or moved to another cookie name), `sid.sig` in the Flask format.
-//! Verification runs before anything touches the store; a value that fails it is "no session".
+//! The layer keeps the request's `Cookie` headers as they came ([`CookieHeaders`]) and verifies
+//! them on the session's first use, before anything touches the store: a request whose handler
+//! never touches the session costs no HMAC and logs nothing. A value that fails verification is
+//! "no session".
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -27,8 +30,14 @@ const MAX_VALUE_LEN: usize = MAX_COOKIE_ID_LEN + 1 + ENCODED_32_BYTES_LEN;
 pub(crate) enum PresentedCookie {
     /// No cookie of that name.
     Absent,
-    /// A well-formed, authentic id (under the current key or a fallback).
-    Valid { id: Id, key_use: KeyUse },
+    /// A well-formed, authentic id (under the current key or a fallback), and the cookie value
+    /// that carried it: under the current key, a response that sends the same id again sends
+    /// this value back instead of signing it anew.
+    Valid {
+        id: Id,
+        key_use: KeyUse,
+        value: CookieValue,
+    },
     /// A cookie that is malformed, overlong or fails its signature. The keyed hash of its value
     /// goes into the security log.
     Invalid,
@@ -37,27 +46,78 @@ pub(crate) enum PresentedCookie {
 /// How many cookies of the session's name are checked per request: a browser sends one per
 /// matching path or domain, a few at most; a header stuffed with thousands must not cost
 /// thousands of HMACs and log lines.
-pub(crate) const MAX_CANDIDATES: usize = 4;
+const MAX_CANDIDATES: usize = 4;
+
+/// A request's `Cookie` headers, unparsed: kept by the layer until the session's first use
+/// (cloning a header value only counts a reference). The first apart, so that the usual one
+/// header allocates nothing (HTTP/2 clients may send one per cookie).
+#[derive(Clone, Default)]
+pub(crate) struct CookieHeaders {
+    first: Option<HeaderValue>,
+    rest: Vec<HeaderValue>,
+}
+
+/// Redacted: the headers hold the session's id.
+impl fmt::Debug for CookieHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieHeaders([redacted])")
+    }
+}
+
+/// An authentic cookie value as the request carried it. Its `Debug` output is redacted: it
+/// holds the session's id.
+#[derive(Clone, Default)]
+pub(crate) struct CookieValue(String);
+
+impl fmt::Debug for CookieValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieValue([redacted])")
+    }
+}
+
+impl CookieHeaders {
+    /// The `Cookie` headers of a request.
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let mut values = headers.get_all(COOKIE).iter().cloned();
+        Self {
+            first: values.next(),
+            rest: values.collect(),
+        }
+    }
+
+    /// The cookies whose name `is_name` accepts, the first [`MAX_CANDIDATES`] of them.
+    pub(crate) fn named<'a>(
+        &'a self,
+        is_name: impl Fn(&str) -> bool + 'a,
+    ) -> impl Iterator<Item = Cookie<'a>> {
+        self.first
+            .iter()
+            .chain(&self.rest)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .flatten()
+            .filter(move |cookie| is_name(cookie.name()))
+            .take(MAX_CANDIDATES)
+    }
+}
 
 /// Finds the session cookie (exact name) and verifies it. When the browser sends several cookies
 /// of that name (different paths or domains), the first authentic one wins. Failures are logged
 /// once per request (`input_validation_fail`), with the keyed hash of the first unauthentic
 /// value.
-pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> PresentedCookie {
-    let values = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let candidates = values
-        .flat_map(Cookie::split_parse)
-        .flatten()
-        .filter(|cookie| cookie.name() == settings.cookie_name)
-        .take(MAX_CANDIDATES);
+pub(crate) fn read(
+    cookies: &CookieHeaders,
+    settings: &Settings,
+    keys: &KeyRing,
+) -> PresentedCookie {
     let mut first_failure = None;
     let mut failures = 0_usize;
-    for cookie in candidates {
+    for cookie in cookies.named(|name| name == settings.cookie_name) {
         let reason = match verify(cookie.value(), settings, keys) {
-            Ok((id, key_use)) => return PresentedCookie::Valid { id, key_use },
+            Ok((id, key_use)) => {
+                let value = CookieValue(cookie.value().to_owned());
+                return PresentedCookie::Valid { id, key_use, value };
+            }
             Err(reason) => reason,
         };
         failures += 1;
@@ -99,6 +159,21 @@ pub(crate) fn value(id: &Id, settings: &Settings, keys: &KeyRing) -> String {
     settings.format.cookie_value(id, settings, keys)
 }
 
+/// The request's own cookie value when it carried `id` under the current key: a response that
+/// sends the same session again (a sliding cookie's new expiry) sends it back as it came, with
+/// nothing signed or sealed anew. `None` for another id, or a value verified by a fallback key
+/// (it must be issued again under the current one).
+pub(crate) fn presented_value<'a>(presented: &'a PresentedCookie, id: &Id) -> Option<&'a str> {
+    match presented {
+        PresentedCookie::Valid {
+            id: presented,
+            key_use: KeyUse::Current,
+            value,
+        } if presented == id => Some(&value.0),
+        _ => None,
+    }
+}
+
 /// How long the browser should keep the cookie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lifetime {
@@ -112,7 +187,7 @@ pub(crate) enum Lifetime {
 
 /// A `Set-Cookie` header value with the configured attributes.
 pub(crate) fn set_cookie(
-    value: String,
+    value: &str,
     lifetime: &Lifetime,
     now: SystemTime,
     settings: &Settings,
@@ -131,19 +206,19 @@ pub(crate) fn set_cookie(
 /// `Domain`, `Secure` and `SameSite` (the pre-session CSRF cookie shares them).
 pub(crate) fn build_set_cookie(
     name: &str,
-    value: String,
+    value: &str,
     http_only: bool,
     lifetime: &Lifetime,
     now: SystemTime,
     settings: &Settings,
 ) -> HeaderValue {
-    let mut cookie = Cookie::build((name.to_owned(), value))
-        .path(settings.cookie_path.clone())
+    let mut cookie = Cookie::build((name, value))
+        .path(settings.cookie_path.as_str())
         .http_only(http_only)
         .secure(settings.secure)
         .same_site(settings.same_site);
     if let Some(domain) = &settings.cookie_domain {
-        cookie = cookie.domain(domain.clone());
+        cookie = cookie.domain(domain.as_str());
     }
     match lifetime {
         Lifetime::BrowserSession => {}
@@ -209,4 +284,29 @@ pub(crate) fn same_site(value: SameSite) -> ::cookie::SameSite {
 /// token, visible ASCII except separators.
 pub(crate) fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cookie_header_is_kept_and_none_shows_in_debug_output() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("session=secret-id.mac"));
+        headers.append(COOKIE, HeaderValue::from_static("other=1; session=again"));
+        let cookies = CookieHeaders::of(&headers);
+        let values: Vec<_> = cookies.named(|name| name == "session").collect();
+        assert_eq!(values.len(), 2, "HTTP/2 sends a header per cookie");
+        let presented = PresentedCookie::Valid {
+            id: Id::random(),
+            key_use: KeyUse::Current,
+            value: CookieValue(values[0].value().to_owned()),
+        };
+        let printed = format!("{cookies:?} {presented:?}");
+        assert!(
+            !printed.contains("secret-id") && !printed.contains("again"),
+            "{printed}"
+        );
+    }
 }

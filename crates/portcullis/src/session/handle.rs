@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 
 use super::Format;
 use super::changes::{self, Change, Changes, UpdateFn};
-use super::cookie::PresentedCookie;
+use super::cookie::{CookieHeaders, PresentedCookie};
 use super::ending::Ending;
 use super::id::Id;
 use super::pre_session::PreSession;
@@ -24,8 +24,9 @@ use crate::store::CasToken;
 
 /// A request's session. Cheap to clone: clones share one state.
 ///
-/// Nothing is read from the store until the first method that needs the data, so a handler that
-/// never touches the session costs no store operation. Changes are written once, after the
+/// Nothing is verified or read from the store until the first method that needs the data, so a
+/// handler that never touches the session costs no cookie check (no HMAC, no security event for
+/// a forged cookie) and no store operation. Changes are written once, after the
 /// handler returns, and only if something changed.
 ///
 /// Concurrent requests on one session lose nothing: each records what it changed, and when
@@ -89,8 +90,13 @@ impl std::fmt::Debug for Session {
 /// Everything the layer needs to know after the handler ran.
 #[derive(Debug)]
 pub(crate) struct RequestSession {
+    /// The request's `Cookie` headers until the session's first use verifies them into
+    /// `presented` and `pre_session` (`load.rs`); `None` once verified.
+    pub(crate) unverified: Option<CookieHeaders>,
+    /// The session cookie; [`PresentedCookie::Absent`] until verified.
     pub(crate) presented: PresentedCookie,
-    /// The anonymous forms' CSRF secret, from its own cookie (`pre_session.rs`).
+    /// The anonymous forms' CSRF secret, from its own cookie (`pre_session.rs`); none until
+    /// verified.
     pub(crate) pre_session: PreSession,
     /// The session as this request sees it; `None` until first access.
     pub(crate) current: Option<WorkingCopy>,
@@ -152,14 +158,11 @@ impl WorkingCopy {
 }
 
 impl Session {
-    pub(crate) fn new(
-        shared: Arc<LayerShared>,
-        presented: PresentedCookie,
-        pre_session: PreSession,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<LayerShared>, cookies: CookieHeaders) -> Self {
         let state = RequestSession {
-            presented,
-            pre_session,
+            unverified: Some(cookies),
+            presented: PresentedCookie::Absent,
+            pre_session: PreSession::default(),
             current: None,
             accessed: false,
             failed: false,
@@ -515,6 +518,7 @@ impl Session {
     pub async fn destroy_because(&self, ending: Ending) -> Result<(), SessionError> {
         let now = self.shared.clock.now();
         let mut state = self.state.lock().await;
+        state.verify_cookies(&self.shared);
         state.accessed = true;
         state.destroyed = true;
         state.pre_session.retire();

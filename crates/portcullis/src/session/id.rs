@@ -7,7 +7,9 @@
 //! cookie never shows `T`: it carries the tag sealed under the key ring with a fresh nonce
 //! (`<sealed T>~<random>`), so that two cookies of one user have nothing in common that an
 //! observer could link, and a read still needs only the cookie to find the record (one round
-//! trip). The canonical form `T~<random>` (what [`Id::encode`] gives, and what the store key
+//! trip). The tag is sealed when a cookie is issued for the id; a sliding refresh sends the
+//! browser's own cookie back unchanged (`cookie::presented_value`), so one session keeps one
+//! cookie text, which links nothing its random part did not already link. The canonical form `T~<random>` (what [`Id::encode`] gives, and what the store key
 //! hashes) stays inside the process.
 
 use std::fmt;

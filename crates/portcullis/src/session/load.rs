@@ -6,11 +6,12 @@ use std::time::SystemTime;
 use tokio::sync::MutexGuard;
 
 use super::changes::Changes;
-use super::cookie::PresentedCookie;
+use super::cookie::{self, PresentedCookie};
 use super::ending::{self, Ending};
 use super::format::{CLOCK_SKEW, max_record_len};
 use super::handle::{RequestSession, Session, WorkingCopy};
 use super::id::Id;
+use super::pre_session::PreSession;
 use super::record::Envelope;
 use super::routing;
 use super::{LayerShared, SessionError};
@@ -98,6 +99,17 @@ pub(super) fn classify(
     }
 }
 
+impl RequestSession {
+    /// Verifies the request's cookies, once, on the session's first use: the session cookie
+    /// (logging and counting a forged one) and the pre-session CSRF cookie.
+    pub(super) fn verify_cookies(&mut self, shared: &LayerShared) {
+        if let Some(cookies) = self.unverified.take() {
+            self.presented = cookie::read(&cookies, &shared.settings, &shared.keys);
+            self.pre_session = PreSession::read(&cookies, &shared.settings, &shared.keys);
+        }
+    }
+}
+
 impl Session {
     /// Locks the state and loads the session on first use.
     pub(super) async fn loaded(&self) -> Result<MutexGuard<'_, RequestSession>, SessionError> {
@@ -113,9 +125,10 @@ impl Session {
         if state.current.is_some() {
             return Ok(());
         }
+        state.verify_cookies(&self.shared);
         state.accessed = true;
         let now = self.shared.clock.now();
-        let PresentedCookie::Valid { id, key_use } = state.presented.clone() else {
+        let PresentedCookie::Valid { id, key_use, .. } = state.presented.clone() else {
             state.current = Some(self.fresh(now));
             return Ok(());
         };

@@ -6,7 +6,8 @@
 //! `Secure` and `SameSite`, always `HttpOnly`, until the browser closes. Its value is the
 //! 256-bit secret in base64url and an HMAC-SHA256 under the key ring over the cookie's name and
 //! the secret (current key to sign, fallbacks too to verify), so it cannot be forged or moved
-//! to another name. A form's token is valid only with the cookie its secret came from: another
+//! to another name; it is verified with the session cookie, on the session's first use in a
+//! request. A form's token is valid only with the cookie its secret came from: another
 //! site's form cannot post the visitor's token without the visitor's cookie, which it can
 //! neither read nor set (login CSRF). The secret goes into the session as soon as something
 //! real is stored, and a log-in or log-out ([`Session::regenerate`](super::Session::regenerate),
@@ -14,15 +15,13 @@
 //! logged-in session starts with a secret of its own. Only the native format has this: in the
 //! Flask format the secret lives in the session, as Flask-WTF keeps it.
 
-use ::cookie::Cookie;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderValue;
-use http::header::{COOKIE, HeaderMap};
 use std::time::SystemTime;
 
 use super::Settings;
-use super::cookie::{Lifetime, MAX_CANDIDATES, build_set_cookie};
+use super::cookie::{CookieHeaders, Lifetime, build_set_cookie};
 use super::secret::CsrfSecret;
 use crate::keys::KeyRing;
 
@@ -47,20 +46,13 @@ pub(crate) struct PreSession {
 impl PreSession {
     /// Reads and verifies the cookie; anything unauthentic counts as absent. The Flask format
     /// has no pre-session.
-    pub(crate) fn read(headers: &HeaderMap, settings: &Settings, keys: &KeyRing) -> Self {
+    pub(crate) fn read(cookies: &CookieHeaders, settings: &Settings, keys: &KeyRing) -> Self {
         if settings.format.is_flask() {
             return Self::default();
         }
-        let name = name(settings);
-        let presented = headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .flatten()
-            .filter(|cookie| cookie.name() == name)
-            .take(MAX_CANDIDATES)
-            .find_map(|cookie| verify(cookie.value(), &name, keys));
+        let presented = cookies
+            .named(|name| is_name(name, settings))
+            .find_map(|cookie| verify(cookie.value(), cookie.name(), keys));
         Self {
             presented,
             ..Self::default()
@@ -98,19 +90,19 @@ impl PreSession {
         keys: &KeyRing,
         now: SystemTime,
     ) -> Option<HeaderValue> {
-        let name = name(settings);
         if self.retired {
             return self.presented.as_ref().map(|_| {
-                build_set_cookie(&name, String::new(), true, &Lifetime::Remove, now, settings)
+                build_set_cookie(&name(settings), "", true, &Lifetime::Remove, now, settings)
             });
         }
         let secret = self.minted.as_ref()?;
+        let name = name(settings);
         let encoded = secret.encode();
         let signature = keys.sign(&[MAC_CONTEXT, name.as_bytes(), encoded.as_bytes()]);
         let value = format!("{encoded}.{signature}");
         Some(build_set_cookie(
             &name,
-            value,
+            &value,
             true,
             &Lifetime::BrowserSession,
             now,
@@ -121,6 +113,11 @@ impl PreSession {
 
 fn name(settings: &Settings) -> String {
     format!("{}{NAME_SUFFIX}", settings.cookie_name)
+}
+
+/// Whether `name` is the pre-session cookie's (without building it on every request).
+fn is_name(name: &str, settings: &Settings) -> bool {
+    name.strip_prefix(settings.cookie_name.as_str()) == Some(NAME_SUFFIX)
 }
 
 fn verify(value: &str, name: &str, keys: &KeyRing) -> Option<CsrfSecret> {

@@ -1,6 +1,6 @@
-//! [`SessionService`]: verifies the cookie before the handler, and after it writes what changed
-//! ([`finish`]) and sets the cookie headers; which cookie goes out is [`cookie_action`], a
-//! plain function.
+//! [`SessionService`]: hands the handler a [`Session`] holding the request's cookies (verified
+//! on its first use), and after the handler writes what changed ([`finish`]) and sets the
+//! cookie headers; which cookie goes out is [`cookie_action`], a plain function.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,10 +13,9 @@ use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderValue, Request, StatusCode};
 use tower_service::Service;
 
-use super::cookie::{self, Lifetime, PresentedCookie};
+use super::cookie::{self, CookieHeaders, Lifetime, PresentedCookie};
 use super::handle::{RequestSession, Session};
 use super::id::Id;
-use super::pre_session::PreSession;
 use super::write::{self, WriteError};
 use super::{LayerShared, SessionError, Settings};
 use crate::response::{Answer, error_page};
@@ -60,14 +59,13 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        let presented = cookie::read(request.headers(), &shared.settings, &shared.keys);
-        let pre_session = PreSession::read(request.headers(), &shared.settings, &shared.keys);
+        let cookies = CookieHeaders::of(request.headers());
         let answer = Answer::for_request(
             request.uri().path(),
             request.headers(),
             &shared.settings.json_prefix,
         );
-        let session = Session::new(Arc::clone(&shared), presented, pre_session);
+        let session = Session::new(Arc::clone(&shared), cookies);
         request.extensions_mut().insert(session.clone());
         let future = self.inner.call(request);
         Box::pin(async move {
@@ -91,6 +89,7 @@ pub(crate) async fn finish(
         return unavailable(answer);
     }
     if !state.accessed {
+        // The handler never touched the session: its cookies were not even verified.
         return response;
     }
     response
@@ -105,7 +104,7 @@ pub(crate) async fn finish(
             return refuse(shared, failure, now, answer);
         }
         if state.destroyed && cookie_action(state, false, settings, now) == CookieAction::Clear {
-            let header = cookie::set_cookie(String::new(), &Lifetime::Remove, now, settings);
+            let header = cookie::set_cookie("", &Lifetime::Remove, now, settings);
             response.headers_mut().append(SET_COOKIE, header);
             response
                 .headers_mut()
@@ -126,15 +125,16 @@ pub(crate) async fn finish(
     let header = match cookie_action(state, written, settings, now) {
         CookieAction::Keep => None,
         CookieAction::Send { id, lifetime } => {
-            let value = cookie::value(&id, settings, &shared.keys);
-            Some(cookie::set_cookie(value, &lifetime, now, settings))
+            let header = match cookie::presented_value(&state.presented, &id) {
+                Some(value) => cookie::set_cookie(value, &lifetime, now, settings),
+                None => {
+                    let value = cookie::value(&id, settings, &shared.keys);
+                    cookie::set_cookie(&value, &lifetime, now, settings)
+                }
+            };
+            Some(header)
         }
-        CookieAction::Clear => Some(cookie::set_cookie(
-            String::new(),
-            &Lifetime::Remove,
-            now,
-            settings,
-        )),
+        CookieAction::Clear => Some(cookie::set_cookie("", &Lifetime::Remove, now, settings)),
     };
     let pre_session = state.pre_session.set_cookie(settings, &shared.keys, now);
     if header.is_none() && pre_session.is_none() {
@@ -259,7 +259,7 @@ fn ended_elsewhere(shared: &LayerShared, now: SystemTime, answer: Answer) -> Res
          another window), so its changes were not saved. Please log in again.",
         answer,
     );
-    let clear = cookie::set_cookie(String::new(), &Lifetime::Remove, now, &shared.settings);
+    let clear = cookie::set_cookie("", &Lifetime::Remove, now, &shared.settings);
     response.headers_mut().append(SET_COOKIE, clear);
     response
         .headers_mut()
@@ -275,7 +275,9 @@ mod tests {
     use crate::keys::{KeyRing, KeyUse};
     use crate::session::SessionLayer;
     use crate::session::changes::Changes;
+    use crate::session::cookie::CookieValue;
     use crate::session::handle::WorkingCopy;
+    use crate::session::pre_session::PreSession;
     use crate::session::record::Envelope;
     use crate::store::MemoryStore;
 
@@ -311,6 +313,7 @@ mod tests {
             _ => PresentedCookie::Valid {
                 id: id.clone(),
                 key_use: KeyUse::Current,
+                value: CookieValue::default(),
             },
         };
         let mut envelope = Envelope::new(now - Duration::from_secs(60), case.permanent);
@@ -329,6 +332,7 @@ mod tests {
             regenerated: None,
         };
         RequestSession {
+            unverified: None,
             presented,
             pre_session: PreSession::default(),
             current: Some(current),
