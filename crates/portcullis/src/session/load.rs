@@ -128,10 +128,11 @@ impl Session {
         state.verify_cookies(&self.shared);
         state.accessed = true;
         let now = self.shared.clock.now();
-        let PresentedCookie::Valid { id, key_use, .. } = state.presented.clone() else {
+        let PresentedCookie::Valid { id, key_use, .. } = &state.presented else {
             state.current = Some(self.fresh(now));
             return Ok(());
         };
+        let (id, key_use) = (id.clone(), *key_use);
         let settings = &self.shared.settings;
         let key = settings.format.store_key(&id, &settings.key_prefix);
         let slide_to = settings.refresh_each_request.then(|| now + settings.idle);
