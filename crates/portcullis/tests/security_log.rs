@@ -41,19 +41,28 @@ fn capture(captured: &Captured) -> tracing::subscriber::DefaultGuard {
     tracing::subscriber::set_default(subscriber)
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The test routes behind a session layer on `store`, with the test's key.
+fn app(store: MemoryStore) -> axum::Router {
+    routes().layer(SessionLayer::new(
+        store,
+        KeyRing::new(b"a security-log test key of 32+ bytes", &[]),
+    ))
+}
+
 #[test]
 fn tampered_and_ended_cookies_are_logged_once_without_the_id() {
     let captured = Captured::default();
     let _guard = capture(&captured);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let store = MemoryStore::new();
-    let app = routes().layer(SessionLayer::new(
-        store.clone(),
-        KeyRing::new(b"a security-log test key of 32+ bytes", &[]),
-    ));
+    let app = app(store.clone());
 
     let (first, _) = runtime.block_on(send(&app, get_with("/count", None)));
     let cookie = cookie_pair(&first);
@@ -105,14 +114,8 @@ fn tampered_and_ended_cookies_are_logged_once_without_the_id() {
 fn a_forged_cookie_is_logged_only_by_a_request_that_uses_the_session() {
     let captured = Captured::default();
     let _guard = capture(&captured);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = routes().layer(SessionLayer::new(
-        MemoryStore::new(),
-        KeyRing::new(b"a security-log test key of 32+ bytes", &[]),
-    ));
+    let runtime = runtime();
+    let app = app(MemoryStore::new());
     let (first, _) = runtime.block_on(send(&app, get_with("/count", None)));
     let cookie = cookie_pair(&first);
     let forged = format!("{}x", &cookie[..cookie.len() - 1]);
