@@ -121,7 +121,9 @@ pub(crate) struct RequestSession {
 #[derive(Debug)]
 pub(crate) struct WorkingCopy {
     pub(crate) id: Id,
-    pub(crate) envelope: Envelope,
+    /// Shared with the record kept opened (`opened.rs`) until this request first changes it
+    /// ([`WorkingCopy::envelope_mut`]), so that a request that only reads copies nothing.
+    pub(crate) envelope: Arc<Envelope>,
     /// A record for `id` is in the store (it was loaded from there).
     pub(crate) stored: bool,
     pub(crate) modified: bool,
@@ -149,9 +151,15 @@ pub(crate) struct Regenerated {
 }
 
 impl WorkingCopy {
+    /// The envelope to change: this request's own copy, made on its first change while the
+    /// envelope is still shared with the record kept opened.
+    pub(crate) fn envelope_mut(&mut self) -> &mut Envelope {
+        Arc::make_mut(&mut self.envelope)
+    }
+
     /// Applies `change` to this request's view and records it for a replay.
     fn apply(&mut self, change: Change) {
-        changes::apply(&change, &mut self.envelope);
+        changes::apply(&change, self.envelope_mut());
         self.changes.push(change);
         self.modified = true;
     }
@@ -556,13 +564,13 @@ fn check_size(
     value: Option<&rmpv::Value>,
     max: usize,
 ) -> Result<(), SessionError> {
-    let data = &mut c.envelope.data;
+    let data = &mut c.envelope_mut().data;
     let previous = match value {
         Some(value) => data.insert(key.to_owned(), value.clone()),
         None => data.remove(key),
     };
     let size = c.envelope.data_len();
-    let data = &mut c.envelope.data;
+    let data = &mut c.envelope_mut().data;
     match previous {
         Some(old) => data.insert(key.to_owned(), old),
         None => data.remove(key),

@@ -1,6 +1,7 @@
 //! Loading a session on its first use in a request: fetch its record (sliding the idle expiry
 //! in the same round trip), [`classify`] it, and start this request's [`WorkingCopy`] from it.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::MutexGuard;
@@ -25,7 +26,7 @@ use crate::store::{CasToken, StoreKey};
 pub(super) enum Loaded {
     /// A live session.
     Live {
-        envelope: Envelope,
+        envelope: Arc<Envelope>,
         /// Write it back even if the request changes nothing (see `Format::decode_record`).
         rewrite: bool,
         /// The compare-and-set token of the record.
@@ -75,12 +76,16 @@ pub(super) fn classify(
     }
     let format = &settings.format;
     let decoded = if format.is_flask() {
-        format.decode_stored(&shared.keys, key, bytes, now, max_len)
+        format
+            .decode_stored(&shared.keys, key, bytes, now, max_len)
+            .map(|(envelope, rewrite)| (Arc::new(envelope), rewrite))
     } else if let Some(kept) = shared.opened.get(key, bytes) {
         // The very bytes this process last opened or sealed under this key (`opened.rs`).
         Some(kept).filter(|(envelope, _)| envelope.created_at() <= now + CLOCK_SKEW)
     } else {
-        let decoded = format.decode_stored(&shared.keys, key, bytes, now, max_len);
+        let decoded = format
+            .decode_stored(&shared.keys, key, bytes, now, max_len)
+            .map(|(envelope, rewrite)| (Arc::new(envelope), rewrite));
         if let Some((envelope, rewrite)) = &decoded {
             shared.opened.put(key, bytes, envelope, *rewrite);
         }
@@ -283,7 +288,7 @@ impl Session {
     pub(super) fn fresh(&self, now: SystemTime) -> WorkingCopy {
         WorkingCopy {
             id: Id::random(),
-            envelope: Envelope::new(now, self.shared.settings.permanent),
+            envelope: Arc::new(Envelope::new(now, self.shared.settings.permanent)),
             stored: false,
             modified: false,
             reissue_cookie: false,
@@ -354,7 +359,7 @@ mod tests {
                     );
                     assert_eq!(token, shared.settings.format.cas_token(record));
                     assert_eq!(
-                        Some(envelope),
+                        Some(Arc::unwrap_or_clone(envelope)),
                         Envelope::open(&shared.keys, &key, record).map(|(e, _)| e)
                     );
                 }

@@ -6,7 +6,8 @@
 //! handed out again for the very same bytes under the very same key: a load still reads the
 //! store every time (the store decides what the session is: a record written elsewhere, an
 //! expiry, a deletion all change or remove the bytes), and only when the bytes it gets are
-//! exactly those of the kept entry is the kept envelope used instead of opening them again. A
+//! exactly those of the kept entry is the kept envelope used instead of opening them again
+//! (shared, not copied: a request copies it only when it changes the session). A
 //! session read or written on every request by one process (the common case behind a sticky or
 //! small pool) is then opened once per write instead of once per request.
 //!
@@ -17,7 +18,7 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::record::Envelope;
 use crate::store::StoreKey;
@@ -32,7 +33,7 @@ const MAX_KEPT_RECORD: usize = 8 * 1024;
 struct Entry {
     key: StoreKey,
     record: Vec<u8>,
-    envelope: Envelope,
+    envelope: Arc<Envelope>,
     rewrite: bool,
 }
 
@@ -57,8 +58,9 @@ impl OpenedRecords {
     }
 
     /// What `record`, read under `key`, opens to, when it is exactly the record kept for `key`:
-    /// a copy of the kept envelope, and its `rewrite` flag.
-    pub(crate) fn get(&self, key: &StoreKey, record: &[u8]) -> Option<(Envelope, bool)> {
+    /// the kept envelope (shared: a request copies it only when it changes it), and its
+    /// `rewrite` flag.
+    pub(crate) fn get(&self, key: &StoreKey, record: &[u8]) -> Option<(Arc<Envelope>, bool)> {
         let entry = self
             .stripe(key)
             .lock()
@@ -73,7 +75,13 @@ impl OpenedRecords {
 
     /// Keeps `envelope` as what `record` under `key` opens to (just opened, or just sealed by
     /// this process), in place of whatever its stripe held.
-    pub(crate) fn put(&self, key: &StoreKey, record: &[u8], envelope: &Envelope, rewrite: bool) {
+    pub(crate) fn put(
+        &self,
+        key: &StoreKey,
+        record: &[u8],
+        envelope: &Arc<Envelope>,
+        rewrite: bool,
+    ) {
         let stripe = self.stripe(key);
         if record.len() > MAX_KEPT_RECORD {
             return;
@@ -115,6 +123,7 @@ mod tests {
         let key = StoreKey::from_string("sess:a".into());
         let mut envelope = Envelope::new(SystemTime::now(), true);
         envelope.data.insert("n".into(), rmpv::Value::from(1));
+        let envelope = Arc::new(envelope);
         kept.put(&key, b"record one", &envelope, false);
         assert_eq!(
             kept.get(&key, b"record one"),
@@ -133,9 +142,31 @@ mod tests {
     fn a_record_too_large_to_keep_is_not_kept() {
         let kept = OpenedRecords::new();
         let key = StoreKey::from_string("sess:a".into());
-        let envelope = Envelope::new(SystemTime::now(), false);
+        let envelope = Arc::new(Envelope::new(SystemTime::now(), false));
         let large = vec![7u8; MAX_KEPT_RECORD + 1];
         kept.put(&key, &large, &envelope, false);
         assert_eq!(kept.get(&key, &large), None);
+    }
+
+    /// A request that only reads shares the kept envelope (no copy); one that changes it
+    /// changes its own copy, never what the next request of the same bytes gets.
+    #[test]
+    fn a_handed_out_envelope_is_shared_until_changed_and_then_copied() {
+        let kept = OpenedRecords::new();
+        let key = StoreKey::from_string("sess:a".into());
+        let mut envelope = Envelope::new(SystemTime::now(), true);
+        envelope.data.insert("n".into(), rmpv::Value::from(1));
+        kept.put(&key, b"record", &Arc::new(envelope.clone()), false);
+
+        let (mut handed, _) = kept.get(&key, b"record").unwrap();
+        let (again, _) = kept.get(&key, b"record").unwrap();
+        assert!(Arc::ptr_eq(&handed, &again), "a read copies nothing");
+
+        Arc::make_mut(&mut handed)
+            .data
+            .insert("n".into(), rmpv::Value::from(2));
+        assert!(!Arc::ptr_eq(&handed, &again), "a change copies");
+        let (next, _) = kept.get(&key, b"record").unwrap();
+        assert_eq!(*next, envelope, "the kept envelope is unchanged");
     }
 }

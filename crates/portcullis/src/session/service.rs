@@ -322,7 +322,7 @@ mod tests {
         }
         let current = WorkingCopy {
             id,
-            envelope,
+            envelope: Arc::new(envelope),
             stored: case.stored,
             modified: case.written,
             reissue_cookie: case.reissue,
@@ -506,7 +506,7 @@ mod tests {
         );
         let current = state.current.as_mut().unwrap();
         let created = now - settings.absolute + Duration::from_secs(10);
-        current.envelope.created_ms = crate::clock::unix_millis(created);
+        current.envelope_mut().created_ms = crate::clock::unix_millis(created);
         let id = current.id.clone();
         let lifetime = Lifetime::Until(current.envelope.created_at() + settings.absolute);
         let expected = CookieAction::Send { id, lifetime };

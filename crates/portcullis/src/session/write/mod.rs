@@ -26,6 +26,7 @@ mod turns;
 
 pub(crate) use turns::WriteLocks;
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::LayerShared;
@@ -225,7 +226,7 @@ pub(super) fn replay_onto(
     if onto == Onto::RegeneratedFrom {
         secret::keep_own(&current.envelope, &mut envelope);
     }
-    current.envelope = envelope;
+    current.envelope = Arc::new(envelope);
     Ok(())
 }
 
@@ -268,7 +269,7 @@ fn seal_write(
     let (sealed, id) = shared
         .settings
         .format
-        .encode_write(&mut current.envelope, &shared.keys, key)
+        .encode_write(current.envelope_mut(), &shared.keys, key)
         .map_err(|_| WriteError::Encode)?;
     crate::metrics::record_sealed(sealed.len());
     Ok((sealed, expires_at, id))
@@ -280,7 +281,7 @@ fn note_deadline(shared: &LayerShared, current: &mut WorkingCopy, now: SystemTim
     let settings = &shared.settings;
     let deadline = current.envelope.created_at() + settings.absolute;
     let expires_at = (now + settings.idle).min(deadline);
-    current.envelope.deadline_ms = crate::clock::unix_millis(expires_at);
+    current.envelope_mut().deadline_ms = crate::clock::unix_millis(expires_at);
     expires_at
 }
 
@@ -354,7 +355,7 @@ mod tests {
             .insert(CSRF.into(), rmpv::Value::from("own secret"));
         WorkingCopy {
             id: Id::random(),
-            envelope,
+            envelope: Arc::new(envelope),
             stored: true,
             modified: true,
             reissue_cookie: false,

@@ -2,6 +2,7 @@
 //! in this session's turn within the process, replaying this request's changes onto whatever
 //! another request saved first.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::backoff::back_off;
@@ -31,7 +32,7 @@ pub(super) async fn save(
         if merged {
             check_merged_size(current, settings.max_bytes)?;
         }
-        current.envelope.revision += 1;
+        current.envelope_mut().revision += 1;
         let (sealed, expires_at, id) = seal_write(shared, current, &key, now)?;
         let write = Write {
             id,
@@ -63,7 +64,7 @@ pub(super) async fn save(
                         // Another request wrote on top of it: that record is the session now,
                         // this request's changes included.
                         let token = settings.format.cas_token(&live);
-                        current.envelope = envelope;
+                        current.envelope = Arc::new(envelope);
                         saved(shared, current, &mut turn, key, live, token);
                         return Ok(());
                     }
