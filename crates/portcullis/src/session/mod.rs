@@ -38,6 +38,7 @@ mod routing;
 pub(crate) mod secret;
 mod service;
 mod shared;
+mod stripes;
 mod write;
 
 pub use cookie::SameSite;

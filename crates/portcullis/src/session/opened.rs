@@ -15,12 +15,11 @@
 //! [`MAX_KEPT_RECORD`] bytes, so all of them together stay under 8 MiB of records plus their
 //! envelopes. Only native records are kept: a Flask record's decoding depends on the clock.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::record::Envelope;
+use super::stripes::Stripes;
 use crate::store::StoreKey;
 
 /// Stripes: enough that the sessions active at one moment rarely share one.
@@ -39,22 +38,14 @@ struct Entry {
 
 /// Records kept opened, by stripe of their store key.
 pub(crate) struct OpenedRecords {
-    hasher: RandomState,
-    stripes: Box<[Mutex<Option<Entry>>]>,
+    stripes: Stripes<Mutex<Option<Entry>>>,
 }
 
 impl OpenedRecords {
     pub(crate) fn new() -> Self {
         Self {
-            hasher: RandomState::new(),
-            stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
+            stripes: Stripes::new(STRIPES, |_| Mutex::new(None)),
         }
-    }
-
-    fn stripe(&self, key: &StoreKey) -> &Mutex<Option<Entry>> {
-        let hash = self.hasher.hash_one(key.as_str());
-        let at = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
-        &self.stripes[at]
     }
 
     /// What `record`, read under `key`, opens to, when it is exactly the record kept for `key`:
@@ -62,7 +53,8 @@ impl OpenedRecords {
     /// `rewrite` flag.
     pub(crate) fn get(&self, key: &StoreKey, record: &[u8]) -> Option<(Arc<Envelope>, bool)> {
         let entry = self
-            .stripe(key)
+            .stripes
+            .of(key)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match &*entry {
@@ -82,7 +74,6 @@ impl OpenedRecords {
         envelope: &Arc<Envelope>,
         rewrite: bool,
     ) {
-        let stripe = self.stripe(key);
         if record.len() > MAX_KEPT_RECORD {
             return;
         }
@@ -92,7 +83,11 @@ impl OpenedRecords {
             envelope: envelope.clone(),
             rewrite,
         };
-        *stripe.lock().unwrap_or_else(PoisonError::into_inner) = Some(entry);
+        *self
+            .stripes
+            .of(key)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(entry);
     }
 }
 

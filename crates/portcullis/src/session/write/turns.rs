@@ -1,12 +1,11 @@
 //! Turns for the writers of one session within this process ([`WriteLocks`]), and the [`Turn`]
 //! a writer holds meanwhile, which remembers the record its writer saved for the next one.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::BuildHasher;
 
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::session::stripes::Stripes;
 use crate::store::StoreKey;
 
 /// Stripes of [`WriteLocks`]: enough that unrelated sessions rarely share one (a shared stripe
@@ -22,24 +21,20 @@ type Remembered = Option<(StoreKey, Vec<u8>)>;
 /// Turns for the writers of one session within this process, by stripe of its key, each
 /// remembering the record its last writer saved.
 pub(crate) struct WriteLocks {
-    hasher: RandomState,
-    stripes: Vec<Mutex<Remembered>>,
+    stripes: Stripes<Mutex<Remembered>>,
 }
 
 impl WriteLocks {
     pub(crate) fn new() -> Self {
         Self {
-            hasher: RandomState::new(),
-            stripes: (0..WRITE_STRIPES).map(|_| Mutex::new(None)).collect(),
+            stripes: Stripes::new(WRITE_STRIPES, |_| Mutex::new(None)),
         }
     }
 
     /// Waits for the turn of `key`'s stripe.
     pub(super) async fn turn(&self, key: &StoreKey) -> Turn<'_> {
-        let hash = self.hasher.hash_one(key.as_str());
-        let at = usize::try_from(hash % self.stripes.len() as u64).unwrap_or(0);
         Turn {
-            last: self.stripes[at].lock().await,
+            last: self.stripes.of(key).lock().await,
             remembered: false,
         }
     }
@@ -141,9 +136,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_remembered_record_is_only_handed_to_writers_of_its_key() {
+        // One stripe: both keys share it.
         let locks = WriteLocks {
-            hasher: RandomState::new(),
-            stripes: vec![Mutex::new(None)],
+            stripes: Stripes::new(1, |_| Mutex::new(None)),
         };
         locks
             .turn(&key("sess:a"))
