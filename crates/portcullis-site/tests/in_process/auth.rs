@@ -915,9 +915,10 @@ async fn registration_is_limited_overall_with_503_and_retry_after() {
     );
 }
 
-/// Holds every thread of the site's password-hashing pool until dropped.
+/// Holds every thread of the site's password-hashing pool until released.
 struct HashingHeld {
     release: Vec<std::sync::mpsc::Sender<()>>,
+    jobs: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Occupies every hashing thread of `app` with a job that waits to be released (at most 30 s),
@@ -927,31 +928,44 @@ async fn hold_every_hashing_thread(app: &TestApp) -> HashingHeld {
     let threads = pool.password_hashing().threads();
     let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
     let mut release = Vec::new();
+    let mut jobs = Vec::new();
     for _ in 0..threads {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         release.push(tx);
         let state = pool.clone();
         let started_tx = started_tx.clone();
-        tokio::spawn(async move {
+        jobs.push(tokio::spawn(async move {
             let job = move || {
                 let _ = started_tx.send(());
                 let _ = rx.recv_timeout(std::time::Duration::from_secs(30));
             };
-            state.password_hashing().run(job).await
-        });
+            state
+                .password_hashing()
+                .run(job)
+                .await
+                .expect("the holding job ran");
+        }));
     }
     for _ in 0..threads {
         tokio::time::timeout(std::time::Duration::from_secs(10), started.recv())
             .await
             .expect("every hashing thread took its job within 10 s");
     }
-    HashingHeld { release }
+    HashingHeld { release, jobs }
 }
 
 impl HashingHeld {
-    fn release(self) {
+    /// Lets every held job return, and returns once each has given its thread back: a job's
+    /// turn ends when it returns, so the next hash finds a free thread, not a race with one.
+    async fn release(self) {
         for tx in self.release {
             let _ = tx.send(());
+        }
+        for job in self.jobs {
+            tokio::time::timeout(std::time::Duration::from_secs(10), job)
+                .await
+                .expect("every held job returned within 10 s of its release")
+                .expect("the holding task did not panic");
         }
     }
 }
@@ -994,7 +1008,7 @@ async fn a_full_hashing_queue_answers_503_with_retry_after_and_the_sites_page() 
         page.body
     );
     assert_eq!(page.header("retry-after"), "1");
-    held.release();
+    held.release().await;
     assert_eq!(
         browser.log_in("busy", PASSWORD).await.status,
         StatusCode::SEE_OTHER,
@@ -1021,7 +1035,7 @@ async fn a_taken_or_invalid_name_is_refused_before_any_password_is_hashed() {
         "{}",
         page.body
     );
-    held.release();
+    held.release().await;
 }
 
 /// `n` wrong passwords for `name`, each from a fresh browser at `peer`.
