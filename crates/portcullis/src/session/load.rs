@@ -144,7 +144,9 @@ impl Session {
         let bytes = self.fetch(state, &key, slide_to).await?;
         let loaded = classify(&self.shared, &key, bytes.as_deref(), now);
         state.ending = match loaded {
-            Loaded::Missing => Some(self.why_missing(state, &key).await?),
+            // The rarer paths' futures are boxed, so that the future of every load (which each
+            // handler's future holds) stays small.
+            Loaded::Missing => Some(Box::pin(self.why_missing(state, &key)).await?),
             Loaded::PastAbsolute => Some(Ending::Absolute),
             _ => None,
         };
@@ -161,9 +163,13 @@ impl Session {
                 // lifetime of a session, so rarely a second round trip; the marker that the
                 // absolute limit will end it (`ending.rs`) is written alongside, not after.
                 let until = absolute_deadline + settings.idle;
-                let marked = ending::mark_until(&self.shared, &key, Ending::Absolute, until);
-                let (fetched, marked) =
-                    tokio::join!(self.fetch(state, &key, Some(absolute_deadline)), marked);
+                let (fetched, marked) = Box::pin(async {
+                    tokio::join!(
+                        self.fetch(state, &key, Some(absolute_deadline)),
+                        ending::mark_until(&self.shared, &key, Ending::Absolute, until)
+                    )
+                })
+                .await;
                 fetched?;
                 if let Err(error) = marked {
                     tracing::warn!(%error, "could not record the session's absolute deadline");
@@ -171,25 +177,31 @@ impl Session {
                 slide_to = Some(absolute_deadline);
             }
         }
-        let opened = Opened {
-            id,
-            key_use,
-            key,
-            slide_to,
+        // In a block that ends before the wait below: a value moved out of a local still takes
+        // room in the future across every later wait of the local's scope.
+        let refresh_routing = {
+            let opened = Opened {
+                id,
+                key_use,
+                key,
+                slide_to,
+            };
+            let current = self.start(state, opened, loaded, now);
+            if current.reissue_cookie {
+                crate::metrics::cookie_fallback_key();
+            }
+            let refresh_routing = current.reissue_cookie && current.id.tag().is_some();
+            state.current = Some(current);
+            refresh_routing
         };
-        let current = self.start(state, opened, loaded, now);
-        if current.reissue_cookie {
-            crate::metrics::cookie_fallback_key();
-        }
-        if current.reissue_cookie && current.id.tag().is_some() {
+        if refresh_routing {
             // A logged-in cookie signed with a fallback key: the rotation is under way, so
             // the kept routing key must be sealed under the current key before the fallback
             // is dropped. Best effort: the session itself was read.
-            if let Err(error) = routing::refresh(&self.shared).await {
+            if let Err(error) = Box::pin(routing::refresh(&self.shared)).await {
                 tracing::warn!(%error, "could not re-seal the kept session routing key");
             }
         }
-        state.current = Some(current);
         Ok(())
     }
 

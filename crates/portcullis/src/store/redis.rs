@@ -413,12 +413,20 @@ impl RedisStore {
                     result => result,
                 }
             }
+            // The rarer backends' futures are boxed, so that the future of every call on a
+            // single server (which the session store's boxed futures embed) stays small.
             Backend::Cluster(cluster) => {
-                let mut connection = cluster.connection().await?;
-                cmd.query_async(&mut connection).await
+                return Box::pin(async {
+                    let mut connection = cluster.connection().await?;
+                    cmd.query_async(&mut connection).await.map_err(|e| {
+                        self.native.observe(&e);
+                        StoreError::unavailable(context, e)
+                    })
+                })
+                .await;
             }
             Backend::Sentinel(primary) => {
-                return primary.run(context, repeat, Op::Cmd(cmd)).await;
+                return Box::pin(primary.run(context, repeat, Op::Cmd(cmd))).await;
             }
         };
         result.map_err(|e| {
@@ -456,30 +464,31 @@ impl RedisStore {
         repeat: Repeat,
         context: &'static str,
     ) -> Result<T, StoreError> {
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(*key);
-        }
-        for arg in args {
-            invocation.arg(*arg);
-        }
+        let call = scripts::ScriptCall::new(script, keys, args);
         let result = match &self.backend {
             Backend::Single(manager) => {
                 let mut connection = manager.clone();
-                match invocation.invoke_async(&mut connection).await {
+                match call.send(&mut connection).await {
                     Err(e) if repeat.may_retry(&e) => {
                         self.native.observe(&e);
-                        invocation.invoke_async(&mut connection).await
+                        call.send(&mut connection).await
                     }
                     result => result,
                 }
             }
+            // Boxed, as in `query`: the common single-server call's future stays small.
             Backend::Cluster(cluster) => {
-                let mut connection = cluster.connection().await?;
-                invocation.invoke_async(&mut connection).await
+                return Box::pin(async {
+                    let mut connection = cluster.connection().await?;
+                    call.send(&mut connection).await.map_err(|e| {
+                        self.native.observe(&e);
+                        StoreError::unavailable(context, e)
+                    })
+                })
+                .await;
             }
             Backend::Sentinel(primary) => {
-                return primary.run(context, repeat, Op::Script(&invocation)).await;
+                return Box::pin(primary.run(context, repeat, Op::Script(&call))).await;
             }
         };
         result.map_err(|e| {
@@ -506,12 +515,19 @@ impl RedisStore {
                     result => result,
                 }
             }
+            // Boxed, as in `query`.
             Backend::Cluster(cluster) => {
-                let mut connection = cluster.connection().await?;
-                pipeline.query_async(&mut connection).await
+                return Box::pin(async {
+                    let mut connection = cluster.connection().await?;
+                    pipeline.query_async(&mut connection).await.map_err(|e| {
+                        self.native.observe(&e);
+                        StoreError::unavailable(context, e)
+                    })
+                })
+                .await;
             }
             Backend::Sentinel(primary) => {
-                return primary.run(context, repeat, Op::Pipeline(pipeline)).await;
+                return Box::pin(primary.run(context, repeat, Op::Pipeline(pipeline))).await;
             }
         };
         result.map_err(|e| {
@@ -603,18 +619,19 @@ impl SessionStore for RedisStore {
         key: &StoreKey,
         slide_to: Option<SystemTime>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let cmd = match slide_to {
+        // Sized for its arguments, so that building it allocates once for them.
+        let mut cmd = Cmd::with_capacity(4, key.as_str().len() + 32);
+        match slide_to {
             Some(deadline) => {
-                let mut cmd = redis::cmd("GETEX");
-                cmd.arg(key.as_str()).arg("PXAT").arg(Self::pxat(deadline));
-                cmd
+                cmd.arg("GETEX")
+                    .arg(key.as_str())
+                    .arg("PXAT")
+                    .arg(Self::pxat(deadline));
             }
             None => {
-                let mut cmd = redis::cmd("GET");
-                cmd.arg(key.as_str());
-                cmd
+                cmd.arg("GET").arg(key.as_str());
             }
-        };
+        }
         self.query(&cmd, Repeat::Idempotent, "loading a session record")
             .await
     }

@@ -43,7 +43,11 @@ pub(super) async fn create(
         .user_index()
         .filter(|_| settings.format.indexes_users());
     let retired = match (user, index) {
-        (Some(user), Some(index)) => create_indexed(shared, index, current, &user, now).await?,
+        // Boxed, as the retirement below: each is a future of its own size, and the plain
+        // creation should not carry room for them.
+        (Some(user), Some(index)) => {
+            Box::pin(create_indexed(shared, index, current, &user, now)).await?
+        }
         _ => {
             let key = settings.format.store_key(&current.id, &settings.key_prefix);
             let (sealed, expires_at) = seal(shared, current, &key, now)?;
@@ -57,7 +61,7 @@ pub(super) async fn create(
     match old {
         Some(old) if !retired => {
             let token = old.token.unwrap_or_default();
-            retire(shared, current, &old.old, token, now).await?;
+            Box::pin(retire(shared, current, &old.old, token, now)).await?;
             Ok(true)
         }
         _ => Ok(retired),

@@ -95,7 +95,7 @@ pub(crate) async fn write(
         let mut retired = false;
         if current.modified && worth_storing(current) {
             if current.stored {
-                save::save(shared, current, now).await?;
+                Box::pin(save::save(shared, current, now)).await?;
             } else {
                 // Only an anonymous session takes over the pre-session secret: a session with a
                 // user gets its own (a log-in rotates the secret).
@@ -106,7 +106,9 @@ pub(crate) async fn write(
                     .regenerated
                     .as_ref()
                     .is_some_and(|old| old.user.is_some() && old.user == current.envelope.user_id);
-                retired = create::create(shared, current, carried, now).await?;
+                // Boxed, as the deletes below: the future of every request holds that of its
+                // write, and most requests run none of these.
+                retired = Box::pin(create::create(shared, current, carried, now)).await?;
                 crate::metrics::session_created();
                 if current.regenerated.is_some() {
                     crate::metrics::session_regenerated();
@@ -122,10 +124,9 @@ pub(crate) async fn write(
             to_delete.push(regenerated.old);
         }
     }
-    for id in std::mem::take(to_delete) {
-        delete(shared, &id).await?;
+    if !to_delete.is_empty() || !endings.is_empty() {
+        Box::pin(delete_all(shared, to_delete, endings)).await?;
     }
-    mark_endings(shared, endings).await;
     Ok(written)
 }
 
@@ -155,10 +156,19 @@ pub(crate) async fn delete_ended(
     shared: &LayerShared,
     state: &mut RequestSession,
 ) -> Result<(), WriteError> {
-    for id in std::mem::take(&mut state.to_delete) {
+    Box::pin(delete_all(shared, &mut state.to_delete, &mut state.endings)).await
+}
+
+/// Deletes each record in `to_delete`, then marks each ending.
+async fn delete_all(
+    shared: &LayerShared,
+    to_delete: &mut Vec<Id>,
+    endings: &mut Vec<(Id, Ending)>,
+) -> Result<(), WriteError> {
+    for id in std::mem::take(to_delete) {
         delete(shared, &id).await?;
     }
-    mark_endings(shared, &mut state.endings).await;
+    mark_endings(shared, endings).await;
     Ok(())
 }
 

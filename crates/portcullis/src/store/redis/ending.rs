@@ -7,10 +7,10 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult,
-    ScriptInvocation,
 };
 
 use super::RedisTimeouts;
+use super::scripts::ScriptCall;
 use crate::store::StoreError;
 
 /// How a delete that ends a session waits for replicas: `REDIS_WAIT_REPLICAS`, and a bound
@@ -186,7 +186,7 @@ pub(super) enum Op<'a> {
     /// A pipeline, in one round trip.
     Pipeline(&'a Pipeline),
     /// A Lua script (`EVALSHA`, then `EVAL` when the server does not have it).
-    Script(&'a ScriptInvocation<'a>),
+    Script(&'a ScriptCall<'a>),
 }
 
 impl Op<'_> {
@@ -198,7 +198,7 @@ impl Op<'_> {
         match self {
             Self::Cmd(cmd) => cmd.query_async(connection).await,
             Self::Pipeline(pipeline) => pipeline.query_async(connection).await,
-            Self::Script(invocation) => invocation.invoke_async(connection).await,
+            Self::Script(call) => call.send(connection).await,
         }
     }
 }

@@ -149,17 +149,13 @@ impl UserIndex for RedisStore {
             keep.unwrap_or("").as_bytes(),
             bound.as_bytes(),
         ];
-        let mut invocation = scripts::END_ALL.prepare_invoke();
-        invocation.key(index.as_str());
-        for arg in args {
-            invocation.arg(arg);
-        }
+        let call = scripts::ScriptCall::new(&scripts::END_ALL, &[index.as_str()], &args);
         let mut ended = 0_usize;
         loop {
             let (now_ended, left): (u64, u64) = self
                 .end_sessions(
                     CONTEXT,
-                    Op::Script(&invocation),
+                    Op::Script(&call),
                     self.invoke(
                         &scripts::END_ALL,
                         &[index.as_str()],

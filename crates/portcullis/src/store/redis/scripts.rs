@@ -10,7 +10,50 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind};
+
+/// One call of a script: its `EVALSHA` command, built once with each key and argument copied
+/// into it once (the crate's `ScriptInvocation` copies each into a list of its own first, then
+/// again into a command each time it is sent).
+pub(super) struct ScriptCall<'a> {
+    script: &'a Script,
+    evalsha: Cmd,
+}
+
+impl<'a> ScriptCall<'a> {
+    pub(super) fn new(script: &'a Script, keys: &[&str], args: &[&[u8]]) -> Self {
+        let hash = script.get_hash();
+        let data = hash.len()
+            + 24
+            + keys.iter().map(|key| key.len()).sum::<usize>()
+            + args.iter().map(|arg| arg.len()).sum::<usize>();
+        let mut evalsha = Cmd::with_capacity(3 + keys.len() + args.len(), data);
+        evalsha.arg("EVALSHA").arg(hash).arg(keys.len());
+        for key in keys {
+            evalsha.arg(*key);
+        }
+        for arg in args {
+            evalsha.arg(*arg);
+        }
+        Self { script, evalsha }
+    }
+
+    /// Sends the call; when the server does not have the script cached (`NOSCRIPT`: a restart,
+    /// a failover, `SCRIPT FLUSH`), loads it and sends the call again.
+    pub(super) async fn send<T: FromRedisValue>(
+        &self,
+        connection: &mut impl ConnectionLike,
+    ) -> RedisResult<T> {
+        match self.evalsha.query_async(connection).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.script.load_async(connection).await?;
+                self.evalsha.query_async(connection).await
+            }
+            result => result,
+        }
+    }
+}
 
 /// The compare-and-set write.
 ///
