@@ -8,7 +8,7 @@
 //! never touches the session costs no HMAC and logs nothing. A value that fails verification is
 //! "no session".
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::{Duration, SystemTime};
 
 use ::cookie::Cookie;
@@ -202,6 +202,11 @@ pub(crate) fn set_cookie(
     )
 }
 
+/// Room in a `Set-Cookie` value for everything but the name, the value, the path and the
+/// domain: `=`, `; HttpOnly`, `; SameSite=Strict`, `; Secure`, `; Path=`, `; Domain=`,
+/// `; Max-Age=` with 20 digits and `; Expires=` with an IMF-fixdate come to 121 bytes.
+const SET_COOKIE_ATTRIBUTES_LEN: usize = 128;
+
 /// A `Set-Cookie` header value for the cookie `name` with the session cookie's `Path`,
 /// `Domain`, `Secure` and `SameSite` (the pre-session CSRF cookie shares them).
 pub(crate) fn build_set_cookie(
@@ -241,8 +246,15 @@ pub(crate) fn build_set_cookie(
                 .expires(::cookie::time::OffsetDateTime::UNIX_EPOCH);
         }
     }
+    // Room for the name, the value and every attribute at their longest, so that the text is
+    // written without growing.
+    let domain = settings.cookie_domain.as_ref().map_or(0, String::len);
+    let mut text = String::with_capacity(
+        name.len() + value.len() + settings.cookie_path.len() + domain + SET_COOKIE_ATTRIBUTES_LEN,
+    );
+    write!(text, "{}", cookie.build()).expect("writing to a String cannot fail");
     // Invariant: names are validated tokens and values are base64url, so this is a valid header.
-    HeaderValue::try_from(cookie.build().to_string()).expect("cookie text is a valid header value")
+    HeaderValue::try_from(text).expect("cookie text is a valid header value")
 }
 
 fn saturate(secs: u64) -> i64 {

@@ -556,25 +556,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     }
 }
 
-/// Refuses a change of `key` to `value` that would take the data past `max` bytes: tries it,
-/// measures, and puts the old value back.
+/// Refuses a change of `key` to `value` (`None`: its removal) that would take the data past
+/// `max` bytes, measured without making the change.
 fn check_size(
-    c: &mut WorkingCopy,
+    c: &WorkingCopy,
     key: &str,
     value: Option<&rmpv::Value>,
     max: usize,
 ) -> Result<(), SessionError> {
-    let data = &mut c.envelope_mut().data;
-    let previous = match value {
-        Some(value) => data.insert(key.to_owned(), value.clone()),
-        None => data.remove(key),
-    };
-    let size = c.envelope.data_len();
-    let data = &mut c.envelope_mut().data;
-    match previous {
-        Some(old) => data.insert(key.to_owned(), old),
-        None => data.remove(key),
-    };
+    let size = c.envelope.data_len_with(key, value);
     if size > max {
         return Err(SessionError::TooLarge { size, max });
     }

@@ -36,7 +36,6 @@ const ENCODED_TAG_LEN: usize = 22;
 /// Between the routing tag and the random part: outside base64url, allowed in a cookie value.
 const TAG_SEPARATOR: char = '~';
 /// Length of the longest id in canonical form: a tagged one.
-#[cfg(test)]
 const MAX_ENCODED_ID_LEN: usize = ENCODED_TAG_LEN + 1 + ENCODED_ID_LEN;
 /// Bytes of a sealed routing tag: nonce, encrypted tag, authentication tag.
 const SEALED_TAG_BYTES: usize = NONCE_LEN + ROUTING_TAG_LEN + SEAL_TAG_LEN;
@@ -141,11 +140,16 @@ impl Id {
     /// `SECRET_KEY` orphans no record.
     #[must_use]
     pub fn store_key(&self, prefix: &str) -> StoreKey {
-        let digest = self.digest();
-        StoreKey::from_string(match &self.tag {
-            Some(tag) => format!("{prefix}{{{}}}{digest}", encode_tag(tag)),
-            None => format!("{prefix}{digest}"),
-        })
+        let tag_len = self.tag.map_or(0, |_| ENCODED_TAG_LEN + 2);
+        let mut key = String::with_capacity(prefix.len() + tag_len + ENCODED_32_BYTES_LEN);
+        key.push_str(prefix);
+        if let Some(tag) = &self.tag {
+            key.push('{');
+            URL_SAFE_NO_PAD.encode_string(tag, &mut key);
+            key.push('}');
+        }
+        URL_SAFE_NO_PAD.encode_string(self.hashed(), &mut key);
+        StoreKey::from_string(key)
     }
 
     /// The routing tag, for a logged-in session's id.
@@ -156,7 +160,20 @@ impl Id {
     /// base64url(SHA-256(id)): the end of the store key, and the session's member in its
     /// user's index.
     pub(crate) fn digest(&self) -> String {
-        URL_SAFE_NO_PAD.encode(Sha256::digest(self.encode().as_bytes()))
+        URL_SAFE_NO_PAD.encode(self.hashed())
+    }
+
+    /// SHA-256 of the canonical form ([`Id::encode`]), which is written on the stack, not
+    /// allocated: every load and save computes it.
+    fn hashed(&self) -> [u8; 32] {
+        let mut text = [0_u8; MAX_ENCODED_ID_LEN];
+        let mut len = 0;
+        if let Some(tag) = &self.tag {
+            len = encode_into(tag, &mut text);
+            len += TAG_SEPARATOR.encode_utf8(&mut text[len..]).len();
+        }
+        len += encode_into(&self.random, &mut text[len..]);
+        Sha256::digest(&text[..len]).into()
     }
 }
 
@@ -164,6 +181,14 @@ impl Id {
 /// tag cannot be moved onto another id.
 fn tag_context(random: &[u8; ID_BYTES]) -> Vec<u8> {
     [SEALED_TAG_CONTEXT, random].concat()
+}
+
+/// Writes `bytes` in base64url at the start of `out`; returns the length written.
+fn encode_into(bytes: &[u8], out: &mut [u8]) -> usize {
+    // Invariant: callers give room for the longest canonical id (MAX_ENCODED_ID_LEN).
+    URL_SAFE_NO_PAD
+        .encode_slice(bytes, out)
+        .expect("the buffer holds a canonical id")
 }
 
 /// A routing tag in base64url, as it appears in canonical ids and store keys.
@@ -183,12 +208,19 @@ pub(crate) fn slot(prefix: &str, tag: &Tag) -> UserSlot {
 
 /// Decodes exactly `len` base64url characters into `N` bytes. Non-canonical encodings (stray
 /// low bits in the last character) are refused, so one id has exactly one cookie form.
+/// Decoded and encoded again on the stack: every cookie's id goes through here.
 fn decode_exact<const N: usize>(text: &str, len: usize) -> Option<[u8; N]> {
-    if text.len() != len {
+    /// Room for the decoding of the longest part of an id, with the decoder's margin.
+    const DECODED_ROOM: usize = 64;
+    if text.len() != len || N > DECODED_ROOM - 3 {
         return None;
     }
-    let bytes: [u8; N] = URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()?;
-    (URL_SAFE_NO_PAD.encode(bytes) == text).then_some(bytes)
+    let mut decoded = [0_u8; DECODED_ROOM];
+    let written = URL_SAFE_NO_PAD.decode_slice(text, &mut decoded).ok()?;
+    let bytes: [u8; N] = decoded.get(..written)?.try_into().ok()?;
+    let mut encoded = [0_u8; DECODED_ROOM * 4 / 3 + 1];
+    let again = URL_SAFE_NO_PAD.encode_slice(bytes, &mut encoded).ok()?;
+    (encoded.get(..again)? == text.as_bytes()).then_some(bytes)
 }
 
 impl fmt::Debug for Id {
@@ -270,6 +302,16 @@ mod tests {
         assert_eq!(Id::from_cookie_text(&other, &keys), None);
         let foreign = KeyRing::new(b"another key of thirty-two bytes or more", &[]);
         assert_eq!(Id::from_cookie_text(&one, &foreign), None);
+    }
+
+    #[test]
+    fn the_digest_is_the_sha256_of_the_canonical_form() {
+        for id in [Id::random(), Id::tagged([7; ROUTING_TAG_LEN])] {
+            let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(id.encode().as_bytes()));
+            assert_eq!(id.digest(), expected);
+            let key = id.store_key("sess:");
+            assert!(key.as_str().ends_with(&expected), "{key}");
+        }
     }
 
     #[test]

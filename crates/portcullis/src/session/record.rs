@@ -98,9 +98,11 @@ impl Envelope {
     /// Notes a new save of this envelope with the random `id` (the first bytes of the nonce it
     /// is sealed with, [`Nonce::id`]), kept among the last [`WRITES_KEPT`]; returns it.
     pub(crate) fn note_write(&mut self, id: u64) -> u64 {
-        self.writes.push(id);
-        let extra = self.writes.len().saturating_sub(WRITES_KEPT);
+        // The oldest go first, so that a full list (a copy of one has no spare room) takes
+        // the new id without growing.
+        let extra = (self.writes.len() + 1).saturating_sub(WRITES_KEPT);
         self.writes.drain(..extra);
+        self.writes.push(id);
         id
     }
 
@@ -110,8 +112,25 @@ impl Envelope {
 
     /// Size of the data map once encoded, for the `SESSION_MAX_BYTES` limit.
     pub(crate) fn data_len(&self) -> usize {
-        let mut counted = Counted(0);
-        rmp_serde::encode::write(&mut counted, &self.data).map_or(usize::MAX, |()| counted.0)
+        encoded_len(&self.data)
+    }
+
+    /// [`Envelope::data_len`] as it would be with `value` under `key` (`None`: without `key`),
+    /// counted without changing the map (which would copy an envelope still shared with the
+    /// records kept opened): a map encodes as its length, then each key and value in turn.
+    pub(crate) fn data_len_with(&self, key: &str, value: Option<&rmpv::Value>) -> usize {
+        let old = self.data.get(key);
+        let entry = |value: &rmpv::Value| encoded_len(key).saturating_add(encoded_len(value));
+        let len_after = match (old, value) {
+            (None, Some(_)) => self.data.len().saturating_add(1),
+            (Some(_), None) => self.data.len().saturating_sub(1),
+            _ => self.data.len(),
+        };
+        self.data_len()
+            .saturating_sub(map_header_len(self.data.len()))
+            .saturating_sub(old.map_or(0, entry))
+            .saturating_add(map_header_len(len_after))
+            .saturating_add(value.map_or(0, entry))
     }
 
     /// Encodes and seals the envelope for `key`, in the compact layout.
@@ -166,6 +185,22 @@ impl Envelope {
             rmp_serde::decode::from_slice::<Decompact>(&plain).ok()?.0
         };
         Some((envelope, used))
+    }
+}
+
+/// The length of `value`'s MessagePack encoding, counted, not kept; `usize::MAX` when it cannot
+/// be encoded.
+fn encoded_len(value: &(impl Serialize + ?Sized)) -> usize {
+    let mut counted = Counted(0);
+    rmp_serde::encode::write(&mut counted, value).map_or(usize::MAX, |()| counted.0)
+}
+
+/// The length of the MessagePack header of a map of `len` entries: fixmap, map 16 or map 32.
+fn map_header_len(len: usize) -> usize {
+    match len {
+        0..16 => 1,
+        16..65_536 => 3,
+        _ => 5,
     }
 }
 
@@ -330,6 +365,36 @@ fn aad(key: &StoreKey, format: u8) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_size_of_a_change_is_counted_as_making_it_would_measure() {
+        // Around each change of the map header's width (fixmap, map 16, map 32), for an
+        // insert, a replacement (longer and shorter), a removal and the removal of a key that
+        // is not there.
+        for len in [0, 1, 14, 15, 16, 17, 65_534, 65_535, 65_536] {
+            let mut env = Envelope::new(SystemTime::now(), true);
+            for i in 0..len {
+                env.data.insert(format!("k{i}"), rmpv::Value::from(i));
+            }
+            let long = rmpv::Value::from("a value longer than the one it replaces ".repeat(9));
+            let changes = [
+                ("new", Some(rmpv::Value::from("x"))),
+                ("k0", Some(long)),
+                ("k0", Some(rmpv::Value::Nil)),
+                ("k0", None),
+                ("absent", None),
+            ];
+            for (key, value) in changes {
+                let counted = env.data_len_with(key, value.as_ref());
+                let mut changed = env.data.clone();
+                match value {
+                    Some(value) => changed.insert(key.to_owned(), value),
+                    None => changed.remove(key),
+                };
+                assert_eq!(counted, encoded_len(&changed), "{len} entries, {key}");
+            }
+        }
+    }
 
     #[test]
     fn envelope_round_trips_through_the_seal_and_is_bound_to_its_key() {
