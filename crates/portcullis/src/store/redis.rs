@@ -444,7 +444,7 @@ impl RedisStore {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when Redis cannot be reached, times out, or the script fails.
-    pub async fn run_script<T: FromRedisValue>(
+    pub async fn run_script<T: FromRedisValue + Send>(
         &self,
         script: &redis::Script,
         keys: &[&str],
@@ -456,15 +456,28 @@ impl RedisStore {
 
     /// Runs `script` with `keys` and `args`; like [`RedisStore::query`], a call refused before
     /// reaching Redis is sent again, and an `Idempotent` one also after a lost connection.
-    async fn invoke<T: FromRedisValue>(
-        &self,
-        script: &redis::Script,
+    ///
+    /// The call is built before the future is returned, so that the future holds neither the
+    /// arguments nor whatever the caller made them from.
+    fn invoke<'s, T: FromRedisValue + Send + 's>(
+        &'s self,
+        script: &'s redis::Script,
         keys: &[&str],
         args: &[&[u8]],
         repeat: Repeat,
         context: &'static str,
-    ) -> Result<T, StoreError> {
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + 's {
         let call = scripts::ScriptCall::new(script, keys, args);
+        self.send_call(call, repeat, context)
+    }
+
+    /// Sends a built script call ([`RedisStore::invoke`]).
+    async fn send_call<T: FromRedisValue + Send>(
+        &self,
+        call: scripts::ScriptCall<'_>,
+        repeat: Repeat,
+        context: &'static str,
+    ) -> Result<T, StoreError> {
         let result = match &self.backend {
             Backend::Single(manager) => {
                 let mut connection = manager.clone();
@@ -545,12 +558,12 @@ impl RedisStore {
         op: Op<'_>,
         shared: impl Future<Output = Result<T, StoreError>> + Send,
     ) -> Result<T, StoreError> {
+        // The deletes that wait for replicas are boxed, as in `query`.
         match (&self.backend, &self.ending) {
             (Backend::Sentinel(primary), _) if primary.waits() => {
-                primary.end_sessions(context, op).await
+                Box::pin(primary.end_sessions(context, op)).await
             }
-            (Backend::Single(_), Some(ending)) => ending
-                .send(context, op)
+            (Backend::Single(_), Some(ending)) => Box::pin(ending.send(context, op))
                 .await
                 .map_err(|failed| failed.into_store_error(context)),
             _ => shared.await,

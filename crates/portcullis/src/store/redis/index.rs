@@ -20,48 +20,51 @@ impl UserIndex for RedisStore {
         &self,
         new: NewIndexed<'_>,
     ) -> Result<CreateIndexedOutcome, StoreError> {
-        let now = self.clock.now();
-        let key = new.slot.member_key(new.member);
-        // A session dead on arrival gets no PXAT in the past: its deadline is "now + 1 ms",
-        // the soonest Redis can do, so the outcome does not depend on the server's clock.
-        let expires_at = new.expires_at.max(now + Duration::from_millis(1));
-        let max = new.limit.max.map_or(0, std::num::NonZeroUsize::get);
-        let policy = match new.limit.policy {
-            LimitPolicy::EvictOldest => "evict",
-            LimitPolicy::Refuse => "refuse",
-        };
-        let (pxat, score, now_ms, max) = (
-            Self::pxat(expires_at).to_string(),
-            unix_millis(new.deadline).to_string(),
-            unix_millis(now).to_string(),
-            max.to_string(),
-        );
-        let retire = new
-            .retire
-            .map_or(("", &b""[..]), |r| (r.member, r.token.as_bytes()));
-        let bound = MAX_MEMBERS_VISITED.to_string();
-        let args: [&[u8]; 11] = [
-            new.record,
-            pxat.as_bytes(),
-            new.member.as_bytes(),
-            score.as_bytes(),
-            now_ms.as_bytes(),
-            max.as_bytes(),
-            new.slot.member_prefix().as_bytes(),
-            policy.as_bytes(),
-            retire.0.as_bytes(),
-            retire.1,
-            bound.as_bytes(),
-        ];
-        let reply: Value = self
-            .invoke(
+        // The arguments are made in a block that ends before the wait: the call copies them, and
+        // this future need not hold them (`RedisStore::invoke`).
+        let call = {
+            let now = self.clock.now();
+            let key = new.slot.member_key(new.member);
+            // A session dead on arrival gets no PXAT in the past: its deadline is "now + 1 ms",
+            // the soonest Redis can do, so the outcome does not depend on the server's clock.
+            let expires_at = new.expires_at.max(now + Duration::from_millis(1));
+            let max = new.limit.max.map_or(0, std::num::NonZeroUsize::get);
+            let policy = match new.limit.policy {
+                LimitPolicy::EvictOldest => "evict",
+                LimitPolicy::Refuse => "refuse",
+            };
+            let (pxat, score, now_ms, max) = (
+                Self::pxat(expires_at).to_string(),
+                unix_millis(new.deadline).to_string(),
+                unix_millis(now).to_string(),
+                max.to_string(),
+            );
+            let retire = new
+                .retire
+                .map_or(("", &b""[..]), |r| (r.member, r.token.as_bytes()));
+            let bound = MAX_MEMBERS_VISITED.to_string();
+            let args: [&[u8]; 11] = [
+                new.record,
+                pxat.as_bytes(),
+                new.member.as_bytes(),
+                score.as_bytes(),
+                now_ms.as_bytes(),
+                max.as_bytes(),
+                new.slot.member_prefix().as_bytes(),
+                policy.as_bytes(),
+                retire.0.as_bytes(),
+                retire.1,
+                bound.as_bytes(),
+            ];
+            self.invoke(
                 &scripts::LOGIN,
                 &[key.as_str(), new.slot.index().as_str()],
                 &args,
                 Repeat::Once,
                 "creating an indexed session record",
             )
-            .await?;
+        };
+        let reply: Value = call.await?;
         match reply {
             Value::Int(-1) => Ok(CreateIndexedOutcome::Refused),
             Value::Int(-2) => Ok(CreateIndexedOutcome::Exists),
@@ -152,19 +155,20 @@ impl UserIndex for RedisStore {
         let call = scripts::ScriptCall::new(&scripts::END_ALL, &[index.as_str()], &args);
         let mut ended = 0_usize;
         loop {
-            let (now_ended, left): (u64, u64) = self
-                .end_sessions(
+            // Boxed: it holds both ways of sending the call, and ending a user's sessions is
+            // rare (this future stays small, `tests/future_sizes.rs`).
+            let (now_ended, left): (u64, u64) = Box::pin(self.end_sessions(
+                CONTEXT,
+                Op::Script(&call),
+                self.invoke(
+                    &scripts::END_ALL,
+                    &[index.as_str()],
+                    &args,
+                    Repeat::Idempotent,
                     CONTEXT,
-                    Op::Script(&call),
-                    self.invoke(
-                        &scripts::END_ALL,
-                        &[index.as_str()],
-                        &args,
-                        Repeat::Idempotent,
-                        CONTEXT,
-                    ),
-                )
-                .await?;
+                ),
+            ))
+            .await?;
             ended = ended.saturating_add(usize::try_from(now_ended).unwrap_or(usize::MAX));
             if left == 0 {
                 return Ok(ended);
