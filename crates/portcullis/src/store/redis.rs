@@ -83,8 +83,9 @@ impl RedisUrlError {
 /// with the token, `SET … PXAT` when they match. It answers "saved", "gone" (nil: the session
 /// was deleted, and is not brought back) or the live record itself, so the session layer
 /// merges onto it without another read. Redis counts the script's inner `GET` and `SET` in
-/// `INFO commandstats` too; the client sends one command. `EVALSHA` falls back to `EVAL` when
-/// the server has not cached the script (after a restart, on a new cluster node).
+/// `INFO commandstats` too; the client sends one command. `EVALSHA` is sent again after
+/// `SCRIPT LOAD` when the server has not cached the script (after a restart, on a new cluster
+/// node).
 ///
 /// # Native compare-and-set (Valkey 8.1+, Redis 8.4+)
 ///
@@ -438,7 +439,7 @@ impl RedisStore {
         })
     }
 
-    /// Runs a Lua `script` (`EVALSHA`, falling back to `EVAL` when the server does not have it
+    /// Runs a Lua `script` (`EVALSHA`, again after `SCRIPT LOAD` when the server does not have it
     /// cached) with `keys` and `args`, over the store's own connections and timeouts. For small
     /// shared state that belongs beside the sessions, such as the site's log-in rate limit, so
     /// that every process sees the same counts. On a cluster, all `keys` must share a hash slot.
@@ -447,7 +448,7 @@ impl RedisStore {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when Redis cannot be reached, times out, or the script fails.
-    pub async fn run_script<T: FromRedisValue + Send>(
+    pub async fn run_script<T: FromRedisValue>(
         &self,
         script: &redis::Script,
         keys: &[&str],
@@ -462,22 +463,22 @@ impl RedisStore {
     ///
     /// The call is built before the future is returned, so that the future holds neither the
     /// arguments nor whatever the caller made them from.
-    fn invoke<'s, T: FromRedisValue + Send + 's>(
+    fn invoke<'s, T: FromRedisValue + 's>(
         &'s self,
         script: &'s redis::Script,
         keys: &[&str],
         args: &[&[u8]],
         repeat: Repeat,
         context: &'static str,
-    ) -> impl Future<Output = Result<T, StoreError>> + Send + 's {
+    ) -> impl Future<Output = Result<T, StoreError>> + 's {
         let call = scripts::ScriptCall::new(script, keys, args);
-        self.send_call(call, repeat, context)
+        async move { self.send_call(&call, repeat, context).await }
     }
 
     /// Sends a built script call ([`RedisStore::invoke`]).
-    async fn send_call<T: FromRedisValue + Send>(
+    async fn send_call<T: FromRedisValue>(
         &self,
-        call: scripts::ScriptCall<'_>,
+        call: &scripts::ScriptCall<'_>,
         repeat: Repeat,
         context: &'static str,
     ) -> Result<T, StoreError> {
@@ -504,7 +505,7 @@ impl RedisStore {
                 .await;
             }
             Backend::Sentinel(primary) => {
-                return Box::pin(primary.run(context, repeat, Op::Script(&call))).await;
+                return Box::pin(primary.run(context, repeat, Op::Script(call))).await;
             }
         };
         result.map_err(|e| {

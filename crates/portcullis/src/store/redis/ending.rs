@@ -185,7 +185,7 @@ pub(super) enum Op<'a> {
     Cmd(&'a Cmd),
     /// A pipeline, in one round trip.
     Pipeline(&'a Pipeline),
-    /// A Lua script (`EVALSHA`, then `EVAL` when the server does not have it).
+    /// A Lua script (`EVALSHA`, again after `SCRIPT LOAD` when the server does not have it).
     Script(&'a ScriptCall<'a>),
 }
 

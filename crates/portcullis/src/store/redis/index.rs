@@ -160,13 +160,7 @@ impl UserIndex for RedisStore {
             let (now_ended, left): (u64, u64) = Box::pin(self.end_sessions(
                 CONTEXT,
                 Op::Script(&call),
-                self.invoke(
-                    &scripts::END_ALL,
-                    &[index.as_str()],
-                    &args,
-                    Repeat::Idempotent,
-                    CONTEXT,
-                ),
+                self.send_call(&call, Repeat::Idempotent, CONTEXT),
             ))
             .await?;
             ended = ended.saturating_add(usize::try_from(now_ended).unwrap_or(usize::MAX));
