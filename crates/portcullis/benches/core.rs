@@ -39,6 +39,15 @@ fn records(c: &mut Criterion) {
     let data = vec![0x5a_u8; 1024];
     let aad = b"sess:0123456789abcdef0123456789abcdef0123456";
     let sealed = keys.seal(aad, &data);
+    // A logged-in session's envelope: a user name, the CSRF secret, the write ids.
+    let session = vec![0x5a_u8; 200];
+    let sealed_session = keys.seal(aad, &session);
+    c.bench_function("record_seal_200B", |b| {
+        b.iter(|| keys.seal(aad, black_box(&session)))
+    });
+    c.bench_function("record_open_200B", |b| {
+        b.iter(|| keys.open(aad, black_box(&sealed_session)))
+    });
     c.bench_function("record_seal_1KiB", |b| {
         b.iter(|| keys.seal(aad, black_box(&data)))
     });
