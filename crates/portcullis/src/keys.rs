@@ -16,6 +16,7 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, UnboundKey};
 use sha2::Sha256;
+use zeroize::Zeroize;
 
 /// HMAC-SHA256, as [`hmac_sha256`] makes it.
 pub type HmacSha256 = Hmac<Sha256>;
@@ -93,6 +94,16 @@ impl DerivedKeys {
             mac.update(part);
         }
         mac
+    }
+}
+
+/// The raw keys are wiped when the ring is dropped (the HMAC state and ring's own key schedule
+/// are not: neither crate offers it).
+impl Drop for DerivedKeys {
+    fn drop(&mut self) {
+        self.sealing.zeroize();
+        self.csrf.zeroize();
+        self.routing.zeroize();
     }
 }
 
@@ -210,16 +221,21 @@ impl KeyRing {
     #[must_use]
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<(Vec<u8>, KeyUse)> {
         let (nonce, ciphertext) = sealed.split_first_chunk::<NONCE_LEN>()?;
+        if ciphertext.len() < SEAL_TAG_LEN {
+            return None;
+        }
+        let mut buffer = Vec::with_capacity(ciphertext.len());
         self.all().find_map(|(used, keys)| {
-            // A failed opening leaves the buffer unspecified: each key starts from a copy.
-            let mut buffer = ciphertext.to_vec();
+            // A failed opening leaves the buffer unspecified: each key starts from the bytes.
+            buffer.clear();
+            buffer.extend_from_slice(ciphertext);
             let (key, nonce) = xchacha20poly1305(&keys.sealing, nonce);
             let len = key
                 .open_in_place(nonce, Aad::from(aad), &mut buffer)
                 .ok()?
                 .len();
             buffer.truncate(len);
-            Some((buffer, used))
+            Some((std::mem::take(&mut buffer), used))
         })
     }
 
@@ -277,13 +293,15 @@ impl KeyRing {
 /// and agree with the crate both ways.
 fn xchacha20poly1305(key: &[u8; 32], nonce: &[u8; NONCE_LEN]) -> (LessSafeKey, ring::aead::Nonce) {
     let (head, tail) = nonce.split_at(16);
-    let subkey = chacha20::hchacha::<U10>(key.into(), head.into());
+    let mut subkey = chacha20::hchacha::<U10>(key.into(), head.into());
     // Invariant: a ChaCha20-Poly1305 key is 32 bytes, as HChaCha20's output is.
     let key = UnboundKey::new(&CHACHA20_POLY1305, &subkey)
         .expect("HChaCha20 makes a 32-byte ChaCha20-Poly1305 key");
+    subkey.as_mut_slice().zeroize();
     let mut inner = [0u8; ring::aead::NONCE_LEN];
     inner[4..].copy_from_slice(tail);
-    // The subkey is new for each 192-bit random nonce, so this inner nonce is used once.
+    // Each seal draws a fresh 192-bit nonce, so each pair of subkey and inner nonce is used
+    // once.
     (
         LessSafeKey::new(key),
         ring::aead::Nonce::assume_unique_for_key(inner),
@@ -352,8 +370,10 @@ mod tests {
     }
 
     /// What [`KeyRing::seal`] makes, RustCrypto's `XChaCha20Poly1305` opens, and the other way
-    /// round, at every length up to a few blocks: the records sealed before the sealing moved
-    /// to ring still open.
+    /// round: every length up to a few blocks, then past each of ring's length-dependent paths
+    /// (it branches at 128, 192 and 320 bytes, and loops over 256-byte blocks above that), under
+    /// additional data of the lengths its assembly treats apart. Records sealed before the sealing
+    /// moved to ring still open.
     #[test]
     fn sealing_agrees_with_rustcrypto_xchacha20poly1305_both_ways() {
         use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -361,8 +381,12 @@ mod tests {
 
         let ring = KeyRing::new(b"a secret key of at least thirty-two bytes", &[]);
         let reference = XChaCha20Poly1305::new(&ring.current.sealing.into());
-        let aad = b"sess:agree";
-        for len in 0..=300 {
+        let long = [321, 383, 384, 511, 512, 513, 640, 1024, 1200, 4097];
+        let aads: [&[u8]; 5] = [b"", &[13; 13], &[16; 16], &[17; 17], &[60; 60]];
+        for (len, aad) in (0..=300)
+            .chain(long)
+            .flat_map(|len| aads.map(|aad| (len, aad)))
+        {
             let plaintext: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             let sealed = ring.seal(aad, &plaintext);
             let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
@@ -375,7 +399,8 @@ mod tests {
                     .decrypt(XNonce::from_slice(nonce), payload)
                     .unwrap(),
                 plaintext,
-                "length {len}"
+                "length {len}, additional data {}",
+                aad.len()
             );
 
             let nonce = Nonce::random();
@@ -392,9 +417,25 @@ mod tests {
             assert_eq!(
                 ring.open(aad, &theirs),
                 Some((plaintext.clone(), KeyUse::Current)),
-                "length {len}"
+                "length {len}, additional data {}",
+                aad.len()
             );
             assert_eq!(ring.open(b"sess:other", &theirs), None, "length {len}");
+        }
+    }
+
+    #[test]
+    fn anything_shorter_than_a_nonce_and_a_tag_opens_to_nothing() {
+        let ring = KeyRing::new(b"a secret key of at least thirty-two bytes", &[]);
+        let sealed = ring.seal(b"sess:short", b"");
+        assert_eq!(sealed.len(), NONCE_LEN + SEAL_TAG_LEN);
+        assert!(ring.open(b"sess:short", &sealed).is_some());
+        for len in 0..sealed.len() {
+            assert_eq!(
+                ring.open(b"sess:short", &sealed[..len]),
+                None,
+                "{len} bytes"
+            );
         }
     }
 

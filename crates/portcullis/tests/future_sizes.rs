@@ -1,9 +1,9 @@
 //! The futures a request puts on the heap stay in the allocator's small sizes. A request boxes
 //! the session layer's future, each store call's (the store and its user index are trait
-//! objects), and the
-//! handler's, which holds the session calls' futures. glibc serves an allocation of more than
-//! 1,000 bytes from its large bins, and each one first consolidates every small chunk freed
-//! since (`malloc_consolidate`). A future of the store's three backends was sized for its
+//! objects), and the handler's, which holds the session calls' futures. glibc serves an
+//! allocation of more than 1,000 bytes from its large bins (unless its per-thread cache holds
+//! one of that size), and first merges every chunk freed into its fast bins since the last
+//! (`malloc_consolidate`). A future of the store's three backends was sized for its
 //! rarest one, Sentinel, so a store call took 3.8 KB and the layer's future 1.9 KB. The read
 //! route then ran at 0.78× its current requests/s (docs/BENCHMARKS.md, issue 14). The sizes are
 //! checked where the futures are made, with no timing involved.
