@@ -371,7 +371,7 @@ mod tests {
 
     /// What [`KeyRing::seal`] makes, RustCrypto's `XChaCha20Poly1305` opens, and the other way
     /// round: every length up to a few blocks, then past each of ring's length-dependent paths
-    /// (it branches at 128, 192 and 320 bytes, and loops over 256-byte blocks above that), under
+    /// (its AVX2 code branches at 192 and 320 bytes and runs its main loop above that), under
     /// additional data of the lengths its assembly treats apart. Records sealed before the sealing
     /// moved to ring still open.
     #[test]
