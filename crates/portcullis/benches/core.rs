@@ -2,7 +2,8 @@
 //! 1 KiB), and the file store's save and load, each beside a `baseline_*` of the bare primitive
 //! it builds on (one HMAC, one AEAD call, one plain file write or read), run in the same process
 //! so that the ratio shows what Portcullis adds. `baseline_xchacha20poly1305_encrypt_1KiB` is
-//! RustCrypto's cipher, which the sealing no longer runs on: it is kept as the reference. Run: `cargo bench -p portcullis --bench core`.
+//! RustCrypto's cipher, which the sealing no longer runs on: it is kept as the reference.
+//! Run: `cargo bench -p portcullis --bench core`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
