@@ -596,6 +596,24 @@ async fn a_failed_handler_saves_nothing() {
     assert_eq!(f.probe.stats.writes(), 0);
 }
 
+/// The third request changes the record this process keeps opened (`session/opened.rs`) in
+/// place, then fails: the kept record was let go of before the change, so the next request
+/// opens the stored bytes afresh and never sees the dropped change.
+#[tokio::test]
+async fn a_failed_handlers_change_to_a_kept_record_is_never_seen() {
+    let f = fixture(|l| l);
+    let (first, _) = send(&f.app, get_with("/count", None)).await;
+    let cookie = cookie_pair(&first);
+    let (_, body) = send(&f.app, get_with("/count", Some(&cookie))).await;
+    assert_eq!(body, "2", "saved, and kept opened");
+    let (response, _) = send(&f.app, post_with("/count-then-fail", Some(&cookie), "")).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let (_, body) = send(&f.app, get_with("/read", Some(&cookie))).await;
+    assert_eq!(body, "2", "the failed request's 3 is nowhere");
+    let (_, body) = send(&f.app, get_with("/count", Some(&cookie))).await;
+    assert_eq!(body, "3");
+}
+
 /// A `destroy()` (a logout) made before the handler failed with a 5xx still happens: the
 /// record is deleted and the cookie cleared, though nothing else of the request is saved.
 #[tokio::test]

@@ -14,13 +14,14 @@ use super::changes::{self, Change, Changes, UpdateFn};
 use super::cookie::{CookieHeaders, PresentedCookie};
 use super::ending::Ending;
 use super::id::Id;
+use super::opened::OpenedRecords;
 use super::pre_session::PreSession;
 use super::record::Envelope;
 use super::secret::CSRF_SECRET_KEY;
 use super::{LayerShared, MissingSessionLayer, SessionError};
 use crate::clock::Clock;
 use crate::keys::KeyRing;
-use crate::store::CasToken;
+use crate::store::{CasToken, StoreKey};
 
 /// A request's session. Cheap to clone: clones share one state.
 ///
@@ -122,8 +123,12 @@ pub(crate) struct RequestSession {
 pub(crate) struct WorkingCopy {
     pub(crate) id: Id,
     /// Shared with the record kept opened (`opened.rs`) until this request first changes it
-    /// ([`WorkingCopy::envelope_mut`]), so that a request that only reads copies nothing.
+    /// ([`WorkingCopy::envelope_mut`]), so that a request that only reads copies nothing; a
+    /// successful save shares the new one again.
     pub(crate) envelope: Arc<Envelope>,
+    /// The store key under which the records kept opened may hold this very envelope, until
+    /// the first change lets go of it there ([`WorkingCopy::envelope_mut`]).
+    pub(crate) kept_under: Option<StoreKey>,
     /// A record for `id` is in the store (it was loaded from there).
     pub(crate) stored: bool,
     pub(crate) modified: bool,
@@ -151,15 +156,19 @@ pub(crate) struct Regenerated {
 }
 
 impl WorkingCopy {
-    /// The envelope to change: this request's own copy, made on its first change while the
-    /// envelope is still shared with the record kept opened.
-    pub(crate) fn envelope_mut(&mut self) -> &mut Envelope {
+    /// The envelope to change: this request's own. On the first change of an envelope shared
+    /// with the records kept opened, those let go of it when nobody else holds it
+    /// ([`OpenedRecords::release`]), so that it changes in place; else it is copied first.
+    pub(crate) fn envelope_mut(&mut self, opened: &OpenedRecords) -> &mut Envelope {
+        if let Some(key) = self.kept_under.take() {
+            opened.release(&key, &self.envelope);
+        }
         Arc::make_mut(&mut self.envelope)
     }
 
     /// Applies `change` to this request's view and records it for a replay.
-    fn apply(&mut self, change: Change) {
-        changes::apply(&change, self.envelope_mut());
+    fn apply(&mut self, change: Change, opened: &OpenedRecords) {
+        changes::apply(&change, self.envelope_mut(opened));
         self.changes.push(change);
         self.modified = true;
     }
@@ -241,7 +250,7 @@ impl Session {
         let max = self.shared.settings.max_bytes;
         self.with_current(|c| {
             check_size(c, key, Some(&value), max)?;
-            c.apply(Change::Insert(key.to_owned(), value));
+            c.apply(Change::Insert(key.to_owned(), value), &self.shared.opened);
             Ok(())
         })
         .await
@@ -289,7 +298,7 @@ impl Session {
             .with_current(|c| {
                 let new = update(c.envelope.data.get(key))?;
                 check_size(c, key, new.as_ref(), max)?;
-                c.apply(Change::Update(key.to_owned(), update));
+                c.apply(Change::Update(key.to_owned(), update), &self.shared.opened);
                 Ok(new)
             })
             .await?;
@@ -327,7 +336,7 @@ impl Session {
         self.with_current(|c| {
             let removed = c.envelope.data.get(key).cloned();
             if removed.is_some() {
-                c.apply(Change::Remove(key.to_owned()));
+                c.apply(Change::Remove(key.to_owned()), &self.shared.opened);
             }
             removed
                 .map(|v| rmpv::ext::from_value(v).map_err(SessionError::Decode))
@@ -345,7 +354,7 @@ impl Session {
         self.with_current(|c| {
             let csrf = usize::from(c.envelope.data.contains_key(CSRF_SECRET_KEY));
             if c.envelope.data.len() > csrf || c.envelope.user_id.is_some() {
-                c.apply(Change::Clear);
+                c.apply(Change::Clear, &self.shared.opened);
             }
             Ok(())
         })
@@ -391,7 +400,7 @@ impl Session {
         }
         self.with_current(|c| {
             if c.envelope.user_id != user {
-                c.apply(Change::User(user));
+                c.apply(Change::User(user), &self.shared.opened);
             }
             Ok(())
         })
@@ -414,7 +423,7 @@ impl Session {
     pub async fn set_permanent(&self, permanent: bool) -> Result<(), SessionError> {
         self.with_current(|c| {
             if c.envelope.permanent != permanent {
-                c.apply(Change::Permanent(permanent));
+                c.apply(Change::Permanent(permanent), &self.shared.opened);
             }
             Ok(())
         })
@@ -502,9 +511,12 @@ impl Session {
         // draws one id instead of two.
         current.stored = false;
         current.idle_deadline = None;
-        current.apply(Change::Regenerate {
-            created_ms: crate::clock::unix_millis(now),
-        });
+        current.apply(
+            Change::Regenerate {
+                created_ms: crate::clock::unix_millis(now),
+            },
+            &self.shared.opened,
+        );
         Ok(())
     }
 
@@ -569,4 +581,74 @@ fn check_size(
         return Err(SessionError::TooLarge { size, max });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    /// A working copy of the record kept for `key`, as a load hands it out.
+    fn loaded(kept: &OpenedRecords, key: &StoreKey) -> WorkingCopy {
+        let (envelope, _) = kept.get(key, b"record").unwrap();
+        WorkingCopy {
+            id: Id::random(),
+            envelope,
+            kept_under: Some(key.clone()),
+            stored: true,
+            modified: false,
+            reissue_cookie: false,
+            idle_deadline: None,
+            token: None,
+            changes: Changes::default(),
+            regenerated: None,
+        }
+    }
+
+    /// The common write: one request loads the kept record and changes it. Its change takes
+    /// the kept envelope itself (no copy), and the kept record is let go of, so the next load
+    /// of those bytes opens them afresh rather than seeing the change.
+    #[test]
+    fn a_change_nobody_else_shares_takes_the_kept_envelope_in_place() {
+        let kept = OpenedRecords::new();
+        let key = StoreKey::from_string("sess:a".into());
+        kept.put(
+            &key,
+            b"record",
+            &Arc::new(Envelope::new(SystemTime::now(), true)),
+            false,
+        );
+        let mut current = loaded(&kept, &key);
+        let before = Arc::as_ptr(&current.envelope);
+
+        current
+            .envelope_mut(&kept)
+            .data
+            .insert("n".into(), rmpv::Value::from(2));
+        assert_eq!(Arc::as_ptr(&current.envelope), before, "changed in place");
+        assert_eq!(kept.get(&key, b"record"), None, "let go of");
+        assert_eq!(current.kept_under, None);
+    }
+
+    /// Another request holds the same envelope: the change copies it, and the kept record
+    /// stays for the next load.
+    #[test]
+    fn a_change_of_an_envelope_another_request_holds_copies_it_and_keeps_the_record() {
+        let kept = OpenedRecords::new();
+        let key = StoreKey::from_string("sess:a".into());
+        let envelope = Envelope::new(SystemTime::now(), true);
+        kept.put(&key, b"record", &Arc::new(envelope.clone()), false);
+        let mut current = loaded(&kept, &key);
+        let (other, _) = kept.get(&key, b"record").unwrap();
+
+        current
+            .envelope_mut(&kept)
+            .data
+            .insert("n".into(), rmpv::Value::from(2));
+        assert!(!Arc::ptr_eq(&current.envelope, &other), "copied");
+        assert_eq!(*other, envelope, "the other request's view is unchanged");
+        let (next, _) = kept.get(&key, b"record").unwrap();
+        assert!(Arc::ptr_eq(&next, &other), "still kept");
+    }
 }

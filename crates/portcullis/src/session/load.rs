@@ -262,12 +262,15 @@ impl Session {
                 // Without a slide, the idle deadline is the one the last write set.
                 let written = (envelope.deadline_ms > 0)
                     .then(|| crate::clock::from_unix_millis(envelope.deadline_ms));
+                // Only a native record's envelope is kept opened (`classify`).
+                let kept_under = (!self.shared.settings.format.is_flask()).then_some(opened.key);
                 return WorkingCopy {
                     id: opened.id,
                     modified: rewrite,
                     reissue_cookie: opened.key_use == KeyUse::Fallback,
                     idle_deadline: opened.slide_to.or(written),
                     envelope,
+                    kept_under,
                     stored: true,
                     token: Some(token),
                     changes: Changes::default(),
@@ -301,6 +304,7 @@ impl Session {
         WorkingCopy {
             id: Id::random(),
             envelope: Arc::new(Envelope::new(now, self.shared.settings.permanent)),
+            kept_under: None,
             stored: false,
             modified: false,
             reissue_cookie: false,

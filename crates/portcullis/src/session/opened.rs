@@ -7,9 +7,12 @@
 //! store every time (the store decides what the session is: a record written elsewhere, an
 //! expiry, a deletion all change or remove the bytes), and only when the bytes it gets are
 //! exactly those of the kept entry is the kept envelope used instead of opening them again
-//! (shared, not copied: a request copies it only when it changes the session). A
-//! session read or written on every request by one process (the common case behind a sticky or
-//! small pool) is then opened once per write instead of once per request.
+//! (shared, not copied). A request that changes the session takes the kept envelope over when
+//! nobody else holds it ([`OpenedRecords::release`]; a successful save of the session keeps
+//! the record it writes, else the next load opens the bytes afresh), and copies it only while
+//! another request shares it. A session read or written on
+//! every request by one process (the common case behind a sticky or small pool) is then opened
+//! once per write instead of once per request.
 //!
 //! One entry per stripe of the store key, like the writers' turns, each at most
 //! [`MAX_KEPT_RECORD`] bytes, so all of them together stay under 8 MiB of records plus their
@@ -49,7 +52,7 @@ impl OpenedRecords {
     }
 
     /// What `record`, read under `key`, opens to, when it is exactly the record kept for `key`:
-    /// the kept envelope (shared: a request copies it only when it changes it), and its
+    /// the kept envelope (shared, until a change takes it over or copies it), and its
     /// `rewrite` flag.
     pub(crate) fn get(&self, key: &StoreKey, record: &[u8]) -> Option<(Arc<Envelope>, bool)> {
         let entry = self
@@ -88,6 +91,38 @@ impl OpenedRecords {
             .of(key)
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(entry);
+    }
+
+    /// Lets go of the record kept for `key` when what it opens to is `envelope` itself and
+    /// nobody else holds that envelope: the caller is about to change it, and so changes it in
+    /// place instead of copying it. A successful save of the session keeps the record it
+    /// writes; otherwise the next load opens the bytes afresh.
+    ///
+    /// The count is read before the stripe's lock, so a load that takes the envelope in
+    /// between makes this let go for nothing: the change then copies (`Arc::make_mut`), and
+    /// the only cost is one opening on a later load. Nobody ever sees the change.
+    pub(crate) fn release(&self, key: &StoreKey, envelope: &Arc<Envelope>) {
+        // The kept entry and the caller: two. Any more, and it is copied anyway.
+        if Arc::strong_count(envelope) != 2 {
+            return;
+        }
+        let released = {
+            let mut entry = self
+                .stripes
+                .of(key)
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if entry
+                .as_ref()
+                .is_some_and(|kept| Arc::ptr_eq(&kept.envelope, envelope))
+            {
+                entry.take()
+            } else {
+                None
+            }
+        };
+        // Freed after the stripe's lock.
+        drop(released);
     }
 }
 
@@ -163,5 +198,19 @@ mod tests {
         assert!(!Arc::ptr_eq(&handed, &again), "a change copies");
         let (next, _) = kept.get(&key, b"record").unwrap();
         assert_eq!(*next, envelope, "the kept envelope is unchanged");
+    }
+
+    /// The stripe now keeps another envelope (another request saved meanwhile; a record of
+    /// another key in the same stripe differs the same way): a release leaves it.
+    #[test]
+    fn a_release_leaves_a_record_kept_for_another_envelope() {
+        let kept = OpenedRecords::new();
+        let key = StoreKey::from_string("sess:a".into());
+        let ours = Arc::new(Envelope::new(SystemTime::now(), true));
+        let theirs = Arc::new(Envelope::new(SystemTime::now(), false));
+        kept.put(&key, b"their record", &theirs, false);
+        let held = Arc::clone(&ours);
+        kept.release(&key, &held);
+        assert_eq!(kept.get(&key, b"their record"), Some((theirs, false)));
     }
 }

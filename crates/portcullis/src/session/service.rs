@@ -323,6 +323,7 @@ mod tests {
         let current = WorkingCopy {
             id,
             envelope: Arc::new(envelope),
+            kept_under: None,
             stored: case.stored,
             modified: case.written,
             reissue_cookie: case.reissue,
@@ -494,7 +495,8 @@ mod tests {
     #[test]
     fn a_permanent_cookie_never_outlives_the_absolute_lifetime_and_no_session_keeps_it() {
         let layer = SessionLayer::new(MemoryStore::new(), KeyRing::new(&[7; 32], &[]));
-        let settings = &layer.shared().settings;
+        let shared = layer.shared();
+        let settings = &shared.settings;
         let now = SystemTime::now();
         let mut state = request(
             Case {
@@ -506,7 +508,7 @@ mod tests {
         );
         let current = state.current.as_mut().unwrap();
         let created = now - settings.absolute + Duration::from_secs(10);
-        current.envelope_mut().created_ms = crate::clock::unix_millis(created);
+        current.envelope_mut(&shared.opened).created_ms = crate::clock::unix_millis(created);
         let id = current.id.clone();
         let lifetime = Lifetime::Until(current.envelope.created_at() + settings.absolute);
         let expected = CookieAction::Send { id, lifetime };

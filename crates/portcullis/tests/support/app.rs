@@ -18,6 +18,7 @@ pub fn routes() -> Router {
         .route("/destroy", post(destroy))
         .route("/big", post(big))
         .route("/fail", post(fail))
+        .route("/count-then-fail", post(count_then_fail))
         .route("/destroy-then-fail", post(destroy_then_fail))
         .route("/ended", get(ended))
         .route("/why", get(why))
@@ -58,6 +59,12 @@ async fn big(session: Session) -> Result<&'static str, SessionError> {
 async fn fail(session: Session) -> Result<(StatusCode, &'static str), SessionError> {
     session.insert("half-done", true).await?;
     Ok((StatusCode::INTERNAL_SERVER_ERROR, "boom"))
+}
+
+/// `/count`'s change, then a failure: the change is dropped.
+async fn count_then_fail(session: Session) -> Result<(StatusCode, &'static str), SessionError> {
+    count(session).await?;
+    Ok((StatusCode::INTERNAL_SERVER_ERROR, "failed after counting"))
 }
 
 /// A logout followed by a failure in the same handler.

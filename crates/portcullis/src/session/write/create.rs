@@ -35,7 +35,11 @@ pub(super) async fn create(
     let settings = &shared.settings;
     // A session is created with its CSRF secret, so that concurrent first pages never mint two;
     // an anonymous visitor's pre-session secret is carried over.
-    secret::mint_into(current.envelope_mut(), &settings.format, carried);
+    secret::mint_into(
+        current.envelope_mut(&shared.opened),
+        &settings.format,
+        carried,
+    );
     let old = current.regenerated.clone();
     let user = current.envelope.user_id.clone();
     let index = shared

@@ -279,7 +279,7 @@ fn seal_write(
     let (sealed, id) = shared
         .settings
         .format
-        .encode_write(current.envelope_mut(), &shared.keys, key)
+        .encode_write(current.envelope_mut(&shared.opened), &shared.keys, key)
         .map_err(|_| WriteError::Encode)?;
     crate::metrics::record_sealed(sealed.len());
     Ok((sealed, expires_at, id))
@@ -291,7 +291,7 @@ fn note_deadline(shared: &LayerShared, current: &mut WorkingCopy, now: SystemTim
     let settings = &shared.settings;
     let deadline = current.envelope.created_at() + settings.absolute;
     let expires_at = (now + settings.idle).min(deadline);
-    current.envelope_mut().deadline_ms = crate::clock::unix_millis(expires_at);
+    current.envelope_mut(&shared.opened).deadline_ms = crate::clock::unix_millis(expires_at);
     expires_at
 }
 
@@ -366,6 +366,7 @@ mod tests {
         WorkingCopy {
             id: Id::random(),
             envelope: Arc::new(envelope),
+            kept_under: None,
             stored: true,
             modified: true,
             reissue_cookie: false,

@@ -32,7 +32,7 @@ pub(super) async fn save(
         if merged {
             check_merged_size(current, settings.max_bytes)?;
         }
-        current.envelope_mut().revision += 1;
+        current.envelope_mut(&shared.opened).revision += 1;
         let (sealed, expires_at, id) = seal_write(shared, current, &key, now)?;
         let write = Write {
             id,
