@@ -156,6 +156,22 @@ pub(crate) struct Regenerated {
 }
 
 impl WorkingCopy {
+    /// A new session's working copy of `envelope`: a new id, nothing stored, loaded or changed.
+    pub(crate) fn new(envelope: Envelope) -> Self {
+        Self {
+            id: Id::random(),
+            envelope: Arc::new(envelope),
+            kept_under: None,
+            stored: false,
+            modified: false,
+            reissue_cookie: false,
+            idle_deadline: None,
+            token: None,
+            changes: Changes::default(),
+            regenerated: None,
+        }
+    }
+
     /// The envelope to change: this request's own. On the first change of an envelope shared
     /// with the records kept opened, those let go of it when nobody else holds it
     /// ([`OpenedRecords::release`]), so that it changes in place; else it is copied first.
@@ -593,16 +609,10 @@ mod tests {
     fn loaded(kept: &OpenedRecords, key: &StoreKey) -> WorkingCopy {
         let (envelope, _) = kept.get(key, b"record").unwrap();
         WorkingCopy {
-            id: Id::random(),
             envelope,
             kept_under: Some(key.clone()),
             stored: true,
-            modified: false,
-            reissue_cookie: false,
-            idle_deadline: None,
-            token: None,
-            changes: Changes::default(),
-            regenerated: None,
+            ..WorkingCopy::new(Envelope::new(SystemTime::now(), true))
         }
     }
 

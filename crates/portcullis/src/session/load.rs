@@ -301,18 +301,7 @@ impl Session {
 
     /// A new, empty session that no record holds yet.
     pub(super) fn fresh(&self, now: SystemTime) -> WorkingCopy {
-        WorkingCopy {
-            id: Id::random(),
-            envelope: Arc::new(Envelope::new(now, self.shared.settings.permanent)),
-            kept_under: None,
-            stored: false,
-            modified: false,
-            reissue_cookie: false,
-            idle_deadline: None,
-            token: None,
-            changes: Changes::default(),
-            regenerated: None,
-        }
+        WorkingCopy::new(Envelope::new(now, self.shared.settings.permanent))
     }
 }
 
