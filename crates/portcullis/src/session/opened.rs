@@ -10,9 +10,9 @@
 //! (shared, not copied). A request that changes the session takes the kept envelope over when
 //! nobody else holds it ([`OpenedRecords::release`]; a successful save of the session keeps
 //! the record it writes, else the next load opens the bytes afresh), and copies it only while
-//! another request shares it. A session read or written on
-//! every request by one process (the common case behind a sticky or small pool) is then opened
-//! once per write instead of once per request.
+//! another request shares it. A session read or written on every request by one process (the
+//! common case behind a sticky or small pool) is then opened once per write instead of once per
+//! request.
 //!
 //! One entry per stripe of the store key, like the writers' turns, each at most
 //! [`MAX_KEPT_RECORD`] bytes, so all of them together stay under 8 MiB of records plus their

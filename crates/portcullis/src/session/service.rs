@@ -274,7 +274,6 @@ mod tests {
     use super::*;
     use crate::keys::{KeyRing, KeyUse};
     use crate::session::SessionLayer;
-    use crate::session::changes::Changes;
     use crate::session::cookie::CookieValue;
     use crate::session::handle::WorkingCopy;
     use crate::session::pre_session::PreSession;
@@ -322,15 +321,10 @@ mod tests {
         }
         let current = WorkingCopy {
             id,
-            envelope: Arc::new(envelope),
-            kept_under: None,
             stored: case.stored,
             modified: case.written,
             reissue_cookie: case.reissue,
-            idle_deadline: None,
-            token: None,
-            changes: Changes::default(),
-            regenerated: None,
+            ..WorkingCopy::new(envelope)
         };
         RequestSession {
             unverified: None,

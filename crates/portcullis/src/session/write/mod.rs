@@ -364,16 +364,10 @@ mod tests {
             .data
             .insert(CSRF.into(), rmpv::Value::from("own secret"));
         WorkingCopy {
-            id: Id::random(),
-            envelope: Arc::new(envelope),
-            kept_under: None,
             stored: true,
             modified: true,
-            reissue_cookie: false,
-            idle_deadline: None,
-            token: None,
             changes,
-            regenerated: None,
+            ..WorkingCopy::new(envelope)
         }
     }
 
